@@ -1,6 +1,186 @@
-// register_engine.cpp: binds query sampling, execution and matching (engine.h).
+// register_engine.cpp: binds plans, sampling, execution and matching; conversion only.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
 #include "bindings.h"
+#include "engine.h"
+#include "numpy_util.h"
 
 namespace kg2tool {
-void register_engine(py::module_& m) { (void)m; }
+namespace {
+
+template <class T>
+std::vector<T> vec_of(const py::dict& d, const char* key, bool required = true) {
+  if (!d.contains(key)) {
+    if (required) throw py::value_error(std::string("plan: missing '") + key + "'");
+    return {};
+  }
+  auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(d[key]);
+  if (!a) throw py::value_error(std::string("plan: '") + key + "' is not an integer array");
+  return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
+  auto p = std::make_shared<Plan>();
+  p->kind = vec_of<int32_t>(d, "op_kind");
+  p->arg = vec_of<int32_t>(d, "op_arg");
+  p->dir = vec_of<int32_t>(d, "op_dir");
+  p->in_off = vec_of<int32_t>(d, "op_in_offsets");
+  p->inputs = vec_of<int32_t>(d, "op_inputs");
+  p->num_rel_slots = d["num_relation_slots"].cast<int32_t>();
+  p->num_anchor_slots = d["num_anchor_slots"].cast<int32_t>();
+  p->fixed_rel = vec_of<int32_t>(d, "fixed_relations", false);
+  if (p->fixed_rel.empty()) p->fixed_rel.assign(size_t(p->num_rel_slots), -1);
+  p->fixed_anchor = vec_of<int32_t>(d, "fixed_entities", false);
+  if (p->fixed_anchor.empty()) p->fixed_anchor.assign(size_t(p->num_anchor_slots), -1);
+  p->type_ids = vec_of<int32_t>(d, "type_ids", false);
+  p->key = d.contains("key") ? d["key"].cast<uint64_t>() : 0;
+  if (d.contains("joins")) {
+    for (auto item : d["joins"].cast<py::list>()) {
+      py::dict jd = item.cast<py::dict>();
+      JoinSpec j;
+      j.num_vars = jd["num_vars"].cast<int32_t>();
+      auto atoms = vec_of<int32_t>(jd, "atoms");
+      if (atoms.size() % 3 != 0) throw py::value_error("plan: join atoms must be k x 3");
+      for (size_t i = 0; i < atoms.size(); i += 3) j.atoms.push_back({atoms[i], atoms[i + 1], atoms[i + 2]});
+      j.negated = vec_of<uint8_t>(jd, "negated", false);
+      if (j.negated.empty()) j.negated.assign(j.atoms.size(), 0);
+      j.var_order = vec_of<int32_t>(jd, "var_order", false);
+      j.answer_var = jd["answer_var"].cast<int32_t>();
+      p->joins.push_back(std::move(j));
+    }
+  }
+  return p;
+}
+
+void check_plan(const PyGraph& pg, const Plan& p) {
+  try {
+    p.validate(pg.g.num_entities, pg.g.num_relations, pg.g.num_types);
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+int64_t check_bindings(const PyGraph& pg, const Plan& p, const IntArray& rel, const IntArray& anchor) {
+  if (p.num_rel_slots == 0 && p.num_anchor_slots == 0) throw py::value_error("plan has no slots");
+  const int64_t n = p.num_rel_slots ? rel.size() / p.num_rel_slots : anchor.size() / p.num_anchor_slots;
+  if (rel.size() != n * p.num_rel_slots || anchor.size() != n * p.num_anchor_slots)
+    throw py::value_error("bindings: expected n x " + std::to_string(p.num_rel_slots) +
+                          " relation ids and n x " + std::to_string(p.num_anchor_slots) + " entity ids");
+  const int32_t* r = rel.data();
+  for (int64_t i = 0; i < rel.size(); ++i) check_relation(pg.g, r[i]);
+  const int32_t* a = anchor.data();
+  for (int64_t i = 0; i < anchor.size(); ++i) check_entity(pg.g, a[i], "anchor entity");
+  return n;
+}
+
+}  // namespace
+
+void register_engine(py::module_& m) {
+  py::class_<Plan, std::shared_ptr<Plan>>(m, "Plan", "A compiled pattern as the engine runs it.")
+      .def(py::init(&plan_from_dict), py::arg("spec"))
+      .def_property_readonly("num_ops", &Plan::num_ops)
+      .def_readonly("num_relation_slots", &Plan::num_rel_slots)
+      .def_readonly("num_anchor_slots", &Plan::num_anchor_slots);
+
+  m.attr("REJECT_REASONS") = [] {
+    py::list l;
+    for (int i = 0; i < REJ_COUNT; ++i) l.append(kRejectNames[i]);
+    return l;
+  }();
+
+  m.def(
+      "sample",
+      [](const PyGraph& pg, const Plan& p, int64_t n, uint64_t seed, int64_t min_answers,
+         int64_t max_answers, int64_t max_intermediate, bool distinct_anchors, bool no_backtrack,
+         bool nontrivial, bool degree_weighted, int max_tries, int64_t max_candidates,
+         int64_t match_steps, int threads) {
+        check_plan(pg, p);
+        if (n < 0) throw py::value_error("n must be >= 0");
+        if (max_tries < 1) throw py::value_error("max_tries must be >= 1");
+        SampleOptions o;
+        o.min_answers = min_answers;
+        o.max_answers = max_answers;
+        o.max_intermediate = max_intermediate;
+        o.distinct_anchors = distinct_anchors;
+        o.no_backtrack = no_backtrack;
+        o.nontrivial = nontrivial;
+        o.degree_weighted = degree_weighted;
+        o.max_tries = max_tries;
+        o.max_candidates = max_candidates;
+        o.match_steps = match_steps;
+        o.threads = threads;
+        SampleResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = sample(pg.g, p, n, seed, o);
+        }
+        py::dict rejected;
+        for (int i = 0; i < REJ_COUNT; ++i) rejected[kRejectNames[i]] = r.rejected[size_t(i)];
+        py::dict out;
+        const int64_t got = int64_t(r.candidate_index.size());
+        out["relation_bindings"] = to_numpy(std::move(r.rel_bind)).reshape({got, int64_t(p.num_rel_slots)});
+        out["anchor_bindings"] = to_numpy(std::move(r.anchor_bind)).reshape({got, int64_t(p.num_anchor_slots)});
+        out["set_offsets"] = to_numpy(std::move(r.set_offsets));
+        out["set_ids"] = to_numpy(std::move(r.set_ids));
+        out["candidate_index"] = to_numpy(std::move(r.candidate_index));
+        out["rejected"] = rejected;
+        out["candidates"] = r.candidates;
+        out["attempts"] = r.attempts;
+        out["exhausted"] = r.exhausted;
+        return out;
+      },
+      py::arg("graph"), py::arg("plan"), py::arg("n"), py::arg("seed"), py::arg("min_answers") = 1,
+      py::arg("max_answers") = 100, py::arg("max_intermediate") = 100,
+      py::arg("distinct_anchors") = true, py::arg("no_backtrack") = true,
+      py::arg("nontrivial") = true, py::arg("degree_weighted") = false, py::arg("max_tries") = 8,
+      py::arg("max_candidates") = 0, py::arg("match_steps") = 1000000, py::arg("threads") = 0,
+      "Sample n distinct grounded queries with exact answer and intermediate sets.");
+
+  m.def(
+      "execute",
+      [](const PyGraph& pg, const Plan& p, IntArray rel, IntArray anchor, int threads) {
+        check_plan(pg, p);
+        const int64_t n = check_bindings(pg, p, rel, anchor);
+        ExecResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = execute_batch(pg.g, p, rel.data(), anchor.data(), n, threads);
+        }
+        return py::make_tuple(to_numpy(std::move(r.set_offsets)), to_numpy(std::move(r.set_ids)));
+      },
+      py::arg("graph"), py::arg("plan"), py::arg("relation_bindings"), py::arg("anchor_bindings"),
+      py::arg("threads") = 0,
+      "Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32).");
+
+  m.def(
+      "match_count",
+      [](const PyGraph& pg, const Plan& p, int32_t join, IntArray rel, IntArray anchor,
+         int64_t limit, int threads) {
+        check_plan(pg, p);
+        if (join < 0 || join >= int32_t(p.joins.size())) throw py::index_error("join index out of range");
+        const int64_t n = p.num_anchor_slots ? anchor.size() / p.num_anchor_slots : rel.size() / std::max(1, p.num_rel_slots);
+        if (rel.size() != n * p.num_rel_slots || anchor.size() != n * p.num_anchor_slots)
+          throw py::value_error("bindings: rows of relation and anchor bindings differ");
+        const int32_t* rp = rel.data();
+        for (int64_t i = 0; i < rel.size(); ++i)
+          if (rp[i] != -1) check_relation(pg.g, rp[i]);
+        const int32_t* ap = anchor.data();
+        for (int64_t i = 0; i < anchor.size(); ++i)
+          if (ap[i] != -1) check_entity(pg.g, ap[i], "anchor entity");
+        std::vector<int64_t> c;
+        {
+          py::gil_scoped_release nogil;
+          c = match_count(pg.g, p, join, rp, ap, n, limit, threads);
+        }
+        return to_numpy(std::move(c));
+      },
+      py::arg("graph"), py::arg("plan"), py::arg("join"), py::arg("relation_bindings"),
+      py::arg("anchor_bindings"), py::arg("limit") = -1, py::arg("threads") = 0,
+      "Count every grounding of a join per row of bindings (-1 = free slot), up to limit.");
+}
+
 }  // namespace kg2tool

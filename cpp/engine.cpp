@@ -1,0 +1,510 @@
+// engine.cpp: plan execution, answer-first sampling with constraint checks, match counts.
+#include "engine.h"
+
+#include <algorithm>
+#include <numeric>
+#include <unordered_set>
+
+#include "match.h"
+#include "parallel.h"
+
+namespace kg2tool {
+
+const char* const kRejectNames[REJ_COUNT] = {
+    "no_edge",          "anchor_clash",         "repeated_anchor",   "backtrack",
+    "type_mismatch",    "nothing_to_negate",    "intermediate_too_large", "target_lost",
+    "too_few_answers",  "too_many_answers",     "trivial_intersection", "trivial_union",
+    "trivial_negation", "match_budget",         "duplicate"};
+
+namespace {
+
+// Union of neighbour slices of every entity in `from` (relation r, adjacency a) into out.
+void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& out) {
+  out.clear();
+  if (from.size() == 1) {
+    auto s = a.neighbors(from[0], r);
+    out.assign(s.begin(), s.end());
+    return;
+  }
+  for (int32_t u : from) {
+    auto s = a.neighbors(u, r);
+    for (int32_t v : s)
+      if (!marks.mark[size_t(v)]) {
+        marks.mark[size_t(v)] = 1;
+        out.push_back(v);
+      }
+  }
+  for (int32_t v : out) marks.mark[size_t(v)] = 0;
+  std::sort(out.begin(), out.end());
+}
+
+}  // namespace
+
+bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor, int32_t op,
+             Workspace& ws) {
+  if (ws.done[size_t(op)]) return true;
+  const int32_t k = p.num_inputs(op);
+  for (int32_t j = 0; j < k; ++j) {
+    int32_t in = p.input(op, j);
+    if (p.kind[size_t(op)] == OP_DIFFERENCE && op == ws.skip_diff && j == 1) continue;
+    if (!eval_op(g, p, rel, anchor, in, ws)) return false;
+  }
+  Set& out = ws.sets[size_t(op)];
+  out.clear();
+  const int32_t arg = p.arg[size_t(op)];
+  switch (p.kind[size_t(op)]) {
+    case OP_ANCHOR:
+      out.push_back(anchor[arg]);
+      break;
+    case OP_PROJECT:
+      project(g.adj[p.dir[size_t(op)] == 0 ? 0 : 1], ws.sets[size_t(p.input(op, 0))], rel[arg],
+              ws.marks, out);
+      break;
+    case OP_INTERSECT: {
+      std::vector<int32_t> ins(static_cast<size_t>(k));
+      for (int32_t j = 0; j < k; ++j) ins[size_t(j)] = p.input(op, j);
+      std::sort(ins.begin(), ins.end(), [&](int32_t a, int32_t b) {
+        return ws.sets[size_t(a)].size() < ws.sets[size_t(b)].size();
+      });
+      out = ws.sets[size_t(ins[0])];
+      for (size_t j = 1; j < ins.size() && !out.empty(); ++j) {
+        const Set& o = ws.sets[size_t(ins[j])];
+        intersect_into(out.data(), out.size(), o.data(), o.size(), ws.tmp);
+        out.swap(ws.tmp);
+      }
+      break;
+    }
+    case OP_UNION:
+      for (int32_t j = 0; j < k; ++j)
+        for (int32_t v : ws.sets[size_t(p.input(op, j))])
+          if (!ws.marks.mark[size_t(v)]) {
+            ws.marks.mark[size_t(v)] = 1;
+            out.push_back(v);
+          }
+      for (int32_t v : out) ws.marks.mark[size_t(v)] = 0;
+      std::sort(out.begin(), out.end());
+      break;
+    case OP_DIFFERENCE: {
+      const Set& kept = ws.sets[size_t(p.input(op, 0))];
+      if (op == ws.skip_diff) {
+        out = kept;
+      } else {
+        const Set& removed = ws.sets[size_t(p.input(op, 1))];
+        std::set_difference(kept.begin(), kept.end(), removed.begin(), removed.end(),
+                            std::back_inserter(out));
+      }
+      break;
+    }
+    case OP_TYPE_FILTER: {
+      const int32_t t = p.type_ids[size_t(arg)];
+      for (int32_t v : ws.sets[size_t(p.input(op, 0))])
+        if (g.has_type(v, t)) out.push_back(v);
+      break;
+    }
+    case OP_JOIN: {
+      Matcher m(g, p.joins[size_t(arg)], rel, p.num_rel_slots, anchor, p.num_anchor_slots);
+      m.plan_order();
+      m.max_steps = ws.match_steps;
+      m.answers(ws.marks, out);
+      if (m.aborted) {
+        ws.match_aborted = true;
+        return false;
+      }
+      break;
+    }
+  }
+  if (ws.max_set >= 0 && op != p.num_ops() - 1 && int64_t(out.size()) > ws.max_set) {
+    ws.over_budget = true;
+    return false;
+  }
+  ws.done[size_t(op)] = 1;
+  return true;
+}
+
+static void reset(Workspace& ws, const Graph& g, const Plan& p) {
+  ws.sets.resize(size_t(p.num_ops()));
+  ws.done.assign(size_t(p.num_ops()), 0);
+  ws.marks.ensure(g.num_entities);
+  ws.over_budget = ws.match_aborted = false;
+}
+
+bool execute_all(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
+                 Workspace& ws) {
+  reset(ws, g, p);
+  return eval_op(g, p, rel, anchor, p.num_ops() - 1, ws);
+}
+
+ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
+                         int64_t n, int threads) {
+  const int32_t nops = p.num_ops();
+  const int nt = std::max(1, std::min<int>(resolve_threads(threads), int(std::max<int64_t>(1, n))));
+  std::vector<ExecResult> parts(static_cast<size_t>(nt));
+  parallel_ranges(n, nt, [&](int64_t b, int64_t e, int t) {
+    Workspace ws;
+    ExecResult& part = parts[size_t(t)];
+    part.set_offsets.reserve(size_t((e - b) * nops));
+    for (int64_t i = b; i < e; ++i) {
+      execute_all(g, p, rel + i * p.num_rel_slots, anchor + i * p.num_anchor_slots, ws);
+      for (int32_t o = 0; o < nops; ++o) {
+        // A DIFFERENCE's removed branch is always evaluated here (skip_diff = -1).
+        const Set& s = ws.sets[size_t(o)];
+        part.set_ids.insert(part.set_ids.end(), s.begin(), s.end());
+        part.set_offsets.push_back(int64_t(part.set_ids.size()));
+      }
+    }
+  });
+  ExecResult res;
+  res.set_offsets.reserve(size_t(n * nops) + 1);
+  res.set_offsets.push_back(0);
+  for (auto& part : parts) {
+    const int64_t base = int64_t(res.set_ids.size());
+    for (int64_t off : part.set_offsets) res.set_offsets.push_back(base + off);
+    res.set_ids.insert(res.set_ids.end(), part.set_ids.begin(), part.set_ids.end());
+  }
+  return res;
+}
+
+namespace {
+
+inline uint64_t mix(uint64_t a, uint64_t b) { return splitmix64(a * 0x9E3779B97F4A7C15ull ^ b); }
+
+// Hash of the grounded query that is the same for branch orders of commutative ops.
+uint64_t canonical_hash(const Plan& p, const int32_t* rel, const int32_t* anchor, int32_t op) {
+  const int32_t kind = p.kind[size_t(op)], arg = p.arg[size_t(op)];
+  uint64_t h = mix(uint64_t(kind) + 1, 0);
+  switch (kind) {
+    case OP_ANCHOR:
+      return mix(h, uint64_t(uint32_t(anchor[arg])));
+    case OP_PROJECT:
+      return mix(mix(mix(h, uint64_t(uint32_t(rel[arg]))), uint64_t(p.dir[size_t(op)])),
+                 canonical_hash(p, rel, anchor, p.input(op, 0)));
+    case OP_INTERSECT:
+    case OP_UNION: {
+      uint64_t acc = 0;
+      for (int32_t j = 0; j < p.num_inputs(op); ++j)
+        acc += splitmix64(canonical_hash(p, rel, anchor, p.input(op, j)));
+      return mix(h, acc);
+    }
+    case OP_DIFFERENCE:
+      return mix(mix(h, canonical_hash(p, rel, anchor, p.input(op, 0))),
+                 canonical_hash(p, rel, anchor, p.input(op, 1)));
+    case OP_TYPE_FILTER:
+      return mix(mix(h, uint64_t(p.type_ids[size_t(arg)])), canonical_hash(p, rel, anchor, p.input(op, 0)));
+    case OP_JOIN: {
+      h = mix(h, uint64_t(arg));
+      for (auto& at : p.joins[size_t(arg)].atoms) {
+        h = mix(h, uint64_t(uint32_t(rel[at[0]])));
+        for (int t = 1; t < 3; ++t) h = mix(h, at[t] < 0 ? uint64_t(uint32_t(anchor[-1 - at[t]])) : uint64_t(at[t]) << 40);
+      }
+      return h;
+    }
+  }
+  return h;
+}
+
+struct Grounder {
+  const Graph& g;
+  const Plan& p;
+  const SampleOptions& opt;
+  Rng& rng;
+  Workspace& ws;
+  std::vector<int32_t> rel, anchor;
+  int reason = REJ_NO_EDGE;
+
+  bool fail(int r) {
+    reason = r;
+    return false;
+  }
+
+  bool ground(int32_t op, int32_t t, int32_t avoid) {
+    const int32_t arg = p.arg[size_t(op)];
+    switch (p.kind[size_t(op)]) {
+      case OP_ANCHOR:
+        if (anchor[size_t(arg)] >= 0) return anchor[size_t(arg)] == t ? true : fail(REJ_ANCHOR_CLASH);
+        anchor[size_t(arg)] = t;
+        return true;
+      case OP_PROJECT: {
+        // Forward projection reaches t along an in-edge of t; inverse along an out-edge.
+        const Adjacency& a = g.adj[p.dir[size_t(op)] == 0 ? 1 : 0];
+        Span<const int32_t> s;
+        if (rel[size_t(arg)] >= 0) {
+          s = a.neighbors(t, rel[size_t(arg)]);
+        } else {
+          const int64_t nent = a.num_entries(t);
+          if (nent == 0) return fail(REJ_NO_EDGE);
+          int64_t e;
+          if (opt.degree_weighted) {
+            uint32_t x = uint32_t(rng.below(uint64_t(a.degree(t)))) + a.dir_off[a.ent_dir[t]];
+            const uint32_t* it = std::upper_bound(a.dir_off.ptr + a.ent_dir[t],
+                                                  a.dir_off.ptr + a.ent_dir[t + 1], x);
+            e = (it - a.dir_off.ptr) - 1;
+          } else {
+            e = a.ent_dir[t] + int64_t(rng.below(uint64_t(nent)));
+          }
+          rel[size_t(arg)] = a.dir_rel[e];
+          s = a.entry(e);
+        }
+        if (s.empty()) return fail(REJ_NO_EDGE);
+        int32_t x;
+        if (opt.no_backtrack && avoid >= 0 && std::binary_search(s.begin(), s.end(), avoid)) {
+          if (s.size() == 1) return fail(REJ_BACKTRACK);
+          size_t pos = size_t(std::lower_bound(s.begin(), s.end(), avoid) - s.begin());
+          size_t i = size_t(rng.below(s.size() - 1));
+          x = s[i >= pos ? i + 1 : i];
+        } else {
+          x = s[rng.below(s.size())];
+        }
+        return ground(p.input(op, 0), x, t);
+      }
+      case OP_INTERSECT:
+      case OP_UNION:
+        for (int32_t j = 0; j < p.num_inputs(op); ++j)
+          if (!ground(p.input(op, j), t, avoid)) return false;
+        return true;
+      case OP_DIFFERENCE: {
+        const int32_t kept = p.input(op, 0), removed = p.input(op, 1);
+        if (!ground(kept, t, avoid)) return false;
+        if (!eval_op(g, p, rel.data(), anchor.data(), kept, ws))
+          return fail(ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE);
+        const Set& K = ws.sets[size_t(kept)];
+        const bool has_t = contains(K, t);
+        const size_t others = K.size() - (has_t ? 1 : 0);
+        if (others == 0) return fail(REJ_NOTHING_TO_NEGATE);
+        size_t i = size_t(rng.below(others));
+        if (has_t) {
+          size_t pos = size_t(std::lower_bound(K.begin(), K.end(), t) - K.begin());
+          if (i >= pos) ++i;
+        }
+        return ground(removed, K[i], -1);
+      }
+      case OP_TYPE_FILTER:
+        if (!g.has_type(t, p.type_ids[size_t(arg)])) return fail(REJ_TYPE);
+        return ground(p.input(op, 0), t, avoid);
+      case OP_JOIN: {
+        const JoinSpec& js = p.joins[size_t(arg)];
+        Matcher m(g, js, rel.data(), p.num_rel_slots, anchor.data(), p.num_anchor_slots);
+        m.var[size_t(js.answer_var)] = t;
+        m.plan_order();
+        if (!m.ground_random(rng, opt.degree_weighted)) return fail(REJ_NO_EDGE);
+        for (size_t a = 0; a < anchor.size(); ++a) {
+          if (anchor[a] >= 0 && m.anchor[a] != anchor[a]) return fail(REJ_ANCHOR_CLASH);
+          anchor[a] = m.anchor[a];
+        }
+        rel = m.rel;
+        return true;
+      }
+    }
+    return fail(REJ_NO_EDGE);
+  }
+};
+
+struct Candidate {
+  bool ok = false;
+  uint64_t hash = 0;
+  std::vector<int32_t> rel, anchor;
+  std::vector<int64_t> offsets;  // num_ops sizes (cumulative within ids)
+  std::vector<int32_t> ids;
+};
+
+// One attempt: ground, execute, check. Fills cand on success.
+bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, Workspace& ws,
+             Candidate& cand, int& reason) {
+  const int32_t nops = p.num_ops(), last = nops - 1;
+  reset(ws, g, p);
+  ws.max_set = opt.max_intermediate;
+  ws.match_steps = opt.match_steps;
+  ws.skip_diff = -1;
+  Grounder gr{g, p, opt, rng, ws, p.fixed_rel, p.fixed_anchor};
+  const int32_t t = int32_t(rng.below(uint64_t(g.num_entities)));
+  if (!gr.ground(last, t, -1)) {
+    reason = gr.reason;
+    return false;
+  }
+  for (int32_t a : gr.anchor)
+    if (a < 0) {
+      reason = REJ_NO_EDGE;
+      return false;
+    }
+  for (int32_t r : gr.rel)
+    if (r < 0) {
+      reason = REJ_NO_EDGE;
+      return false;
+    }
+  if (opt.distinct_anchors) {
+    std::vector<int32_t> an = gr.anchor;
+    std::sort(an.begin(), an.end());
+    if (std::adjacent_find(an.begin(), an.end()) != an.end()) {
+      reason = REJ_REPEATED_ANCHOR;
+      return false;
+    }
+  }
+  const int32_t* rel = gr.rel.data();
+  const int32_t* anchor = gr.anchor.data();
+  if (!execute_all(g, p, rel, anchor, ws)) {
+    reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
+    return false;
+  }
+  const Set& answers = ws.sets[size_t(last)];
+  if (!contains(answers, t)) {
+    reason = REJ_TARGET_LOST;
+    return false;
+  }
+  if (int64_t(answers.size()) < opt.min_answers) {
+    reason = REJ_TOO_FEW_ANSWERS;
+    return false;
+  }
+  if (opt.max_answers >= 0 && int64_t(answers.size()) > opt.max_answers) {
+    reason = REJ_TOO_MANY_ANSWERS;
+    return false;
+  }
+  if (opt.nontrivial) {
+    for (int32_t op = 0; op < nops; ++op) {
+      const int32_t k = p.num_inputs(op), kind = p.kind[size_t(op)];
+      if (kind == OP_INTERSECT && k >= 2) {
+        for (int32_t i = 0; i < k; ++i) {  // without input i the result must be larger
+          Set acc, tmp;
+          bool first = true;
+          for (int32_t j = 0; j < k; ++j) {
+            if (j == i) continue;
+            const Set& s = ws.sets[size_t(p.input(op, j))];
+            if (first) {
+              acc = s;
+              first = false;
+            } else {
+              intersect_into(acc.data(), acc.size(), s.data(), s.size(), tmp);
+              acc.swap(tmp);
+            }
+          }
+          if (acc.size() <= ws.sets[size_t(op)].size()) {
+            reason = REJ_TRIVIAL_INTERSECTION;
+            return false;
+          }
+        }
+      } else if (kind == OP_UNION && k >= 2) {
+        for (int32_t i = 0; i < k; ++i) {  // input i must add an element no other input has
+          bool adds = false;
+          for (int32_t v : ws.sets[size_t(p.input(op, i))]) {
+            bool elsewhere = false;
+            for (int32_t j = 0; j < k && !elsewhere; ++j)
+              if (j != i && contains(ws.sets[size_t(p.input(op, j))], v)) elsewhere = true;
+            if (!elsewhere) {
+              adds = true;
+              break;
+            }
+          }
+          if (!adds) {
+            reason = REJ_TRIVIAL_UNION;
+            return false;
+          }
+        }
+      }
+    }
+    for (int32_t op = 0; op < nops; ++op) {
+      if (p.kind[size_t(op)] != OP_DIFFERENCE) continue;
+      Workspace alt;
+      reset(alt, g, p);
+      alt.skip_diff = op;
+      alt.max_set = -1;
+      alt.match_steps = opt.match_steps;
+      if (!eval_op(g, p, rel, anchor, last, alt)) {
+        reason = REJ_MATCH_BUDGET;
+        return false;
+      }
+      if (alt.sets[size_t(last)] == answers) {
+        reason = REJ_TRIVIAL_NEGATION;
+        return false;
+      }
+    }
+  }
+  cand.ok = true;
+  cand.rel = gr.rel;
+  cand.anchor = gr.anchor;
+  cand.hash = canonical_hash(p, rel, anchor, last);
+  cand.offsets.clear();
+  cand.ids.clear();
+  for (int32_t op = 0; op < nops; ++op) {
+    const Set& s = ws.sets[size_t(op)];
+    cand.ids.insert(cand.ids.end(), s.begin(), s.end());
+    cand.offsets.push_back(int64_t(cand.ids.size()));
+  }
+  return true;
+}
+
+}  // namespace
+
+SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
+                    const SampleOptions& opt) {
+  SampleResult res;
+  res.set_offsets.push_back(0);
+  if (n <= 0 || g.num_entities == 0) return res;
+  const int32_t nops = p.num_ops();
+  const int64_t max_cand = opt.max_candidates > 0 ? opt.max_candidates : 20 * n + 10000;
+  std::unordered_set<uint64_t> seen;
+  int64_t accepted = 0, next = 0;
+  const int nt = resolve_threads(opt.threads);
+  while (accepted < n && next < max_cand) {
+    const int64_t want = n - accepted;
+    const int64_t batch = std::min<int64_t>(max_cand - next, std::min<int64_t>(1 << 16, want + want / 4 + 64));
+    std::vector<Candidate> cands(static_cast<size_t>(batch));
+    std::vector<std::array<int64_t, REJ_COUNT>> rej(static_cast<size_t>(nt));
+    std::vector<int64_t> attempts(size_t(nt), 0);
+    for (auto& r : rej) r.fill(0);
+    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
+      Workspace ws;
+      for (int64_t i = b; i < e; ++i) {
+        for (int a = 0; a < opt.max_tries; ++a) {
+          Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
+          int reason = REJ_NO_EDGE;
+          ++attempts[size_t(w)];
+          if (attempt(g, p, opt, rng, ws, cands[size_t(i)], reason)) break;
+          ++rej[size_t(w)][size_t(reason)];
+        }
+      }
+    });
+    for (int w = 0; w < nt; ++w) {
+      res.attempts += attempts[size_t(w)];
+      for (int r = 0; r < REJ_COUNT; ++r) res.rejected[size_t(r)] += rej[size_t(w)][size_t(r)];
+    }
+    for (int64_t i = 0; i < batch && accepted < n; ++i) {
+      Candidate& c = cands[size_t(i)];
+      if (!c.ok) continue;
+      if (!seen.insert(c.hash).second) {
+        ++res.rejected[REJ_DUPLICATE];
+        continue;
+      }
+      res.rel_bind.insert(res.rel_bind.end(), c.rel.begin(), c.rel.end());
+      res.anchor_bind.insert(res.anchor_bind.end(), c.anchor.begin(), c.anchor.end());
+      const int64_t base = int64_t(res.set_ids.size());
+      for (int32_t o = 0; o < nops; ++o) res.set_offsets.push_back(base + c.offsets[size_t(o)]);
+      res.set_ids.insert(res.set_ids.end(), c.ids.begin(), c.ids.end());
+      res.candidate_index.push_back(next + i);
+      ++accepted;
+    }
+    next += batch;
+  }
+  res.candidates = next;
+  res.exhausted = accepted < n;
+  return res;
+}
+
+std::vector<int64_t> match_count(const Graph& g, const Plan& p, int32_t join, const int32_t* rel,
+                                 const int32_t* anchor, int64_t n, int64_t limit, int threads) {
+  std::vector<int64_t> counts(size_t(n), 0);
+  const JoinSpec& js = p.joins[size_t(join)];
+  parallel_chunks(n, 1, threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      Matcher m(g, js, rel + i * p.num_rel_slots, p.num_rel_slots, anchor + i * p.num_anchor_slots,
+                p.num_anchor_slots);
+      m.plan_order();
+      int64_t c = 0;
+      m.run([&]() {
+        ++c;
+        return limit < 0 || c < limit;
+      });
+      counts[size_t(i)] = c;
+    }
+  });
+  return counts;
+}
+
+}  // namespace kg2tool

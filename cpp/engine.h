@@ -1,0 +1,99 @@
+// engine.h: executing compiled plans and sampling grounded queries (answer-first).
+//
+// execute(): for one grounding (relation slot and anchor slot bindings) computes the
+// exact set of every op: no neighbour truncation, negation as a sorted difference.
+// sample(): draws candidates i = 0, 1, 2, ... each from its own random stream
+// (seed, plan, i, attempt): backward grounding from a random answer entity, then exact
+// forward execution and the constraint checks; accepted candidates are de-duplicated in
+// index order, so the output depends only on (seed, plan, options), never on threads.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph.h"
+#include "plan.h"
+#include "rng.h"
+#include "setops.h"
+
+namespace kg2tool {
+
+enum Reject : int {
+  REJ_NO_EDGE = 0,          // backward grounding found no edge to follow
+  REJ_ANCHOR_CLASH,         // a shared anchor or fixed entity did not match
+  REJ_REPEATED_ANCHOR,      // anchors not distinct
+  REJ_BACKTRACK,            // immediate inverse back-track
+  REJ_TYPE,                 // a type constraint failed
+  REJ_NOTHING_TO_NEGATE,    // negated branch had nothing to remove
+  REJ_INTERMEDIATE_LARGE,   // an intermediate set exceeded max_intermediate
+  REJ_TARGET_LOST,          // the sampled answer is not an answer after all
+  REJ_TOO_FEW_ANSWERS,
+  REJ_TOO_MANY_ANSWERS,
+  REJ_TRIVIAL_INTERSECTION,
+  REJ_TRIVIAL_UNION,
+  REJ_TRIVIAL_NEGATION,
+  REJ_MATCH_BUDGET,         // a cyclic match ran over its step budget
+  REJ_DUPLICATE,
+  REJ_COUNT
+};
+extern const char* const kRejectNames[REJ_COUNT];
+
+struct SampleOptions {
+  int64_t min_answers = 1;
+  int64_t max_answers = 100;
+  int64_t max_intermediate = 100;  // every non-answer set; bounds the calls of a trajectory
+  bool distinct_anchors = true;
+  bool no_backtrack = true;
+  bool nontrivial = true;
+  bool degree_weighted = false;    // relation choice: uniform over relations, or over edges
+  int max_tries = 8;               // attempts per candidate index
+  int64_t max_candidates = 0;      // 0: 20 * n + 10000
+  int64_t match_steps = 1000000;   // step budget of one cyclic match while sampling
+  int threads = 0;
+};
+
+// The sets of one executed query: sets[op] for every op.
+struct Workspace {
+  std::vector<Set> sets;
+  std::vector<char> done;
+  Marks marks;
+  Set tmp;
+  int32_t skip_diff = -1;     // DIFFERENCE op evaluated as its kept input (for the checks)
+  int64_t max_set = -1;       // abort when a non-answer set exceeds this (-1: never)
+  int64_t match_steps = -1;
+  bool over_budget = false;
+  bool match_aborted = false;
+};
+
+// Evaluates op (and what it needs) into ws.sets; false when a budget was exceeded.
+bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor, int32_t op,
+             Workspace& ws);
+bool execute_all(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
+                 Workspace& ws);
+
+struct ExecResult {
+  std::vector<int64_t> set_offsets;  // n * num_ops + 1
+  std::vector<int32_t> set_ids;
+};
+ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
+                         int64_t n, int threads);
+
+struct SampleResult {
+  std::vector<int32_t> rel_bind;     // n * num_rel_slots
+  std::vector<int32_t> anchor_bind;  // n * num_anchor_slots
+  std::vector<int64_t> set_offsets;  // n * num_ops + 1
+  std::vector<int32_t> set_ids;
+  std::vector<int64_t> candidate_index;  // which candidate index each query came from
+  std::array<int64_t, REJ_COUNT> rejected{};
+  int64_t candidates = 0, attempts = 0;
+  bool exhausted = false;  // stopped at max_candidates before reaching n
+};
+SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
+                    const SampleOptions& opt);
+
+// Number of full groundings of join j of plan p per row of anchor bindings (-1 free).
+std::vector<int64_t> match_count(const Graph& g, const Plan& p, int32_t join, const int32_t* rel,
+                                 const int32_t* anchor, int64_t n, int64_t limit, int threads);
+
+}  // namespace kg2tool

@@ -1,0 +1,67 @@
+// plan.cpp: Plan::validate, so a malformed plan from Python is an error, not a crash.
+#include "plan.h"
+
+#include <stdexcept>
+
+namespace kg2tool {
+namespace {
+[[noreturn]] void bad(const std::string& m) { throw std::invalid_argument("invalid plan: " + m); }
+}  // namespace
+
+void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_types) const {
+  const int32_t n = num_ops();
+  if (n == 0) bad("no operations");
+  if (arg.size() != size_t(n) || dir.size() != size_t(n) || in_off.size() != size_t(n) + 1)
+    bad("op arrays have different lengths");
+  if (in_off[0] != 0 || in_off[n] != int32_t(inputs.size())) bad("input offsets do not span inputs");
+  if (fixed_rel.size() != size_t(num_rel_slots) || fixed_anchor.size() != size_t(num_anchor_slots))
+    bad("fixed slot arrays do not match the slot counts");
+  for (int32_t r : fixed_rel)
+    if (r < -1 || r >= num_relations) bad("fixed relation id out of range");
+  for (int32_t a : fixed_anchor)
+    if (a < -1 || a >= num_entities) bad("fixed entity id out of range");
+  for (int32_t t : type_ids)
+    if (t < 0 || t >= num_types) bad("type id out of range");
+  for (int32_t i = 0; i < n; ++i) {
+    if (in_off[i] > in_off[i + 1]) bad("input offsets not monotonic");
+    for (int32_t j = in_off[i]; j < in_off[i + 1]; ++j)
+      if (inputs[j] < 0 || inputs[j] >= i) bad("op " + std::to_string(i) + " has an input that is not earlier");
+    const int32_t k = in_off[i + 1] - in_off[i];
+    switch (kind[i]) {
+      case OP_ANCHOR:
+        if (k != 0 || arg[i] < 0 || arg[i] >= num_anchor_slots) bad("bad ANCHOR op " + std::to_string(i));
+        break;
+      case OP_PROJECT:
+        if (k != 1 || arg[i] < 0 || arg[i] >= num_rel_slots || (dir[i] != 0 && dir[i] != 1))
+          bad("bad PROJECT op " + std::to_string(i));
+        break;
+      case OP_INTERSECT:
+      case OP_UNION:
+        if (k < 1) bad("set operation without inputs at op " + std::to_string(i));
+        break;
+      case OP_DIFFERENCE:
+        if (k != 2) bad("DIFFERENCE needs two inputs at op " + std::to_string(i));
+        break;
+      case OP_JOIN:
+        if (k != 0 || arg[i] < 0 || arg[i] >= int32_t(joins.size())) bad("bad JOIN op " + std::to_string(i));
+        break;
+      case OP_TYPE_FILTER:
+        if (k != 1 || arg[i] < 0 || arg[i] >= int32_t(type_ids.size()))
+          bad("bad TYPE_FILTER op " + std::to_string(i));
+        break;
+      default:
+        bad("unknown op kind " + std::to_string(kind[i]));
+    }
+  }
+  for (const JoinSpec& j : joins) {
+    if (j.num_vars <= 0 || j.answer_var < 0 || j.answer_var >= j.num_vars) bad("join answer variable");
+    if (j.negated.size() != j.atoms.size()) bad("join negation flags");
+    for (auto& a : j.atoms) {
+      if (a[0] < 0 || a[0] >= num_rel_slots) bad("join relation slot");
+      for (int t = 1; t < 3; ++t)
+        if (a[t] >= j.num_vars || a[t] < -num_anchor_slots) bad("join term out of range");
+    }
+  }
+}
+
+}  // namespace kg2tool

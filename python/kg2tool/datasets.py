@@ -1,0 +1,423 @@
+"""Importers of the shared benchmark KGs into canonical directories, and the bundled KG registry.
+
+Each importer reads one dataset of ``../shared/data/kg`` (see its README) and returns the
+training graph as :class:`~kg2tool.tables.KGTables` (with whatever names and types the
+dataset has) plus its held-out ``valid``/``test`` triples, kept apart so nothing leaks
+into the graph questions are generated from. :func:`import_dataset` writes the result as
+a canonical directory (``kg2tool.io``). The bundled ``codex-s`` directory inside the
+package is produced the same way by ``tools/make_bundled_kg.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+from kg2tool.errors import InputError, UnknownNameError
+from kg2tool.io import PathLike, read_triples, write_kg_dir
+from kg2tool.tables import TEXT_SCHEMA, TYPE_SCHEMA, KGTables
+
+__all__ = [
+    "bundled_names",
+    "bundled_path",
+    "dataset_names",
+    "import_dataset",
+    "load_dataset",
+    "shared_data_dir",
+]
+
+_DATA_DIR = Path(__file__).resolve().parent / "data"
+#: Bundled KG name -> folder inside the package.
+BUNDLED = {"codex-s": "codex-s"}
+_SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
+_SMALL_WORDS = {"and", "of", "the", "in", "on", "for", "to", "a", "an", "at", "by"}
+
+
+def shared_data_dir() -> Path:
+    """Find the shared KG data: $KG2TOOL_SHARED_DATA, else ../shared/data/kg next to the repo."""
+    env = os.environ.get("KG2TOOL_SHARED_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for base in [*here.parents, *Path.cwd().resolve().parents, Path.cwd().resolve()]:
+        cand = base.parent / "shared" / "data" / "kg"
+        if cand.is_dir():
+            return cand
+    raise InputError(
+        "shared KG data not found: set KG2TOOL_SHARED_DATA to the folder holding "
+        "codex/, fb15k-237/, wn18rr/, nations/ and countries/"
+    )
+
+
+def bundled_names() -> list[str]:
+    """Names of the KGs shipped inside the package (loadable without any download)."""
+    return sorted(n for n, d in BUNDLED.items() if (_DATA_DIR / d).is_dir())
+
+
+def bundled_path(name: str) -> Path:
+    """The canonical directory of a bundled KG; unknown names suggest close matches."""
+    if name not in BUNDLED or not (_DATA_DIR / BUNDLED[name]).is_dir():
+        close = difflib.get_close_matches(name, bundled_names(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(
+            f"no bundled KG named {name!r} (bundled: {', '.join(bundled_names())}){hint}"
+        )
+    return _DATA_DIR / BUNDLED[name]
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def humanise(key: str) -> str:
+    """Readable label from a snake_case key: ``san_marino`` -> ``San Marino``."""
+    words = [w for w in re.split(r"[_\s]+", key.strip()) if w]
+    return " ".join(
+        w if (i and w in _SMALL_WORDS) else w[:1].upper() + w[1:] for i, w in enumerate(words)
+    )
+
+
+def _read_tsv(path: Path, *, has_header: bool, names: list[str] | None = None) -> pl.DataFrame:
+    """Read an unquoted TSV of strings (the shared name files); missing file -> InputError."""
+    if not path.is_file():
+        raise InputError("no such file", path=str(path))
+    df = pl.read_csv(
+        path,
+        separator="\t",
+        has_header=has_header,
+        quote_char=None,
+        infer_schema=False,
+        new_columns=names,
+    )
+    return df
+
+
+def _splits(folder: Path, triples_dir: Path | None = None) -> dict[str, pl.DataFrame]:
+    """Read train/valid/test triples of a dataset folder."""
+    src = triples_dir or folder
+    return {s: read_triples(src / f, format="tsv").triples for s, f in _SPLIT_FILES.items()}
+
+
+def _keys(splits: dict[str, pl.DataFrame]) -> tuple[pl.Series, pl.Series]:
+    """Entity and relation keys over all splits (label files may name held-out entities)."""
+    every = pl.concat(splits.values())
+    return (
+        pl.concat([every["head"], every["tail"]]).unique().sort(),
+        every["relation"].unique().sort(),
+    )
+
+
+def _text(df: pl.DataFrame, keys: pl.Series) -> pl.DataFrame:
+    """Keep one text row per known key, empty strings as nulls, in key order."""
+    df = df.select(
+        pl.col("key"),
+        *(
+            pl.when(pl.col(c).str.strip_chars().str.len_bytes() > 0).then(pl.col(c)).alias(c)
+            if c in df.columns
+            else pl.lit(None, pl.String).alias(c)
+            for c in ("label", "description")
+        ),
+    ).cast(TEXT_SCHEMA)
+    return (
+        df.filter(pl.col("key").is_in(keys.implode()))
+        .unique("key", keep="first", maintain_order=True)
+        .sort("key")
+    )
+
+
+def _humanised(keys: pl.Series, overrides: dict[str, str] | None = None) -> pl.DataFrame:
+    """Text table labelling each key by its humanised form (or an override)."""
+    overrides = overrides or {}
+    return pl.DataFrame(
+        {"key": keys, "label": [overrides.get(k, humanise(k)) for k in keys], "description": None},
+        schema=TEXT_SCHEMA,
+    )
+
+
+def _dequote(label: pl.Expr) -> pl.Expr:
+    """Undo CSV quoting left in some name files: ``"A, B"`` -> ``A, B``."""
+    quoted = label.str.starts_with('"') & label.str.ends_with('"') & (label.str.len_chars() >= 2)
+    return (
+        pl.when(quoted)
+        .then(
+            label.str.slice(1, label.str.len_chars() - 2).str.replace_all('""', '"', literal=True)
+        )
+        .otherwise(label)
+    )
+
+
+def _result(
+    splits: dict[str, pl.DataFrame], source: Path, **tables: pl.DataFrame | None
+) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """Package train tables plus held-out splits, with per-split counts in the report."""
+    report = {f"triples_{s}": df.height for s, df in splits.items()}
+    kg = KGTables(triples=splits["train"], report=report, source=str(source), **tables)
+    return kg, {"valid": splits["valid"], "test": splits["test"]}
+
+
+# --------------------------------------------------------------------------------------
+# importers, one per dataset family
+
+
+def _codex(shared: Path, size: str) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """CoDEx: relation JSON labels, entity types + type labels, entity names where shipped."""
+    root = shared / "codex"
+    folder = root / f"codex-{size}"
+    if not (folder / "train.txt").is_file():
+        raise InputError(
+            f"CoDEx-{size.upper()} triples are not in the shared data", path=str(folder)
+        )
+    splits = _splits(folder)
+    ents, rels = _keys(splits)
+    rel_json = json.loads((root / "relations.en.json").read_text("utf-8"))
+    relations = _text(
+        pl.DataFrame(
+            [(k, v.get("label"), v.get("description")) for k, v in rel_json.items()],
+            schema=TEXT_SCHEMA,
+            orient="row",
+        ),
+        rels,
+    )
+    partial = _read_tsv(root / "names" / "entity_labels_partial.tsv", has_header=True).select(
+        pl.col("qid").alias("key"), "label", "description"
+    )
+    if size == "s":
+        names = _read_tsv(
+            root / "names" / "codex-s.entity2name.tsv", has_header=False, names=["key", "label"]
+        ).with_columns(_dequote(pl.col("label")))
+        entities = names.join(partial.select("key", "description"), on="key", how="left")
+    else:
+        entities = partial
+    e2t = json.loads((root / "entity2types.json").read_text("utf-8"))
+    types = pl.DataFrame(
+        {
+            "key": [k for k, ts in e2t.items() for _ in ts],
+            "type": [t for ts in e2t.values() for t in ts],
+        },
+        schema=TYPE_SCHEMA,
+    )
+    types = types.filter(pl.col("key").is_in(ents.implode())).unique(maintain_order=True)
+    type_json = json.loads((root / "types.en.json").read_text("utf-8"))
+    type_labels = _text(
+        pl.DataFrame(
+            [(k, v.get("label"), v.get("description")) for k, v in type_json.items()],
+            schema=TEXT_SCHEMA,
+            orient="row",
+        ),
+        types["type"].unique(),
+    )
+    return _result(
+        splits,
+        folder,
+        entities=_text(entities, ents),
+        relations=relations,
+        entity_types=types.sort("key", "type"),
+        type_labels=type_labels,
+    )
+
+
+def _fb_relation_labels(rels: pl.Series, rel2text: dict[str, str]) -> pl.DataFrame:
+    """Readable FB15k-237 relation labels from the Freebase path, unique across relations."""
+
+    def parts(path: str) -> list[list[str]]:
+        return [[s for s in p.split("/") if s] for p in path.split(".")]
+
+    def base(path: str) -> str:
+        segs = parts(path)
+        return segs[-1][-1].replace("_", " ") if segs[-1] else path
+
+    def qualified(path: str) -> str:
+        first = parts(path)[0]
+        if len(parts(path)) > 1:  # CVT path: the first hop's property says what is meant
+            return f"{first[-1].replace('_', ' ')} {base(path)}"
+        return f"{first[-2].replace('_', ' ')} {base(path)}" if len(first) >= 2 else base(path)
+
+    def full(path: str) -> str:
+        first = parts(path)[0]
+        return f"{' '.join(first[:-1]).replace('_', ' ')} {qualified(path)}"
+
+    labels = {r: base(r) for r in rels}
+    for refine in (qualified, full, lambda r: rel2text.get(r, r)):
+        counts = {}
+        for lab in labels.values():
+            counts[lab] = counts.get(lab, 0) + 1
+        labels = {r: (lab if counts[lab] == 1 else refine(r)) for r, lab in labels.items()}
+    return pl.DataFrame(
+        {
+            "key": list(labels),
+            "label": list(labels.values()),
+            "description": [rel2text.get(r) for r in labels],
+        },
+        schema=TEXT_SCHEMA,
+    )
+
+
+def _fb15k237(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """FB15k-237: entity_names.tsv gives labels/descriptions; relation labels from the path."""
+    folder = shared / "fb15k-237"
+    splits = _splits(folder)
+    ents, rels = _keys(splits)
+    names = _read_tsv(folder / "entity_names.tsv", has_header=True).select(
+        pl.col("mid").alias("key"), "label", "description"
+    )
+    rel2text = dict(
+        _read_tsv(folder / "rel2text.txt", has_header=False, names=["key", "text"]).iter_rows()
+    )
+    return _result(
+        splits,
+        folder,
+        entities=_text(names, ents),
+        relations=_text(_fb_relation_labels(rels, rel2text), rels),
+    )
+
+
+def _wn18rr(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """WN18RR with synset-name keys (text/): lemma as label, gloss as description.
+
+    The offset-id files conflate 161 ids shared by synsets of different parts of speech;
+    text/ keeps them apart, hence 41,105 entities rather than 40,943. A gloss is attached
+    only where the offset id is unambiguous (the shared gloss belongs to just one synset).
+    """
+    folder = shared / "wn18rr"
+    splits = _splits(folder, folder / "text")
+    ents, rels = _keys(splits)
+    names = _read_tsv(folder / "entity2name.tsv", has_header=True)
+    names = names.select(
+        pl.col("synset").alias("key"),
+        pl.col("lemma").str.replace_all("_", " ").alias("label"),
+        pl.when(pl.col("id").is_unique())
+        .then(pl.col("def_text_for_id").str.split_exact(" -- ", 1).struct.field("field_1"))
+        .alias("description"),
+    )
+    rel_text = _read_tsv(folder / "rel2text.txt", has_header=False, names=["key", "label"])
+    return _result(splits, folder, entities=_text(names, ents), relations=_text(rel_text, rels))
+
+
+_NATIONS_RELATIONS = {
+    "accusation": "accusation",
+    "aidenemy": "aid to enemy",
+    "attackembassy": "attack on embassy",
+    "blockpositionindex": "block position index",
+    "booktranslations": "book translations",
+    "boycottembargo": "boycott or embargo",
+    "commonbloc0": "common bloc 0",
+    "commonbloc1": "common bloc 1",
+    "commonbloc2": "common bloc 2",
+    "conferences": "conferences",
+    "dependent": "dependent",
+    "duration": "duration",
+    "economicaid": "economic aid",
+    "eemigrants": "emigrants (e)",
+    "embassy": "embassy",
+    "emigrants3": "emigrants 3",
+    "expeldiplomats": "expel diplomats",
+    "exportbooks": "export books",
+    "exports3": "exports 3",
+    "independence": "independence",
+    "intergovorgs": "intergovernmental organizations",
+    "intergovorgs3": "intergovernmental organizations 3",
+    "lostterritory": "lost territory",
+    "militaryactions": "military actions",
+    "militaryalliance": "military alliance",
+    "negativebehavior": "negative behavior",
+    "negativecomm": "negative communication",
+    "ngo": "non-governmental organizations",
+    "ngoorgs3": "non-governmental organizations 3",
+    "nonviolentbehavior": "nonviolent behavior",
+    "officialvisits": "official visits",
+    "pprotests": "protests",
+    "relbooktranslations": "relative book translations",
+    "reldiplomacy": "relative diplomacy",
+    "releconomicaid": "relative economic aid",
+    "relemigrants": "relative emigrants",
+    "relexportbooks": "relative export books",
+    "relexports": "relative exports",
+    "relintergovorgs": "relative intergovernmental organizations",
+    "relngo": "relative non-governmental organizations",
+    "relstudents": "relative students",
+    "reltourism": "relative tourism",
+    "reltreaties": "relative treaties",
+    "severdiplomatic": "sever diplomatic relations",
+    "students": "students",
+    "timesinceally": "time since ally",
+    "timesincewar": "time since war",
+    "tourism": "tourism",
+    "tourism3": "tourism 3",
+    "treaties": "treaties",
+    "unoffialacts": "unofficial acts",
+    "unweightedunvote": "unweighted UN vote",
+    "violentactions": "violent actions",
+    "warning": "warning",
+    "weightedunvote": "weighted UN vote",
+}
+_ACRONYMS = {"uk": "UK", "usa": "USA", "ussr": "USSR"}
+
+
+def _nations(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """Nations: country keys humanised, abbreviated relation names spelled out."""
+    folder = shared / "nations"
+    splits = _splits(folder)
+    ents, rels = _keys(splits)
+    relations = pl.DataFrame(
+        {"key": rels, "label": [_NATIONS_RELATIONS.get(r, r) for r in rels], "description": None},
+        schema=TEXT_SCHEMA,
+    )
+    return _result(splits, folder, entities=_humanised(ents, _ACRONYMS), relations=relations)
+
+
+def _countries(shared: Path, variant: str) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """Countries S1-S3: keys humanised (``san_marino`` -> ``San Marino``)."""
+    folder = shared / "countries" / f"countries_S{variant}"
+    splits = _splits(folder)
+    ents, rels = _keys(splits)
+    return _result(
+        splits,
+        folder,
+        entities=_humanised(ents),
+        relations=_humanised(rels, {"locatedin": "located in"}),
+    )
+
+
+_IMPORTERS: dict[str, Callable[[Path], tuple[KGTables, dict[str, pl.DataFrame]]]] = {
+    "codex-s": lambda d: _codex(d, "s"),
+    "codex-m": lambda d: _codex(d, "m"),
+    "codex-l": lambda d: _codex(d, "l"),
+    "fb15k-237": _fb15k237,
+    "wn18rr": _wn18rr,
+    "nations": _nations,
+    "countries_s1": lambda d: _countries(d, "1"),
+    "countries_s2": lambda d: _countries(d, "2"),
+    "countries_s3": lambda d: _countries(d, "3"),
+}
+
+
+def dataset_names() -> list[str]:
+    """Names :func:`load_dataset` knows (a dataset may still be absent from the shared data)."""
+    return list(_IMPORTERS)
+
+
+def load_dataset(
+    name: str, shared_dir: PathLike | None = None
+) -> tuple[KGTables, dict[str, pl.DataFrame]]:
+    """Import a shared dataset: (training KGTables with names/types, {valid, test} triples)."""
+    key = name.lower()
+    if key not in _IMPORTERS:
+        close = difflib.get_close_matches(key, list(_IMPORTERS), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown dataset {name!r} (known: {', '.join(_IMPORTERS)}){hint}")
+    shared = Path(shared_dir) if shared_dir is not None else shared_data_dir()
+    return _IMPORTERS[key](shared)
+
+
+def import_dataset(
+    name: str, shared_dir: PathLike | None, out_dir: PathLike, *, overwrite: bool = False
+) -> Path:
+    """Import a shared dataset and write it as a canonical directory (train/valid/test apart)."""
+    tables, held_out = load_dataset(name, shared_dir)
+    return write_kg_dir(tables, out_dir, splits=held_out, overwrite=overwrite)
