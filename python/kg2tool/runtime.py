@@ -1,0 +1,349 @@
+"""The tool runtime: executes catalogue APIs over the graph, by entity *name*, deterministically.
+
+Entity names. A model sees and types names, not ids, so every entity has one *display name*:
+its label when no other entity shares that label, else ``"Label (key)"``. Results always use
+display names, so feeding a result back into a later call resolves to exactly that entity
+(replay is exact even in KGs where 219 labels are shared, like FB15k-237). Input names resolve
+in this order: display name, exact label, exact key, then case-insensitively (display name or
+label). A label shared by several entities is never guessed: the call returns an
+``ambiguous_entity`` error listing the candidates (display name, key, description).
+
+Determinism. Results are sorted by (label, key), the order of the precomputed ``rank`` array,
+and serialised with orjson in a fixed key order, so recorded observations replay byte for byte.
+
+Errors are values, never exceptions from deep inside: ``CallResult.error`` is
+``{"error": kind, "message": ..., "suggestions": [...]}`` (plus ``candidates`` for ambiguity),
+kinds: unknown_api, malformed_arguments, missing_argument, unexpected_argument,
+invalid_argument, unknown_entity, ambiguous_entity.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from kg2tool.apis import Api, ApiCatalog
+
+__all__ = ["CallResult", "ToolRuntime"]
+
+_EMPTY = np.zeros(0, dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """Outcome of one tool call: entity names and ids on success, a structured error otherwise."""
+
+    api: str
+    arguments: Any
+    result: list[str] = field(default_factory=list)
+    entity_ids: np.ndarray = field(default_factory=lambda: _EMPTY)
+    error: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the call succeeded."""
+        return self.error is None
+
+    def to_json(self) -> str:
+        """The observation text: the JSON list of names, or the error object (stable order)."""
+        return orjson.dumps(self.result if self.error is None else self.error).decode()
+
+
+class _CallError(Exception):
+    """Internal: carries a structured error out of argument resolution."""
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__(payload["message"])
+        self.payload = payload
+
+
+def _err(kind: str, message: str, suggestions: Sequence[str] = (), **extra: Any) -> dict:
+    """A structured error value with a fixed key order."""
+    return {"error": kind, "message": message, "suggestions": list(suggestions), **extra}
+
+
+class ToolRuntime:
+    """Executes the APIs of an :class:`ApiCatalog` over a KnowledgeGraph."""
+
+    def __init__(self, kg: Any, catalog: ApiCatalog, max_candidates: int = 10) -> None:
+        """Build the name lookup tables once (Polars), so calls are dict lookups + one CSR slice."""
+        self.kg = kg
+        self.catalog = catalog
+        self.max_candidates = max_candidates
+        ents = kg.entities.select(
+            pl.col("id").cast(pl.Int32),
+            pl.col("key").cast(pl.String),
+            pl.coalesce(pl.col("label"), pl.col("key")).cast(pl.String).alias("label"),
+            pl.col("description").cast(pl.String).fill_null(""),
+        ).sort("id")
+        if ents.height and not np.array_equal(ents["id"].to_numpy(), np.arange(ents.height)):
+            raise ValueError("entities frame must have dense ids 0..n-1")
+        ents = ents.with_columns(pl.len().over("label").alias("_shared"))
+        ents = ents.with_columns(
+            pl.when(pl.col("_shared") > 1)
+            .then(pl.format("{} ({})", "label", "key"))
+            .otherwise(pl.col("label"))
+            .alias("name")
+        )
+        # A unique label may itself read "X (k)": qualify every clash until names are unique.
+        for fmt in ("{} [{}]", "{} <{}>"):
+            clash = pl.col("name").is_duplicated() & (pl.col("_shared") > 1)
+            if not ents.select(pl.col("name").is_duplicated().any()).item():
+                break
+            ents = ents.with_columns(
+                pl.when(clash).then(pl.format(fmt, "label", "key")).otherwise("name").alias("name")
+            )
+        if ents.select(pl.col("name").is_duplicated().any()).item():
+            ents = ents.with_columns(
+                pl.when(pl.col("name").is_duplicated())
+                .then(pl.format("{} #{}", "name", "id"))
+                .otherwise("name")
+                .alias("name")
+            )
+        self.names: list[str] = ents["name"].to_list()
+        self.labels: list[str] = ents["label"].to_list()
+        self.keys: list[str] = ents["key"].to_list()
+        self.descriptions: list[str] = ents["description"].to_list()
+        order = ents.select("id", "label", "key").sort("label", "key", maintain_order=True)["id"]
+        self.rank = np.empty(ents.height, dtype=np.int64)
+        self.rank[order.to_numpy()] = np.arange(ents.height)
+        self._by_name: dict[str, int] = dict(zip(self.names, range(ents.height), strict=True))
+        self._by_key: dict[str, int] = dict(zip(self.keys, range(ents.height), strict=True))
+        shared = (
+            ents.filter(pl.col("_shared") > 1).group_by("label").agg(pl.col("id").sort_by("key"))
+        )
+        self._shared_label: dict[str, list[int]] = dict(
+            zip(shared["label"], shared["id"].to_list(), strict=True)
+        )
+        folded = ents.select(
+            "id",
+            pl.col("name").str.to_lowercase().alias("n"),
+            pl.col("label").str.to_lowercase().alias("l"),
+        )
+        fold = (
+            pl.concat(
+                [
+                    folded.select("id", pl.col("n").alias("f")),
+                    folded.select("id", pl.col("l").alias("f")),
+                ]
+            )
+            .unique()
+            .group_by("f")
+            .agg(pl.col("id").sort())
+        )
+        self._by_fold: dict[str, list[int]] = dict(
+            zip(fold["f"], fold["id"].to_list(), strict=True)
+        )
+        self._label_list: list[str] = sorted(set(self.labels))
+
+    # ---------------------------------------------------------------- names
+
+    def resolve(self, name: str) -> int:
+        """Entity id of a name (see module doc); raises _CallError with a structured error."""
+        eid = self._by_name.get(name)
+        if eid is not None:
+            return eid
+        if name in self._shared_label:
+            raise _CallError(self._ambiguous(name, self._shared_label[name]))
+        eid = self._by_key.get(name)
+        if eid is not None:
+            return eid
+        ids = self._by_fold.get(name.lower())
+        if ids:
+            if len(ids) == 1:
+                return ids[0]
+            raise _CallError(self._ambiguous(name, ids))
+        close = difflib.get_close_matches(name, self._label_list, n=5, cutoff=0.6)
+        sugg = sorted({self.names[i] for lab in close for i in self._ids_of_label(lab)})
+        return self._raise(
+            _err("unknown_entity", f"no entity is named {name!r}", sugg[: self.max_candidates])
+        )
+
+    def _ids_of_label(self, label: str) -> list[int]:
+        """Ids carrying a label (one unless shared)."""
+        return self._shared_label.get(label) or [self._by_name[label]]
+
+    def _ambiguous(self, name: str, ids: list[int]) -> dict[str, Any]:
+        """Error listing the entities a name could mean, with descriptions to choose from."""
+        ids = sorted(ids, key=lambda i: self.rank[i])
+        cands = [
+            {"name": self.names[i], "key": self.keys[i], "description": self.descriptions[i]}
+            for i in ids[: self.max_candidates]
+        ]
+        return _err(
+            "ambiguous_entity",
+            f"{len(ids)} entities are named {name!r}; call again with one of the candidate names",
+            [c["name"] for c in cands],
+            candidates=cands,
+        )
+
+    @staticmethod
+    def _raise(payload: dict[str, Any]) -> int:
+        """Raise a structured error (typed as returning, for resolve's signature)."""
+        raise _CallError(payload)
+
+    def names_of(self, entity_ids: np.ndarray | Sequence[int]) -> list[str]:
+        """Display names of entity ids, in the order given."""
+        return [self.names[i] for i in np.asarray(entity_ids, dtype=np.int64).tolist()]
+
+    def sort_ids(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Entity ids ordered by (label, key): the deterministic result order."""
+        ids = np.asarray(entity_ids, dtype=np.int32)
+        return ids[np.argsort(self.rank[ids], kind="stable")]
+
+    # ---------------------------------------------------------------- calls
+
+    def _parse(
+        self, api_name: str, arguments: Mapping[str, Any] | str | bytes | None
+    ) -> tuple[Api, dict]:
+        """Validate the API name and arguments against its schema (structured errors)."""
+        if api_name not in self.catalog:
+            close = difflib.get_close_matches(str(api_name), self.catalog.names, n=3, cutoff=0.5)
+            raise _CallError(_err("unknown_api", f"no API is named {api_name!r}", close))
+        api = self.catalog[api_name]
+        if isinstance(arguments, str | bytes | bytearray):
+            try:
+                arguments = orjson.loads(arguments) if arguments.strip() else {}
+            except orjson.JSONDecodeError as exc:
+                raise _CallError(
+                    _err("malformed_arguments", f"arguments are not valid JSON: {exc}")
+                ) from None
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, Mapping):
+            raise _CallError(
+                _err("malformed_arguments", "arguments must be a JSON object of named parameters")
+            )
+        params = api.param_names
+        extra = sorted(set(arguments) - set(params))
+        missing = [p for p in params if p not in arguments]
+        if missing:
+            raise _CallError(
+                _err(
+                    "missing_argument",
+                    f"{api.name} needs argument(s) {missing}" + (f"; got {extra}" if extra else ""),
+                    list(params),
+                )
+            )
+        if extra:
+            raise _CallError(
+                _err(
+                    "unexpected_argument",
+                    f"{api.name} takes only {list(params)}; got {extra}",
+                    list(params),
+                )
+            )
+        return api, dict(arguments)
+
+    def _entity_arg(self, api: Api, param: str, value: Any) -> int:
+        """Resolve one string argument to an entity id."""
+        if not isinstance(value, str):
+            raise _CallError(
+                _err(
+                    "invalid_argument",
+                    f"argument {param!r} of {api.name} must be a string (an entity name)",
+                )
+            )
+        return self.resolve(value)
+
+    def _list_arg(self, api: Api, param: str, value: Any) -> np.ndarray:
+        """Resolve a list-of-names argument to sorted unique entity ids."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _CallError(
+                _err(
+                    "invalid_argument",
+                    f"argument {param!r} of {api.name} must be a list of entity names",
+                )
+            )
+        return np.unique(
+            np.fromiter((self.resolve(v) for v in value), dtype=np.int32, count=len(value))
+        )
+
+    def _ok(self, api: Api, arguments: Any, ids: np.ndarray) -> CallResult:
+        """Success result with ids in the deterministic (label, key) order."""
+        ids = self.sort_ids(ids)
+        return CallResult(api.name, arguments, self.names_of(ids), ids)
+
+    def _set_op(self, api: Api, args: dict) -> np.ndarray:
+        """Execute a set-operation API on resolved name lists."""
+        a = self._list_arg(api, "first", args["first"])
+        b = self._list_arg(api, "second", args["second"])
+        if api.operation == "intersection":
+            return np.intersect1d(a, b, assume_unique=True)
+        if api.operation == "union":
+            return np.union1d(a, b)
+        return np.setdiff1d(a, b, assume_unique=True)
+
+    def call(self, api_name: str, arguments: Mapping[str, Any] | str | bytes | None) -> CallResult:
+        """Execute one tool call by name with JSON (or dict) arguments; never raises on bad input."""
+        try:
+            api, args = self._parse(api_name, arguments)
+            if api.kind == "set_operation":
+                return self._ok(api, arguments, self._set_op(api, args))
+            eid = self._entity_arg(api, api.param_names[0], args[api.param_names[0]])
+            offsets, ids = self.kg.neighbors(
+                np.array([eid], dtype=np.int32),
+                int(api.relation_id),
+                inverse=api.direction == "inverse",
+            )
+            return self._ok(
+                api, arguments, np.asarray(ids[offsets[0] : offsets[1]], dtype=np.int32)
+            )
+        except _CallError as exc:
+            return CallResult(str(api_name), arguments, error=exc.payload)
+
+    def call_many(
+        self, calls: Iterable[tuple[str, Mapping[str, Any] | str] | Mapping[str, Any]]
+    ) -> list[CallResult]:
+        """Execute many calls; relation calls share one batched neighbors() per direction.
+
+        Each call is ``(api_name, arguments)`` or ``{"name": ..., "arguments": ...}``.
+        """
+        results: list[CallResult | None] = []
+        pending: dict[bool, list[tuple[int, Api, Any, int]]] = {False: [], True: []}
+        for item in calls:
+            if isinstance(item, Mapping):
+                name, arguments = item.get("name", ""), item.get("arguments")
+            else:
+                name, arguments = item
+            try:
+                api, args = self._parse(name, arguments)
+                if api.kind == "set_operation":
+                    results.append(self._ok(api, arguments, self._set_op(api, args)))
+                    continue
+                eid = self._entity_arg(api, api.param_names[0], args[api.param_names[0]])
+                pending[api.direction == "inverse"].append((len(results), api, arguments, eid))
+                results.append(None)
+            except _CallError as exc:
+                results.append(CallResult(str(name), arguments, error=exc.payload))
+        for inverse, items in pending.items():
+            if not items:
+                continue
+            heads = np.fromiter((it[3] for it in items), dtype=np.int32, count=len(items))
+            rels = np.fromiter(
+                (it[1].relation_id for it in items), dtype=np.int32, count=len(items)
+            )
+            offsets, ids = self.kg.neighbors(heads, rels, inverse=inverse)
+            for j, (pos, api, arguments, _) in enumerate(items):
+                results[pos] = self._ok(api, arguments, ids[offsets[j] : offsets[j + 1]])
+        return results  # type: ignore[return-value]
+
+    def call_ids(
+        self, api_name: str, entity_ids: np.ndarray | Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Fast path: (offsets, ids) of a relation API for many entity ids, slices sorted by id.
+
+        Raises UnknownNameError for an unknown API and ValueError for a set operation: this is
+        the programmatic path (sampling, verification), not the model-facing one.
+        """
+        api = self.catalog[api_name]
+        if api.kind != "relation":
+            raise ValueError(f"{api_name!r} is a set operation; call_ids takes relation APIs")
+        ids = np.ascontiguousarray(entity_ids, dtype=np.int32)
+        return self.kg.neighbors(ids, int(api.relation_id), inverse=api.direction == "inverse")
