@@ -102,7 +102,11 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       break;
     }
     case OP_JOIN: {
-      Matcher m(g, p.joins[size_t(arg)], rel, p.num_rel_slots, anchor, p.num_anchor_slots);
+      const JoinSpec& js = p.joins[size_t(arg)];
+      Matcher m(g, js, rel, p.num_rel_slots, anchor, p.num_anchor_slots);
+      m.type_ids = &p.type_ids;
+      for (int32_t j = 0; j < k; ++j)
+        m.excludes.emplace_back(js.exclude_vars[size_t(j)], &ws.sets[size_t(p.input(op, j))]);
       m.plan_order();
       m.max_steps = ws.match_steps;
       m.answers(ws.marks, out);
@@ -221,6 +225,8 @@ struct Grounder {
     switch (p.kind[size_t(op)]) {
       case OP_ANCHOR:
         if (anchor[size_t(arg)] >= 0) return anchor[size_t(arg)] == t ? true : fail(REJ_ANCHOR_CLASH);
+        if (p.anchor_types[size_t(arg)] >= 0 && !g.has_type(t, p.anchor_types[size_t(arg)]))
+          return fail(REJ_TYPE);
         anchor[size_t(arg)] = t;
         return true;
       case OP_PROJECT: {
@@ -283,14 +289,29 @@ struct Grounder {
       case OP_JOIN: {
         const JoinSpec& js = p.joins[size_t(arg)];
         Matcher m(g, js, rel.data(), p.num_rel_slots, anchor.data(), p.num_anchor_slots);
+        m.type_ids = &p.type_ids;
         m.var[size_t(js.answer_var)] = t;
         m.plan_order();
         if (!m.ground_random(rng, opt.degree_weighted)) return fail(REJ_NO_EDGE);
         for (size_t a = 0; a < anchor.size(); ++a) {
           if (anchor[a] >= 0 && m.anchor[a] != anchor[a]) return fail(REJ_ANCHOR_CLASH);
+          if (anchor[a] < 0 && p.anchor_types[a] >= 0 && !g.has_type(m.anchor[a], p.anchor_types[a]))
+            return fail(REJ_TYPE);
           anchor[a] = m.anchor[a];
         }
         rel = m.rel;
+        // A negated conjunction attached at variable v: ground it from the value v takes
+        // in a second random match, so that it has something to exclude.
+        for (int32_t j = 0; j < p.num_inputs(op); ++j) {
+          const int32_t v = js.exclude_vars[size_t(j)];
+          Matcher m2(g, js, rel.data(), p.num_rel_slots, anchor.data(), p.num_anchor_slots);
+          m2.type_ids = &p.type_ids;
+          m2.var[size_t(js.answer_var)] = t;
+          m2.plan_order();
+          if (!m2.ground_random(rng, opt.degree_weighted) || m2.var[size_t(v)] == m.var[size_t(v)])
+            return fail(REJ_NOTHING_TO_NEGATE);
+          if (!ground(p.input(op, j), m2.var[size_t(v)], -1)) return false;
+        }
         return true;
       }
     }

@@ -46,7 +46,7 @@ void validate_adjacency(const Adjacency& a, const char* name, int64_t N, int64_t
     }
   if (a.rel_dir_off[0] != 0 || a.rel_dir_off[R] != D) fail(p + "relation index does not span entries");
   for (int64_t r = 0; r < R; ++r) {
-    if (a.rel_dir_off[r] > a.rel_dir_off[r + 1])
+    if (a.rel_dir_off[r] > a.rel_dir_off[r + 1] || a.rel_dir_off[r + 1] > D)
       fail(p + "relation index not monotonic at relation " + std::to_string(r));
     uint32_t run = 0;
     for (int64_t j = a.rel_dir_off[r]; j < a.rel_dir_off[r + 1]; ++j) {
@@ -65,7 +65,8 @@ void validate_csr(Span<const int64_t> off, Span<const int32_t> val, int64_t rows
   if (off.len != size_t(rows) + 1 || off[0] != 0 || off[rows] != int64_t(val.len))
     fail(p + "offsets do not span the values");
   for (int64_t u = 0; u < rows; ++u) {
-    if (off[u] > off[u + 1]) fail(p + "offsets not monotonic at " + std::to_string(u));
+    if (off[u] > off[u + 1] || off[u + 1] > int64_t(val.len))
+      fail(p + "offsets not monotonic at " + std::to_string(u));
     for (int64_t j = off[u]; j < off[u + 1]; ++j) {
       if (val[j] < 0 || val[j] >= limit) fail(p + "value out of range at " + std::to_string(j));
       if (j > off[u] && val[j - 1] >= val[j]) fail(p + "values not sorted at " + std::to_string(j));

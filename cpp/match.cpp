@@ -10,6 +10,16 @@ Matcher::Matcher(const Graph& graph, const JoinSpec& spec, const int32_t* rel_bi
     : g(graph), j(spec), rel(rel_bind, rel_bind + num_rel),
       anchor(anchor_bind, anchor_bind + num_anchor), var(size_t(spec.num_vars), -1) {}
 
+bool Matcher::allowed(int32_t term, int32_t v) const {
+  if (term < 0) return true;
+  if (type_ids && !j.var_types.empty() && j.var_types[size_t(term)] >= 0 &&
+      !g.has_type(v, (*type_ids)[size_t(j.var_types[size_t(term)])]))
+    return false;
+  for (auto& ex : excludes)
+    if (ex.first == term && contains(*ex.second, v)) return false;
+  return true;
+}
+
 void Matcher::plan_order() {
   const size_t k = j.atoms.size();
   std::vector<char> used(k, 0), bound_var(var.size(), 0), bound_anchor(anchor.size(), 0);
@@ -88,6 +98,7 @@ bool Matcher::rec(size_t idx, const std::function<bool()>& emit) {
   }
   if (h < 0 && t < 0) {  // nothing bound: enumerate every entity as the head
     for (int32_t u = 0; u < g.num_entities; ++u) {
+      if (!allowed(ht, u)) continue;
       set(ht, u);
       bool go = rec(idx, emit);
       set(ht, -1);
@@ -100,6 +111,7 @@ bool Matcher::rec(size_t idx, const std::function<bool()>& emit) {
   const int32_t dst_term = from_head ? tt : ht;
   return each_entry(src, from_head ? 0 : 1, [&](int32_t, Span<const int32_t> s) {
     for (int32_t v : s) {
+      if (!allowed(dst_term, v)) continue;
       set(dst_term, v);
       bool go = rec(idx + 1, emit);
       set(dst_term, -1);
@@ -136,7 +148,21 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
     const auto& at = j.atoms[size_t(ai)];
     const int32_t rs = at[0];
     int32_t h = get(at[1]), t = get(at[2]);
-    if (j.negated[size_t(ai)]) continue;  // checked by execution afterwards
+    if (j.negated[size_t(ai)]) {
+      // A free relation of a negated atom: one the head has, but not towards this tail,
+      // so the negation can exclude other bindings while this one survives.
+      if (rel[rs] >= 0) continue;
+      if (h < 0 || t < 0) return false;
+      const Adjacency& o = g.out();
+      std::vector<int32_t> rels;
+      for (int64_t e = o.ent_dir[h]; e < o.ent_dir[h + 1]; ++e) {
+        auto s = o.entry(e);
+        if (!std::binary_search(s.begin(), s.end(), t)) rels.push_back(o.dir_rel[e]);
+      }
+      if (rels.empty()) return false;
+      rel[rs] = rels[rng.below(rels.size())];
+      continue;
+    }
     if (h >= 0 && t >= 0) {
       if (rel[rs] >= 0) {
         auto s = g.out().neighbors(h, rel[rs]);
@@ -153,7 +179,30 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
       }
       continue;
     }
-    if (h < 0 && t < 0) return false;  // plan_order keeps atoms connected to the answer
+    if (h < 0 && t < 0) {
+      // Linked to the rest only through a negated atom: start from a uniform edge.
+      const Adjacency& o = g.out();
+      int64_t k;
+      uint32_t within;
+      if (rel[rs] >= 0) {
+        const uint32_t m = o.rel_edges(rel[rs]);
+        if (m == 0) return false;
+        k = o.rel_edge_entry(rel[rs], uint32_t(rng.below(m)), &within);
+      } else {
+        if (o.nbr.len == 0) return false;
+        const uint32_t x = uint32_t(rng.below(o.nbr.len));
+        const uint32_t* it = std::upper_bound(o.dir_off.ptr, o.dir_off.ptr + o.dir_off.len, x);
+        k = (it - o.dir_off.ptr) - 1;
+        within = x - o.dir_off[k];
+        rel[rs] = o.dir_rel[k];
+      }
+      const int32_t hv = o.owner(k), tv = o.nbr[o.dir_off[k] + within];
+      if (!allowed(at[1], hv) || !allowed(at[2], tv)) return false;
+      set(at[1], hv);
+      if (get(at[2]) >= 0 && get(at[2]) != tv) return false;  // the same term on both sides
+      set(at[2], tv);
+      continue;
+    }
     const bool from_head = h >= 0;
     const int32_t u = from_head ? h : t;
     const Adjacency& a = g.adj[from_head ? 0 : 1];
@@ -175,7 +224,10 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
       s = a.entry(e);
     }
     if (s.empty()) return false;
-    set(from_head ? at[2] : at[1], s[rng.below(s.size())]);
+    const int32_t dst = from_head ? at[2] : at[1];
+    const int32_t v = s[rng.below(s.size())];
+    if (!allowed(dst, v)) return false;
+    set(dst, v);
   }
   return true;
 }

@@ -25,12 +25,16 @@ struct Matcher {
   std::vector<int32_t> anchor;  // anchor slot bindings (-1 free)
   std::vector<int32_t> var;     // variable bindings (-1 free)
   std::vector<int32_t> order;   // atom visiting order
+  const std::vector<int32_t>* type_ids = nullptr;          // Plan::type_ids
+  std::vector<std::pair<int32_t, const Set*>> excludes;   // (variable, values it must avoid)
   int64_t steps = 0, max_steps = -1;
   bool aborted = false;
 
   Matcher(const Graph& graph, const JoinSpec& spec, const int32_t* rel_bind, int32_t num_rel,
           const int32_t* anchor_bind, int32_t num_anchor);
   int32_t get(int32_t term) const { return term >= 0 ? var[term] : anchor[-1 - term]; }
+  // May variable `term` take value v (its type constraint and exclusions)? Anchors: always.
+  bool allowed(int32_t term, int32_t v) const;
   void set(int32_t term, int32_t v) {
     if (term >= 0) var[term] = v; else anchor[-1 - term] = v;
   }

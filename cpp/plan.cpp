@@ -22,6 +22,9 @@ void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_typ
     if (a < -1 || a >= num_entities) bad("fixed entity id out of range");
   for (int32_t t : type_ids)
     if (t < 0 || t >= num_types) bad("type id out of range");
+  if (anchor_types.size() != size_t(num_anchor_slots)) bad("anchor types do not match the anchor slots");
+  for (int32_t t : anchor_types)
+    if (t < -1 || t >= num_types) bad("anchor type id out of range");
   for (int32_t i = 0; i < n; ++i) {
     if (in_off[i] > in_off[i + 1]) bad("input offsets not monotonic");
     for (int32_t j = in_off[i]; j < in_off[i + 1]; ++j)
@@ -43,7 +46,9 @@ void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_typ
         if (k != 2) bad("DIFFERENCE needs two inputs at op " + std::to_string(i));
         break;
       case OP_JOIN:
-        if (k != 0 || arg[i] < 0 || arg[i] >= int32_t(joins.size())) bad("bad JOIN op " + std::to_string(i));
+        if (arg[i] < 0 || arg[i] >= int32_t(joins.size()) ||
+            size_t(k) != joins[size_t(arg[i])].exclude_vars.size())
+          bad("bad JOIN op " + std::to_string(i));
         break;
       case OP_TYPE_FILTER:
         if (k != 1 || arg[i] < 0 || arg[i] >= int32_t(type_ids.size()))
@@ -56,6 +61,11 @@ void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_typ
   for (const JoinSpec& j : joins) {
     if (j.num_vars <= 0 || j.answer_var < 0 || j.answer_var >= j.num_vars) bad("join answer variable");
     if (j.negated.size() != j.atoms.size()) bad("join negation flags");
+    if (j.var_types.size() != size_t(j.num_vars)) bad("join variable types");
+    for (int32_t t : j.var_types)
+      if (t < -1 || t >= int32_t(type_ids.size())) bad("join variable type index");
+    for (int32_t v : j.exclude_vars)
+      if (v < 0 || v >= j.num_vars) bad("join exclusion variable");
     for (auto& a : j.atoms) {
       if (a[0] < 0 || a[0] >= num_rel_slots) bad("join relation slot");
       for (int t = 1; t < 3; ++t)

@@ -27,6 +27,8 @@ struct JoinSpec {
   std::vector<uint8_t> negated;               // per atom: 1 = must not hold
   std::vector<int32_t> var_order;
   int32_t answer_var = 0;
+  std::vector<int32_t> var_types;     // per variable: index into Plan::type_ids, or -1
+  std::vector<int32_t> exclude_vars;  // input j of the JOIN op: values variable j must not take
 };
 
 struct Plan {
@@ -35,6 +37,7 @@ struct Plan {
   std::vector<int32_t> fixed_rel;     // per relation slot: relation id or -1
   std::vector<int32_t> fixed_anchor;  // per anchor slot: entity id or -1
   std::vector<int32_t> type_ids;      // per type constraint: type id
+  std::vector<int32_t> anchor_types;  // per anchor slot: type id the sampler requires, or -1
   std::vector<JoinSpec> joins;
   uint64_t key = 0;  // hash of the plan, mixed into every random stream
 

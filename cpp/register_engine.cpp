@@ -35,6 +35,8 @@ std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
   p->fixed_anchor = vec_of<int32_t>(d, "fixed_entities", false);
   if (p->fixed_anchor.empty()) p->fixed_anchor.assign(size_t(p->num_anchor_slots), -1);
   p->type_ids = vec_of<int32_t>(d, "type_ids", false);
+  p->anchor_types = vec_of<int32_t>(d, "anchor_types", false);
+  if (p->anchor_types.empty()) p->anchor_types.assign(size_t(p->num_anchor_slots), -1);
   p->key = d.contains("key") ? d["key"].cast<uint64_t>() : 0;
   if (d.contains("joins")) {
     for (auto item : d["joins"].cast<py::list>()) {
@@ -47,6 +49,9 @@ std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
       j.negated = vec_of<uint8_t>(jd, "negated", false);
       if (j.negated.empty()) j.negated.assign(j.atoms.size(), 0);
       j.var_order = vec_of<int32_t>(jd, "var_order", false);
+      j.var_types = vec_of<int32_t>(jd, "var_types", false);
+      if (j.var_types.empty()) j.var_types.assign(size_t(j.num_vars), -1);
+      j.exclude_vars = vec_of<int32_t>(jd, "exclude_vars", false);
       j.answer_var = jd["answer_var"].cast<int32_t>();
       p->joins.push_back(std::move(j));
     }

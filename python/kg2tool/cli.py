@@ -25,7 +25,9 @@ app = typer.Typer(
 
 KgOption = Annotated[
     str,
-    typer.Option("--kg", help="Bundled KG name (codex-s), canonical KG directory, snapshot or triples file."),
+    typer.Option(
+        "--kg", help="Bundled KG name (codex-s), canonical KG directory, snapshot or triples file."
+    ),
 ]
 
 
@@ -53,9 +55,17 @@ def stats(
 
 @app.command("import")
 def import_kg(
-    source: Annotated[str, typer.Argument(help="Triples file, canonical directory, or shared dataset name.")],
+    source: Annotated[
+        str, typer.Argument(help="Triples file, canonical directory, or shared dataset name.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
-    snapshot: Annotated[bool, typer.Option("--snapshot/--canonical", help="Write a memory-mappable snapshot (default) or a canonical KG directory.")] = True,
+    snapshot: Annotated[
+        bool,
+        typer.Option(
+            "--snapshot/--canonical",
+            help="Write a memory-mappable snapshot (default) or a canonical KG directory.",
+        ),
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Import a KG into a snapshot (fast to open) or the canonical KG directory layout."""

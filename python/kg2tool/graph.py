@@ -32,7 +32,9 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
         return base.with_columns(label=pl.col("key"), description=pl.lit(None, dtype=pl.String))
     src = source.select(
         pl.col("key").cast(pl.String),
-        pl.col("label").cast(pl.String) if "label" in source.columns else pl.lit(None, pl.String).alias("label"),
+        pl.col("label").cast(pl.String)
+        if "label" in source.columns
+        else pl.lit(None, pl.String).alias("label"),
         pl.col("description").cast(pl.String)
         if "description" in source.columns
         else pl.lit(None, pl.String).alias("description"),
@@ -95,11 +97,15 @@ class KnowledgeGraph:
         heads = _codes(triples.get_column("head"), ent_keys)
         rels = _codes(triples.get_column("relation"), rel_keys)
         tails = _codes(triples.get_column("tail"), ent_keys)
-        arrays, duplicates = _core.build_arrays(heads, rels, tails, len(ent_keys), len(rel_keys), threads)
+        arrays, duplicates = _core.build_arrays(
+            heads, rels, tails, len(ent_keys), len(rel_keys), threads
+        )
         entities = _text_table(ent_keys, tables.entities)
         relations = _text_table(rel_keys, tables.relations)
         if tables.entity_types is not None and tables.entity_types.height:
-            et = tables.entity_types.select(pl.col("key").cast(pl.String), pl.col("type").cast(pl.String))
+            et = tables.entity_types.select(
+                pl.col("key").cast(pl.String), pl.col("type").cast(pl.String)
+            )
             et = et.filter(pl.col("key").is_in(ent_keys.implode()))
             type_keys = et.get_column("type").unique().sort()
         else:
@@ -117,7 +123,10 @@ class KnowledgeGraph:
             )
         native = _core.Graph(len(ent_keys), len(rel_keys), len(type_keys), arrays, validate=False)
         entity_types = (
-            et.join(entities.select("id", "key"), on="key").select("id", "type").unique().sort("id", "type")
+            et.join(entities.select("id", "key"), on="key")
+            .select("id", "type")
+            .unique()
+            .sort("id", "type")
         )
         report = dict(tables.report)
         report.update(
@@ -125,7 +134,15 @@ class KnowledgeGraph:
             duplicates=int(duplicates),
             build_seconds=round(time.perf_counter() - t0, 4),
         )
-        return cls(native, entities, relations, entity_types, type_labels, report=report, source=tables.source)
+        return cls(
+            native,
+            entities,
+            relations,
+            entity_types,
+            type_labels,
+            report=report,
+            source=tables.source,
+        )
 
     @classmethod
     def load(
@@ -148,7 +165,9 @@ class KnowledgeGraph:
             return cls.from_tables(io.read_triples(path), threads=threads)
         name = str(name_or_path)
         if name in datasets.bundled_names():
-            return cls.from_tables(io.read_kg_dir(datasets.bundled_path(name), splits=splits), threads=threads)
+            return cls.from_tables(
+                io.read_kg_dir(datasets.bundled_path(name), splits=splits), threads=threads
+            )
         close = difflib.get_close_matches(name, datasets.bundled_names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(
@@ -181,7 +200,9 @@ class KnowledgeGraph:
         """Memory-map a snapshot; every invariant is re-checked natively, so corruption is an error."""
         arrays, tables, meta = load_snapshot(path, verify=verify)
         try:
-            n_ent, n_rel, n_typ = (int(meta[k]) for k in ("num_entities", "num_relations", "num_types"))
+            n_ent, n_rel, n_typ = (
+                int(meta[k]) for k in ("num_entities", "num_relations", "num_types")
+            )
             native = _core.Graph(n_ent, n_rel, n_typ, dict(arrays), validate=True)
             ent, rel = tables["entities"], tables["relations"]
             et, tl = tables["entity_types"], tables["type_labels"]
@@ -209,7 +230,9 @@ class KnowledgeGraph:
         """Distinct triples as int32 ids (head, relation, tail), sorted; rebuilt from the CSR."""
         if self._triples is None:
             a = self.native.arrays
-            ent_dir, dir_rel, dir_off, nbr = (np.asarray(a[f"out.{k}"]) for k in ("ent_dir", "dir_rel", "dir_off", "nbr"))
+            ent_dir, dir_rel, dir_off, nbr = (
+                np.asarray(a[f"out.{k}"]) for k in ("ent_dir", "dir_rel", "dir_off", "nbr")
+            )
             entry_sizes = np.diff(dir_off.astype(np.int64))
             entry_heads = np.repeat(np.arange(self.num_entities, dtype=np.int32), np.diff(ent_dir))
             self._triples = pl.DataFrame(

@@ -1,0 +1,71 @@
+"""Query patterns: formula language, named library, query-graph analysis, compilation to plans.
+
+>>> from kg2tool.patterns import get_pattern, compile_pattern
+>>> compile_pattern(get_pattern("2p")).num_ops
+4
+"""
+
+from kg2tool.patterns.analysis import (
+    PatternInfo,
+    analyze,
+    are_isomorphic,
+    canonical_form,
+    has_cycle,
+    needs_join,
+    query_graph,
+)
+from kg2tool.patterns.compile import (
+    ANCHOR,
+    DIFFERENCE,
+    INTERSECT,
+    JOIN,
+    OP_NAMES,
+    PROJECT,
+    TYPE_FILTER,
+    UNION,
+    Join,
+    Plan,
+    compile_pattern,
+)
+from kg2tool.patterns.library import (
+    BETAE_TYPES,
+    LIBRARY,
+    UnknownPatternError,
+    get_pattern,
+    list_patterns,
+    parse_patterns,
+)
+from kg2tool.patterns.syntax import Atom, Conjunction, Formula, PatternSpec, parse_formula, parse_spec
+
+__all__ = [
+    "ANCHOR",
+    "BETAE_TYPES",
+    "DIFFERENCE",
+    "INTERSECT",
+    "JOIN",
+    "LIBRARY",
+    "OP_NAMES",
+    "PROJECT",
+    "TYPE_FILTER",
+    "UNION",
+    "Atom",
+    "Conjunction",
+    "Formula",
+    "Join",
+    "PatternInfo",
+    "PatternSpec",
+    "Plan",
+    "UnknownPatternError",
+    "analyze",
+    "are_isomorphic",
+    "canonical_form",
+    "compile_pattern",
+    "get_pattern",
+    "has_cycle",
+    "list_patterns",
+    "needs_join",
+    "parse_formula",
+    "parse_patterns",
+    "parse_spec",
+    "query_graph",
+]
