@@ -321,6 +321,7 @@ struct Grounder {
 
 struct Candidate {
   bool ok = false;
+  std::vector<uint8_t> fails;  // reason of every failed attempt
   uint64_t hash = 0;
   std::vector<int32_t> rel, anchor;
   std::vector<int64_t> offsets;  // num_ops sizes (cumulative within ids)
@@ -454,40 +455,41 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
 }  // namespace
 
 SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
-                    const SampleOptions& opt) {
+                    const SampleOptions& opt, SeenQueries* seen_in, int64_t start_candidate) {
   SampleResult res;
   res.set_offsets.push_back(0);
+  res.next_candidate = start_candidate;
   if (n <= 0 || g.num_entities == 0) return res;
   const int32_t nops = p.num_ops();
   const int64_t max_cand = opt.max_candidates > 0 ? opt.max_candidates : 20 * n + 10000;
-  std::unordered_set<uint64_t> seen;
-  int64_t accepted = 0, next = 0;
+  SeenQueries local;
+  SeenQueries& seen = seen_in ? *seen_in : local;
+  int64_t accepted = 0, next = start_candidate;
   const int nt = resolve_threads(opt.threads);
-  while (accepted < n && next < max_cand) {
+  while (accepted < n && next - start_candidate < max_cand) {
     const int64_t want = n - accepted;
-    const int64_t batch = std::min<int64_t>(max_cand - next, std::min<int64_t>(1 << 16, want + want / 4 + 64));
+    const int64_t batch = std::min<int64_t>(start_candidate + max_cand - next,
+                                            std::min<int64_t>(1 << 16, want + want / 4 + 64));
     std::vector<Candidate> cands(static_cast<size_t>(batch));
-    std::vector<std::array<int64_t, REJ_COUNT>> rej(static_cast<size_t>(nt));
-    std::vector<int64_t> attempts(size_t(nt), 0);
-    for (auto& r : rej) r.fill(0);
-    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
+    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int) {
       Workspace ws;
       for (int64_t i = b; i < e; ++i) {
+        Candidate& c = cands[size_t(i)];
         for (int a = 0; a < opt.max_tries; ++a) {
           Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
           int reason = REJ_NO_EDGE;
-          ++attempts[size_t(w)];
-          if (attempt(g, p, opt, rng, ws, cands[size_t(i)], reason)) break;
-          ++rej[size_t(w)][size_t(reason)];
+          if (attempt(g, p, opt, rng, ws, c, reason)) break;
+          c.fails.push_back(uint8_t(reason));
         }
       }
     });
-    for (int w = 0; w < nt; ++w) {
-      res.attempts += attempts[size_t(w)];
-      for (int r = 0; r < REJ_COUNT; ++r) res.rejected[size_t(r)] += rej[size_t(w)][size_t(r)];
-    }
-    for (int64_t i = 0; i < batch && accepted < n; ++i) {
+    // Consume candidates in index order; counts cover only the candidates consumed, so
+    // they too are the same however the stream is cut into calls.
+    int64_t i = 0;
+    for (; i < batch && accepted < n; ++i) {
       Candidate& c = cands[size_t(i)];
+      res.attempts += int64_t(c.fails.size()) + (c.ok ? 1 : 0);
+      for (uint8_t r : c.fails) ++res.rejected[r];
       if (!c.ok) continue;
       if (!seen.insert(c.hash).second) {
         ++res.rejected[REJ_DUPLICATE];
@@ -501,9 +503,10 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       res.candidate_index.push_back(next + i);
       ++accepted;
     }
-    next += batch;
+    next += i;
   }
-  res.candidates = next;
+  res.candidates = next - start_candidate;
+  res.next_candidate = next;
   res.exhausted = accepted < n;
   return res;
 }

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "graph.h"
@@ -87,10 +88,16 @@ struct SampleResult {
   std::vector<int64_t> candidate_index;  // which candidate index each query came from
   std::array<int64_t, REJ_COUNT> rejected{};
   int64_t candidates = 0, attempts = 0;
+  int64_t next_candidate = 0;  // where a continuing call starts: one past the last used
   bool exhausted = false;  // stopped at max_candidates before reaching n
 };
+// Hashes of the grounded queries already drawn; pass the same set (and next_candidate)
+// to continue one stream over several calls: the concatenated output is the same as one
+// call's, whatever the chunk sizes.
+using SeenQueries = std::unordered_set<uint64_t>;
 SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
-                    const SampleOptions& opt);
+                    const SampleOptions& opt, SeenQueries* seen = nullptr,
+                    int64_t start_candidate = 0);
 
 // Number of full groundings of join j of plan p per row of anchor bindings (-1 free).
 std::vector<int64_t> match_count(const Graph& g, const Plan& p, int32_t join, const int32_t* rel,

@@ -8,6 +8,12 @@
 #include "numpy_util.h"
 
 namespace kg2tool {
+
+// Opaque holder, so pybind11's STL casters do not turn the set into a Python set.
+struct SeenBox {
+  SeenQueries hashes;
+};
+
 namespace {
 
 template <class T>
@@ -91,6 +97,11 @@ void register_engine(py::module_& m) {
       .def_readonly("num_relation_slots", &Plan::num_rel_slots)
       .def_readonly("num_anchor_slots", &Plan::num_anchor_slots);
 
+  py::class_<SeenBox>(m, "SeenQueries",
+                      "Hashes of grounded queries drawn so far (to continue a sample stream).")
+      .def(py::init<>())
+      .def("__len__", [](const SeenBox& s) { return s.hashes.size(); });
+
   m.attr("REJECT_REASONS") = [] {
     py::list l;
     for (int i = 0; i < REJ_COUNT; ++i) l.append(kRejectNames[i]);
@@ -102,8 +113,9 @@ void register_engine(py::module_& m) {
       [](const PyGraph& pg, const Plan& p, int64_t n, uint64_t seed, int64_t min_answers,
          int64_t max_answers, int64_t max_intermediate, bool distinct_anchors, bool no_backtrack,
          bool nontrivial, bool degree_weighted, int max_tries, int64_t max_candidates,
-         int64_t match_steps, int threads) {
+         int64_t match_steps, int threads, SeenBox* seen, int64_t start_candidate) {
         check_plan(pg, p);
+        if (start_candidate < 0) throw py::value_error("start_candidate must be >= 0");
         if (n < 0) throw py::value_error("n must be >= 0");
         if (max_tries < 1) throw py::value_error("max_tries must be >= 1");
         SampleOptions o;
@@ -121,7 +133,7 @@ void register_engine(py::module_& m) {
         SampleResult r;
         {
           py::gil_scoped_release nogil;
-          r = sample(pg.g, p, n, seed, o);
+          r = sample(pg.g, p, n, seed, o, seen ? &seen->hashes : nullptr, start_candidate);
         }
         py::dict rejected;
         for (int i = 0; i < REJ_COUNT; ++i) rejected[kRejectNames[i]] = r.rejected[size_t(i)];
@@ -136,6 +148,7 @@ void register_engine(py::module_& m) {
         out["candidates"] = r.candidates;
         out["attempts"] = r.attempts;
         out["exhausted"] = r.exhausted;
+        out["next_candidate"] = r.next_candidate;
         return out;
       },
       py::arg("graph"), py::arg("plan"), py::arg("n"), py::arg("seed"), py::arg("min_answers") = 1,
@@ -143,7 +156,9 @@ void register_engine(py::module_& m) {
       py::arg("distinct_anchors") = true, py::arg("no_backtrack") = true,
       py::arg("nontrivial") = true, py::arg("degree_weighted") = false, py::arg("max_tries") = 8,
       py::arg("max_candidates") = 0, py::arg("match_steps") = 1000000, py::arg("threads") = 0,
-      "Sample n distinct grounded queries with exact answer and intermediate sets.");
+      py::arg("seen") = nullptr, py::arg("start_candidate") = 0,
+      "Sample n distinct grounded queries with exact answer and intermediate sets; pass the\n"
+      "same `seen` and the returned next_candidate as start_candidate to continue a stream.");
 
   m.def(
       "execute",

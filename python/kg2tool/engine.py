@@ -111,6 +111,7 @@ class QueryBatch:
     candidates: int = 0
     attempts: int = 0
     exhausted: bool = False
+    next_candidate: int = 0
 
     def __len__(self) -> int:
         return int(self.relation_ids.shape[0])
@@ -211,12 +212,15 @@ def sample_queries(
     max_candidates: int = 0,
     threads: int = 0,
     strict: bool = True,
+    seen: _core.SeenQueries | None = None,
+    start_candidate: int = 0,
 ) -> QueryBatch:
     """Draw ``n`` distinct grounded queries of ``pattern`` with exact answers.
 
     Query i depends only on (seed, pattern, i): the same seed gives the same queries in the
     same order whatever ``threads`` is. With ``strict``, fewer than ``n`` queries after the
     bounded number of candidates raises :class:`SamplingError` listing rejections by reason.
+    ``seen`` and ``start_candidate`` continue an earlier stream (see :class:`QueryStream`).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -245,6 +249,8 @@ def sample_queries(
         max_tries=max_tries,
         max_candidates=max_candidates,
         threads=threads,
+        seen=seen,
+        start_candidate=start_candidate,
     )
     batch = QueryBatch(
         kg=kg,
@@ -258,6 +264,7 @@ def sample_queries(
         candidates=int(out["candidates"]),
         attempts=int(out["attempts"]),
         exhausted=bool(out["exhausted"]),
+        next_candidate=int(out["next_candidate"]),
     )
     if strict and len(batch) < n:
         top = sorted(((v, k) for k, v in batch.rejected.items() if v), reverse=True)[:5]
@@ -268,6 +275,44 @@ def sample_queries(
             "Loosen the constraints, ask for fewer queries, or use a larger KG."
         )
     return batch
+
+
+class QueryStream:
+    """One pattern's query stream, drawn in chunks: ``take(a)`` then ``take(b)`` gives exactly
+    the first ``a + b`` queries of one ``sample_queries(..., a + b)`` call, de-duplicated
+    across chunks. This is how shards get their queries without depending on shard size."""
+
+    def __init__(
+        self,
+        kg: KnowledgeGraph,
+        pattern: str | PatternSpec | Plan,
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
+        self.kg = kg
+        self.plan = resolve_pattern(pattern)
+        self.seed = seed
+        self.options = options
+        self.seen = _core.SeenQueries()
+        self.next_candidate = 0
+        self.drawn = 0
+
+    def take(self, n: int, *, strict: bool = True) -> QueryBatch:
+        """The next ``n`` distinct queries of the stream."""
+        batch = sample_queries(
+            self.kg,
+            self.plan,
+            n,
+            seed=self.seed,
+            strict=strict,
+            seen=self.seen,
+            start_candidate=self.next_candidate,
+            **self.options,
+        )
+        self.next_candidate = batch.next_candidate
+        self.drawn += len(batch)
+        return batch
 
 
 def execute_queries(
