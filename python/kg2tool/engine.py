@@ -322,8 +322,10 @@ def execute_queries(
     anchor_ids: np.ndarray,
     *,
     threads: int = 0,
+    query_index: np.ndarray | None = None,
 ) -> QueryBatch:
-    """Exact sets of every op for given groundings (ids per slot, one row per query)."""
+    """Exact sets of every op for given groundings (ids per slot, one row per query);
+    ``query_index`` labels the rows (default 0..n-1), e.g. with their sampled indices."""
     plan = resolve_pattern(pattern)
     native = native_plan(kg, plan)
     rel = np.ascontiguousarray(relation_ids, dtype=np.int32).reshape(-1, len(plan.relation_slots))
@@ -331,7 +333,14 @@ def execute_queries(
     if rel.shape[0] != anc.shape[0]:
         raise ValueError("relation_ids and anchor_ids must have the same number of rows")
     offsets, ids = _core.execute(kg.native, native, rel, anc, threads)
-    return QueryBatch(kg, plan, rel, anc, offsets, ids, np.arange(rel.shape[0], dtype=np.int64))
+    index = (
+        np.arange(rel.shape[0], dtype=np.int64)
+        if query_index is None
+        else np.ascontiguousarray(query_index, dtype=np.int64)
+    )
+    if len(index) != rel.shape[0]:
+        raise ValueError("query_index must have one entry per grounding")
+    return QueryBatch(kg, plan, rel, anc, offsets, ids, index)
 
 
 def count_matches(
