@@ -1,0 +1,689 @@
+"""Dataset assembly: grounded queries -> questions + verified trajectories -> one Polars frame.
+
+``build_dataset(kg, ["2p", ("2i", 2.0)], 1000, seed=0, format="openai")`` returns one row per
+verified sample with the columns ``id, pattern, formula, bindings, question, answers,
+answer_labels, tools, messages, num_calls, split`` plus provenance (``trace``, ``grounding``),
+``record`` (the line written for the format), ``empty`` and ``recovery`` flags.
+``frame.attrs``-like counters are returned by :func:`build_shard` as a ``report`` dict.
+
+A shard is a pure function of (kg, specs, shard id, sizes, seed, format, options): the
+pipeline can redo any shard and get the same frame. De-duplication is on the canonical grounding
+(pattern, relation ids, anchor ids) inside a shard; across shards use the ``id`` column (a hash
+of the grounding). JOIN/TYPE_FILTER patterns are skipped with a message in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import polars as pl
+
+from kg2tool.apis import ApiCatalog
+from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
+from kg2tool.formats import FORMATS, ToolFragments, build_records, dataset_info_entry
+from kg2tool.runtime import ToolRuntime
+from kg2tool.trajectories import UnsupportedPlanError, build_trajectories, check_plan, verify
+from kg2tool.verbalize import RAW_ID_PATTERN, RelationLexicon, build_lexicon, mix_hash, verbalize
+
+__all__ = [
+    "COLUMNS",
+    "Context",
+    "assign_splits",
+    "build_dataset",
+    "build_from_batches",
+    "build_shard",
+    "write_dataset",
+]
+
+COLUMNS = [
+    "id",
+    "pattern",
+    "formula",
+    "bindings",
+    "question",
+    "answers",
+    "answer_labels",
+    "tools",
+    "messages",
+    "num_calls",
+    "split",
+]
+
+
+class Context:
+    """Catalogue, runtime, lexicon and tool fragments of a KG, built once and reused."""
+
+    def __init__(self, kg: Any, catalog: ApiCatalog | None = None, overrides: Any = None) -> None:
+        """Build everything the per-batch work needs."""
+        self.kg = kg
+        self.catalog = catalog or ApiCatalog.from_graph(kg)
+        self.runtime = ToolRuntime(kg, self.catalog)
+        self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
+        self.fragments = ToolFragments(self.catalog)
+
+
+def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
+    """Normalise pattern names / (spec, weight) pairs."""
+    out = []
+    for p in patterns:
+        if isinstance(p, tuple):
+            out.append((p[0], float(p[1])))
+        else:
+            out.append((p, 1.0))
+    return out
+
+
+def _allocate(weights: list[float], n: int) -> list[int]:
+    """Integer counts proportional to weights summing to n (largest remainder)."""
+    w = np.asarray(weights, float)
+    raw = w / w.sum() * n
+    base = np.floor(raw).astype(int)
+    rest = n - base.sum()
+    base[np.argsort(-(raw - base), kind="stable")[:rest]] += 1
+    return base.tolist()
+
+
+def _empty_groundings(
+    kg: Any, plan: Any, rel: np.ndarray, anc: np.ndarray, seed: int, index: np.ndarray
+) -> Any:
+    """Perturb the last anchor of each grounding (to an entity with the relation) and execute."""
+    last = plan.anchor_slots[-1]
+    a_idx = len(plan.anchor_slots) - 1
+    k = [
+        i
+        for i in range(plan.num_ops)
+        if int(plan.op_kind[i]) == 1
+        and a_idx in [int(plan.op_arg[j]) for j in plan.inputs(i) if int(plan.op_kind[j]) == 0]
+    ]
+    del last
+    t = kg.triples
+    slot = int(plan.op_arg[k[0]]) if k else 0
+    side = "tail" if (k and int(plan.op_dir[k[0]]) == 1) else "head"
+    by_rel = t.select("relation", side).unique().sort("relation", side)
+    rel_col = by_rel["relation"].to_numpy()
+    ent_col = by_rel[side].to_numpy()
+    starts = np.searchsorted(rel_col, np.arange(kg.num_relations + 1))
+    r = rel[:, slot]
+    cnt = starts[r + 1] - starts[r]
+    h = mix_hash(seed, 0xE3, np.asarray(index, dtype=np.int64))
+    pick = starts[r] + (h % np.maximum(cnt, 1).astype(np.uint64)).astype(np.int64)
+    anc2 = anc.copy()
+    anc2[:, a_idx] = ent_col[np.minimum(pick, len(ent_col) - 1)]
+    return execute_queries(kg, plan, rel, anc2, query_index=index)
+
+
+def _batch_frame(batch: Any, qid0: int) -> pl.DataFrame:
+    """The engine frame with sid (row) and qid (stable: pattern position + stream index)."""
+    f = batch.frame()
+    return f.with_columns(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("sid"),
+        (pl.col("query_index").cast(pl.UInt64) + qid0).alias("qid"),
+    )
+
+
+def build_shard(
+    kg: Any,
+    spec_list: Sequence[Any],
+    shard_id: int,
+    num_shards: int,
+    samples_in_shard: int,
+    seed: int,
+    format: str = "openai",
+    *,
+    context: Context | None = None,
+    max_intermediate: int = 10,
+    **options: Any,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """One shard sampled on its own: (frame, report). Pure in its inputs; ``seed`` is mixed
+    with ``shard_id``. The pipeline instead draws shards from continuing query streams
+    (de-duplicated across shards) and calls :func:`build_from_batches`."""
+    specs = _specs(spec_list)
+    counts = _allocate([w for _, w in specs], samples_in_shard)
+    shard_seed = int(mix_hash(seed, shard_id, num_shards)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+    batches = []
+    for p_idx, ((spec, _), n) in enumerate(zip(specs, counts, strict=True)):
+        if n == 0:
+            continue
+        plan = resolve_pattern(spec)
+        batch = sample_queries(
+            kg, plan, n, seed=shard_seed + p_idx, max_intermediate=max_intermediate, strict=False
+        )
+        batches.append((str(spec), batch))
+    return build_from_batches(
+        kg, batches, seed=shard_seed, format=format, context=context, **options
+    )
+
+
+def build_from_batches(
+    kg: Any,
+    batches: Sequence[tuple[str, Any]],
+    *,
+    seed: int,
+    format: str = "openai",
+    context: Context | None = None,
+    empty_ratio: float = 0.0,
+    error_ratio: float = 0.0,
+    distractors: int = 3,
+    xlam_mode: str = "independent",
+    split: str = "random",
+    split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    holdout: Sequence[str] | None = None,
+    holdout_fraction: float = 0.1,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
+
+    Every per-sample choice (template, distractors, split) is seeded by (seed, the query's
+    pattern position and stream index), so a sample does not depend on which shard it is in.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
+    ctx = context or Context(kg)
+    report: dict[str, Any] = {"dropped": {}, "skipped_patterns": {}, "per_pattern": {}}
+    frames = []
+    for p_idx, (spec, batch) in enumerate(batches):
+        plan = batch.plan
+        n = len(batch)
+        if n == 0:
+            continue
+        try:
+            check_plan(plan)
+        except UnsupportedPlanError as exc:
+            report["skipped_patterns"][str(spec)] = str(exc)
+            continue
+        q = _batch_frame(batch, p_idx << 40)
+        n_empty = round(n * empty_ratio)
+        if n_empty:
+            eb = _empty_groundings(
+                kg, plan, batch.relation_ids, batch.anchor_ids, seed + p_idx, batch.query_index
+            )
+            eq = _batch_frame(eb, (p_idx << 40) + (1 << 39))
+            eq = eq.filter(pl.col("num_answers") == 0).head(n_empty)
+            q = pl.concat([q.head(n - eq.height), eq.with_columns(pl.col("sid") + n)])
+        frames.append(
+            _pattern_rows(
+                ctx,
+                plan,
+                q,
+                format,
+                seed,
+                error_ratio,
+                distractors,
+                xlam_mode,
+                report,
+                str(spec),
+            )
+        )
+    frame = pl.concat(frames) if frames else _empty_frame()
+    frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
+    frame = assign_splits(frame, split, seed, split_fractions, holdout, holdout_fraction, ctx)
+    return frame, report
+
+
+def _empty_frame() -> pl.DataFrame:
+    """A frame with the dataset schema and no rows."""
+    return pl.DataFrame(schema={c: pl.String for c in COLUMNS})
+
+
+def _pattern_rows(
+    ctx: Context,
+    plan: Any,
+    q: pl.DataFrame,
+    fmt: str,
+    seed: int,
+    error_ratio: float,
+    distractors: int,
+    xlam_mode: str,
+    report: dict[str, Any],
+    spec: str,
+) -> pl.DataFrame:
+    """Questions, trajectories, verification and records of one pattern's queries."""
+    kg, rt = ctx.kg, ctx.runtime
+    labels = kg.entities["label"]
+    anc = np.asarray(q["anchor_ids"].to_list(), dtype=np.int64).reshape(q.height, -1)
+    rel = np.asarray(q["relation_ids"].to_list(), dtype=np.int64).reshape(q.height, -1)
+    anchor_names = [labels.gather(anc[:, j]) for j in range(anc.shape[1])]
+    # anchors whose label is shared or is a raw id cannot be named in a question
+    names_np = np.asarray(rt.names, dtype=object)
+    ok_anchor = np.ones(q.height, bool)
+    for j in range(anc.shape[1]):
+        ok_anchor &= names_np[anc[:, j]] == labels.gather(anc[:, j]).to_numpy()
+        ok_anchor &= ~anchor_names[j].str.contains(RAW_ID_PATTERN).to_numpy()
+    dropped = report["dropped"]
+    if (~ok_anchor).any():
+        dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())
+    question = verbalize(
+        plan,
+        rel,
+        anchor_names,
+        q["num_answers"].to_numpy(),
+        q["qid"].to_numpy(),
+        ctx.lexicon,
+        seed=seed,
+    )
+    q = q.with_columns(question.alias("question")).filter(pl.Series(ok_anchor))
+    traj = build_trajectories(plan, q, rt, ctx.lexicon, seed=seed, error_ratio=error_ratio)
+    ok, failures = verify(plan, q, traj, rt)
+    for k, v in failures.items():
+        dropped[k] = dropped.get(k, 0) + v
+    good = q["sid"].filter(pl.Series(ok))
+    samples = traj.samples.filter(pl.col("sid").is_in(good.implode()))
+    steps = traj.steps.filter(pl.col("sid").is_in(good.implode())).with_columns(
+        (pl.col("kind") == "call").alias("_c")
+    )
+    anchor_ops = {
+        k
+        for k in range(plan.num_ops)
+        if int(plan.op_kind[k]) == 1 and int(plan.op_kind[plan.inputs(k)[0]]) == 0
+    }
+    steps = steps.with_columns(pl.col("op").is_in(sorted(anchor_ops)).alias("from_anchor"))
+    tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed)
+    samples = samples.join(
+        q.select(
+            "sid", "qid", "question", "pattern", "formula", "bindings", "answers", "relation_ids"
+        ),
+        on="sid",
+        maintain_order="left",
+    )
+    samples = samples.join(tool_ids, on="sid", how="left", maintain_order="left")
+    rec = build_records(fmt, samples, steps, ctx.fragments, xlam_mode=xlam_mode)
+    out = samples.join(rec, on="sid", maintain_order="left")
+    if fmt == "xlam":
+        nx = int(out["record"].is_null().sum())
+        if nx:
+            dropped["xlam_not_expressible"] = dropped.get("xlam_not_expressible", 0) + nx
+        out = out.filter(pl.col("record").is_not_null())
+    report["per_pattern"][spec] = out.height
+    used_apis = steps.group_by("sid").agg(pl.col("api").unique().sort().alias("apis"))
+    out = out.join(used_apis, on="sid", how="left", maintain_order="left")
+    return (
+        out.select(
+            pl.col("qid")
+            .map_batches(
+                lambda s: (
+                    pl.Series([f"{v:016x}" for v in mix_hash(0x1D, s.to_numpy()).tolist()])
+                    if False
+                    else s.cast(pl.String)
+                )
+            )
+            .alias("qid_s"),
+            "pattern",
+            "formula",
+            "bindings",
+            "question",
+            "answers",
+            pl.col("answer_names").alias("answer_labels"),
+            "tools",
+            "messages",
+            "num_calls",
+            "trace",
+            "grounding",
+            "record",
+            "empty",
+            "recovery",
+            pl.col("relation_ids"),
+            pl.col("apis").fill_null(pl.lit([], pl.List(pl.String))),
+        )
+        .with_columns(
+            # id: stable hash of the canonical grounding (pattern + bindings)
+            pl.concat_str(pl.col("pattern"), pl.lit("|"), pl.col("bindings")).alias("_canon")
+        )
+        .with_columns(pl.col("_canon").map_batches(_stable_ids, return_dtype=pl.String).alias("id"))
+        .drop("_canon", "qid_s")
+    )
+
+
+def _stable_ids(s: pl.Series) -> pl.Series:
+    """16-hex-digit ids from a stable hash of each string (same in every Polars version)."""
+    import hashlib
+
+    return pl.Series([hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in s.to_list()])
+
+
+def _tool_ids(
+    ctx: Context, samples: pl.DataFrame, steps: pl.DataFrame, q: pl.DataFrame, k: int, seed: int
+) -> pl.DataFrame:
+    """Per sample: needed API indices + up to ``k`` seeded distractors, in a seeded order."""
+    idx = ctx.fragments.index
+    needed = steps.select(
+        "sid",
+        pl.col("api")
+        .replace_strict(list(idx), list(idx.values()), return_dtype=pl.Int64)
+        .alias("t"),
+    )
+    pool = np.asarray(ctx.fragments.relation_ids, dtype=np.int64)
+    qid = q.select("sid", "qid").filter(pl.col("sid").is_in(samples["sid"].implode()))
+    parts = [needed]
+    if k > 0 and len(pool):
+        sid = np.repeat(qid["sid"].to_numpy(), k)
+        h = mix_hash(
+            seed, 0xD15, np.repeat(qid["qid"].to_numpy(), k), np.tile(np.arange(k), qid.height)
+        )
+        parts.append(
+            pl.DataFrame({"sid": sid, "t": pool[(h % np.uint64(len(pool))).astype(np.int64)]})
+        )
+    allt = pl.concat(parts).unique(maintain_order=True).join(qid, on="sid", how="left")
+    # ordered by the stable query id, not the row: a sample's tools do not depend on its shard
+    order = mix_hash(seed, 0x70, allt["qid"].to_numpy(), allt["t"].to_numpy())
+    return (
+        allt.with_columns(pl.Series("o", order))
+        .sort("sid", "o")
+        .group_by("sid", maintain_order=True)
+        .agg(pl.col("t").alias("tool_ids"))
+    )
+
+
+def assign_splits(
+    frame: pl.DataFrame,
+    how: str,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    holdout: Sequence[str] | None = None,
+    holdout_fraction: float = 0.1,
+    ctx: Context | None = None,
+) -> pl.DataFrame:
+    """``split`` column: random by id hash, or test = samples touching held-out relations/APIs/patterns."""
+    if frame.height == 0:
+        return frame.with_columns(pl.lit("train").alias("split"))
+    if how == "random":
+        h = mix_hash(
+            seed,
+            0x5B,
+            pl.Series([int(i, 16) for i in frame["id"].to_list()], dtype=pl.UInt64).to_numpy(),
+        )
+        u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        tr, va = fractions[0], fractions[0] + fractions[1]
+        split = np.where(u < tr, "train", np.where(u < va, "validation", "test"))
+        return frame.with_columns(pl.Series("split", split))
+    if how == "pattern":
+        names = sorted(set(frame["pattern"].to_list()))
+        held = set(holdout) if holdout else _pick(names, holdout_fraction, seed)
+        test = frame["pattern"].is_in(sorted(held))
+    elif how == "relation":
+        keys = ctx.kg.relations["key"] if ctx else None
+        names = keys.to_list() if keys is not None else []
+        held = set(holdout) if holdout else _pick(names, holdout_fraction, seed)
+        held_ids = [i for i, k in enumerate(names) if k in held]
+        test = frame.select(
+            pl.col("relation_ids").list.eval(pl.element().is_in(held_ids)).list.any()
+        )
+        test = test.to_series()
+    elif how == "api":
+        names = ctx.catalog.names if ctx else []
+        held = set(holdout) if holdout else _pick(names, holdout_fraction, seed)
+        test = frame.select(
+            pl.col("apis").list.eval(pl.element().is_in(sorted(held))).list.any()
+        ).to_series()
+    else:
+        raise ValueError("split must be 'random', 'relation', 'api' or 'pattern'")
+    return frame.with_columns(
+        pl.when(pl.lit(test)).then(pl.lit("test")).otherwise(pl.lit("train")).alias("split")
+    )
+
+
+def _pick(names: list[str], fraction: float, seed: int) -> set[str]:
+    """A seeded subset of names of the given fraction (at least one)."""
+    if not names:
+        return set()
+    h = mix_hash(seed, 0x40, np.arange(len(names)))
+    order = np.argsort(h, kind="stable")
+    k = max(1, round(fraction * len(names)))
+    return {names[i] for i in order[:k]}
+
+
+def build_dataset(
+    kg: Any,
+    patterns: Sequence[Any],
+    num_samples: int,
+    *,
+    seed: int = 0,
+    format: str = "openai",
+    context: Context | None = None,
+    **options: Any,
+) -> pl.DataFrame:
+    """All samples in one shard (see :func:`build_shard` for the options)."""
+    frame, _ = build_shard(
+        kg, patterns, 0, 1, num_samples, seed, format, context=context, **options
+    )
+    return frame
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write bytes to path via a temp file + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_dataset(
+    frame: pl.DataFrame,
+    out_dir: str | os.PathLike[str],
+    format: str = "openai",
+    *,
+    shard_size: int = 100_000,
+    config: dict[str, Any] | None = None,
+    card: bool = True,
+) -> Path:
+    """Parquet shards ``data/{split}-{i:05d}-of-{n:05d}.parquet``, JSON(L) per split, card."""
+    out = Path(out_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for split in sorted(set(frame["split"].to_list())):
+        part = frame.filter(pl.col("split") == split)
+        n = max(1, -(-part.height // shard_size))
+        for i in range(n):
+            chunk = part.slice(i * shard_size, shard_size)
+            path = out / "data" / f"{split}-{i:05d}-of-{n:05d}.parquet"
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+            os.close(fd)
+            try:
+                chunk.write_parquet(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        records = part["record"].to_list()
+        if format == "toolbench":  # one JSON array of step records
+            inner = [r[1:-1] for r in records if len(r) > 2]
+            _atomic_write(out / f"{split}.json", ("[" + ",".join(inner) + "]").encode())
+        else:
+            _atomic_write(
+                out / f"{split}.jsonl", ("\n".join(records) + "\n").encode() if records else b""
+            )
+    if format == "sharegpt":
+        info = {}
+        for split in sorted(set(frame["split"].to_list())):
+            info.update(dataset_info_entry(f"{split}.jsonl", f"kg2tool_{split}"))
+        _atomic_write(out / "dataset_info.json", json.dumps(info, indent=2).encode())
+    if config is not None:
+        _atomic_write(out / "config.json", orjson.dumps(config, option=orjson.OPT_INDENT_2))
+    if card:
+        write_card(frame, out, format, config)
+    return out
+
+
+CARD_COLUMNS = ["pattern", "split", "n_answers", "num_calls", "qlen", "empty", "recovery"]
+
+
+def card_stats(frame: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, int]:
+    """The few per-sample numbers the card needs, and the number of relations covered."""
+    lf = frame.lazy()
+    names = lf.collect_schema().names()
+    stats = lf.select(
+        "pattern",
+        "split",
+        pl.col("answers").list.len().alias("n_answers"),
+        pl.col("num_calls"),
+        pl.col("question").str.len_chars().alias("qlen"),
+        (pl.col("empty") if "empty" in names else pl.lit(False)).alias("empty"),
+        (pl.col("recovery") if "recovery" in names else pl.lit(False)).alias("recovery"),
+    ).collect()
+    rels = 0
+    if "relation_ids" in names:
+        rels = lf.select(pl.col("relation_ids").explode().drop_nulls().n_unique()).collect().item()
+    return stats, int(rels)
+
+
+def write_shard(
+    frame: pl.DataFrame,
+    out: Path,
+    shard_id: int,
+    num_shards: int,
+    format: str,
+    *,
+    jsonl: bool = True,
+) -> list[Path]:
+    """One shard's files, each atomically: ``data/{split}-{i:05d}-of-{n:05d}.parquet`` and, with
+    ``jsonl``, the format's records in ``records/{split}-{i:05d}-of-{n:05d}.jsonl``."""
+    files = []
+    splits = sorted(set(frame["split"].to_list())) if frame.height else ["train"]
+    for split in splits:
+        part = frame.filter(pl.col("split") == split)
+        name = f"{split}-{shard_id:05d}-of-{num_shards:05d}"
+        path = out / "data" / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        part.write_parquet(tmp)
+        os.replace(tmp, path)
+        files.append(path)
+        if jsonl:
+            rec = out / "records" / f"{name}.jsonl"
+            records = part["record"].to_list()
+            _atomic_write(rec, ("\n".join(records) + "\n").encode() if records else b"")
+            files.append(rec)
+    return files
+
+
+def finalize_outputs(
+    out: Path, files: Sequence[str], format: str, config: dict[str, Any] | None, *, kg: Any = None
+) -> None:
+    """Merge shard records into one file per split (a JSON array for ToolBench, else JSONL),
+    the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card."""
+    del kg
+    records = sorted(f for f in files if f.startswith("records/"))
+    by_split: dict[str, list[str]] = {}
+    for f in records:
+        by_split.setdefault(Path(f).name.rsplit("-", 3)[0], []).append(f)
+    for split, parts in sorted(by_split.items()):
+        target = out / (f"{split}.json" if format == "toolbench" else f"{split}.jsonl")
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(tmp, "wb") as dst:
+            if format == "toolbench":  # each line is one step record: make one JSON array
+                dst.write(b"[")
+                first = True
+                for p in parts:
+                    with open(out / p, "rb") as src:
+                        for line in src:
+                            line = line.rstrip(b"\n")
+                            if not line:
+                                continue
+                            inner = line[1:-1] if line.startswith(b"[") else line
+                            if not inner:
+                                continue
+                            dst.write((b"" if first else b",") + inner)
+                            first = False
+                dst.write(b"]")
+            else:
+                for p in parts:
+                    with open(out / p, "rb") as src:
+                        while chunk := src.read(1 << 22):
+                            dst.write(chunk)
+        os.replace(tmp, target)
+    if format == "sharegpt":
+        info = {}
+        for split in sorted(by_split):
+            info.update(dataset_info_entry(f"{split}.jsonl", f"kg2tool_{split}"))
+        _atomic_write(out / "dataset_info.json", json.dumps(info, indent=2).encode())
+    parquet = [out / f for f in files if f.endswith(".parquet")]
+    if parquet:
+        stats, rels = card_stats(pl.scan_parquet(parquet))
+    else:
+        stats, rels = pl.DataFrame(schema=dict.fromkeys(CARD_COLUMNS, pl.Int64)), 0
+    write_card(stats, out, format, config, relations=rels)
+
+
+def write_card(
+    frame: pl.DataFrame,
+    out: Path,
+    format: str,
+    config: dict[str, Any] | None,
+    *,
+    relations: int | None = None,
+) -> None:
+    """README.md with counts, histograms and coverage; plots as PNG (matplotlib Agg).
+
+    ``frame`` is either the dataset or its :func:`card_stats` (for datasets on disk)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "n_answers" not in frame.columns:
+        frame, relations = card_stats(frame)
+    rels = relations or 0
+    per_pattern = frame.group_by("pattern").agg(pl.len().alias("n")).sort("pattern")
+    per_split = frame.group_by("split").agg(pl.len().alias("n")).sort("split")
+    ans = frame["n_answers"]
+    calls = frame["num_calls"]
+    qlen = frame["qlen"]
+    plots = {}
+    for name, series, title in (
+        ("answers_hist.png", ans, "answers per question"),
+        ("calls_hist.png", calls, "tool calls per sample"),
+        ("question_length_hist.png", qlen, "question length (characters)"),
+    ):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.hist(series.to_numpy(), bins=30)
+        ax.set_title(title)
+        fig.tight_layout()
+        buf = out / name
+        fig.savefig(buf.with_suffix(".tmp.png"))
+        plt.close(fig)
+        os.replace(buf.with_suffix(".tmp.png"), buf)
+        plots[name] = title
+    lines = [
+        "# kg2tool dataset",
+        "",
+        f"Format: `{format}`. Samples: {frame.height:,}. Relations covered: {rels}.",
+        "",
+        "## Samples per pattern",
+        "",
+        "| pattern | samples |",
+        "|---|---|",
+        *[f"| {p} | {n:,} |" for p, n in per_pattern.iter_rows()],
+        "",
+        "## Splits",
+        "",
+        "| split | samples |",
+        "|---|---|",
+        *[f"| {s} | {n:,} |" for s, n in per_split.iter_rows()],
+        "",
+        "## Distributions",
+        "",
+        f"- answers per question: mean {ans.mean() or 0:.2f}, max {ans.max() or 0}",
+        f"- tool calls per sample: mean {calls.mean() or 0:.2f}, max {calls.max() or 0}",
+        f"- question length: mean {qlen.mean() or 0:.1f} characters",
+        f"- empty-answer samples: {int(frame['empty'].sum())}",
+        f"- error-recovery samples: {int(frame['recovery'].sum())}",
+        "",
+        *[f"![{t}]({n})" for n, t in plots.items()],
+        "",
+        "## Configuration",
+        "",
+        "```json",
+        json.dumps(config or {}, indent=2, default=str),
+        "```",
+        "",
+    ]
+    _atomic_write(out / "README.md", "\n".join(lines).encode())

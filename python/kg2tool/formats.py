@@ -1,0 +1,523 @@
+"""Trainer formats (``../shared/FORMATS.md``): records built as JSON text with Polars string ops.
+
+- ``openai``: fine-tuning lines ``{messages, tools, parallel_tool_calls: false}``; assistant
+  messages carry the thought as ``content`` plus one ``tool_calls`` entry whose ``arguments`` is a
+  JSON *string*; ``tool_call_id`` equals the call's ``id`` (``call_<step>``).
+- ``toolbench``: one record per assistant step, ``{"id": "Step {i}: {query}", "conversations"}``
+  holding the conversation up to that step (system = message 0); the system text is ToolBench's
+  ``FORMAT_INSTRUCTIONS_SYSTEM_FUNCTION`` with rapidapi.py's task description, transformed as
+  ``process_system_message`` does (format line inserted, ``str(functions)`` appended, Finish
+  included); the last step calls ``Finish`` with ``give_answer``. The file is one JSON array.
+- ``sharegpt``: LLaMA-Factory ``{"conversations", "system", "tools"}`` with human /
+  function_call / observation / gpt turns; ``arguments`` is an object, ``tools`` a JSON string;
+  :func:`dataset_info_entry` is the ``dataset_info.json`` entry.
+- ``xlam``: ``{id, query, tools, answers}`` (tools/answers JSON strings). xLAM has one set of
+  parallel calls and no observations, so only calls whose argument is an anchor of the question
+  are exported (``xlam_mode="independent"`` keeps only samples made entirely of such calls:
+  1p, 2i, 3i, 2in, 3in, 2u; ``"first_hop"`` also keeps the first hop of multi-hop samples as a
+  partial record). Set operations, observations, error calls and the final answer are left out.
+
+Validators implementing each format's rules are at the end (used by the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+import polars as pl
+
+from kg2tool.apis import ApiCatalog
+from kg2tool.trajectories import json_str
+
+__all__ = [
+    "FORMATS",
+    "TOOLBENCH_FINISH",
+    "ToolFragments",
+    "build_records",
+    "dataset_info_entry",
+    "toolbench_system_prompt",
+    "validate_openai",
+    "validate_record",
+    "validate_sharegpt",
+    "validate_toolbench",
+    "validate_xlam",
+]
+
+FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
+
+# toolbench/inference/Prompts/ReAct_prompts.py (typos are ToolBench's and must stay).
+FORMAT_INSTRUCTIONS_SYSTEM_FUNCTION = """You are AutoGPT, you can use many tools(functions) to do the following task.
+First I will give you the task description, and your task start.
+At each step, you need to give your thought to analyze the status now and what to do next, with a function call to actually excute your step.
+After the call, you will get the call result, and you are now in a new state.
+Then you will analyze your status now, then decide what to do next...
+After many (Thought-call) pairs, you finally perform the task, then you can give your finial answer.
+Remember:{TRAILING_SPACE}
+1.the state change is irreversible, you can't go back to one of the former state, if you want to restart the task, say "I give up and restart".
+2.All the thought is short, at most in 5 sentence.
+3.You can do more then one trys, so if your plan is to continusly try some conditions, you can do one of the conditions per try.
+Let's Begin!
+Task description: {task_description}""".replace("{TRAILING_SPACE}", " ")
+
+# toolbench/inference/Downstream_tasks/rapidapi.py task description (then one line per tool).
+TOOLBENCH_TASK = (
+    "You should use functions to help handle the real time user querys. Remember:\n"
+    '1.ALWAYS call "Finish" function at the end of the task. And the final answer should contain '
+    "enough information to show to the user,If you can't handle the task, or you find that "
+    "function calls always fail(the function is not valid now), use function "
+    "Finish->give_up_and_restart.\n"
+    "2.Do not use origin tool names, use only subfunctions' names.\n"
+    "You have access of the following tools:\n"
+)
+
+TOOLBENCH_FINISH: dict[str, Any] = {
+    "name": "Finish",
+    "description": "If you believe that you have obtained a result that can answer the task, please call this function to provide the final answer. Alternatively, if you recognize that you are unable to proceed with the task in the current state, call this function to restart. Remember: you must ALWAYS call this function at the end of your attempt, and the only part that will be shown to the user is the final answer, so it should contain sufficient information.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
+            "final_answer": {
+                "type": "string",
+                "description": 'The final answer you want to give the user. You should have this field if "return_type"=="give_answer"',
+            },
+        },
+        "required": ["return_type"],
+    },
+}
+TOOL_NAME = "knowledge_graph"
+TOOL_DESCRIPTION = (
+    "Look up facts in a knowledge graph: each API follows one relation from an entity."
+)
+
+
+def toolbench_system_prompt() -> str:
+    """The system text before ``str(functions)`` (process_system_message applied)."""
+    task = (
+        TOOLBENCH_TASK + f"1.{TOOL_NAME}: {TOOL_DESCRIPTION[:512].replace(chr(10), '').strip()}\n"
+    )
+    text = FORMAT_INSTRUCTIONS_SYSTEM_FUNCTION.replace("{task_description}", task)
+    anchor = "with a function call to actually excute your step."
+    text = text.replace(
+        anchor,
+        anchor + " Your output should follow this format:\nThought:\nAction\nAction Input:\n",
+    )
+    return text + "\nSpecifically, you have access to the following APIs: "
+
+
+def _js_text(text: str) -> str:
+    """A Python string as the inside of a JSON string literal (no quotes)."""
+    return orjson.dumps(text).decode()[1:-1]
+
+
+class ToolFragments:
+    """Per-API JSON fragments for every format, computed once per catalogue."""
+
+    def __init__(self, catalog: ApiCatalog) -> None:
+        """Serialise every API once (the per-sample work is then string joins)."""
+        self.catalog = catalog
+        self.index = {a.name: i for i, a in enumerate(catalog.apis)}
+        openai = catalog.to_openai_tools()
+        self.openai = pl.Series([orjson.dumps(t).decode() for t in openai], dtype=pl.String)
+        plain = [t["function"] for t in openai]
+        self.plain_js = pl.Series(
+            [_js_text(orjson.dumps(t).decode()) for t in plain], dtype=pl.String
+        )
+        self.xlam_js = pl.Series(
+            [_js_text(orjson.dumps(t).decode()) for t in catalog.to_xlam_tools()], dtype=pl.String
+        )
+        self.toolbench_js = pl.Series([_js_text(repr(t)) for t in plain], dtype=pl.String)
+        self.finish_js = _js_text(repr(TOOLBENCH_FINISH))
+        self.system_js = _js_text(toolbench_system_prompt())
+        self.relation_ids = [i for i, a in enumerate(catalog.apis) if a.kind == "relation"]
+
+
+def _lists(tool_ids: pl.Series, frag: pl.Series, sep: str) -> pl.Series:
+    """Per sample, the fragments of its tools joined by ``sep``."""
+    arr = tool_ids.cast(pl.List(pl.Int64))
+    return pl.select(
+        pl.lit(arr).list.eval(pl.element().replace_strict(range(frag.len()), frag)).list.join(sep)
+    ).to_series()
+
+
+def build_records(
+    fmt: str,
+    samples: pl.DataFrame,
+    steps: pl.DataFrame,
+    fragments: ToolFragments,
+    *,
+    xlam_mode: str = "independent",
+    id_offset: int = 0,
+) -> pl.DataFrame:
+    """Columns ``sid``, ``tools`` (OpenAI JSON), ``messages`` (format JSON), ``record`` (one line).
+
+    ``samples``: sid, question, final_text, tool_ids (List of catalogue indices); ``steps``:
+    sid, step, kind, api, argument, arguments, observation, thought, from_anchor.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    tools_openai = _lists(samples["tool_ids"], fragments.openai, ",")
+    base = samples.select("sid", "question", "final_text").with_columns(
+        pl.concat_str(pl.lit("["), pl.lit(tools_openai), pl.lit("]")).alias("tools")
+    )
+    st = steps.sort("sid", "step")
+    args_py = pl.concat_str(
+        pl.lit('{"'), pl.col("param"), pl.lit('": '), json_str(pl.col("argument")), pl.lit("}")
+    )
+    if fmt == "openai":
+        cid = pl.concat_str(pl.lit("call_"), pl.col("step").cast(pl.String))
+        frag = pl.concat_str(
+            pl.lit('{"role":"assistant","content":'),
+            json_str(pl.col("thought")),
+            pl.lit(',"tool_calls":[{"id":"'),
+            cid,
+            pl.lit('","type":"function","function":{"name":"'),
+            pl.col("api"),
+            pl.lit('","arguments":'),
+            json_str(pl.col("arguments")),
+            pl.lit('}}]},{"role":"tool","tool_call_id":"'),
+            cid,
+            pl.lit('","content":'),
+            json_str(pl.col("observation")),
+            pl.lit("}"),
+        )
+        body = _per_sample(base, st.select("sid", frag.alias("f")), ",")
+        out = body.with_columns(
+            pl.concat_str(
+                pl.lit('[{"role":"user","content":'),
+                json_str(pl.col("question")),
+                pl.lit("},"),
+                pl.col("f"),
+                pl.lit('{"role":"assistant","content":'),
+                json_str(pl.col("final_text")),
+                pl.lit("}]"),
+            ).alias("messages")
+        ).with_columns(
+            pl.concat_str(
+                pl.lit('{"messages":'),
+                pl.col("messages"),
+                pl.lit(',"tools":'),
+                pl.col("tools"),
+                pl.lit(',"parallel_tool_calls":false}'),
+            ).alias("record")
+        )
+    elif fmt == "sharegpt":
+        call = pl.concat_str(
+            pl.lit('{"name": "'), pl.col("api"), pl.lit('", "arguments": '), args_py, pl.lit("}")
+        )
+        frag = pl.concat_str(
+            pl.lit('{"from":"function_call","value":'),
+            json_str(call),
+            pl.lit('},{"from":"observation","value":'),
+            json_str(pl.col("observation")),
+            pl.lit("}"),
+        )
+        body = _per_sample(base, st.select("sid", frag.alias("f")), ",")
+        tools_plain = _lists(samples["tool_ids"], fragments.plain_js, ",")
+        out = (
+            body.with_columns(
+                pl.concat_str(
+                    pl.lit('[{"from":"human","value":'),
+                    json_str(pl.col("question")),
+                    pl.lit("},"),
+                    pl.col("f"),
+                    pl.lit('{"from":"gpt","value":'),
+                    json_str(pl.col("final_text")),
+                    pl.lit("}]"),
+                ).alias("messages"),
+                pl.concat_str(pl.lit('"['), pl.lit(tools_plain), pl.lit(']"')).alias("tools_str"),
+            )
+            .with_columns(
+                pl.concat_str(
+                    pl.lit('{"conversations":'),
+                    pl.col("messages"),
+                    pl.lit(',"system":"","tools":'),
+                    pl.col("tools_str"),
+                    pl.lit("}"),
+                ).alias("record")
+            )
+            .drop("tools_str")
+        )
+    elif fmt == "toolbench":
+        out = _toolbench(base, st, samples, fragments, args_py)
+    else:
+        out = _xlam(base, st, samples, fragments, xlam_mode, id_offset)
+    return out.select("sid", "tools", "messages", "record")
+
+
+def _per_sample(base: pl.DataFrame, frags: pl.DataFrame, sep: str) -> pl.DataFrame:
+    """base joined with its step fragments joined by ``sep`` (plus a trailing sep), "" if none."""
+    agg = frags.group_by("sid", maintain_order=True).agg(
+        pl.concat_str(pl.col("f").str.join(sep), pl.lit(sep)).alias("f")
+    )
+    return base.join(agg, on="sid", how="left", maintain_order="left").with_columns(
+        pl.col("f").fill_null("")
+    )
+
+
+def _toolbench(
+    base: pl.DataFrame, st: pl.DataFrame, samples: pl.DataFrame, fr: ToolFragments, args_py: pl.Expr
+) -> pl.DataFrame:
+    """One record per assistant step, each the conversation up to it."""
+    funcs = _lists(samples["tool_ids"], fr.toolbench_js, ", ")
+    system = pl.concat_str(
+        pl.lit('{"from":"system","value":"' + fr.system_js + "["),
+        pl.lit(funcs),
+        pl.lit(", " + fr.finish_js + ']"}'),
+    )
+    user = pl.concat_str(
+        pl.lit('{"from":"user","value":'),
+        json_str(pl.concat_str(pl.lit("\n"), pl.col("question"), pl.lit("\nBegin!\n"))),
+        pl.lit("}"),
+    )
+    assistant = pl.concat_str(
+        pl.lit("\nThought: "),
+        pl.col("thought"),
+        pl.lit("\nAction: "),
+        pl.col("api"),
+        pl.lit("\nAction Input: "),
+        args_py,
+    )
+    function = pl.concat_str(
+        pl.lit('{"error": '),
+        pl.when(pl.col("kind") == "error")
+        .then(json_str(pl.col("observation").str.json_path_match("$.message")))
+        .otherwise(pl.lit('""')),
+        pl.lit(', "response": '),
+        json_str(pl.col("observation")),
+        pl.lit("}"),
+    )
+    frag = st.select(
+        "sid",
+        pl.concat_list(
+            pl.concat_str(pl.lit('{"from":"assistant","value":'), json_str(assistant), pl.lit("}")),
+            pl.concat_str(pl.lit('{"from":"function","value":'), json_str(function), pl.lit("}")),
+        ).alias("f"),
+    )
+    finish_input = pl.concat_str(
+        pl.lit('{"return_type": "give_answer", "final_answer": '),
+        json_str(pl.col("final_text")),
+        pl.lit("}"),
+    )
+    finish = pl.concat_str(
+        pl.lit('{"from":"assistant","value":'),
+        json_str(
+            pl.concat_str(pl.lit("\nThought: \nAction: Finish\nAction Input: "), finish_input)
+        ),
+        pl.lit("}"),
+    )
+    per = frag.explode("f").group_by("sid", maintain_order=True).agg(pl.col("f"))
+    conv = (
+        base.with_columns(system.alias("sys"), user.alias("usr"), finish.alias("fin"))
+        .join(per, on="sid", how="left", maintain_order="left")
+        .with_columns(pl.col("f").fill_null(pl.lit([], pl.List(pl.String))))
+        .with_columns(
+            pl.concat_list(pl.col("sys"), pl.col("usr"), pl.col("f"), pl.col("fin")).alias("els")
+        )
+    )
+    # assistant step j (0-based) is message i = 2 + 2j; its record holds messages 0..i
+    recs = (
+        conv.select(
+            "sid",
+            "question",
+            "els",
+            pl.int_ranges(0, (pl.col("els").list.len() - 1) // 2).alias("j"),
+        )
+        .explode("j")
+        .with_columns((2 + 2 * pl.col("j")).alias("i"))
+        .with_columns(pl.col("els").list.slice(0, pl.col("i") + 1).list.join(",").alias("conv"))
+    )
+    recs = recs.with_columns(
+        pl.concat_str(
+            pl.lit('{"id":'),
+            json_str(
+                pl.concat_str(
+                    pl.lit("Step "), pl.col("i").cast(pl.String), pl.lit(": "), pl.col("question")
+                )
+            ),
+            pl.lit(',"conversations":['),
+            pl.col("conv"),
+            pl.lit("]}"),
+        ).alias("r")
+    )
+    agg = recs.group_by("sid", maintain_order=True).agg(pl.col("r").str.join(",").alias("inner"))
+    return (
+        base.join(agg, on="sid", how="left", maintain_order="left")
+        .with_columns(pl.concat_str(pl.lit("["), pl.col("inner"), pl.lit("]")).alias("messages"))
+        .with_columns(pl.col("messages").alias("record"))
+    )
+
+
+def _xlam(
+    base: pl.DataFrame,
+    st: pl.DataFrame,
+    samples: pl.DataFrame,
+    fr: ToolFragments,
+    mode: str,
+    id_offset: int,
+) -> pl.DataFrame:
+    """Anchor-argument calls only (see module doc); samples it cannot say get a null record."""
+    if mode not in ("independent", "first_hop"):
+        raise ValueError("xlam_mode must be 'independent' or 'first_hop'")
+    calls = st.filter(pl.col("kind") == "call")
+    expressible = calls.group_by("sid").agg(pl.col("from_anchor").all().alias("indep"))
+    frag = calls.filter(pl.col("from_anchor")).select(
+        "sid",
+        pl.concat_str(
+            pl.lit('{"name":"'),
+            pl.col("api"),
+            pl.lit('","arguments":'),
+            pl.col("arguments"),
+            pl.lit("}"),
+        ).alias("f"),
+    )
+    agg = frag.group_by("sid", maintain_order=True).agg(pl.col("f").str.join(","))
+    tools = _lists(samples["tool_ids"], fr.xlam_js, ",")
+    out = (
+        base.with_columns(pl.lit(tools).alias("tx"), pl.int_range(pl.len()).alias("row"))
+        .join(agg, on="sid", how="left", maintain_order="left")
+        .join(expressible, on="sid", how="left", maintain_order="left")
+        .with_columns(
+            pl.concat_str(pl.lit("["), pl.col("f").fill_null(""), pl.lit("]")).alias("messages")
+        )
+    )
+    keep = pl.col("indep").fill_null(False) if mode == "independent" else pl.col("f").is_not_null()
+    record = pl.concat_str(
+        pl.lit('{"id":'),
+        (pl.col("row") + id_offset).cast(pl.String),
+        pl.lit(',"query":'),
+        json_str(pl.col("question")),
+        pl.lit(',"tools":"['),
+        pl.col("tx"),
+        pl.lit(']","answers":'),
+        json_str(pl.col("messages")),
+        pl.lit("}"),
+    )
+    return out.with_columns(pl.when(keep).then(record).otherwise(None).alias("record"))
+
+
+def dataset_info_entry(file_name: str, name: str = "kg2tool") -> dict[str, Any]:
+    """The LLaMA-Factory ``dataset_info.json`` entry for a ShareGPT file."""
+    return {
+        name: {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "system": "system", "tools": "tools"},
+        }
+    }
+
+
+# ---------------------------------------------------------------- validators (format rules)
+
+_OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def validate_openai(rec: dict[str, Any]) -> None:
+    """OpenAI fine-tuning line rules: roles, tool_calls shape, string arguments, matching ids."""
+    assert set(rec) <= {"messages", "tools", "parallel_tool_calls"}, set(rec)
+    assert rec.get("parallel_tool_calls") is False
+    names = set()
+    for t in rec["tools"]:
+        assert t["type"] == "function" and _OPENAI_NAME.match(t["function"]["name"])
+        assert t["function"]["parameters"]["type"] == "object"
+        names.add(t["function"]["name"])
+    msgs = rec["messages"]
+    assert msgs[0]["role"] == "user" and isinstance(msgs[0]["content"], str)
+    pending: list[str] = []
+    for m in msgs[1:]:
+        if m["role"] == "assistant":
+            assert not pending, "assistant message before every tool call was answered"
+            for c in m.get("tool_calls", []):
+                assert c["type"] == "function" and c["function"]["name"] in names
+                assert isinstance(c["function"]["arguments"], str)
+                assert isinstance(json.loads(c["function"]["arguments"]), dict)
+                pending.append(c["id"])
+            assert m.get("tool_calls") or isinstance(m.get("content"), str)
+        elif m["role"] == "tool":
+            assert pending and m["tool_call_id"] == pending.pop(0)
+            assert isinstance(m["content"], str)
+        else:
+            raise AssertionError(f"unexpected role {m['role']}")
+    assert not pending
+    assert msgs[-1]["role"] == "assistant" and "tool_calls" not in msgs[-1]
+
+
+def validate_toolbench(records: list[dict[str, Any]], query: str) -> None:
+    """ToolBench rules: ids ``Step i``, roles, alternation, system text, Finish last."""
+    prefix = toolbench_system_prompt()
+    for rec in records:
+        assert set(rec) == {"id", "conversations"}
+        conv = rec["conversations"]
+        i = len(conv) - 1
+        assert rec["id"] == f"Step {i}: {query}"
+        assert conv[0]["from"] == "system" and conv[0]["value"].startswith(prefix)
+        assert "with a function call to actually excute your step." in conv[0]["value"]
+        assert "'name': 'Finish'" in conv[0]["value"]
+        assert conv[1] == {"from": "user", "value": f"\n{query}\nBegin!\n"}
+        for k, m in enumerate(conv[2:], start=2):
+            assert m["from"] == ("assistant" if k % 2 == 0 else "function")
+            if m["from"] == "assistant":
+                assert re.match(
+                    r"^\nThought: .*\nAction: \S+\nAction Input: \{.*\}$", m["value"], re.S
+                )
+                json.loads(m["value"].split("\nAction Input: ", 1)[1])
+            else:
+                obs = json.loads(m["value"])
+                assert set(obs) == {"error", "response"} and isinstance(obs["response"], str)
+        assert conv[-1]["from"] == "assistant"
+    last = records[-1]["conversations"][-1]["value"]
+    assert "\nAction: Finish\n" in last
+    fin = json.loads(last.split("\nAction Input: ", 1)[1])
+    assert fin["return_type"] == "give_answer" and isinstance(fin["final_answer"], str)
+    assert all("Action: Finish" not in r["conversations"][-1]["value"] for r in records[:-1])
+
+
+def validate_sharegpt(rec: dict[str, Any]) -> None:
+    """LLaMA-Factory converter rules: odd human/observation, even gpt/function_call, even count."""
+    assert isinstance(rec["tools"], str)
+    tools = json.loads(rec["tools"])
+    names = {t["name"] for t in tools}
+    conv = rec["conversations"]
+    if conv and conv[0]["from"] == "system":
+        conv = conv[1:]
+    assert len(conv) % 2 == 0 and conv
+    for k, m in enumerate(conv):
+        allowed = ("human", "observation") if k % 2 == 0 else ("gpt", "function_call")
+        assert m["from"] in allowed, (k, m["from"])
+        assert isinstance(m["value"], str)
+        if m["from"] == "function_call":
+            call = json.loads(m["value"])
+            assert set(call) == {"name", "arguments"} and isinstance(call["arguments"], dict)
+            assert call["name"] in names
+    assert conv[-1]["from"] == "gpt"
+
+
+def validate_xlam(rec: dict[str, Any]) -> None:
+    """xLAM rules: id int, query str, tools/answers JSON strings, non-JSON-Schema parameters."""
+    assert isinstance(rec["id"], int) and isinstance(rec["query"], str)
+    tools = json.loads(rec["tools"])
+    answers = json.loads(rec["answers"])
+    names = {t["name"] for t in tools}
+    for t in tools:
+        for p in t["parameters"].values():
+            assert p["type"] in ("str", "list[str]") and "description" in p
+    assert answers
+    for a in answers:
+        assert set(a) == {"name", "arguments"} and a["name"] in names
+        assert isinstance(a["arguments"], dict)
+
+
+def validate_record(fmt: str, record: str, question: str) -> None:
+    """Validate one written record of a format."""
+    data = json.loads(record)
+    if fmt == "openai":
+        validate_openai(data)
+    elif fmt == "toolbench":
+        validate_toolbench(data, question)
+    elif fmt == "sharegpt":
+        validate_sharegpt(data)
+    else:
+        validate_xlam(data)

@@ -1,0 +1,609 @@
+"""``generate``: sharded, resumable, streaming dataset generation, in-process or on Ray.
+
+The shard is the unit of work, of resume and of distribution:
+
+1. The driver draws each pattern's grounded queries from one :class:`~kg2tool.engine.QueryStream`
+   per pattern, shard after shard (the C++ sampler; de-duplicated across shards). A
+   stream's output does not depend on how it is cut, so shard contents depend only on
+   (config, seed, shard id).
+2. A worker turns a shard's groundings into verified samples (exact sets re-executed
+   natively, questions, trajectories, the chosen format) and writes its files atomically
+   (temporary name, then rename), then a completion marker.
+3. When every shard has its marker, the driver writes the manifest, the config and the
+   dataset card.
+
+A run killed at any moment and started again with the same config skips the shards whose
+marker is there and redoes the rest, so the final files equal an uninterrupted run's.
+Memory stays bounded: the driver holds only the streams' hashes of drawn queries and a
+few shards of groundings at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+
+from .errors import InputError, Kg2ToolError
+
+FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
+ENGINES = ("local", "process", "ray")
+DEFAULT_PATTERNS = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up"
+MARKERS = ".progress"
+
+
+@dataclass
+class GenerateConfig:
+    """Everything a run depends on; written next to the data and hashed for resume."""
+
+    out: str = ""
+    kg: str = "codex-s"
+    patterns: str = DEFAULT_PATTERNS
+    num_samples: int = 1000
+    seed: int = 0
+    format: str = "openai"
+    shard_size: int = 50_000
+    threads: int = 0
+    engine: str = "local"
+    ray_address: str | None = None
+    workers: int = 0
+    min_answers: int = 1
+    max_answers: int = 20
+    max_intermediate: int = 20
+    relation_choice: str = "uniform"
+    jsonl: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the sample builder
+
+    # Settings that change no byte of the output; left out of the resume hash.
+    _RUNTIME_ONLY = ("out", "threads", "engine", "ray_address", "workers")
+
+    def validate(self) -> None:
+        """Raise InputError naming the first bad setting."""
+        if not self.out:
+            raise InputError("no output directory given (--out)")
+        if self.num_samples <= 0:
+            raise InputError(f"num_samples must be positive, got {self.num_samples}")
+        if self.shard_size <= 0:
+            raise InputError(f"shard_size must be positive, got {self.shard_size}")
+        if self.format not in FORMATS:
+            raise InputError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.engine not in ENGINES:
+            raise InputError(f"unknown engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.threads < 0 or self.workers < 0:
+            raise InputError("threads and workers must be >= 0")
+        if self.min_answers < 0 or self.max_answers < max(1, self.min_answers):
+            raise InputError(
+                f"impossible answer bounds: min_answers={self.min_answers}, max_answers={self.max_answers}"
+            )
+        if self.max_intermediate < 1:
+            raise InputError("max_intermediate must be >= 1")
+        if self.relation_choice not in ("uniform", "degree"):
+            raise InputError("relation_choice must be 'uniform' or 'degree'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def content_hash(self) -> str:
+        """Hash of the settings that decide the output bytes (resume refuses a different one)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in self._RUNTIME_ONLY}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> GenerateConfig:
+        """Read a TOML config (keys as the fields, or under [generate]); overrides win."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError("config file not found", path=str(p)) from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"invalid TOML: {exc}", path=str(p)) from None
+        data = data.get("generate", data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"unknown setting(s) {', '.join(unknown)}", path=str(p))
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InputError(str(exc), path=str(p)) from None
+
+
+@dataclass
+class ShardTask:
+    """What a worker needs for one shard: its id and each pattern's groundings."""
+
+    shard_id: int
+    num_shards: int
+    groundings: list[
+        dict[str, Any]
+    ]  # per pattern: name, plan spec text, relation_ids, anchor_ids, query_index
+
+
+@dataclass
+class GenerateReport:
+    """What a run did: counts, files, rejection reasons, time and peak memory."""
+
+    out: Path
+    written: int = 0
+    shards: int = 0
+    shards_skipped: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    files: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rej = ", ".join(
+            f"{k} {v:,}" for k, v in sorted(self.rejected.items(), key=lambda x: -x[1]) if v
+        )
+        drop = ", ".join(f"{k} {v:,}" for k, v in self.dropped.items() if v)
+        rate = self.written / self.seconds if self.seconds else 0.0
+        return (
+            f"wrote {self.written:,} samples in {self.shards} shard(s) "
+            f"({self.shards_skipped} already done) to {self.out} in {self.seconds:.1f} s "
+            f"({rate:,.0f} samples/s), peak RSS {self.peak_rss_mb:,.0f} MB\n"
+            f"sampling rejections: {rej or 'none'}\n"
+            f"dropped as unverifiable: {drop or 'none'}"
+        )
+
+
+def pattern_counts(weights: list[float], total: int) -> list[int]:
+    """Split ``total`` by ``weights`` with the largest-remainder rule (deterministic)."""
+    w = np.asarray(weights, dtype=float)
+    exact = w / w.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    rest = total - int(counts.sum())
+    order = np.lexsort((np.arange(len(w)), -(exact - counts)))
+    counts[order[:rest]] += 1
+    return counts.tolist()
+
+
+def shard_counts(count: int, num_shards: int) -> list[int]:
+    """Split ``count`` evenly over shards, the first ones taking the remainder."""
+    base, extra = divmod(count, num_shards)
+    return [base + (1 if s < extra else 0) for s in range(num_shards)]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024.0
+
+
+class Generator:
+    """Runs one ``generate`` job; see the module docstring for the flow."""
+
+    def __init__(
+        self,
+        config: GenerateConfig,
+        *,
+        progress: bool | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.out = Path(config.out)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.log = log or (lambda msg: None)
+        self.hash = config.content_hash()
+
+    # ----- layout -------------------------------------------------------------------
+    def marker(self, shard: int) -> Path:
+        return self.out / MARKERS / f"shard-{shard:05d}.json"
+
+    def _prepare_out(self) -> None:
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "data").mkdir(exist_ok=True)
+            (self.out / MARKERS).mkdir(exist_ok=True)
+            probe = self.out / MARKERS / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(
+                f"cannot write to the output directory: {exc.strerror}", path=str(self.out)
+            ) from None
+        state = self.out / MARKERS / "config.json"
+        if state.exists():
+            try:
+                old = json.loads(state.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
+            if old.get("hash") != self.hash:
+                raise InputError(
+                    "holds a run with different settings; use a new --out, or the same settings to resume",
+                    path=str(self.out),
+                )
+        else:
+            _atomic_write_text(
+                state,
+                json.dumps(
+                    {"hash": self.hash, "config": self.config.to_dict()}, indent=1, default=str
+                ),
+            )
+        for tmp in list((self.out / "data").glob(".*.tmp")):  # leftovers of a killed run
+            tmp.unlink(missing_ok=True)
+
+    def done_shards(self, num_shards: int) -> dict[int, dict[str, Any]]:
+        """Shards whose marker exists, names this run's hash and whose files are intact."""
+        done: dict[int, dict[str, Any]] = {}
+        for s in range(num_shards):
+            m = self.marker(s)
+            if not m.exists():
+                continue
+            try:
+                info = json.loads(m.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if info.get("hash") != self.hash:
+                continue
+            if all(
+                (self.out / f).exists() and (self.out / f).stat().st_size == size
+                for f, size in info["files"].items()
+            ):
+                done[s] = info
+        return done
+
+    # ----- the run --------------------------------------------------------------------
+    def run(self) -> GenerateReport:
+        from .engine import QueryStream
+        from .graph import KnowledgeGraph
+        from .patterns import parse_patterns
+
+        t0 = time.perf_counter()
+        cfg = self.config
+        specs = parse_patterns(cfg.patterns)
+        self._prepare_out()
+        kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
+        num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
+        per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
+        per_shard = [shard_counts(c, num_shards) for c in per_pattern]
+        done = self.done_shards(num_shards)
+        report = GenerateReport(out=self.out, shards=num_shards, shards_skipped=len(done))
+        for info in done.values():
+            report.written += info["written"]
+            _merge(report.dropped, info.get("dropped", {}))
+        sample_opts = {
+            "min_answers": cfg.min_answers,
+            "max_answers": cfg.max_answers,
+            "max_intermediate": cfg.max_intermediate,
+            "relation_choice": cfg.relation_choice,
+            "threads": cfg.threads,
+        }
+        streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
+        runner = _make_runner(cfg, kg)
+
+        def tasks() -> Iterator[ShardTask]:
+            for s in range(num_shards):
+                groundings = []
+                for p, ((spec, _), stream) in enumerate(zip(specs, streams, strict=True)):
+                    n = per_shard[p][s]
+                    if n == 0:
+                        continue
+                    batch = stream.take(n)  # strict: fewer than asked is an error
+                    _merge(report.rejected, batch.rejected)
+                    if s in done:
+                        continue
+                    groundings.append(
+                        {
+                            "pattern": spec,
+                            "name": spec.name or spec.formula,
+                            "relation_ids": batch.relation_ids,
+                            "anchor_ids": batch.anchor_ids,
+                            "query_index": batch.query_index,
+                        }
+                    )
+                if s not in done:
+                    yield ShardTask(s, num_shards, groundings)
+
+        bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
+        try:
+            for result in runner.run(tasks()):
+                report.written += result["written"]
+                _merge(report.dropped, result.get("dropped", {}))
+                bar.advance(result["written"])
+        finally:
+            bar.close()
+            runner.close()
+        report.files = self.finalize(kg, num_shards, report)
+        report.seconds = time.perf_counter() - t0
+        report.peak_rss_mb = _peak_rss_mb()
+        return report
+
+    def finalize(self, kg: Any, num_shards: int, report: GenerateReport) -> list[str]:
+        """Manifest, config and dataset card, once every shard is complete."""
+        from . import dataset
+
+        done = self.done_shards(num_shards)
+        missing = sorted(set(range(num_shards)) - set(done))
+        if missing:
+            raise Kg2ToolError(
+                f"shards {missing[:5]} did not complete; run the same command again to resume"
+            )
+        files = sorted(f for info in done.values() for f in info["files"])
+        manifest = {
+            "format": self.config.format,
+            "num_samples": report.written,
+            "num_shards": num_shards,
+            "files": files,
+            "config_hash": self.hash,
+            "config": self.config.to_dict(),
+            "sampling_rejections": report.rejected,
+            "dropped": report.dropped,
+        }
+        _atomic_write_text(self.out / "manifest.json", json.dumps(manifest, indent=1, default=str))
+        _atomic_write_text(self.out / "config.toml", _to_toml(self.config))
+        dataset.finalize_outputs(self.out, files, self.config.format, self.config.to_dict(), kg=kg)
+        return files
+
+
+def _merge(into: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + int(v)
+
+
+def _to_toml(cfg: GenerateConfig) -> str:
+    import tomli_w
+
+    d = {k: v for k, v in cfg.to_dict().items() if v is not None}
+    return tomli_w.dumps({"generate": d})
+
+
+class _Progress:
+    """A rich progress bar with samples/s and ETA; silent when disabled (non-interactive)."""
+
+    def __init__(self, total: int, completed: int, *, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]generate"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.t0 = time.perf_counter()
+            self.base = completed
+            self.task = self.bar.add_task("generate", total=total, completed=completed, rate="")
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+            done = self.bar.tasks[0].completed - self.base
+            rate = done / max(time.perf_counter() - self.t0, 1e-9)
+            self.bar.update(self.task, rate=f"{rate:,.0f} samples/s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# ----- shard work (runs in the driver, a worker process or a Ray task) ---------------
+
+_WORKER_KG: dict[str, Any] = {}
+
+
+def _worker_kg(source: str) -> Any:
+    """Each worker opens the KG once (a snapshot is memory-mapped) and keeps it."""
+    from .graph import KnowledgeGraph
+
+    if source not in _WORKER_KG:
+        _WORKER_KG.clear()
+        _WORKER_KG[source] = KnowledgeGraph.load(source)
+    return _WORKER_KG[source]
+
+
+def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
+    """Build one shard's verified samples and write its files, then its marker (atomically)."""
+    from . import dataset
+    from .engine import execute_queries
+
+    cfg = GenerateConfig(**config)
+    out = Path(cfg.out)
+    batches = [
+        execute_queries(
+            kg,
+            g["pattern"],
+            g["relation_ids"],
+            g["anchor_ids"],
+            threads=1,
+            query_index=g["query_index"],
+        )
+        for g in task.groundings
+    ]
+    frame, report = dataset.build_from_batches(
+        kg,
+        [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
+        seed=cfg.seed,
+        format=cfg.format,
+        context=_worker_context(kg),
+        **cfg.options,
+    )
+    dropped = dict(report["dropped"])
+    for name in report["skipped_patterns"]:
+        dropped[f"skipped:{name}"] = dropped.get(f"skipped:{name}", 0) + 1
+    files = dataset.write_shard(
+        frame, out, task.shard_id, task.num_shards, cfg.format, jsonl=cfg.jsonl
+    )
+    info = {
+        "hash": cfg.content_hash(),
+        "shard": task.shard_id,
+        "written": frame.height,
+        "dropped": dropped,
+        "files": {str(Path(f).relative_to(out)): Path(f).stat().st_size for f in files},
+    }
+    marker = out / MARKERS / f"shard-{task.shard_id:05d}.json"
+    _atomic_write_text(marker, json.dumps(info, indent=1))
+    return info
+
+
+_WORKER_CONTEXT: dict[int, Any] = {}
+
+
+def _worker_context(kg: Any) -> Any:
+    """Catalogue, runtime and lexicon of a KG, built once per process."""
+    from . import dataset
+
+    if id(kg) not in _WORKER_CONTEXT:
+        _WORKER_CONTEXT.clear()
+        _WORKER_CONTEXT[id(kg)] = dataset.Context(kg)
+    return _WORKER_CONTEXT[id(kg)]
+
+
+def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
+    return build_and_write_shard(_worker_kg(source), config, task)
+
+
+class _LocalRunner:
+    """Shards one after another in this process (the C++ parts use the threads asked for)."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+        self.cfg, self.kg = cfg, kg
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        for task in tasks:
+            yield build_and_write_shard(self.kg, self.cfg.to_dict(), task)
+
+    def close(self) -> None:
+        pass
+
+
+def _kg_source_for_workers(cfg: GenerateConfig, kg: Any) -> str:
+    """A path workers can open: the KG itself when it is a snapshot, else one written once."""
+    from .snapshot import is_snapshot
+
+    if Path(cfg.kg).is_dir() and is_snapshot(cfg.kg):
+        return str(Path(cfg.kg).resolve())
+    snap = Path(cfg.out) / MARKERS / "kg-snapshot"
+    if not is_snapshot(snap):
+        kg.save_snapshot(snap)
+    return str(snap.resolve())
+
+
+class _ProcessRunner:
+    """Shards on a local process pool; each worker memory-maps the KG snapshot once."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.cfg = cfg
+        self.source = _kg_source_for_workers(cfg, kg)
+        self.workers = cfg.workers or os.cpu_count() or 1
+        import multiprocessing as mp
+
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        pending = []
+        for task in tasks:
+            pending.append(
+                self.pool.submit(_shard_in_worker, self.source, self.cfg.to_dict(), task)
+            )
+            while len(pending) >= 2 * self.workers:  # bounded: a few shards in flight
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class _RayRunner:
+    """Shards as Ray tasks; workers open the KG snapshot (memory-mapped) and write to the shared output."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise InputError(
+                "--engine ray needs the ray extra: pip install 'kg2tool[ray]'"
+            ) from None
+        self.ray = ray
+        self.cfg = cfg
+        self.source = _kg_source_for_workers(cfg, kg)
+        self.started = False
+        if not ray.is_initialized():
+            ray.init(
+                address=cfg.ray_address,
+                include_dashboard=False,
+                log_to_driver=False,
+                ignore_reinit_error=True,
+                num_cpus=None if cfg.ray_address else (cfg.workers or None),
+            )
+            self.started = True
+        self.remote = ray.remote(_shard_in_worker)
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        pending = []
+        config = self.cfg.to_dict()
+        for task in tasks:
+            pending.append(self.remote.remote(self.source, config, task))
+            while len(pending) >= 2 * self.slots:
+                yield self.ray.get(pending.pop(0))
+        for ref in pending:
+            yield self.ray.get(ref)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
+    if cfg.engine == "ray":
+        return _RayRunner(cfg, kg)
+    if cfg.engine == "process":
+        return _ProcessRunner(cfg, kg)
+    return _LocalRunner(cfg, kg)
+
+
+def generate(
+    config: GenerateConfig | None = None, /, *, progress: bool | None = None, **settings: Any
+) -> GenerateReport:
+    """Generate a dataset: ``generate(out="data", num_samples=10_000, format="openai")``.
+
+    Takes a :class:`GenerateConfig` or its fields as keywords; returns a :class:`GenerateReport`.
+    """
+    cfg = config if config is not None else GenerateConfig(**settings)
+    if config is not None and settings:
+        cfg = dataclasses.replace(config, **settings)
+    return Generator(cfg, progress=progress).run()
+
+
+def clean_output(path: str | os.PathLike[str]) -> None:
+    """Remove a generated dataset directory (used by tests and --overwrite)."""
+    shutil.rmtree(path, ignore_errors=True)
