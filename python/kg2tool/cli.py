@@ -90,10 +90,270 @@ def import_kg(
     typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
 
 
+@app.command()
+def bench(
+    kg: Annotated[
+        list[str],
+        typer.Option(
+            "--kg",
+            help="KG name or directory (repeat for several KGs: the plot shows throughput vs size).",
+        ),
+    ] = ["codex-s"],  # noqa: B006 (typer reads the default; it is never mutated)
+    patterns: Annotated[
+        str, typer.Option("--patterns", help="Comma-separated library names or formulas.")
+    ] = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up",
+    threads: Annotated[
+        str, typer.Option("--threads", help="Thread counts, comma-separated (e.g. 1,2).")
+    ] = "1",
+    seconds: Annotated[
+        float, typer.Option("--seconds", help="Target duration of one sampling run.")
+    ] = 1.0,
+    queries: Annotated[
+        int, typer.Option("--queries", help="Queries per sampling run (0: from --seconds).")
+    ] = 0,
+    repeat: Annotated[int, typer.Option("--repeat", help="Timed repetitions.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up runs.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the full report as JSON here.")
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="Write flat rows as CSV here.")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write a PNG of throughput vs threads and vs KG size."),
+    ] = None,
+) -> None:
+    """Sampling, execution and matching throughput per pattern (median of repetitions)."""
+    from . import benchmark
+    from .graph import KnowledgeGraph
+    from .patterns import parse_patterns
+
+    try:
+        thread_counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        thread_counts = []
+    if not thread_counts or min(thread_counts) < 1:
+        raise typer.BadParameter(
+            f"comma-separated counts >= 1, got {threads!r}", param_hint="--threads"
+        )
+    if repeat < 1 or warmup < 0 or seconds <= 0 or queries < 0:
+        raise typer.BadParameter("need --repeat >= 1, --warmup >= 0, --seconds > 0, --queries >= 0")
+    specs = [spec for spec, _ in parse_patterns(patterns)]
+    reports = []
+    for name in kg:
+        graph = KnowledgeGraph.load(name)
+        report = benchmark.run_bench(
+            graph,
+            specs,
+            threads=thread_counts,
+            queries=queries,
+            seconds=seconds,
+            warmup=warmup,
+            repeat=repeat,
+            seed=seed,
+            kg_name=name,
+        )
+        reports.append(report)
+        typer.echo(f"{name}: {graph.num_triples:,} triples, {graph.num_entities:,} entities")
+        typer.echo(benchmark.format_table(report))
+    if json_out is not None:
+        benchmark.write_json(reports[0] if len(reports) == 1 else reports, json_out)
+        typer.echo(f"wrote {json_out}")
+    if csv_out is not None:
+        benchmark.write_csv(reports, csv_out)
+        typer.echo(f"wrote {csv_out}")
+    if plot is not None:
+        benchmark.plot_report(reports, plot)
+        typer.echo(f"wrote {plot}")
+
+
+@app.command()
+def generate(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output directory (resumes when it holds the same run)."),
+    ] = None,
+    kg: Annotated[
+        str | None,
+        typer.Option("--kg", help="Bundled name, canonical directory, snapshot or triples file."),
+    ] = None,
+    patterns: Annotated[
+        str | None,
+        typer.Option(
+            "--patterns",
+            help="Library names and/or formulas with weights, e.g. '1p,2p:2,r1(s1,f)&r2(s2,f)'.",
+        ),
+    ] = None,
+    num_samples: Annotated[
+        int | None, typer.Option("--num-samples", "-n", help="Number of samples.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed (same seed, same output).")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="openai, toolbench, sharegpt or xlam.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Native threads (0: all cores).")
+    ] = None,
+    shard_size: Annotated[
+        int | None,
+        typer.Option("--shard-size", help="Samples per shard (unit of resume and distribution)."),
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="local, process (local worker pool) or ray.")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address (with --engine ray).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Worker processes (process/ray engines; 0: all CPUs)."),
+    ] = None,
+    min_answers: Annotated[int | None, typer.Option("--min-answers")] = None,
+    max_answers: Annotated[int | None, typer.Option("--max-answers")] = None,
+    max_intermediate: Annotated[
+        int | None,
+        typer.Option(
+            "--max-intermediate", help="Largest intermediate set (bounds the calls per sample)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML file with any of these settings; flags win."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
+    from .pipeline import GenerateConfig
+    from .pipeline import generate as run
+
+    flags = {
+        "out": None if out is None else str(out),
+        "kg": kg,
+        "patterns": patterns,
+        "num_samples": num_samples,
+        "seed": seed,
+        "format": format,
+        "threads": threads,
+        "shard_size": shard_size,
+        "engine": engine,
+        "ray_address": address,
+        "workers": workers,
+        "min_answers": min_answers,
+        "max_answers": max_answers,
+        "max_intermediate": max_intermediate,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)
+    report = run(cfg, progress=None if not quiet else False)
+    typer.echo(report.summary())
+
+
+@app.command()
+def apis(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the tool definitions and manifest.")
+    ],
+    kg: KgOption = "codex-s",
+    style: Annotated[
+        str, typer.Option("--style", help="Naming style: kg2tool, plain or camel.")
+    ] = "kg2tool",
+    overrides: Annotated[
+        Path | None,
+        typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
+    ] = None,
+) -> None:
+    """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
+    import orjson
+
+    from .apis import ApiCatalog
+    from .graph import KnowledgeGraph
+
+    catalog = ApiCatalog.from_graph(KnowledgeGraph.load(kg), style=style, overrides=overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in (
+        ("openai_tools.json", catalog.to_openai_tools()),
+        ("toolbench_tool.json", catalog.to_toolbench()),
+        ("xlam_tools.json", catalog.to_xlam_tools()),
+    ):
+        tmp = out / f".{name}.tmp"
+        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        tmp.replace(out / name)
+    catalog.write_manifest(out / "manifest.json")
+    typer.echo(f"wrote {len(catalog.names)} APIs to {out}")
+
+
+@app.command("patterns")
+def patterns_cmd(
+    check: Annotated[
+        str | None,
+        typer.Argument(help="A pattern list to validate, e.g. '2p,r1(s1,e1)&r2(e1,f)'."),
+    ] = None,
+) -> None:
+    """List the pattern library, or validate a pattern list and show its plans."""
+    from .patterns import LIBRARY, compile_pattern, parse_patterns
+
+    if check is None:
+        for name, spec in LIBRARY.items():
+            typer.echo(f"{name:>10}  {spec.formula}")
+        return
+    for spec, weight in parse_patterns(check):
+        typer.echo(f"# weight {weight:g}")
+        typer.echo(compile_pattern(spec).describe())
+
+
+@app.command()
+def call(
+    api: Annotated[str, typer.Argument(help="API name, e.g. get_place_of_birth_of_human.")],
+    arguments: Annotated[
+        str, typer.Argument(help='JSON arguments, e.g. \'{"human": "Douglas Adams"}\'.')
+    ] = "{}",
+    kg: KgOption = "codex-s",
+) -> None:
+    """Run one API call over the KG and print the observation (errors are JSON too)."""
+    from .apis import ApiCatalog
+    from .graph import KnowledgeGraph
+    from .runtime import ToolRuntime
+
+    graph = KnowledgeGraph.load(kg)
+    result = ToolRuntime(graph, ApiCatalog.from_graph(graph)).call(api, arguments)
+    typer.echo(result.to_json())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    dataset: Annotated[
+        Path, typer.Argument(help="A dataset directory written by generate (or one Parquet shard).")
+    ],
+    kg: KgOption = "codex-s",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when any sample no longer holds.")
+    ] = False,
+    show: Annotated[int, typer.Option("--show", help="How many failures to print.")] = 10,
+) -> None:
+    """Replay every sample's calls and answers against a KG; report those that no longer hold."""
+    from .graph import KnowledgeGraph
+    from .verify import verify_dataset
+
+    report = verify_dataset(dataset, KnowledgeGraph.load(kg))
+    for f in report.failures[:show]:
+        typer.echo(f"{f['id']}: {f['reason']}: {f['detail']}")
+    typer.echo(report.summary())
+    if strict and report.failed:
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning kg2tool errors into one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            return code
     except Kg2ToolError as exc:
         typer.echo(f"kg2tool: error: {exc}", err=True)
         return 2

@@ -278,8 +278,8 @@ class Generator:
         t0 = time.perf_counter()
         cfg = self.config
         specs = parse_patterns(cfg.patterns)
-        self._prepare_out()
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
+        self._prepare_out()
         num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, num_shards) for c in per_pattern]
