@@ -1,0 +1,120 @@
+"""Type stubs of the native extension (cpp/): CSR graph, plans, sampling, execution, matching."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+REJECT_REASONS: list[str]
+
+def build_arrays(
+    heads: npt.NDArray[np.int32],
+    relations: npt.NDArray[np.int32],
+    tails: npt.NDArray[np.int32],
+    num_entities: int,
+    num_relations: int,
+    threads: int = 0,
+) -> tuple[dict[str, np.ndarray], int]:
+    """Build the CSR arrays of both directions from id columns; returns (arrays, duplicates)."""
+
+def build_type_arrays(
+    entities: npt.NDArray[np.int32],
+    types: npt.NDArray[np.int32],
+    num_entities: int,
+    num_types: int,
+) -> dict[str, np.ndarray]:
+    """Entity->types and type->entities CSR arrays from (entity, type) id pairs."""
+
+class Graph:
+    """A read-only CSR view over arrays it keeps alive (validated when validate=True)."""
+
+    def __init__(
+        self,
+        num_entities: int,
+        num_relations: int,
+        num_types: int,
+        arrays: dict[str, np.ndarray],
+        validate: bool = True,
+    ) -> None: ...
+    @property
+    def num_entities(self) -> int: ...
+    @property
+    def num_relations(self) -> int: ...
+    @property
+    def num_types(self) -> int: ...
+    @property
+    def num_edges(self) -> int: ...
+    @property
+    def arrays(self) -> dict[str, np.ndarray]: ...
+    @property
+    def nbytes(self) -> int: ...
+    def neighbors(
+        self,
+        entities: npt.ArrayLike,
+        relations: npt.ArrayLike,
+        inverse: bool = False,
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+        """Batched (entity, relation) neighbour sets: (offsets int64[n+1], ids int32)."""
+    def neighbor_view(self, entity: int, relation: int, inverse: bool = False) -> npt.NDArray[np.int32]:
+        """The sorted neighbour slice of one (entity, relation), a read-only view (no copy)."""
+    def degrees(self, inverse: bool = False) -> npt.NDArray[np.int64]: ...
+    def relation_edge_counts(self) -> npt.NDArray[np.int64]: ...
+
+class Plan:
+    """A compiled pattern as the engine runs it (see docs/CONTRACTS.md)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None: ...
+    @property
+    def num_ops(self) -> int: ...
+    @property
+    def num_relation_slots(self) -> int: ...
+    @property
+    def num_anchor_slots(self) -> int: ...
+
+class SeenQueries:
+    """Hashes of grounded queries drawn so far (to continue a sample stream)."""
+
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+
+def sample(
+    graph: Graph,
+    plan: Plan,
+    n: int,
+    seed: int,
+    min_answers: int = 1,
+    max_answers: int = 100,
+    max_intermediate: int = 100,
+    distinct_anchors: bool = True,
+    no_backtrack: bool = True,
+    nontrivial: bool = True,
+    degree_weighted: bool = False,
+    max_tries: int = 8,
+    max_candidates: int = 0,
+    match_steps: int = 1000000,
+    threads: int = 0,
+    seen: SeenQueries | None = None,
+    start_candidate: int = 0,
+) -> dict[str, Any]:
+    """Sample n distinct grounded queries with exact answer and intermediate sets."""
+
+def execute(
+    graph: Graph,
+    plan: Plan,
+    relation_bindings: npt.ArrayLike,
+    anchor_bindings: npt.ArrayLike,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
+    """Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32)."""
+
+def match_count(
+    graph: Graph,
+    plan: Plan,
+    join: int,
+    relation_bindings: npt.ArrayLike,
+    anchor_bindings: npt.ArrayLike,
+    limit: int = -1,
+    threads: int = 0,
+) -> npt.NDArray[np.int64]:
+    """Count every grounding of a join per row of bindings (-1 = free slot), up to limit."""
