@@ -47,6 +47,20 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     ).select("id", "key", "label", "description")
 
 
+def _checked_ids(values: Any, limit: int, what: str) -> np.ndarray:
+    """Integer ids as int32, refusing floats and out-of-range values instead of wrapping them."""
+    a = np.asarray(values)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{what} ids must be integers, got dtype {a.dtype}")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        raise IndexError(f"{what} id {bad} out of range [0, {limit})")
+    return np.ascontiguousarray(a, dtype=np.int32).ravel()
+
+
 def _codes(col: pl.Series, keys: pl.Series) -> np.ndarray:
     """Dense int32 ids of ``col`` values in the sorted ``keys`` (all values must be present)."""
     return col.cast(pl.Enum(keys)).to_physical().cast(pl.Int32).to_numpy()
@@ -275,8 +289,8 @@ class KnowledgeGraph:
         self, entity_ids: np.ndarray | list[int], relation: int | np.ndarray, inverse: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Batched neighbour sets: (offsets int64[n+1], ids int32), each slice sorted."""
-        ids = np.ascontiguousarray(entity_ids, dtype=np.int32)
-        rels = np.ascontiguousarray(np.atleast_1d(relation), dtype=np.int32)
+        ids = _checked_ids(entity_ids, self.num_entities, "entity")
+        rels = _checked_ids(np.atleast_1d(relation), self.num_relations, "relation")
         return self.native.neighbors(ids, rels, inverse)
 
     def stats(self) -> dict[str, Any]:

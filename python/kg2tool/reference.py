@@ -23,7 +23,14 @@ import random
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 
-from kg2tool.patterns.syntax import Atom, Conjunction, Formula, PatternSpec, is_anchor, parse_formula
+from kg2tool.patterns.syntax import (
+    Atom,
+    Conjunction,
+    Formula,
+    PatternSpec,
+    is_anchor,
+    parse_formula,
+)
 
 __all__ = ["ReferenceKG", "evaluate", "sample_grounding", "to_sql"]
 
@@ -37,6 +44,7 @@ class ReferenceKG:
         self.out: dict[Key, dict[Key, set[Key]]] = {}
         self.inv: dict[Key, dict[Key, set[Key]]] = {}
         self._incident: dict[bool, dict[Key, list[tuple[Key, Key]]]] = {}
+        self._catalogue: tuple[list[Key], dict, dict, list[Key]] | None = None
         for rel, heads in adjacency.items():
             out = self.out.setdefault(rel, {})
             inv = self.inv.setdefault(rel, defaultdict(set))
@@ -54,13 +62,25 @@ class ReferenceKG:
             adjacency[rel][head].add(tail)
         return cls(adjacency)
 
+    def catalogue(self) -> tuple[list[Key], dict[Key, list[Key]], dict[Key, list[Key]], list[Key]]:
+        """Sorted relations, heads and tails per relation, all entities (cached, for sampling)."""
+        if self._catalogue is None:
+            relations = sorted(self.out, key=repr)
+            heads = {r: list(self.out[r]) for r in relations}
+            tails = {r: list(self.inv[r]) for r in relations}
+            entities = sorted({e for r in relations for e in (*heads[r], *tails[r])}, key=repr)
+            self._catalogue = (relations, heads, tails, entities)
+        return self._catalogue
+
     def incident(self, node: Key, forward: bool) -> list[tuple[Key, Key]]:
         """All (relation, neighbour) pairs of ``node`` out (forward) or in; cached."""
         cache = self._incident.setdefault(forward, {})
         if node not in cache:
             side = self.out if forward else self.inv
             cache[node] = [
-                (rel, x) for rel in sorted(side, key=repr) for x in sorted(side[rel].get(node, ()), key=repr)
+                (rel, x)
+                for rel in sorted(side, key=repr)
+                for x in sorted(side[rel].get(node, ()), key=repr)
             ]
         return cache[node]
 
@@ -118,7 +138,10 @@ class _Evaluation:
             changed = False
             for atom in conj.atoms:
                 rel = self.grounding[atom.relation]
-                for src, dst, forward in ((atom.head, atom.tail, True), (atom.tail, atom.head, False)):
+                for src, dst, forward in (
+                    (atom.head, atom.tail, True),
+                    (atom.tail, atom.head, False),
+                ):
                     if is_anchor(dst):
                         continue
                     if is_anchor(src):
@@ -346,10 +369,7 @@ def sample_grounding(
     grounded at random. ``rng`` is a ``random.Random``.
     """
     formula = _as_formula(pattern)
-    relations = sorted(kg.out, key=repr)
-    tails = {r: list(kg.inv[r]) for r in relations}
-    heads = {r: list(kg.out[r]) for r in relations}
-    entities = sorted({e for r in relations for e in (*kg.out[r], *kg.inv[r])}, key=repr)
+    relations, heads, tails, entities = kg.catalogue()
     for _ in range(tries):
         g: dict[str, Key] = {}
         ok = True

@@ -2,7 +2,7 @@
 
 >>> from kg2tool.patterns import get_pattern, compile_pattern
 >>> compile_pattern(get_pattern("2p")).num_ops
-4
+3
 """
 
 from kg2tool.patterns.analysis import (
@@ -35,7 +35,14 @@ from kg2tool.patterns.library import (
     list_patterns,
     parse_patterns,
 )
-from kg2tool.patterns.syntax import Atom, Conjunction, Formula, PatternSpec, parse_formula, parse_spec
+from kg2tool.patterns.syntax import (
+    Atom,
+    Conjunction,
+    Formula,
+    PatternSpec,
+    parse_formula,
+    parse_spec,
+)
 
 __all__ = [
     "ANCHOR",

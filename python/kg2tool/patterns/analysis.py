@@ -129,9 +129,7 @@ class _Colored:
             for r in formula.relation_slots
         }
         self.anchor = {
-            s: self._node(
-                "s", s, ("s", spec.fixed_entities.get(s, ""), spec.types.get(s, ""))
-            )
+            s: self._node("s", s, ("s", spec.fixed_entities.get(s, ""), spec.types.get(s, "")))
             for s in formula.anchor_slots
         }
         self.f = self._node("f", "f", ("f", spec.types.get("f", "")))
@@ -193,7 +191,9 @@ class _Colored:
         """The formula and constraints with slots renamed by colour order."""
         rename: dict[int, str] = {}
         for kind, prefix in (("r", "r"), ("s", "s"), ("e", "e")):
-            nodes = sorted((v for v in range(len(colors)) if self.kind[v] == kind), key=colors.__getitem__)
+            nodes = sorted(
+                (v for v in range(len(colors)) if self.kind[v] == kind), key=colors.__getitem__
+            )
             for i, v in enumerate(nodes, 1):
                 rename[v] = f"{prefix}{i}"
         rename[self.f] = "f"
@@ -206,7 +206,9 @@ class _Colored:
             names = self.scope_names[id(conj)]
 
             def atom_text(a: Atom) -> str:
-                return f"{rename[self.rel[a.relation]]}({term(a.head, names)},{term(a.tail, names)})"
+                return (
+                    f"{rename[self.rel[a.relation]]}({term(a.head, names)},{term(a.tail, names)})"
+                )
 
             parts = sorted(atom_text(a) for a in conj.atoms)
             parts += sorted("!" + atom_text(a) for a in conj.negated_atoms)
@@ -302,6 +304,6 @@ def analyze(pattern: PatternSpec | Formula | str) -> PatternInfo:
         variables=tuple(formula.variables),
         cyclic=tuple(has_cycle(b) for b in formula.branches),
         needs_join=tuple(needs_join(b) for b in formula.branches),
-        has_negation=any(neg for _, neg in formula.iter_atoms()),
+        has_negation=any(b.negated_atoms or b.negations for b in formula.branches),
         canonical=canonical_form(spec),
     )

@@ -314,9 +314,7 @@ class _Builder:
                 join_vars=variables,
                 var_order=np.array([var_index[v] for v in order], dtype=np.int32),
                 answer_var=var_index[root],
-                var_types=np.array(
-                    [self.type_index.get(v, -1) for v in variables], dtype=np.int32
-                ),
+                var_types=np.array([self.type_index.get(v, -1) for v in variables], dtype=np.int32),
                 exclude_vars=np.array(exclude, dtype=np.int32),
             )
         )

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import rustworkx as rx
@@ -225,7 +225,9 @@ def _describe_expected(expected: set[str]) -> str:
 
 def _syntax_error(text: str, exc: UnexpectedInput) -> PatternError:
     pos = getattr(exc, "pos_in_stream", None)
-    if isinstance(exc, UnexpectedEOF) or pos is None:
+    token = getattr(exc, "token", None)
+    at_end = token is not None and getattr(token, "type", "") == "$END"
+    if isinstance(exc, UnexpectedEOF) or pos is None or at_end:
         pos = len(text.rstrip())
     if isinstance(exc, UnexpectedCharacters):
         char = text[pos] if pos < len(text) else ""
@@ -233,7 +235,6 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> PatternError:
         if char in "∧∨¬":
             msg += "; write & for and, | for or, ! for not"
         return pattern_error(text, pos, msg)
-    token = getattr(exc, "token", None)
     expected = set(getattr(exc, "expected", set()) or set())
     got = "end of formula" if token is None or token.type == "$END" else repr(str(token))
     msg = f"unexpected {got}"
@@ -276,7 +277,8 @@ def _conj_from_tree(text: str, tree: Tree, depth: int = 0) -> Conjunction:
         elif lit.data == "neg_atom":
             negated.append(_atom_from_tree(text, child))
         else:
-            negations.append(_conj_from_tree(text, child, depth + 1))
+            inner = _conj_from_tree(text, child, depth + 1)
+            negations.append(replace(inner, pos=lit.meta.start_pos))  # point at the '!'
     return Conjunction(tuple(atoms), tuple(negated), tuple(negations), tree.meta.start_pos)
 
 
@@ -298,7 +300,9 @@ def parse_formula(text: str) -> Formula:
         branches = tuple(_conj_from_tree(text, b.children[0]) for b in tree.children)
     formula = Formula(branches, text)
     for i, branch in enumerate(branches):
-        _validate_conj(text, branch, frozenset(), top=True, branch_no=i if len(branches) > 1 else -1)
+        _validate_conj(
+            text, branch, frozenset(), top=True, branch_no=i if len(branches) > 1 else -1
+        )
     return formula
 
 
@@ -388,9 +392,7 @@ def _check_connected(text: str, conj: Conjunction) -> None:
     if len(components) > 1:
         first = next(iter(conj.atoms)).head
         main = next(c for c in components if index[first] in c)
-        stray = next(
-            a for a in (*conj.atoms, *conj.negated_atoms) if index[a.head] not in main
-        )
+        stray = next(a for a in (*conj.atoms, *conj.negated_atoms) if index[a.head] not in main)
         raise pattern_error(
             text,
             stray.pos,
@@ -537,7 +539,7 @@ def _read_key(text: str, pos: int) -> tuple[str, int]:
             if group == 1:
                 value = re.sub(r"\\(.)", r"\1", value)
             return value, m.end()
-    raise pattern_error(text, pos, "expected a key (bare like P19, or quoted like \"/m/02\")")
+    raise pattern_error(text, pos, 'expected a key (bare like P19, or quoted like "/m/02")')
 
 
 def parse_spec(text: str, *, name: str | None = None) -> PatternSpec:
