@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <unordered_set>
 
@@ -195,11 +196,40 @@ uint64_t canonical_hash(const Plan& p, const int32_t* rel, const int32_t* anchor
     case OP_TYPE_FILTER:
       return mix(mix(h, uint64_t(p.type_ids[size_t(arg)])), canonical_hash(p, rel, anchor, p.input(op, 0)));
     case OP_JOIN: {
+      // The grounded conjunction up to renaming its non-answer variables: the minimum,
+      // over permutations of those variables, of its sorted grounded atoms (so the order
+      // of atoms or symmetric branches, e.g. square's two paths, does not matter).
+      const JoinSpec& js = p.joins[size_t(arg)];
       h = mix(h, uint64_t(arg));
-      for (auto& at : p.joins[size_t(arg)].atoms) {
-        h = mix(h, uint64_t(uint32_t(rel[at[0]])));
-        for (int t = 1; t < 3; ++t) h = mix(h, at[t] < 0 ? uint64_t(uint32_t(anchor[-1 - at[t]])) : uint64_t(at[t]) << 40);
-      }
+      std::vector<int32_t> others;
+      for (int32_t v = 0; v < js.num_vars; ++v)
+        if (v != js.answer_var) others.push_back(v);
+      const bool permute = others.size() <= 6;  // at most 720 renamings
+      std::vector<int64_t> code(size_t(js.num_vars), 0), best, cur;
+      std::vector<uint64_t> in_hash;
+      for (int32_t j = 0; j < p.num_inputs(op); ++j)
+        in_hash.push_back(canonical_hash(p, rel, anchor, p.input(op, j)));
+      auto term = [&](int32_t t) -> int64_t {
+        return t < 0 ? int64_t(uint32_t(anchor[-1 - t])) : -1 - code[size_t(t)];
+      };
+      do {
+        for (size_t i = 0; i < others.size(); ++i) code[size_t(others[i])] = int64_t(i) + 1;
+        std::vector<std::array<int64_t, 4>> rows;
+        for (size_t a = 0; a < js.atoms.size(); ++a) {
+          const auto& at = js.atoms[a];
+          rows.push_back({int64_t(js.negated[a]), int64_t(rel[at[0]]), term(at[1]), term(at[2])});
+        }
+        for (int32_t v = 0; v < js.num_vars; ++v)
+          if (!js.var_types.empty() && js.var_types[size_t(v)] >= 0)
+            rows.push_back({2, int64_t(p.type_ids[size_t(js.var_types[size_t(v)])]), term(v), 0});
+        for (size_t j = 0; j < in_hash.size(); ++j)
+          rows.push_back({3, int64_t(in_hash[j] >> 1), term(js.exclude_vars[j]), 0});
+        std::sort(rows.begin(), rows.end());
+        cur.clear();
+        for (auto& r : rows) cur.insert(cur.end(), r.begin(), r.end());
+        if (best.empty() || cur < best) best.swap(cur);
+      } while (permute && std::next_permutation(others.begin(), others.end()));
+      for (int64_t x : best) h = mix(h, uint64_t(x));
       return h;
     }
   }
@@ -421,6 +451,17 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
         }
       }
     }
+    for (int32_t op = 0; op < nops; ++op) {  // a join must not repeat a grounded atom
+      if (p.kind[size_t(op)] != OP_JOIN) continue;
+      const JoinSpec& js = p.joins[size_t(p.arg[size_t(op)])];
+      for (size_t a = 0; a < js.atoms.size(); ++a)
+        for (size_t b = a + 1; b < js.atoms.size(); ++b)
+          if (!js.negated[a] && !js.negated[b] && js.atoms[a][1] == js.atoms[b][1] &&
+              js.atoms[a][2] == js.atoms[b][2] && rel[js.atoms[a][0]] == rel[js.atoms[b][0]]) {
+            reason = REJ_TRIVIAL_INTERSECTION;
+            return false;
+          }
+    }
     for (int32_t op = 0; op < nops; ++op) {
       if (p.kind[size_t(op)] != OP_DIFFERENCE) continue;
       Workspace alt;
@@ -461,14 +502,27 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   res.next_candidate = start_candidate;
   if (n <= 0 || g.num_entities == 0) return res;
   const int32_t nops = p.num_ops();
-  const int64_t max_cand = opt.max_candidates > 0 ? opt.max_candidates : 20 * n + 10000;
+  // Candidate budget: max_candidates, or by default 20 * n + 10000 (saturating) and, so a
+  // huge n on a small KG stops instead of running for days, at most 2^20 + 20 * accepted
+  // (an acceptance rate below 5% after a million candidates). Checked per candidate, so
+  // where it stops does not depend on threads or batch sizes.
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  const bool by_default = opt.max_candidates <= 0;
+  int64_t max_cand = by_default ? (n > (kMax - 10000) / 20 ? kMax : 20 * n + 10000)
+                                : opt.max_candidates;
+  max_cand = std::min(max_cand, kMax - std::max<int64_t>(start_candidate, 0));
+  auto budget = [&](int64_t acc) {
+    if (!by_default) return max_cand;
+    const int64_t stall = acc > (kMax - (int64_t(1) << 20)) / 20 ? kMax : (int64_t(1) << 20) + 20 * acc;
+    return std::min(max_cand, stall);
+  };
   SeenQueries local;
   SeenQueries& seen = seen_in ? *seen_in : local;
   int64_t accepted = 0, next = start_candidate;
   const int nt = resolve_threads(opt.threads);
-  while (accepted < n && next - start_candidate < max_cand) {
+  while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
-    const int64_t batch = std::min<int64_t>(start_candidate + max_cand - next,
+    const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
                                             std::min<int64_t>(1 << 16, want + want / 4 + 64));
     std::vector<Candidate> cands(static_cast<size_t>(batch));
     parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int) {
@@ -486,7 +540,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
     // Consume candidates in index order; counts cover only the candidates consumed, so
     // they too are the same however the stream is cut into calls.
     int64_t i = 0;
-    for (; i < batch && accepted < n; ++i) {
+    for (; i < batch && accepted < n && next + i - start_candidate < budget(accepted); ++i) {
       Candidate& c = cands[size_t(i)];
       res.attempts += int64_t(c.fails.size()) + (c.ok ? 1 : 0);
       for (uint8_t r : c.fails) ++res.rejected[r];

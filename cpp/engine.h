@@ -49,7 +49,7 @@ struct SampleOptions {
   bool nontrivial = true;
   bool degree_weighted = false;    // relation choice: uniform over relations, or over edges
   int max_tries = 8;               // attempts per candidate index
-  int64_t max_candidates = 0;      // 0: 20 * n + 10000
+  int64_t max_candidates = 0;      // 0: 20 * n + 10000, and at most 2^20 + 20 * accepted
   int64_t match_steps = 1000000;   // step budget of one cyclic match while sampling
   int threads = 0;
 };

@@ -144,7 +144,8 @@ void Matcher::answers(Marks& marks, Set& out) {
 }
 
 bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
-  for (int32_t ai : order) {
+  for (size_t oi = 0; oi < order.size(); ++oi) {
+    const int32_t ai = order[oi];
     const auto& at = j.atoms[size_t(ai)];
     const int32_t rs = at[0];
     int32_t h = get(at[1]), t = get(at[2]);
@@ -170,9 +171,20 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
       } else {
         const Adjacency& o = g.out();
         std::vector<int32_t> rels;
+        // Not the relation of an earlier atom on the same terms: a doubled edge with one
+        // relation twice is the same atom twice (a trivial intersection).
+        auto repeats = [&](int32_t r) {
+          for (size_t q = 0; q < oi; ++q) {
+            const auto& bt = j.atoms[size_t(order[q])];
+            if (!j.negated[size_t(order[q])] && bt[1] == at[1] && bt[2] == at[2] && rel[bt[0]] == r)
+              return true;
+          }
+          return false;
+        };
         for (int64_t e = o.ent_dir[h]; e < o.ent_dir[h + 1]; ++e) {
           auto s = o.entry(e);
-          if (std::binary_search(s.begin(), s.end(), t)) rels.push_back(o.dir_rel[e]);
+          if (std::binary_search(s.begin(), s.end(), t) && !repeats(o.dir_rel[e]))
+            rels.push_back(o.dir_rel[e]);
         }
         if (rels.empty()) return false;
         rel[rs] = rels[rng.below(rels.size())];
@@ -206,6 +218,34 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
     const bool from_head = h >= 0;
     const int32_t u = from_head ? h : t;
     const Adjacency& a = g.adj[from_head ? 0 : 1];
+    const int32_t dst = from_head ? at[2] : at[1];
+    // A doubled edge (later positive atoms on the same two terms): pick the neighbour among
+    // those linked to u by enough distinct relations, else the closing atoms could only
+    // repeat this relation. Uniform over such (relation, neighbour) edges.
+    size_t need = 1;
+    for (size_t q = oi + 1; q < order.size(); ++q) {
+      const auto& bt = j.atoms[size_t(order[q])];
+      if (!j.negated[size_t(order[q])] && bt[1] == at[1] && bt[2] == at[2]) ++need;
+    }
+    if (need > 1) {
+      std::vector<std::pair<int32_t, int64_t>> pv;  // (neighbour, entry)
+      for (int64_t e = a.ent_dir[u]; e < a.ent_dir[u + 1]; ++e)
+        for (int32_t v : a.entry(e)) pv.emplace_back(v, e);
+      std::sort(pv.begin(), pv.end());
+      std::vector<std::pair<int32_t, int64_t>> ok;
+      for (size_t b = 0, e = 0; b < pv.size(); b = e) {
+        while (e < pv.size() && pv[e].first == pv[b].first) ++e;
+        if (e - b < need) continue;
+        for (size_t x = b; x < e; ++x)
+          if (rel[rs] < 0 || a.dir_rel[pv[x].second] == rel[rs]) ok.push_back(pv[x]);
+      }
+      if (ok.empty()) return false;
+      const auto& pick = ok[rng.below(ok.size())];
+      if (!allowed(dst, pick.first)) return false;
+      rel[rs] = a.dir_rel[pick.second];
+      set(dst, pick.first);
+      continue;
+    }
     Span<const int32_t> s;
     if (rel[rs] >= 0) {
       s = a.neighbors(u, rel[rs]);
@@ -224,7 +264,6 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
       s = a.entry(e);
     }
     if (s.empty()) return false;
-    const int32_t dst = from_head ? at[2] : at[1];
     const int32_t v = s[rng.below(s.size())];
     if (!allowed(dst, v)) return false;
     set(dst, v);

@@ -14,6 +14,8 @@ void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_typ
   if (arg.size() != size_t(n) || dir.size() != size_t(n) || in_off.size() != size_t(n) + 1)
     bad("op arrays have different lengths");
   if (in_off[0] != 0 || in_off[n] != int32_t(inputs.size())) bad("input offsets do not span inputs");
+  for (int32_t i = 0; i < n; ++i)
+    if (in_off[i] > in_off[i + 1]) bad("input offsets not monotonic");
   if (fixed_rel.size() != size_t(num_rel_slots) || fixed_anchor.size() != size_t(num_anchor_slots))
     bad("fixed slot arrays do not match the slot counts");
   for (int32_t r : fixed_rel)
@@ -62,6 +64,11 @@ void Plan::validate(int32_t num_entities, int32_t num_relations, int32_t num_typ
     if (j.num_vars <= 0 || j.answer_var < 0 || j.answer_var >= j.num_vars) bad("join answer variable");
     if (j.negated.size() != j.atoms.size()) bad("join negation flags");
     if (j.var_types.size() != size_t(j.num_vars)) bad("join variable types");
+    bool answer_bound = false;  // the matcher reads the answer variable of every match
+    for (size_t k = 0; k < j.atoms.size(); ++k)
+      if (!j.negated[k] && (j.atoms[k][1] == j.answer_var || j.atoms[k][2] == j.answer_var))
+        answer_bound = true;
+    if (!answer_bound) bad("join answer variable occurs in no positive atom");
     for (int32_t t : j.var_types)
       if (t < -1 || t >= int32_t(type_ids.size())) bad("join variable type index");
     for (int32_t v : j.exclude_vars)

@@ -27,6 +27,25 @@ std::vector<T> vec_of(const py::dict& d, const char* key, bool required = true) 
   return std::vector<T>(a.data(), a.data() + a.size());
 }
 
+// An integer setting of a plan spec in [lo, hi]; ValueError when missing, not an int or out of range.
+template <class T>
+T int_of(const py::dict& d, const char* key, int64_t lo, int64_t hi) {
+  if (!d.contains(key)) throw py::value_error(std::string("plan: missing '") + key + "'");
+  py::object v = d[key];
+  long long x;
+  try {
+    x = v.cast<long long>();
+  } catch (const py::cast_error&) {
+    throw py::value_error(std::string("plan: '") + key + "' is not a 64-bit integer");
+  }
+  if (x < lo || x > hi)
+    throw py::value_error(std::string("plan: '") + key + "' = " + std::to_string(x) +
+                          " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return T(x);
+}
+
+constexpr int64_t kMaxSlots = 1 << 20;  // far above any real pattern; bounds what a spec allocates
+
 std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
   auto p = std::make_shared<Plan>();
   p->kind = vec_of<int32_t>(d, "op_kind");
@@ -34,8 +53,8 @@ std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
   p->dir = vec_of<int32_t>(d, "op_dir");
   p->in_off = vec_of<int32_t>(d, "op_in_offsets");
   p->inputs = vec_of<int32_t>(d, "op_inputs");
-  p->num_rel_slots = d["num_relation_slots"].cast<int32_t>();
-  p->num_anchor_slots = d["num_anchor_slots"].cast<int32_t>();
+  p->num_rel_slots = int_of<int32_t>(d, "num_relation_slots", 0, kMaxSlots);
+  p->num_anchor_slots = int_of<int32_t>(d, "num_anchor_slots", 0, kMaxSlots);
   p->fixed_rel = vec_of<int32_t>(d, "fixed_relations", false);
   if (p->fixed_rel.empty()) p->fixed_rel.assign(size_t(p->num_rel_slots), -1);
   p->fixed_anchor = vec_of<int32_t>(d, "fixed_entities", false);
@@ -43,12 +62,19 @@ std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
   p->type_ids = vec_of<int32_t>(d, "type_ids", false);
   p->anchor_types = vec_of<int32_t>(d, "anchor_types", false);
   if (p->anchor_types.empty()) p->anchor_types.assign(size_t(p->num_anchor_slots), -1);
-  p->key = d.contains("key") ? d["key"].cast<uint64_t>() : 0;
+  p->key = 0;
+  if (d.contains("key")) {
+    try {
+      p->key = d["key"].cast<uint64_t>();
+    } catch (const py::cast_error&) {
+      throw py::value_error("plan: 'key' is not an unsigned 64-bit integer");
+    }
+  }
   if (d.contains("joins")) {
     for (auto item : d["joins"].cast<py::list>()) {
       py::dict jd = item.cast<py::dict>();
       JoinSpec j;
-      j.num_vars = jd["num_vars"].cast<int32_t>();
+      j.num_vars = int_of<int32_t>(jd, "num_vars", 1, kMaxSlots);
       auto atoms = vec_of<int32_t>(jd, "atoms");
       if (atoms.size() % 3 != 0) throw py::value_error("plan: join atoms must be k x 3");
       for (size_t i = 0; i < atoms.size(); i += 3) j.atoms.push_back({atoms[i], atoms[i + 1], atoms[i + 2]});
@@ -58,7 +84,7 @@ std::shared_ptr<Plan> plan_from_dict(const py::dict& d) {
       j.var_types = vec_of<int32_t>(jd, "var_types", false);
       if (j.var_types.empty()) j.var_types.assign(size_t(j.num_vars), -1);
       j.exclude_vars = vec_of<int32_t>(jd, "exclude_vars", false);
-      j.answer_var = jd["answer_var"].cast<int32_t>();
+      j.answer_var = int_of<int32_t>(jd, "answer_var", 0, j.num_vars - 1);
       p->joins.push_back(std::move(j));
     }
   }
