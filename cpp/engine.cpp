@@ -103,10 +103,24 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       break;
     }
     case OP_JOIN: {
-      const JoinSpec& js = p.joins[size_t(arg)];
+      JoinSpec positive;  // the join without its negations, for the non-triviality check
+      const bool drop_negations = op == ws.skip_join_negations;
+      if (drop_negations) {
+        const JoinSpec& full = p.joins[size_t(arg)];
+        positive = full;
+        positive.atoms.clear();
+        positive.negated.clear();
+        positive.exclude_vars.clear();
+        for (size_t a = 0; a < full.atoms.size(); ++a)
+          if (!full.negated[a]) {
+            positive.atoms.push_back(full.atoms[a]);
+            positive.negated.push_back(0);
+          }
+      }
+      const JoinSpec& js = drop_negations ? positive : p.joins[size_t(arg)];
       Matcher m(g, js, rel, p.num_rel_slots, anchor, p.num_anchor_slots);
       m.type_ids = &p.type_ids;
-      for (int32_t j = 0; j < k; ++j)
+      for (int32_t j = 0; j < k && !drop_negations; ++j)
         m.excludes.emplace_back(js.exclude_vars[size_t(j)], &ws.sets[size_t(p.input(op, j))]);
       m.plan_order();
       m.max_steps = ws.match_steps;
@@ -330,6 +344,44 @@ struct Grounder {
           anchor[a] = m.anchor[a];
         }
         rel = m.rel;
+        // Free relations of negated atoms: one that links the atom's terms in a second
+        // random match but not in this one, so the negation removes another answer.
+        bool deferred = false;
+        for (size_t a = 0; a < js.atoms.size(); ++a)
+          if (js.negated[a] && rel[size_t(js.atoms[a][0])] < 0) deferred = true;
+        if (deferred) {
+          // A few second matches: pairs linked by two relations are rare in sparse KGs.
+          const Adjacency& o = g.out();
+          std::vector<int32_t> rels;
+          std::vector<int32_t> chosen(rel.size(), -1);
+          bool found = false;
+          for (int tries = 0; tries < 8 && !found; ++tries) {
+            Matcher m2(g, js, rel.data(), p.num_rel_slots, anchor.data(), p.num_anchor_slots);
+            m2.type_ids = &p.type_ids;
+            m2.plan_order();
+            if (!m2.ground_random(rng, opt.degree_weighted)) continue;
+            found = true;
+            for (size_t a = 0; a < js.atoms.size() && found; ++a) {
+              const int32_t rs = js.atoms[a][0];
+              if (!js.negated[a] || rel[size_t(rs)] >= 0) continue;
+              const int32_t h1 = m.get(js.atoms[a][1]), t1 = m.get(js.atoms[a][2]);
+              const int32_t h2 = m2.get(js.atoms[a][1]), t2 = m2.get(js.atoms[a][2]);
+              rels.clear();
+              if (h1 >= 0 && t1 >= 0 && h2 >= 0 && t2 >= 0)
+                for (int64_t e = o.ent_dir[h2]; e < o.ent_dir[h2 + 1]; ++e) {
+                  auto s = o.entry(e);
+                  if (!std::binary_search(s.begin(), s.end(), t2)) continue;
+                  auto s1 = o.neighbors(h1, o.dir_rel[e]);
+                  if (!std::binary_search(s1.begin(), s1.end(), t1)) rels.push_back(o.dir_rel[e]);
+                }
+              if (rels.empty()) found = false;
+              else chosen[size_t(rs)] = rels[rng.below(rels.size())];
+            }
+          }
+          if (!found) return fail(REJ_NOTHING_TO_NEGATE);
+          for (size_t s = 0; s < rel.size(); ++s)
+            if (chosen[s] >= 0) rel[s] = chosen[s];
+        }
         // A negated conjunction attached at variable v: ground it from the value v takes
         // in a second random match, so that it has something to exclude.
         for (int32_t j = 0; j < p.num_inputs(op); ++j) {
@@ -463,10 +515,17 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
           }
     }
     for (int32_t op = 0; op < nops; ++op) {
-      if (p.kind[size_t(op)] != OP_DIFFERENCE) continue;
+      const int32_t kind = p.kind[size_t(op)];
+      bool negates = kind == OP_DIFFERENCE;
+      if (kind == OP_JOIN) {
+        const JoinSpec& js = p.joins[size_t(p.arg[size_t(op)])];
+        negates = !js.exclude_vars.empty() ||
+                  std::find(js.negated.begin(), js.negated.end(), 1) != js.negated.end();
+      }
+      if (!negates) continue;
       Workspace alt;
       reset(alt, g, p);
-      alt.skip_diff = op;
+      (kind == OP_DIFFERENCE ? alt.skip_diff : alt.skip_join_negations) = op;
       alt.max_set = -1;
       alt.match_steps = opt.match_steps;
       if (!eval_op(g, p, rel, anchor, last, alt)) {

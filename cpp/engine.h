@@ -61,6 +61,7 @@ struct Workspace {
   Marks marks;
   Set tmp;
   int32_t skip_diff = -1;     // DIFFERENCE op evaluated as its kept input (for the checks)
+  int32_t skip_join_negations = -1;  // JOIN op evaluated without its negations (checks)
   int64_t max_set = -1;       // abort when a non-answer set exceeds this (-1: never)
   int64_t match_steps = -1;
   bool over_budget = false;

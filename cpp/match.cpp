@@ -149,21 +149,9 @@ bool Matcher::ground_random(Rng& rng, bool degree_weighted) {
     const auto& at = j.atoms[size_t(ai)];
     const int32_t rs = at[0];
     int32_t h = get(at[1]), t = get(at[2]);
-    if (j.negated[size_t(ai)]) {
-      // A free relation of a negated atom: one the head has, but not towards this tail,
-      // so the negation can exclude other bindings while this one survives.
-      if (rel[rs] >= 0) continue;
-      if (h < 0 || t < 0) return false;
-      const Adjacency& o = g.out();
-      std::vector<int32_t> rels;
-      for (int64_t e = o.ent_dir[h]; e < o.ent_dir[h + 1]; ++e) {
-        auto s = o.entry(e);
-        if (!std::binary_search(s.begin(), s.end(), t)) rels.push_back(o.dir_rel[e]);
-      }
-      if (rels.empty()) return false;
-      rel[rs] = rels[rng.below(rels.size())];
-      continue;
-    }
+    // A negated atom's free relation is chosen by the caller, which can compare this
+    // match with a second one (see engine.cpp, Grounder, OP_JOIN).
+    if (j.negated[size_t(ai)]) continue;
     if (h >= 0 && t >= 0) {
       if (rel[rs] >= 0) {
         auto s = g.out().neighbors(h, rel[rs]);

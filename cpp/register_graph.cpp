@@ -33,6 +33,8 @@ py::dict arrays_of(BuiltGraph& g) {
 PyGraph::PyGraph(int32_t num_entities, int32_t num_relations, int32_t num_types, py::dict arrays,
                  bool validate)
     : arrays_(arrays) {
+  if (num_entities < 0 || num_relations < 0 || num_types < 0)
+    throw py::value_error("invalid graph arrays: negative entity, relation or type count");
   g.num_entities = num_entities;
   g.num_relations = num_relations;
   g.num_types = num_types;
