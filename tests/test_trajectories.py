@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numpy as np
 import orjson
 import polars as pl
 import pytest
@@ -13,7 +14,14 @@ from kg2tool.engine import resolve_pattern, sample_queries
 from kg2tool.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
 from kg2tool.runtime import ToolRuntime
-from kg2tool.trajectories import UnsupportedPlanError, build_trajectories, check_plan, verify
+from kg2tool.trajectories import (
+    UnsupportedPlanError,
+    build_trajectories,
+    build_trajectories_many,
+    check_plan,
+    verify,
+    verify_many,
+)
 from kg2tool.verbalize import build_lexicon
 
 
@@ -78,3 +86,63 @@ def test_error_recovery_uses_real_errors() -> None:
 def test_cyclic_patterns_are_refused_clearly() -> None:
     with pytest.raises(UnsupportedPlanError, match="JOIN"):
         check_plan(resolve_pattern("triangle"))
+
+
+def test_vectorised_replay_matches_runtime_call() -> None:
+    """call_ids_batch + encode_results give runtime.call's observation, byte for byte."""
+    kg, rt, _ = env()
+    apis = [a.name for a in rt.catalog.apis if a.kind == "relation"]
+    t = kg.triples
+    ents = np.r_[t["head"].to_numpy()[:300], t["tail"].to_numpy()[:300]].astype(np.int64)
+    names = [apis[i % len(apis)] for i in range(len(ents))]
+    off, ids = rt.call_ids_batch(names, ents)
+    obs = rt.encode_results(off, ids).to_list()
+    for api, e, o in zip(names, ents.tolist(), obs, strict=True):
+        param = rt.catalog[api].param_names[0]
+        assert rt.call(api, {param: rt.names[e]}).to_json() == o
+
+
+def test_many_patterns_at_once_equal_one_by_one() -> None:
+    """Building and verifying several patterns together gives each pattern's own rows."""
+    _, rt, lex = env()
+    items = []
+    base = 0
+    for p in ("2p", "pi", "2in", "up"):
+        plan, q = _queries(p, 25)
+        items.append((plan, q.with_columns(pl.col("sid") + base)))
+        base += 1000
+    together = build_trajectories_many(items, rt, lex, seed=3)
+    ok, failures = verify_many(items, together, rt)
+    assert ok.all() and not failures
+    for plan, q in items:
+        alone = build_trajectories(plan, q, rt, lex, seed=3)
+        sids = q["sid"].implode()
+        part = together.steps.filter(pl.col("sid").is_in(sids))
+        assert alone.steps.drop("uid").equals(part.drop("uid"))  # uid: internal call index
+        assert alone.samples.equals(together.samples.filter(pl.col("sid").is_in(sids)))
+
+
+def test_wrong_final_answer_is_caught() -> None:
+    _, rt, lex = env()
+    plan, q = _queries("2i")
+    tr = build_trajectories(plan, q, rt, lex)
+    tr.samples = tr.samples.with_columns(
+        pl.when(pl.col("sid") == 1)
+        .then(pl.lit(["Nobody"], pl.List(pl.String)))
+        .otherwise(pl.col("answer_names"))
+        .alias("answer_names")
+    )
+    ok, failures = verify(plan, q, tr, rt)
+    assert not ok[1] and ok[0] and failures["plan_mismatch"] == 1
+
+
+def test_wrong_engine_set_is_caught() -> None:
+    """A query whose recorded intermediate set differs from the replayed calls fails."""
+    _, rt, lex = env()
+    plan, q = _queries("2p")
+    tr = build_trajectories(plan, q, rt, lex)
+    sets = q["sets"].to_list()
+    sets[2][1] = [*sets[2][1][:-1], sets[2][1][-1] + 1] if sets[2][1] else [0]
+    bad = q.with_columns(pl.Series("sets", sets, dtype=q["sets"].dtype))
+    ok, failures = verify(plan, bad, tr, rt)
+    assert not ok[2] and ok[[0, 1, 3]].all() and failures["plan_mismatch"] >= 1

@@ -29,7 +29,13 @@ from kg2tool.apis import ApiCatalog
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
 from kg2tool.formats import FORMATS, ToolFragments, build_records, dataset_info_entry
 from kg2tool.runtime import ToolRuntime
-from kg2tool.trajectories import UnsupportedPlanError, build_trajectories, check_plan, verify
+from kg2tool.trajectories import (
+    UnsupportedPlanError,
+    _names,
+    build_trajectories_many,
+    check_plan,
+    verify_many,
+)
 from kg2tool.verbalize import RAW_ID_PATTERN, RelationLexicon, build_lexicon, mix_hash, verbalize
 
 __all__ = [
@@ -186,7 +192,9 @@ def build_from_batches(
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
     ctx = context or Context(kg)
     report: dict[str, Any] = {"dropped": {}, "skipped_patterns": {}, "per_pattern": {}}
-    frames = []
+    items: list[tuple[Any, pl.DataFrame]] = []
+    specs: list[str] = []
+    base = 0
     for p_idx, (spec, batch) in enumerate(batches):
         plan = batch.plan
         n = len(batch)
@@ -206,21 +214,17 @@ def build_from_batches(
             eq = _batch_frame(eb, (p_idx << 40) + (1 << 39))
             eq = eq.filter(pl.col("num_answers") == 0).head(n_empty)
             q = pl.concat([q.head(n - eq.height), eq.with_columns(pl.col("sid") + n)])
-        frames.append(
-            _pattern_rows(
-                ctx,
-                plan,
-                q,
-                format,
-                seed,
-                error_ratio,
-                distractors,
-                xlam_mode,
-                report,
-                str(spec),
-            )
-        )
-    frame = pl.concat(frames) if frames else _empty_frame()
+        # sids unique across the shard's patterns (rows stay in pattern order)
+        q = q.with_columns(pl.col("sid") + base, pl.lit(len(specs), pl.Int32).alias("_p"))
+        base += 2 * n + 1
+        q = _questions(ctx, plan, q, seed, report)
+        items.append((plan, q))
+        specs.append(str(spec))
+    frame = (
+        _shard_rows(ctx, items, specs, format, seed, error_ratio, distractors, xlam_mode, report)
+        if items
+        else _empty_frame()
+    )
     frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
     frame = assign_splits(frame, split, seed, split_fractions, holdout, holdout_fraction, ctx)
     return frame, report
@@ -231,30 +235,21 @@ def _empty_frame() -> pl.DataFrame:
     return pl.DataFrame(schema={c: pl.String for c in COLUMNS})
 
 
-def _pattern_rows(
-    ctx: Context,
-    plan: Any,
-    q: pl.DataFrame,
-    fmt: str,
-    seed: int,
-    error_ratio: float,
-    distractors: int,
-    xlam_mode: str,
-    report: dict[str, Any],
-    spec: str,
+def _questions(
+    ctx: Context, plan: Any, q: pl.DataFrame, seed: int, report: dict[str, Any]
 ) -> pl.DataFrame:
-    """Questions, trajectories, verification and records of one pattern's queries."""
-    kg, rt = ctx.kg, ctx.runtime
-    labels = kg.entities["label"]
-    anc = np.asarray(q["anchor_ids"].to_list(), dtype=np.int64).reshape(q.height, -1)
-    rel = np.asarray(q["relation_ids"].to_list(), dtype=np.int64).reshape(q.height, -1)
-    anchor_names = [labels.gather(anc[:, j]) for j in range(anc.shape[1])]
+    """One pattern's queries with their question; anchors that cannot be named are dropped."""
+    labels = ctx.kg.entities["label"]
+    k_anc = len(plan.anchor_slots)
+    anc = _matrix(q["anchor_ids"], k_anc)
+    rel = _matrix(q["relation_ids"], len(plan.relation_slots))
+    anchor_names = [labels.gather(anc[:, j]) for j in range(k_anc)]
     # anchors whose label is shared or is a raw id cannot be named in a question
-    names_np = np.asarray(rt.names, dtype=object)
+    names = _names(ctx.runtime).names
     ok_anchor = np.ones(q.height, bool)
-    for j in range(anc.shape[1]):
-        ok_anchor &= names_np[anc[:, j]] == labels.gather(anc[:, j]).to_numpy()
-        ok_anchor &= ~anchor_names[j].str.contains(RAW_ID_PATTERN).to_numpy()
+    for j in range(k_anc):
+        ok_anchor &= (names.gather(anc[:, j]) == anchor_names[j]).fill_null(False).to_numpy()
+        ok_anchor &= ~anchor_names[j].str.contains(RAW_ID_PATTERN).fill_null(False).to_numpy()
     dropped = report["dropped"]
     if (~ok_anchor).any():
         dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())
@@ -267,76 +262,111 @@ def _pattern_rows(
         ctx.lexicon,
         seed=seed,
     )
-    q = q.with_columns(question.alias("question")).filter(pl.Series(ok_anchor))
-    traj = build_trajectories(plan, q, rt, ctx.lexicon, seed=seed, error_ratio=error_ratio)
-    ok, failures = verify(plan, q, traj, rt)
+    return q.with_columns(question.alias("question")).filter(pl.Series(ok_anchor))
+
+
+def _shard_rows(
+    ctx: Context,
+    items: list[tuple[Any, pl.DataFrame]],
+    specs: list[str],
+    fmt: str,
+    seed: int,
+    error_ratio: float,
+    distractors: int,
+    xlam_mode: str,
+    report: dict[str, Any],
+) -> pl.DataFrame:
+    """Trajectories, verification and records of every pattern's queries, all at once."""
+    rt = ctx.runtime
+    dropped = report["dropped"]
+    traj = build_trajectories_many(items, rt, ctx.lexicon, seed=seed, error_ratio=error_ratio)
+    ok, failures = verify_many(items, traj, rt)
     for k, v in failures.items():
         dropped[k] = dropped.get(k, 0) + v
-    good = q["sid"].filter(pl.Series(ok))
-    samples = traj.samples.filter(pl.col("sid").is_in(good.implode()))
-    steps = traj.steps.filter(pl.col("sid").is_in(good.implode())).with_columns(
-        (pl.col("kind") == "call").alias("_c")
+    q = pl.concat([x for _, x in items], how="vertical_relaxed")
+    oks = pl.Series(ok)
+    q = q.filter(oks)
+    samples = traj.samples.filter(oks)
+    steps = traj.steps.filter(pl.col("sid").is_in(q["sid"].implode()))
+    steps = steps.with_columns(
+        (pl.col("kind") == "call").alias("_c"),
+        pl.col("sid").cast(pl.Int64),
     )
-    anchor_ops = {
-        k
-        for k in range(plan.num_ops)
-        if int(plan.op_kind[k]) == 1 and int(plan.op_kind[plan.inputs(k)[0]]) == 0
-    }
-    steps = steps.with_columns(pl.col("op").is_in(sorted(anchor_ops)).alias("from_anchor"))
+    # calls whose argument is an anchor of the question (the op reads an ANCHOR)
+    anchor_op = np.zeros((len(items), 64), bool)
+    for i, (plan, _) in enumerate(items):
+        for k in range(plan.num_ops):
+            if int(plan.op_kind[k]) == 1 and int(plan.op_kind[plan.inputs(k)[0]]) == 0:
+                anchor_op[i, k] = True
+    p_of_sid = pl.DataFrame({"sid": q["sid"].cast(pl.Int64), "_p": q["_p"]})
+    steps = steps.join(p_of_sid, on="sid", how="left", maintain_order="left")
+    steps = steps.with_columns(
+        pl.Series(
+            "from_anchor",
+            anchor_op[steps["_p"].to_numpy(), steps["op"].to_numpy()]
+            if steps.height
+            else np.zeros(0, bool),
+        )
+    ).drop("_p")
+    samples = samples.with_columns(pl.col("sid").cast(pl.Int64))
+    q = q.with_columns(pl.col("sid").cast(pl.Int64))
     tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed)
-    samples = samples.join(
-        q.select(
-            "sid", "qid", "question", "pattern", "formula", "bindings", "answers", "relation_ids"
-        ),
-        on="sid",
-        maintain_order="left",
+    samples = pl.concat(
+        [
+            samples,
+            q.select(
+                "qid", "question", "pattern", "formula", "bindings", "answers", "relation_ids", "_p"
+            ),
+        ],
+        how="horizontal",
     )
     samples = samples.join(tool_ids, on="sid", how="left", maintain_order="left")
+    samples = samples.with_columns(
+        pl.concat_str(pl.col("pattern"), pl.lit("|"), pl.col("bindings"))
+        .map_batches(_stable_ids, return_dtype=pl.String)
+        .alias("id")
+    )
+    samples = samples.with_columns(
+        pl.col("id").str.slice(0, 13).str.to_integer(base=16).alias("xlam_id")
+    )
     rec = build_records(fmt, samples, steps, ctx.fragments, xlam_mode=xlam_mode)
-    out = samples.join(rec, on="sid", maintain_order="left")
+    if not rec["sid"].equals(samples["sid"]):
+        raise AssertionError("records out of sample order")
+    out = pl.concat([samples, rec.drop("sid")], how="horizontal")
     if fmt == "xlam":
         nx = int(out["record"].is_null().sum())
         if nx:
             dropped["xlam_not_expressible"] = dropped.get("xlam_not_expressible", 0) + nx
         out = out.filter(pl.col("record").is_not_null())
-    report["per_pattern"][spec] = out.height
+    counts = np.bincount(out["_p"].to_numpy(), minlength=len(specs)) if out.height else None
+    for i, spec in enumerate(specs):
+        report["per_pattern"][spec] = int(counts[i]) if counts is not None else 0
     used_apis = steps.group_by("sid").agg(pl.col("api").unique().sort().alias("apis"))
     out = out.join(used_apis, on="sid", how="left", maintain_order="left")
-    return (
-        out.select(
-            pl.col("qid")
-            .map_batches(
-                lambda s: (
-                    pl.Series([f"{v:016x}" for v in mix_hash(0x1D, s.to_numpy()).tolist()])
-                    if False
-                    else s.cast(pl.String)
-                )
-            )
-            .alias("qid_s"),
-            "pattern",
-            "formula",
-            "bindings",
-            "question",
-            "answers",
-            pl.col("answer_names").alias("answer_labels"),
-            "tools",
-            "messages",
-            "num_calls",
-            "trace",
-            "grounding",
-            "record",
-            "empty",
-            "recovery",
-            pl.col("relation_ids"),
-            pl.col("apis").fill_null(pl.lit([], pl.List(pl.String))),
-        )
-        .with_columns(
-            # id: stable hash of the canonical grounding (pattern + bindings)
-            pl.concat_str(pl.col("pattern"), pl.lit("|"), pl.col("bindings")).alias("_canon")
-        )
-        .with_columns(pl.col("_canon").map_batches(_stable_ids, return_dtype=pl.String).alias("id"))
-        .drop("_canon", "qid_s")
+    return out.select(
+        "pattern",
+        "formula",
+        "bindings",
+        "question",
+        "answers",
+        pl.col("answer_names").alias("answer_labels"),
+        "tools",
+        "messages",
+        "num_calls",
+        "trace",
+        "grounding",
+        "record",
+        "empty",
+        "recovery",
+        pl.col("relation_ids"),
+        pl.col("apis").fill_null(pl.lit([], pl.List(pl.String))),
+        "id",
     )
+
+
+def _matrix(col: pl.Series, width: int) -> np.ndarray:
+    """A fixed-width List(Int) column as an [n, width] int64 matrix (no Python lists)."""
+    return np.asarray(col.explode().to_numpy(), dtype=np.int64).reshape(len(col), width)
 
 
 def _stable_ids(s: pl.Series) -> pl.Series:

@@ -35,7 +35,7 @@ def resolve_pattern(pattern: str | PatternSpec | Plan) -> Plan:
     if isinstance(pattern, PatternSpec):
         return compile_pattern(pattern)
     text = pattern.strip()
-    if "(" not in text:
+    if "(" not in text and "[" not in text:
         return compile_pattern(get_pattern(text))
     return compile_pattern(parse_spec(text))
 

@@ -318,17 +318,23 @@ def _toolbench(
             pl.concat_list(pl.col("sys"), pl.col("usr"), pl.col("f"), pl.col("fin")).alias("els")
         )
     )
-    # assistant step j (0-based) is message i = 2 + 2j; its record holds messages 0..i
+    # assistant step j (0-based) is message i = 2 + 2j; its record holds messages 0..i: a
+    # prefix of the whole conversation text, cut at the end of message i (no per-record join)
     recs = (
         conv.select(
             "sid",
             "question",
-            "els",
+            pl.col("els").list.join(",").alias("whole"),
+            pl.col("els")
+            .list.eval(pl.element().str.len_chars().cum_sum() + pl.int_range(pl.len()))
+            .alias("ends"),
             pl.int_ranges(0, (pl.col("els").list.len() - 1) // 2).alias("j"),
         )
         .explode("j")
         .with_columns((2 + 2 * pl.col("j")).alias("i"))
-        .with_columns(pl.col("els").list.slice(0, pl.col("i") + 1).list.join(",").alias("conv"))
+        .with_columns(
+            pl.col("whole").str.slice(0, pl.col("ends").list.get(pl.col("i"))).alias("conv")
+        )
     )
     recs = recs.with_columns(
         pl.concat_str(
@@ -377,7 +383,14 @@ def _xlam(
     agg = frag.group_by("sid", maintain_order=True).agg(pl.col("f").str.join(","))
     tools = _lists(samples["tool_ids"], fr.xlam_js, ",")
     out = (
-        base.with_columns(pl.lit(tools).alias("tx"), pl.int_range(pl.len()).alias("row"))
+        base.with_columns(
+            pl.lit(tools).alias("tx"),
+            (
+                samples["xlam_id"]
+                if "xlam_id" in samples.columns
+                else pl.int_range(pl.len()) + id_offset
+            ).alias("row"),
+        )
         .join(agg, on="sid", how="left", maintain_order="left")
         .join(expressible, on="sid", how="left", maintain_order="left")
         .with_columns(
@@ -387,7 +400,7 @@ def _xlam(
     keep = pl.col("indep").fill_null(False) if mode == "independent" else pl.col("f").is_not_null()
     record = pl.concat_str(
         pl.lit('{"id":'),
-        (pl.col("row") + id_offset).cast(pl.String),
+        pl.col("row").cast(pl.String),
         pl.lit(',"query":'),
         json_str(pl.col("question")),
         pl.lit(',"tools":"['),

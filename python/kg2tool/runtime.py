@@ -347,3 +347,81 @@ class ToolRuntime:
             raise ValueError(f"{api_name!r} is a set operation; call_ids takes relation APIs")
         ids = np.ascontiguousarray(entity_ids, dtype=np.int32)
         return self.kg.neighbors(ids, int(api.relation_id), inverse=api.direction == "inverse")
+
+    # ---------------------------------------------------------------- vectorised (many calls)
+
+    @property
+    def encoded_names(self) -> pl.Series:
+        """Each display name as a JSON string literal, exactly as orjson writes it in results."""
+        enc = self.__dict__.get("_encoded_names")
+        if enc is None:
+            enc = pl.Series("name", [orjson.dumps(n).decode() for n in self.names], dtype=pl.String)
+            self.__dict__["_encoded_names"] = enc
+        return enc
+
+    def _api_tables(self) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+        """API names, relation ids, inverse flags and relation-kind flags, by catalogue index."""
+        got = self.__dict__.get("_api_tables_cache")
+        if got is None:
+            apis = self.catalog.apis
+            got = (
+                pl.Series("api", [a.name for a in apis], dtype=pl.String),
+                np.array([int(a.relation_id or 0) for a in apis], dtype=np.int32),
+                np.array([a.direction == "inverse" for a in apis], dtype=bool),
+                np.array([a.kind == "relation" for a in apis], dtype=bool),
+            )
+            self.__dict__["_api_tables_cache"] = got
+        return got
+
+    def call_ids_batch(
+        self, api_names: Sequence[str] | pl.Series, entity_ids: np.ndarray | Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Many relation calls at once: (offsets int64[n+1], ids int32), call i's result in
+        ``ids[offsets[i]:offsets[i+1]]`` in the runtime's (label, key) result order.
+
+        Like :meth:`call_ids`, the programmatic path: unknown APIs raise UnknownNameError-like
+        ``ValueError`` and set operations ``ValueError``.
+        """
+        names, rel_of, inv_of, is_rel = self._api_tables()
+        api = pl.Series(api_names, dtype=pl.String)
+        try:
+            idx = api.replace_strict(names, pl.int_range(names.len(), eager=True)).to_numpy()
+        except Exception:  # an unknown name: say which
+            unknown = sorted(set(api.to_list()) - set(names.to_list()))
+            raise ValueError(f"unknown API(s) {unknown[:5]}") from None
+        if len(idx) and not is_rel[idx].all():
+            raise ValueError("call_ids_batch takes relation APIs, not set operations")
+        ents = np.ascontiguousarray(entity_ids, dtype=np.int32)
+        n = len(ents)
+        counts = np.zeros(n, np.int64)
+        got = []
+        for inverse in (False, True):
+            sel = np.flatnonzero(inv_of[idx] == inverse)
+            if len(sel) == 0:
+                continue
+            off, ids = self.kg.neighbors(ents[sel], rel_of[idx[sel]], inverse=inverse)
+            off = np.asarray(off, np.int64)
+            counts[sel] = np.diff(off)
+            got.append((sel, off, np.asarray(ids, np.int32)))
+        offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        values = np.zeros(int(offsets[-1]), np.int32)
+        for sel, off, ids in got:
+            seg = np.diff(off)
+            dst = np.repeat(offsets[sel] - off[:-1], seg) + np.arange(len(ids))
+            values[dst] = ids
+        seg_of = np.repeat(np.arange(n), counts)
+        values = values[np.lexsort((self.rank[values], seg_of))] if len(values) else values
+        return offsets, values
+
+    def encode_results(self, offsets: np.ndarray, ids: np.ndarray) -> pl.Series:
+        """The observation text of many successful calls: per slice of ``ids`` (already in
+        result order) the JSON list of display names, byte for byte :meth:`CallResult.to_json`."""
+        import pyarrow as pa
+
+        enc = self.encoded_names.gather(np.asarray(ids, np.int64)).to_arrow()
+        lists = pl.from_arrow(
+            pa.LargeListArray.from_arrays(pa.array(np.asarray(offsets, np.int64)), enc)
+        )
+        return pl.select(
+            pl.concat_str(pl.lit("["), pl.lit(lists).list.join(","), pl.lit("]")).alias("obs")
+        ).to_series()
