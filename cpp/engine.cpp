@@ -523,8 +523,9 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
                   std::find(js.negated.begin(), js.negated.end(), 1) != js.negated.end();
       }
       if (!negates) continue;
-      Workspace alt;
+      Workspace& alt = ws.alternate();
       reset(alt, g, p);
+      alt.skip_diff = alt.skip_join_negations = -1;
       (kind == OP_DIFFERENCE ? alt.skip_diff : alt.skip_join_negations) = op;
       alt.max_set = -1;
       alt.match_steps = opt.match_steps;
@@ -579,13 +580,14 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   SeenQueries& seen = seen_in ? *seen_in : local;
   int64_t accepted = 0, next = start_candidate;
   const int nt = resolve_threads(opt.threads);
+  std::vector<Workspace> workspaces(static_cast<size_t>(nt));  // per thread, reused
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
                                             std::min<int64_t>(1 << 16, want + want / 4 + 64));
     std::vector<Candidate> cands(static_cast<size_t>(batch));
-    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int) {
-      Workspace ws;
+    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
+      Workspace& ws = workspaces[size_t(w)];
       for (int64_t i = b; i < e; ++i) {
         Candidate& c = cands[size_t(i)];
         for (int a = 0; a < opt.max_tries; ++a) {

@@ -8,6 +8,7 @@
 // index order, so the output depends only on (seed, plan, options), never on threads.
 #pragma once
 #include <array>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <unordered_set>
@@ -66,6 +67,12 @@ struct Workspace {
   int64_t match_steps = -1;
   bool over_budget = false;
   bool match_aborted = false;
+  // A second workspace for the non-triviality re-evaluations, kept to reuse its buffers.
+  std::unique_ptr<Workspace> alt;
+  Workspace& alternate() {
+    if (!alt) alt = std::make_unique<Workspace>();
+    return *alt;
+  }
 };
 
 // Evaluates op (and what it needs) into ws.sets; false when a budget was exceeded.

@@ -55,7 +55,7 @@ class GenerateConfig:
     num_samples: int = 1000
     seed: int = 0
     format: str = "openai"
-    shard_size: int = 50_000
+    shard_size: int = 20_000
     threads: int = 0
     engine: str = "local"
     ray_address: str | None = None
@@ -70,8 +70,18 @@ class GenerateConfig:
     # Settings that change no byte of the output; left out of the resume hash.
     _RUNTIME_ONLY = ("out", "threads", "engine", "ray_address", "workers")
 
+    def check_types(self) -> None:
+        """Raise InputError when a setting has the wrong type (a config file can do that)."""
+        for name, value in self.to_dict().items():  # e.g. num_samples = "ten" in a config
+            want = _FIELD_TYPES.get(name)
+            if want and (not isinstance(value, want) or (want is int and type(value) is bool)):
+                raise InputError(f"{name} must be {want.__name__}, got {value!r}")
+        if not isinstance(self.patterns, str) or not isinstance(self.kg, str | os.PathLike):
+            raise InputError('patterns and kg must be strings (e.g. patterns = "1p,2p:2")')
+
     def validate(self) -> None:
         """Raise InputError naming the first bad setting."""
+        self.check_types()
         if not self.out:
             raise InputError("no output directory given (--out)")
         if self.num_samples <= 0:
@@ -111,17 +121,40 @@ class GenerateConfig:
             raise InputError("config file not found", path=str(p)) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"invalid TOML: {exc}", path=str(p)) from None
+        except OSError as exc:
+            raise InputError(f"cannot read the config file: {exc.strerror}", path=str(p)) from None
         data = data.get("generate", data)
+        if not isinstance(data, dict):
+            raise InputError("[generate] must be a table of settings", path=str(p))
+        data = {k.replace("-", "_"): v for k, v in data.items()}  # flag spelling works too
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise InputError(f"unknown setting(s) {', '.join(unknown)}", path=str(p))
-        data = {k.replace("-", "_"): v for k, v in data.items()}
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls(**data)
+            cfg = cls(**data)
+            cfg.check_types()
         except TypeError as exc:
             raise InputError(str(exc), path=str(p)) from None
+        except InputError as exc:
+            raise InputError(str(exc), path=str(p)) from None
+        return cfg
+
+
+# Settings whose type a config file can get wrong (the others are checked by value).
+_FIELD_TYPES: dict[str, type] = {
+    "num_samples": int,
+    "seed": int,
+    "shard_size": int,
+    "threads": int,
+    "workers": int,
+    "min_answers": int,
+    "max_answers": int,
+    "max_intermediate": int,
+    "jsonl": bool,
+    "options": dict,
+}
 
 
 @dataclass
@@ -148,6 +181,8 @@ class GenerateReport:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     files: list[str] = field(default_factory=list)
+    shortfall: int = 0  # samples no pattern could supply (every stream out of distinct queries)
+    exhausted: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         rej = ", ".join(
@@ -161,6 +196,12 @@ class GenerateReport:
             f"({rate:,.0f} samples/s), peak RSS {self.peak_rss_mb:,.0f} MB\n"
             f"sampling rejections: {rej or 'none'}\n"
             f"dropped as unverifiable: {drop or 'none'}"
+            + (
+                f"\nout of distinct queries: {', '.join(self.exhausted)}"
+                f"{f'; {self.shortfall:,} samples could not be drawn at all' if self.shortfall else ' (their share went to the other patterns)'}"
+                if self.exhausted
+                else ""
+            )
         )
 
 
@@ -246,8 +287,13 @@ class Generator:
                     {"hash": self.hash, "config": self.config.to_dict()}, indent=1, default=str
                 ),
             )
-        for tmp in list((self.out / "data").glob(".*.tmp")):  # leftovers of a killed run
-            tmp.unlink(missing_ok=True)
+        # leftovers of a killed run: temporary files of shards, markers, merged outputs, card
+        for d in (self.out, self.out / "data", self.out / "records", self.out / MARKERS):
+            for tmp in [*d.glob("*.tmp"), *d.glob("*.tmp.png")]:
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+        for tmp in (self.out / MARKERS).glob(".kg-snapshot.*"):  # an unfinished snapshot
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def done_shards(self, num_shards: int) -> dict[int, dict[str, Any]]:
         """Shards whose marker exists, names this run's hash and whose files are intact."""
@@ -298,28 +344,54 @@ class Generator:
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
 
+        exhausted = [False] * len(specs)
+
+        def take(p: int, n: int, parts: dict[int, list[Any]]) -> int:
+            """Draw n more queries of pattern p; a stream that runs short is marked exhausted."""
+            batch = streams[p].take(n, strict=False)
+            _merge(report.rejected, batch.rejected)
+            if len(batch) < n:
+                exhausted[p] = True
+            if len(batch):
+                parts.setdefault(p, []).append(batch)
+            return len(batch)
+
         def tasks() -> Iterator[ShardTask]:
             for s in range(num_shards):
-                groundings = []
-                for p, ((spec, _), stream) in enumerate(zip(specs, streams, strict=True)):
+                parts: dict[int, list[Any]] = {}
+                deficit = 0
+                for p in range(len(specs)):
                     n = per_shard[p][s]
-                    if n == 0:
-                        continue
-                    batch = stream.take(n)  # strict: fewer than asked is an error
-                    _merge(report.rejected, batch.rejected)
-                    if s in done:
-                        continue
+                    if n and not exhausted[p]:
+                        deficit += n - take(p, n, parts)
+                    else:
+                        deficit += n
+                # A pattern out of distinct queries hands its share to the others, in order.
+                while deficit > 0:
+                    live = [p for p in range(len(specs)) if not exhausted[p]]
+                    if not live:
+                        break
+                    share = shard_counts(deficit, len(live))
+                    deficit = sum(
+                        n - take(p, n, parts) for p, n in zip(live, share, strict=True) if n
+                    )
+                report.shortfall += deficit
+                if s in done:
+                    continue
+                groundings = []
+                for p in sorted(parts):
+                    spec = specs[p][0]
+                    batches = parts[p]
                     groundings.append(
                         {
                             "pattern": spec,
                             "name": spec.name or spec.formula,
-                            "relation_ids": batch.relation_ids,
-                            "anchor_ids": batch.anchor_ids,
-                            "query_index": batch.query_index,
+                            "relation_ids": np.concatenate([b.relation_ids for b in batches]),
+                            "anchor_ids": np.concatenate([b.anchor_ids for b in batches]),
+                            "query_index": np.concatenate([b.query_index for b in batches]),
                         }
                     )
-                if s not in done:
-                    yield ShardTask(s, num_shards, groundings)
+                yield ShardTask(s, num_shards, groundings)
 
         bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
         try:
@@ -330,6 +402,9 @@ class Generator:
         finally:
             bar.close()
             runner.close()
+        report.exhausted = [
+            spec.name or spec.formula for (spec, _), ex in zip(specs, exhausted, strict=True) if ex
+        ]
         report.files = self.finalize(kg, num_shards, report)
         report.seconds = time.perf_counter() - t0
         report.peak_rss_mb = _peak_rss_mb()
