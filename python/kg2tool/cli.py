@@ -357,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except Kg2ToolError as exc:
         typer.echo(f"kg2tool: error: {exc}", err=True)
         return 2
+    except OSError as exc:  # the environment (disk full, permissions): fixable, not a bug
+        typer.echo(f"kg2tool: error: {exc}", err=True)
+        return 2
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

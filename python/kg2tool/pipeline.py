@@ -27,6 +27,7 @@ import math
 import os
 import resource
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -405,6 +406,14 @@ class Generator:
         report.exhausted = [
             spec.name or spec.formula for (spec, _), ex in zip(specs, exhausted, strict=True) if ex
         ]
+        if report.written == 0:  # e.g. impossible answer bounds, or a KG without names
+            top = sorted(report.rejected.items(), key=lambda kv: -kv[1])[:5]
+            rej = ", ".join(f"{k}: {v:,}" for k, v in top if v) or "none"
+            drop = ", ".join(f"{k}: {v:,}" for k, v in report.dropped.items() if v) or "none"
+            raise Kg2ToolError(
+                f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. "
+                "Loosen the constraints, or use a KG with entity names."
+            )
         report.files = self.finalize(kg, num_shards, report)
         report.seconds = time.perf_counter() - t0
         report.peak_rss_mb = _peak_rss_mb()
@@ -531,8 +540,10 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     dropped = dict(report["dropped"])
     for name in report["skipped_patterns"]:
         dropped[f"skipped:{name}"] = dropped.get(f"skipped:{name}", 0) + 1
-    files = dataset.write_shard(
-        frame, out, task.shard_id, task.num_shards, cfg.format, jsonl=cfg.jsonl
+    files = (  # a shard left without queries (every pattern exhausted) has no files
+        dataset.write_shard(frame, out, task.shard_id, task.num_shards, cfg.format, jsonl=cfg.jsonl)
+        if frame.height
+        else []
     )
     info = {
         "hash": cfg.content_hash(),
@@ -632,13 +643,18 @@ class _RayRunner:
         self.source = _kg_source_for_workers(cfg, kg)
         self.started = False
         if not ray.is_initialized():
-            ray.init(
-                address=cfg.ray_address,
-                include_dashboard=False,
-                log_to_driver=False,
-                ignore_reinit_error=True,
-                num_cpus=None if cfg.ray_address else (cfg.workers or None),
-            )
+            _check_ray_address(cfg.ray_address)
+            try:
+                ray.init(
+                    address=cfg.ray_address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    ignore_reinit_error=True,
+                    num_cpus=None if cfg.ray_address else (cfg.workers or None),
+                )
+            except (ConnectionError, ValueError) as exc:  # no cluster there, bad address
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"cannot start or join Ray: {first}") from None
             self.started = True
         self.remote = ray.remote(_shard_in_worker)
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -656,6 +672,22 @@ class _RayRunner:
     def close(self) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+def _check_ray_address(address: str | None) -> None:
+    """Fail fast on a HOST:PORT (or ray://HOST:PORT) nobody listens on: ray.init would
+    retry the connection for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
 
 
 def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
