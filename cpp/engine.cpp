@@ -256,7 +256,8 @@ struct Grounder {
   const SampleOptions& opt;
   Rng& rng;
   Workspace& ws;
-  std::vector<int32_t> rel, anchor;
+  std::vector<int32_t>& rel;     // slot bindings, in the workspace's reused buffers
+  std::vector<int32_t>& anchor;
   int reason = REJ_NO_EDGE;
 
   bool fail(int r) {
@@ -418,7 +419,9 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   ws.max_set = opt.max_intermediate;
   ws.match_steps = opt.match_steps;
   ws.skip_diff = -1;
-  Grounder gr{g, p, opt, rng, ws, p.fixed_rel, p.fixed_anchor};
+  ws.rel_buf = p.fixed_rel;
+  ws.anchor_buf = p.fixed_anchor;
+  Grounder gr{g, p, opt, rng, ws, ws.rel_buf, ws.anchor_buf};
   const int32_t t = int32_t(rng.below(uint64_t(g.num_entities)));
   if (!gr.ground(last, t, -1)) {
     reason = gr.reason;
@@ -435,7 +438,8 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       return false;
     }
   if (opt.distinct_anchors) {
-    std::vector<int32_t> an = gr.anchor;
+    std::vector<int32_t>& an = ws.tmp_ids;
+    an.assign(gr.anchor.begin(), gr.anchor.end());
     std::sort(an.begin(), an.end());
     if (std::adjacent_find(an.begin(), an.end()) != an.end()) {
       reason = REJ_REPEATED_ANCHOR;
@@ -466,7 +470,9 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       const int32_t k = p.num_inputs(op), kind = p.kind[size_t(op)];
       if (kind == OP_INTERSECT && k >= 2) {
         for (int32_t i = 0; i < k; ++i) {  // without input i the result must be larger
-          Set acc, tmp;
+          Set& acc = ws.acc;
+          Set& tmp = ws.acc2;
+          acc.clear();
           bool first = true;
           for (int32_t j = 0; j < k; ++j) {
             if (j == i) continue;
@@ -581,15 +587,18 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   int64_t accepted = 0, next = start_candidate;
   const int nt = resolve_threads(opt.threads);
   std::vector<Workspace> workspaces(static_cast<size_t>(nt));  // per thread, reused
+  std::vector<Candidate> cands;
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
                                             std::min<int64_t>(1 << 16, want + want / 4 + 64));
-    std::vector<Candidate> cands(static_cast<size_t>(batch));
+    if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
     parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
       Workspace& ws = workspaces[size_t(w)];
       for (int64_t i = b; i < e; ++i) {
         Candidate& c = cands[size_t(i)];
+        c.ok = false;  // reused across batches: buffers keep their capacity
+        c.fails.clear();
         for (int a = 0; a < opt.max_tries; ++a) {
           Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
           int reason = REJ_NO_EDGE;

@@ -67,6 +67,8 @@ struct Workspace {
   int64_t match_steps = -1;
   bool over_budget = false;
   bool match_aborted = false;
+  std::vector<int32_t> rel_buf, anchor_buf, tmp_ids;  // reused per attempt (no allocation)
+  Set acc, acc2;
   // A second workspace for the non-triviality re-evaluations, kept to reuse its buffers.
   std::unique_ptr<Workspace> alt;
   Workspace& alternate() {
