@@ -359,7 +359,10 @@ def verbalize(
         raise InputError(f"pattern {plan.name or plan.formula!r}: no question template (JOIN op)")
     qword = pl.lit(_lex(lexicon, rd, "qword"))
     person = pl.lit(_lex(lexicon, rd, "person"))
-    many = pl.lit(pl.Series(num_answers != 1)) | pl.lit(_lex(lexicon, rd, "plural"))
+    # The verb agrees with the question word, never with the number of answers (which it
+    # would otherwise give away): "which cities are", "who are", "what is".
+    del num_answers
+    many = pl.lit(_lex(lexicon, rd, "plural")) | qword.str.starts_with("which ") | (qword == "who")
     be = pl.when(many).then(pl.lit("are")).otherwise(pl.lit("is"))
     what = pl.when(qword == "who").then(pl.lit("who")).otherwise(qword)
     thing = pl.when(person).then(pl.lit("people")).otherwise(pl.lit("entities"))
