@@ -451,6 +451,7 @@ def test_openai_tools_shape(name: str) -> None:
 
 def test_openai_parameters_are_valid_json_schema() -> None:
     import jsonschema
+
     for t in load_catalog("codex-s").to_openai_tools():
         jsonschema.Draft202012Validator.check_schema(t["function"]["parameters"])
 

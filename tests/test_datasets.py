@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
 from kg2tool.datasets import (
     bundled_names,
     bundled_path,

@@ -56,7 +56,9 @@ class Graph:
         inverse: bool = False,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
         """Batched (entity, relation) neighbour sets: (offsets int64[n+1], ids int32)."""
-    def neighbor_view(self, entity: int, relation: int, inverse: bool = False) -> npt.NDArray[np.int32]:
+    def neighbor_view(
+        self, entity: int, relation: int, inverse: bool = False
+    ) -> npt.NDArray[np.int32]:
         """The sorted neighbour slice of one (entity, relation), a read-only view (no copy)."""
     def degrees(self, inverse: bool = False) -> npt.NDArray[np.int64]: ...
     def relation_edge_counts(self) -> npt.NDArray[np.int64]: ...

@@ -28,6 +28,7 @@ import polars as pl
 from kg2tool.apis import ApiCatalog
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
 from kg2tool.formats import FORMATS, ToolFragments, build_records, dataset_info_entry
+from kg2tool.pipeline import pattern_counts
 from kg2tool.runtime import ToolRuntime
 from kg2tool.trajectories import (
     UnsupportedPlanError,
@@ -86,16 +87,6 @@ def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
     return out
 
 
-def _allocate(weights: list[float], n: int) -> list[int]:
-    """Integer counts proportional to weights summing to n (largest remainder)."""
-    w = np.asarray(weights, float)
-    raw = w / w.sum() * n
-    base = np.floor(raw).astype(int)
-    rest = n - base.sum()
-    base[np.argsort(-(raw - base), kind="stable")[:rest]] += 1
-    return base.tolist()
-
-
 def _empty_groundings(
     kg: Any, plan: Any, rel: np.ndarray, anc: np.ndarray, seed: int, index: np.ndarray
 ) -> Any:
@@ -151,7 +142,7 @@ def build_shard(
     with ``shard_id``. The pipeline instead draws shards from continuing query streams
     (de-duplicated across shards) and calls :func:`build_from_batches`."""
     specs = _specs(spec_list)
-    counts = _allocate([w for _, w in specs], samples_in_shard)
+    counts = pattern_counts([w for _, w in specs], samples_in_shard)
     shard_seed = int(mix_hash(seed, shard_id, num_shards)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
     batches = []
     for p_idx, ((spec, _), n) in enumerate(zip(specs, counts, strict=True)):

@@ -10,8 +10,14 @@ class Kg2ToolError(Exception):
 class InputError(Kg2ToolError, ValueError):
     """A file or argument given by the user is malformed; the message names it and the place."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 column: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         where = ""
         if path is not None:
             where = str(path)

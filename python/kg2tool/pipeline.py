@@ -30,13 +30,13 @@ import shutil
 import socket
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 
 from .errors import InputError, Kg2ToolError
 
