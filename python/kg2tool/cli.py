@@ -203,14 +203,19 @@ def generate(
         typer.Option("--shard-size", help="Samples per shard (unit of resume and distribution)."),
     ] = None,
     engine: Annotated[
-        str | None, typer.Option("--engine", help="local, process (local worker pool) or ray.")
+        str | None,
+        typer.Option(
+            "--engine",
+            help="auto (default: a local worker pool for large runs on 2+ CPUs, else local), "
+            "local, process (local worker pool) or ray.",
+        ),
     ] = None,
     address: Annotated[
         str | None, typer.Option("--address", help="Ray cluster address (with --engine ray).")
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Worker processes (process/ray engines; 0: all CPUs)."),
+        typer.Option("--workers", help="Worker processes (auto/process/ray engines; 0: all CPUs)."),
     ] = None,
     min_answers: Annotated[int | None, typer.Option("--min-answers")] = None,
     max_answers: Annotated[int | None, typer.Option("--max-answers")] = None,

@@ -41,14 +41,28 @@ import numpy as np
 from .errors import InputError, Kg2ToolError
 
 FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
-ENGINES = ("local", "process", "ray")
+ENGINES = ("auto", "local", "process", "ray")
+# ``engine="auto"`` uses the process pool from this many samples (and more than 2 shards, more
+# than one CPU): below it, starting workers costs more than it saves.
+AUTO_PROCESS_MIN_SAMPLES = 100_000
 DEFAULT_PATTERNS = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up"
 MARKERS = ".progress"
 
 
 @dataclass
 class GenerateConfig:
-    """Everything a run depends on; written next to the data and hashed for resume."""
+    """Everything a run depends on; written next to the data and hashed for resume.
+
+    ``engine``: ``"auto"`` (the default) runs shards on a local process pool of ``workers``
+    (0: all CPUs) when the run is large (at least ``AUTO_PROCESS_MIN_SAMPLES`` samples and more
+    than 2 shards) and the machine has more than one CPU, else in this process (``"local"``).
+    The sample building is mostly single-threaded Python/Polars work, so on 2 cores two worker
+    processes give up to ~1.8x the throughput of one (measured on an idle-ish machine: 200k
+    openai samples on codex-s, 6.4k -> 11.3k samples/s; less when other work shares the
+    cores) for the price of a few seconds of start-up and, per worker, one KG mapping and
+    ~0.8-1 GB peak RSS (20k-sample shards). The output is byte-identical whatever the engine.
+    ``"process"`` always uses the pool, ``"ray"`` a Ray cluster.
+    """
 
     out: str = ""
     kg: str = "codex-s"
@@ -58,7 +72,7 @@ class GenerateConfig:
     format: str = "openai"
     shard_size: int = 20_000
     threads: int = 0
-    engine: str = "local"
+    engine: str = "auto"
     ray_address: str | None = None
     workers: int = 0
     min_answers: int = 1
@@ -603,7 +617,7 @@ def _kg_source_for_workers(cfg: GenerateConfig, kg: Any) -> str:
 class _ProcessRunner:
     """Shards on a local process pool; each worker memory-maps the KG snapshot once."""
 
-    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+    def __init__(self, cfg: GenerateConfig, kg: Any, *, start_now: bool = False) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
         self.cfg = cfg
@@ -612,6 +626,26 @@ class _ProcessRunner:
         import multiprocessing as mp
 
         self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        if start_now:
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Start every worker now, without re-running the caller's ``__main__`` in them.
+
+        The workers only run :func:`_shard_in_worker`, so they need not import the main
+        script; not doing so lets ``engine="auto"`` pick the pool for a script that calls
+        :func:`generate` without an ``if __name__ == "__main__":`` guard (spawn would re-run it).
+        The pool starts one worker per submission until it has all of them."""
+        import types
+
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            futures = [self.pool.submit(int, 0) for _ in range(self.workers)]
+        finally:
+            sys.modules["__main__"] = main
+        for fut in futures:
+            fut.result()
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
         pending = []
@@ -690,11 +724,24 @@ def _check_ray_address(address: str | None) -> None:
         ) from None
 
 
+def resolve_engine(cfg: GenerateConfig) -> str:
+    """The engine a run uses: ``cfg.engine``, with ``"auto"`` made ``"process"`` or ``"local"``."""
+    if cfg.engine != "auto":
+        return cfg.engine
+    cpus = os.cpu_count() or 1
+    num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
+    workers = cfg.workers or cpus
+    if cpus > 1 and workers > 1 and num_shards > 2 and cfg.num_samples >= AUTO_PROCESS_MIN_SAMPLES:
+        return "process"
+    return "local"
+
+
 def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
-    if cfg.engine == "ray":
+    engine = resolve_engine(cfg)
+    if engine == "ray":
         return _RayRunner(cfg, kg)
-    if cfg.engine == "process":
-        return _ProcessRunner(cfg, kg)
+    if engine == "process":
+        return _ProcessRunner(cfg, kg, start_now=cfg.engine == "auto")
     return _LocalRunner(cfg, kg)
 
 

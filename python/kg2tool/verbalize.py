@@ -335,8 +335,13 @@ def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
 
 def _finish(expr: pl.Expr, mark: str) -> pl.Expr:
     """Capitalise, single spaces, final punctuation."""
+    return _finish_expr(expr, pl.lit(mark))
+
+
+def _finish_expr(expr: pl.Expr, mark: pl.Expr) -> pl.Expr:
+    """:func:`_finish` with the punctuation mark as an expression."""
     text = expr.str.replace_all(r"\s+", " ").str.strip_chars()
-    return pl.concat_str(text.str.slice(0, 1).str.to_uppercase(), text.str.slice(1), pl.lit(mark))
+    return pl.concat_str(text.str.slice(0, 1).str.to_uppercase(), text.str.slice(1), mark)
 
 
 def verbalize(
@@ -457,13 +462,20 @@ def verbalize(
     choice = pl.lit(
         pl.Series((mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64))
     )
-    expr: Any = None
+    # the chosen template's body first, then one _finish pass (not one per template)
+    body_expr: Any = None
+    mark_expr: Any = None
     for t, (body, mark) in enumerate(templates):
-        text = _finish(body, mark)
-        expr = (
-            pl.when(choice == t).then(text) if expr is None else expr.when(choice == t).then(text)
-        )
-    out = pl.select(expr.otherwise(pl.lit(None, pl.String)).alias("question")).to_series()
+        if body_expr is None:
+            body_expr = pl.when(choice == t).then(body)
+            mark_expr = pl.when(choice == t).then(pl.lit(mark))
+        else:
+            body_expr = body_expr.when(choice == t).then(body)
+            mark_expr = mark_expr.when(choice == t).then(pl.lit(mark))
+    expr = _finish_expr(
+        body_expr.otherwise(pl.lit(None, pl.String)), mark_expr.otherwise(pl.lit(None, pl.String))
+    )
+    out = pl.select(expr.alias("question")).to_series()
     if out.len() != n:
         out = pl.Series("question", [None] * n, dtype=pl.String)
     return out
