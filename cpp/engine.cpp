@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 #include <numeric>
+#include <stdexcept>
 #include <unordered_set>
 
 #include "match.h"
@@ -35,8 +36,7 @@ void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& 
         out.push_back(v);
       }
   }
-  for (int32_t v : out) marks.mark[size_t(v)] = 0;
-  std::sort(out.begin(), out.end());
+  sort_and_unmark(marks, out);
 }
 
 }  // namespace
@@ -62,13 +62,27 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
               ws.marks, out);
       break;
     case OP_INTERSECT: {
-      std::vector<int32_t> ins(static_cast<size_t>(k));
-      for (int32_t j = 0; j < k; ++j) ins[size_t(j)] = p.input(op, j);
-      std::sort(ins.begin(), ins.end(), [&](int32_t a, int32_t b) {
+      int32_t small[8];
+      std::vector<int32_t> big;
+      int32_t* ins = small;
+      if (k > 8) {
+        big.resize(size_t(k));
+        ins = big.data();
+      }
+      for (int32_t j = 0; j < k; ++j) ins[j] = p.input(op, j);
+      std::sort(ins, ins + k, [&](int32_t a, int32_t b) {
         return ws.sets[size_t(a)].size() < ws.sets[size_t(b)].size();
       });
-      out = ws.sets[size_t(ins[0])];
-      for (size_t j = 1; j < ins.size() && !out.empty(); ++j) {
+      if (k == 1) {
+        out = ws.sets[size_t(ins[0])];
+        break;
+      }
+      {
+        const Set& a = ws.sets[size_t(ins[0])];
+        const Set& b = ws.sets[size_t(ins[1])];
+        intersect_into(a.data(), a.size(), b.data(), b.size(), out);
+      }
+      for (int32_t j = 2; j < k && !out.empty(); ++j) {
         const Set& o = ws.sets[size_t(ins[j])];
         intersect_into(out.data(), out.size(), o.data(), o.size(), ws.tmp);
         out.swap(ws.tmp);
@@ -82,8 +96,7 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
             ws.marks.mark[size_t(v)] = 1;
             out.push_back(v);
           }
-      for (int32_t v : out) ws.marks.mark[size_t(v)] = 0;
-      std::sort(out.begin(), out.end());
+      sort_and_unmark(ws.marks, out);
       break;
     case OP_DIFFERENCE: {
       const Set& kept = ws.sets[size_t(p.input(op, 0))];
@@ -402,18 +415,35 @@ struct Grounder {
   }
 };
 
-struct Candidate {
-  bool ok = false;
-  std::vector<uint8_t> fails;  // reason of every failed attempt
-  uint64_t hash = 0;
-  std::vector<int32_t> rel, anchor;
-  std::vector<int64_t> offsets;  // num_ops sizes (cumulative within ids)
-  std::vector<int32_t> ids;
+// What the workers of one batch wrote: per worker, the failed attempts' reasons and the
+// accepted candidates' bindings and set sizes, appended in the order drawn. The sets
+// themselves are not kept: the candidates that survive de-duplication are executed again
+// straight into the result (cheaper than writing every set to memory twice).
+struct alignas(64) Arena {
+  std::vector<uint8_t> fails;
+  std::vector<int32_t> binds;    // num_rel_slots + num_anchor_slots per accepted candidate
+  std::vector<int64_t> sizes;    // num_ops set sizes per accepted candidate
+  void clear() {
+    fails.clear();
+    binds.clear();
+    sizes.clear();
+  }
 };
 
-// One attempt: ground, execute, check. Fills cand on success.
+// A candidate index's outcome; its data lives in arena `worker`.
+struct Candidate {
+  uint64_t hash;
+  int64_t fail_begin;  // into arena.fails
+  int64_t item;        // accepted: its number in the arena (binds, sizes)
+  int64_t ids_len;     // accepted: total size of its sets
+  int32_t nfails;
+  int32_t worker;
+  bool ok;
+};
+
+// One attempt: ground, execute, check. Appends the candidate to the arena on success.
 bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, Workspace& ws,
-             Candidate& cand, int& reason) {
+             Arena& arena, Candidate& cand, int& reason) {
   const int32_t nops = p.num_ops(), last = nops - 1;
   reset(ws, g, p);
   ws.max_set = opt.max_intermediate;
@@ -470,6 +500,13 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       const int32_t k = p.num_inputs(op), kind = p.kind[size_t(op)];
       if (kind == OP_INTERSECT && k >= 2) {
         for (int32_t i = 0; i < k; ++i) {  // without input i the result must be larger
+          if (k == 2) {  // without input i the result is the other input
+            if (ws.sets[size_t(p.input(op, 1 - i))].size() <= ws.sets[size_t(op)].size()) {
+              reason = REJ_TRIVIAL_INTERSECTION;
+              return false;
+            }
+            continue;
+          }
           Set& acc = ws.acc;
           Set& tmp = ws.acc2;
           acc.clear();
@@ -546,15 +583,15 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     }
   }
   cand.ok = true;
-  cand.rel = gr.rel;
-  cand.anchor = gr.anchor;
   cand.hash = canonical_hash(p, rel, anchor, last);
-  cand.offsets.clear();
-  cand.ids.clear();
+  cand.item = int64_t(arena.sizes.size()) / std::max<int32_t>(nops, 1);
+  arena.binds.insert(arena.binds.end(), gr.rel.begin(), gr.rel.end());
+  arena.binds.insert(arena.binds.end(), gr.anchor.begin(), gr.anchor.end());
+  cand.ids_len = 0;
   for (int32_t op = 0; op < nops; ++op) {
-    const Set& s = ws.sets[size_t(op)];
-    cand.ids.insert(cand.ids.end(), s.begin(), s.end());
-    cand.offsets.push_back(int64_t(cand.ids.size()));
+    const int64_t sz = int64_t(ws.sets[size_t(op)].size());
+    arena.sizes.push_back(sz);
+    cand.ids_len += sz;
   }
   return true;
 }
@@ -586,46 +623,101 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   SeenQueries& seen = seen_in ? *seen_in : local;
   int64_t accepted = 0, next = start_candidate;
   const int nt = resolve_threads(opt.threads);
+  const int32_t nrel = p.num_rel_slots, nanc = p.num_anchor_slots, nb = nrel + nanc;
+  seen.reserve(seen.size() + size_t(std::min<int64_t>(n, int64_t(1) << 22)));
   std::vector<Workspace> workspaces(static_cast<size_t>(nt));  // per thread, reused
+  std::vector<Arena> arenas(static_cast<size_t>(nt));
   std::vector<Candidate> cands;
+  std::vector<int64_t> taken;  // candidate numbers (within the batch) accepted, in order
+  std::vector<int64_t> dest;   // their first set id in res.set_ids
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
                                             std::min<int64_t>(1 << 16, want + want / 4 + 64));
     if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
+    for (auto& a : arenas) a.clear();
     parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
       Workspace& ws = workspaces[size_t(w)];
+      Arena& arena = arenas[size_t(w)];
       for (int64_t i = b; i < e; ++i) {
         Candidate& c = cands[size_t(i)];
-        c.ok = false;  // reused across batches: buffers keep their capacity
-        c.fails.clear();
+        c.ok = false;
+        c.worker = w;
+        c.fail_begin = int64_t(arena.fails.size());
+        c.nfails = 0;
         for (int a = 0; a < opt.max_tries; ++a) {
           Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
           int reason = REJ_NO_EDGE;
-          if (attempt(g, p, opt, rng, ws, c, reason)) break;
-          c.fails.push_back(uint8_t(reason));
+          if (attempt(g, p, opt, rng, ws, arena, c, reason)) break;
+          arena.fails.push_back(uint8_t(reason));
+          ++c.nfails;
         }
       }
     });
     // Consume candidates in index order; counts cover only the candidates consumed, so
-    // they too are the same however the stream is cut into calls.
+    // they too are the same however the stream is cut into calls. Only the de-duplication
+    // is sequential: the accepted candidates' data is copied afterwards, in parallel.
+    taken.clear();
     int64_t i = 0;
     for (; i < batch && accepted < n && next + i - start_candidate < budget(accepted); ++i) {
-      Candidate& c = cands[size_t(i)];
-      res.attempts += int64_t(c.fails.size()) + (c.ok ? 1 : 0);
-      for (uint8_t r : c.fails) ++res.rejected[r];
+      const Candidate& c = cands[size_t(i)];
+      res.attempts += int64_t(c.nfails) + (c.ok ? 1 : 0);
+      if (c.nfails) {
+        const uint8_t* f = arenas[size_t(c.worker)].fails.data() + c.fail_begin;
+        for (int32_t k = 0; k < c.nfails; ++k) ++res.rejected[f[k]];
+      }
       if (!c.ok) continue;
-      if (!seen.insert(c.hash).second) {
+      if (!seen.insert(c.hash)) {
         ++res.rejected[REJ_DUPLICATE];
         continue;
       }
-      res.rel_bind.insert(res.rel_bind.end(), c.rel.begin(), c.rel.end());
-      res.anchor_bind.insert(res.anchor_bind.end(), c.anchor.begin(), c.anchor.end());
-      const int64_t base = int64_t(res.set_ids.size());
-      for (int32_t o = 0; o < nops; ++o) res.set_offsets.push_back(base + c.offsets[size_t(o)]);
-      res.set_ids.insert(res.set_ids.end(), c.ids.begin(), c.ids.end());
-      res.candidate_index.push_back(next + i);
+      taken.push_back(i);
       ++accepted;
+    }
+    const int64_t m = int64_t(taken.size());
+    if (m > 0) {
+      const int64_t q0 = int64_t(res.candidate_index.size());
+      dest.resize(size_t(m));
+      int64_t total = int64_t(res.set_ids.size());
+      for (int64_t k = 0; k < m; ++k) {
+        dest[size_t(k)] = total;
+        total += cands[size_t(taken[size_t(k)])].ids_len;
+      }
+      res.set_ids.resize(size_t(total));
+      res.set_offsets.resize(size_t((q0 + m) * nops + 1));
+      res.rel_bind.resize(size_t((q0 + m) * nrel));
+      res.anchor_bind.resize(size_t((q0 + m) * nanc));
+      res.candidate_index.resize(size_t(q0 + m));
+      const int copiers = int(std::min<int64_t>(nt, std::max<int64_t>(1, m / 64)));
+      parallel_ranges(m, copiers, [&](int64_t b, int64_t e, int w) {
+        Workspace& ws = workspaces[size_t(w)];
+        for (int64_t k = b; k < e; ++k) {
+          const int64_t ci = taken[size_t(k)];
+          const Candidate& c = cands[size_t(ci)];
+          const Arena& a = arenas[size_t(c.worker)];
+          const int64_t q = q0 + k;
+          const int32_t* bd = a.binds.data() + c.item * nb;
+          std::copy(bd, bd + nrel, res.rel_bind.data() + q * nrel);
+          std::copy(bd + nrel, bd + nb, res.anchor_bind.data() + q * nanc);
+          const int64_t* sz = a.sizes.data() + c.item * nops;
+          // The same bindings give the same sets (execution is exact and deterministic).
+          ws.max_set = -1;
+          ws.match_steps = opt.match_steps;
+          ws.skip_diff = ws.skip_join_negations = -1;
+          if (!execute_all(g, p, bd, bd + nrel, ws))
+            throw std::logic_error("sample: re-execution of an accepted query failed");
+          int64_t off = dest[size_t(k)];
+          int64_t* so = res.set_offsets.data() + q * nops + 1;
+          for (int32_t o = 0; o < nops; ++o) {
+            const Set& s = ws.sets[size_t(o)];
+            if (int64_t(s.size()) != sz[o])
+              throw std::logic_error("sample: re-execution of an accepted query differs");
+            std::copy(s.begin(), s.end(), res.set_ids.data() + off);
+            so[o] = (off += sz[o]);
+          }
+          res.candidate_index[size_t(q)] = next + ci;
+        }
+      });
     }
     next += i;
   }

@@ -104,7 +104,56 @@ struct SampleResult {
 // Hashes of the grounded queries already drawn; pass the same set (and next_candidate)
 // to continue one stream over several calls: the concatenated output is the same as one
 // call's, whatever the chunk sizes.
-using SeenQueries = std::unordered_set<uint64_t>;
+// An open-addressing set of 64-bit hashes (linear probing, load <= 1/2): the sequential
+// de-duplication pass does one probe per candidate and no allocation per insert.
+class SeenQueries {
+ public:
+  size_t size() const { return count_ + (has_zero_ ? 1 : 0); }
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    if (cap > slots_.size()) rehash(cap);
+  }
+  // True when h was not in the set (and is now).
+  bool insert(uint64_t h) {
+    if (h == 0) {
+      const bool fresh = !has_zero_;
+      has_zero_ = true;
+      return fresh;
+    }
+    if (2 * (count_ + 1) > slots_.size()) rehash(slots_.empty() ? 16 : 2 * slots_.size());
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = slot(h);; i = (i + 1) & mask) {
+      if (slots_[i] == h) return false;
+      if (slots_[i] == 0) {
+        slots_[i] = h;
+        ++count_;
+        return true;
+      }
+    }
+  }
+
+ private:
+  size_t slot(uint64_t h) const { return size_t((h * 0x9E3779B97F4A7C15ull) >> shift_); }
+  void rehash(size_t cap) {
+    std::vector<uint64_t> old;
+    old.swap(slots_);
+    slots_.assign(cap, 0);
+    shift_ = 64;
+    for (size_t c = cap; c > 1; c >>= 1) --shift_;
+    const size_t mask = cap - 1;
+    for (uint64_t h : old)
+      if (h) {
+        size_t i = slot(h);
+        while (slots_[i]) i = (i + 1) & mask;
+        slots_[i] = h;
+      }
+  }
+  std::vector<uint64_t> slots_;
+  size_t count_ = 0;
+  int shift_ = 64;
+  bool has_zero_ = false;
+};
 SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
                     const SampleOptions& opt, SeenQueries* seen = nullptr,
                     int64_t start_candidate = 0);
