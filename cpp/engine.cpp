@@ -21,6 +21,10 @@ const char* const kRejectNames[REJ_COUNT] = {
 namespace {
 
 // Union of neighbour slices of every entity in `from` (relation r, adjacency a) into out.
+// Each source costs a chain of dependent loads (its directory range, the binary search
+// for r, the slice bounds, the slice), so sources are taken in groups and every stage
+// prefetches the next stage's memory for the whole group: the misses of a group overlap
+// instead of queueing one after another.
 void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& out) {
   out.clear();
   if (from.size() == 1) {
@@ -28,12 +32,47 @@ void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& 
     out.assign(s.begin(), s.end());
     return;
   }
-  for (int32_t u : from) {
-    auto s = a.neighbors(u, r);
-    for (int32_t v : s)
-      if (!marks.mark[size_t(v)]) {
-        marks.mark[size_t(v)] = 1;
-        out.push_back(v);
+  constexpr size_t G = 16;
+  int64_t lo[G], hi[G];
+  uint32_t sb[G], se[G];
+  const int64_t* ent_dir = a.ent_dir.ptr;
+  const int32_t* dir_rel = a.dir_rel.ptr;
+  const uint32_t* dir_off = a.dir_off.ptr;
+  const int32_t* nbr = a.nbr.ptr;
+  const size_t n = from.size();
+  for (size_t base = 0; base < n; base += G) {
+    const size_t m = std::min(G, n - base);
+    const int32_t* f = from.data() + base;
+    for (size_t i = 0; i < m; ++i) __builtin_prefetch(ent_dir + f[i]);
+    for (size_t i = 0; i < m; ++i) {
+      lo[i] = ent_dir[f[i]];
+      hi[i] = ent_dir[f[i] + 1];
+      __builtin_prefetch(dir_rel + lo[i]);
+    }
+    for (size_t i = 0; i < m; ++i) {
+      const int32_t* b = dir_rel + lo[i];
+      const int32_t* e = dir_rel + hi[i];
+      const int32_t* it = std::lower_bound(b, e, r);
+      if (it == e || *it != r) {
+        lo[i] = -1;
+        continue;
+      }
+      lo[i] = it - dir_rel;
+      __builtin_prefetch(dir_off + lo[i]);
+    }
+    for (size_t i = 0; i < m; ++i) {
+      if (lo[i] < 0) {
+        sb[i] = se[i] = 0;
+        continue;
+      }
+      sb[i] = dir_off[lo[i]];
+      se[i] = dir_off[lo[i] + 1];
+      __builtin_prefetch(nbr + sb[i]);
+    }
+    for (size_t i = 0; i < m; ++i)
+      for (uint32_t x = sb[i]; x < se[i]; ++x) {
+        const int32_t v = nbr[x];
+        if (marks.insert(v)) out.push_back(v);
       }
   }
   sort_and_unmark(marks, out);
@@ -90,12 +129,15 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       break;
     }
     case OP_UNION:
+      if (k == 2) {
+        const Set& a = ws.sets[size_t(p.input(op, 0))];
+        const Set& b = ws.sets[size_t(p.input(op, 1))];
+        union_into(a.data(), a.size(), b.data(), b.size(), out);
+        break;
+      }
       for (int32_t j = 0; j < k; ++j)
         for (int32_t v : ws.sets[size_t(p.input(op, j))])
-          if (!ws.marks.mark[size_t(v)]) {
-            ws.marks.mark[size_t(v)] = 1;
-            out.push_back(v);
-          }
+          if (ws.marks.insert(v)) out.push_back(v);
       sort_and_unmark(ws.marks, out);
       break;
     case OP_DIFFERENCE: {
@@ -423,12 +465,18 @@ struct alignas(64) Arena {
   std::vector<uint8_t> fails;
   std::vector<int32_t> binds;    // num_rel_slots + num_anchor_slots per accepted candidate
   std::vector<int64_t> sizes;    // num_ops set sizes per accepted candidate
+  std::vector<int32_t> ids;      // accepted candidates' sets, while under kArenaIds
   void clear() {
     fails.clear();
     binds.clear();
     sizes.clear();
+    ids.clear();
   }
 };
+// Sets of accepted candidates are kept (one copy) up to this many ids per worker and
+// batch; past it, a candidate that survives de-duplication is executed again instead
+// (same bindings, same sets), so memory stays bounded on huge answer sets.
+constexpr size_t kArenaIds = size_t(1) << 24;
 
 // A candidate index's outcome; its data lives in arena `worker`.
 struct Candidate {
@@ -436,6 +484,7 @@ struct Candidate {
   int64_t fail_begin;  // into arena.fails
   int64_t item;        // accepted: its number in the arena (binds, sizes)
   int64_t ids_len;     // accepted: total size of its sets
+  int64_t ids_begin;   // accepted: its sets in arena.ids, or -1 (execute again)
   int32_t nfails;
   int32_t worker;
   bool ok;
@@ -443,7 +492,7 @@ struct Candidate {
 
 // One attempt: ground, execute, check. Appends the candidate to the arena on success.
 bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, Workspace& ws,
-             Arena& arena, Candidate& cand, int& reason) {
+             Arena& arena, Candidate& cand, int& reason, const SeenQueries* known, bool store) {
   const int32_t nops = p.num_ops(), last = nops - 1;
   reset(ws, g, p);
   ws.max_set = opt.max_intermediate;
@@ -478,6 +527,18 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   }
   const int32_t* rel = gr.rel.data();
   const int32_t* anchor = gr.anchor.data();
+  if (known) {
+    // A query drawn in an earlier batch passed every check (checks depend on the query
+    // only, and the target is always an answer of a plan without negation): it is a
+    // duplicate, with no need to execute it. (Read-only: `seen` changes between batches.)
+    cand.hash = canonical_hash(p, rel, anchor, last);
+    if (known->contains(cand.hash)) {
+      cand.ok = true;
+      cand.item = cand.ids_len = 0;
+      cand.ids_begin = -1;
+      return true;
+    }
+  }
   if (!execute_all(g, p, rel, anchor, ws)) {
     reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
     return false;
@@ -527,7 +588,14 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
             return false;
           }
         }
-      } else if (kind == OP_UNION && k >= 2) {
+      } else if (kind == OP_UNION && k == 2) {  // each input adds: the union beats both
+        const size_t u = ws.sets[size_t(op)].size();
+        if (u <= ws.sets[size_t(p.input(op, 0))].size() ||
+            u <= ws.sets[size_t(p.input(op, 1))].size()) {
+          reason = REJ_TRIVIAL_UNION;
+          return false;
+        }
+      } else if (kind == OP_UNION && k > 2) {
         for (int32_t i = 0; i < k; ++i) {  // input i must add an element no other input has
           bool adds = false;
           for (int32_t v : ws.sets[size_t(p.input(op, i))]) {
@@ -583,7 +651,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     }
   }
   cand.ok = true;
-  cand.hash = canonical_hash(p, rel, anchor, last);
+  if (!known) cand.hash = canonical_hash(p, rel, anchor, last);
   cand.item = int64_t(arena.sizes.size()) / std::max<int32_t>(nops, 1);
   arena.binds.insert(arena.binds.end(), gr.rel.begin(), gr.rel.end());
   arena.binds.insert(arena.binds.end(), gr.anchor.begin(), gr.anchor.end());
@@ -592,6 +660,14 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     const int64_t sz = int64_t(ws.sets[size_t(op)].size());
     arena.sizes.push_back(sz);
     cand.ids_len += sz;
+  }
+  cand.ids_begin = -1;
+  if (store && arena.ids.size() + size_t(cand.ids_len) <= kArenaIds) {
+    cand.ids_begin = int64_t(arena.ids.size());
+    for (int32_t op = 0; op < nops; ++op) {
+      const Set& s = ws.sets[size_t(op)];
+      arena.ids.insert(arena.ids.end(), s.begin(), s.end());
+    }
   }
   return true;
 }
@@ -630,12 +706,30 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   std::vector<Candidate> cands;
   std::vector<int64_t> taken;  // candidate numbers (within the batch) accepted, in order
   std::vector<int64_t> dest;   // their first set id in res.set_ids
+  bool positive = true;  // no negation: every candidate's target is one of its answers
+  // Keep accepted candidates' sets when executing them again would cost more than a copy:
+  // a projection of a computed set (a multi-hop path) or a join. Plans of anchor
+  // projections only (1p, 2i, 2in, 2u...) re-execute (slice copies): most of their
+  // candidates are duplicates, whose sets would be copied for nothing.
+  bool store = false;
+  for (int32_t op = 0; op < nops; ++op) {
+    const int32_t kind = p.kind[size_t(op)];
+    if (kind == OP_JOIN || (kind == OP_PROJECT && p.kind[size_t(p.input(op, 0))] != OP_ANCHOR))
+      store = true;
+  }
+  for (int32_t op = 0; op < nops; ++op) {
+    const int32_t kind = p.kind[size_t(op)];
+    if (kind != OP_ANCHOR && kind != OP_PROJECT && kind != OP_INTERSECT && kind != OP_UNION &&
+        kind != OP_TYPE_FILTER)
+      positive = false;
+  }
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
                                             std::min<int64_t>(1 << 16, want + want / 4 + 64));
     if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
     for (auto& a : arenas) a.clear();
+    const SeenQueries* known = positive && seen.size() > 0 ? &seen : nullptr;
     parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
       Workspace& ws = workspaces[size_t(w)];
       Arena& arena = arenas[size_t(w)];
@@ -648,7 +742,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         for (int a = 0; a < opt.max_tries; ++a) {
           Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
           int reason = REJ_NO_EDGE;
-          if (attempt(g, p, opt, rng, ws, arena, c, reason)) break;
+          if (attempt(g, p, opt, rng, ws, arena, c, reason, known, store)) break;
           arena.fails.push_back(uint8_t(reason));
           ++c.nfails;
         }
@@ -700,14 +794,21 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
           std::copy(bd, bd + nrel, res.rel_bind.data() + q * nrel);
           std::copy(bd + nrel, bd + nb, res.anchor_bind.data() + q * nanc);
           const int64_t* sz = a.sizes.data() + c.item * nops;
+          int64_t off = dest[size_t(k)];
+          int64_t* so = res.set_offsets.data() + q * nops + 1;
+          res.candidate_index[size_t(q)] = next + ci;
+          if (c.ids_begin >= 0) {
+            const int32_t* src = a.ids.data() + c.ids_begin;
+            std::copy(src, src + c.ids_len, res.set_ids.data() + off);
+            for (int32_t o = 0; o < nops; ++o) so[o] = (off += sz[o]);
+            continue;
+          }
           // The same bindings give the same sets (execution is exact and deterministic).
           ws.max_set = -1;
           ws.match_steps = opt.match_steps;
           ws.skip_diff = ws.skip_join_negations = -1;
           if (!execute_all(g, p, bd, bd + nrel, ws))
             throw std::logic_error("sample: re-execution of an accepted query failed");
-          int64_t off = dest[size_t(k)];
-          int64_t* so = res.set_offsets.data() + q * nops + 1;
           for (int32_t o = 0; o < nops; ++o) {
             const Set& s = ws.sets[size_t(o)];
             if (int64_t(s.size()) != sz[o])
@@ -715,7 +816,6 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
             std::copy(s.begin(), s.end(), res.set_ids.data() + off);
             so[o] = (off += sz[o]);
           }
-          res.candidate_index[size_t(q)] = next + ci;
         }
       });
     }

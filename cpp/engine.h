@@ -114,6 +114,15 @@ class SeenQueries {
     while (cap < 2 * n) cap *= 2;
     if (cap > slots_.size()) rehash(cap);
   }
+  bool contains(uint64_t h) const {
+    if (h == 0) return has_zero_;
+    if (slots_.empty()) return false;
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = slot(h);; i = (i + 1) & mask) {
+      if (slots_[i] == h) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
   // True when h was not in the set (and is now).
   bool insert(uint64_t h) {
     if (h == 0) {

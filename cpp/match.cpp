@@ -132,15 +132,11 @@ void Matcher::answers(Marks& marks, Set& out) {
   marks.ensure(g.num_entities);
   const int32_t av = j.answer_var;
   run([&]() {
-    int32_t v = var[size_t(av)];
-    if (!marks.mark[size_t(v)]) {
-      marks.mark[size_t(v)] = 1;
-      out.push_back(v);
-    }
+    const int32_t v = var[size_t(av)];
+    if (marks.insert(v)) out.push_back(v);
     return true;
   });
-  for (int32_t v : out) marks.mark[size_t(v)] = 0;
-  std::sort(out.begin(), out.end());
+  sort_and_unmark(marks, out);
 }
 
 bool Matcher::ground_random(Rng& rng, bool degree_weighted) {

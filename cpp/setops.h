@@ -45,49 +45,67 @@ inline void intersect_into(const int32_t* a, size_t na, const int32_t* b, size_t
 
 inline bool contains(const Set& s, int32_t v) { return std::binary_search(s.begin(), s.end(), v); }
 
-// Dense membership marks reused across queries by one thread.
+// Dense membership marks reused across queries by one thread: one bit per entity, so
+// turning marks back into a sorted set scans N/64 words (cache-resident for N up to a
+// few million) instead of N bytes.
 struct Marks {
-  std::vector<uint8_t> mark;
+  std::vector<uint64_t> bits;
   void ensure(int32_t n) {
-    if (mark.size() < size_t(n)) mark.assign((size_t(n) + 7) & ~size_t(7), 0);
+    const size_t words = ((size_t(n) + 255) / 256) * 4;  // whole 256-bit blocks
+    if (bits.size() < words) bits.assign(words, 0);
   }
+  // Marks v; true when it was not marked before.
+  bool insert(int32_t v) {
+    uint64_t& w = bits[size_t(v) >> 6];
+    const uint64_t b = uint64_t(1) << (uint32_t(v) & 63);
+    const bool fresh = !(w & b);
+    w |= b;
+    return fresh;
+  }
+  void erase(int32_t v) { bits[size_t(v) >> 6] &= ~(uint64_t(1) << (uint32_t(v) & 63)); }
 };
 
 // out holds the distinct marked ids (in any order): clears their marks and leaves out
-// sorted. When out is dense relative to the id space, scanning the marks in id order
-// (8 at a time) is cheaper than sorting.
+// sorted. When out is dense relative to the id space, scanning the mark words in id order
+// is cheaper than sorting.
 inline void sort_and_unmark(Marks& marks, Set& out) {
   const size_t n = out.size();
   if (n <= 1) {
-    for (int32_t v : out) marks.mark[size_t(v)] = 0;
+    for (int32_t v : out) marks.erase(v);
     return;
   }
-  if (n * 64 >= marks.mark.size()) {
-    uint8_t* m = marks.mark.data();
-    const size_t words = marks.mark.size() / 8;
-    out.clear();
-    out.resize(n);
+  const size_t words = marks.bits.size();
+  if (n * 32 >= words) {
+    uint64_t* m = marks.bits.data();
     int32_t* o = out.data();
-    size_t k = 0, w = 0;
-    for (; w + 4 <= words; w += 4) {  // 32 marks at a time; most blocks are empty
-      uint64_t x[4];
-      std::memcpy(x, m + 8 * w, 32);
-      if (!(x[0] | x[1] | x[2] | x[3])) continue;
-      for (size_t j = 0; j < 4; ++j)
-        for (uint64_t y = x[j]; y; y &= y - 1)  // marks are 0/1: one bit per marked byte
-          o[k++] = int32_t(8 * (w + j) + size_t(__builtin_ctzll(y) >> 3));
-      std::memset(m + 8 * w, 0, 32);
-    }
-    for (; w < words; ++w) {
-      uint64_t y;
-      std::memcpy(&y, m + 8 * w, 8);
-      for (; y; y &= y - 1) o[k++] = int32_t(8 * w + size_t(__builtin_ctzll(y) >> 3));
-      std::memset(m + 8 * w, 0, 8);
+    size_t k = 0;
+    for (size_t w = 0; w < words; w += 4) {  // most 256-bit blocks are empty
+      if (!(m[w] | m[w + 1] | m[w + 2] | m[w + 3])) continue;
+      for (size_t j = w; j < w + 4; ++j) {
+        for (uint64_t y = m[j]; y; y &= y - 1) o[k++] = int32_t(64 * j + size_t(__builtin_ctzll(y)));
+        m[j] = 0;
+      }
     }
     return;
   }
-  for (int32_t v : out) marks.mark[size_t(v)] = 0;
+  for (int32_t v : out) marks.erase(v);
   std::sort(out.begin(), out.end());
+}
+
+// Sorted union of two sorted sets.
+inline void union_into(const int32_t* a, size_t na, const int32_t* b, size_t nb, Set& out) {
+  out.resize(na + nb);
+  int32_t* o = out.data();
+  size_t i = 0, j = 0, k = 0;
+  while (i < na && j < nb) {  // branchless: advance the side(s) holding the minimum
+    const int32_t x = a[i], y = b[j];
+    o[k++] = x < y ? x : y;
+    i += size_t(x <= y);
+    j += size_t(y <= x);
+  }
+  while (i < na) o[k++] = a[i++];
+  while (j < nb) o[k++] = b[j++];
+  out.resize(k);
 }
 
 }  // namespace kg2tool

@@ -1,0 +1,78 @@
+// text.h: builds many strings at once from string columns, literals, integers and grouped joins
+// (the JSON text of trajectories and trainer records), with optional JSON string escaping.
+//
+// A string column is Arrow's large-string layout: byte offsets off[m+1] into UTF-8 data; value
+// j is data[off[j]:off[j+1]]. Every row i of the output is the concatenation of the parts:
+//   LIT   the same bytes in every row
+//   STR   value index[i] of a column (value i without an index), raw or as a JSON string literal
+//   INT   the decimal text of ints[i]
+//   JOIN  values index[j] (or j) for j in [groups[i], groups[i+1]) joined by sep (raw or JSON
+//         literals), followed by one more sep when `trailing` and the group is not empty
+// Inputs are checked by validate() (offsets in range and non-decreasing, indices in range,
+// lengths); concat() assumes a validated plan and touches no Python object (runs without GIL).
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "span.h"
+
+namespace kg2tool {
+namespace text {
+
+enum class PartKind { kLit, kStr, kInt, kJoin };
+
+struct StrCol {
+  Span<const int64_t> off;   // m + 1 offsets
+  Span<const uint8_t> data;  // UTF-8 bytes
+  size_t size() const { return off.size() ? off.size() - 1 : 0; }
+};
+
+struct Part {
+  PartKind kind = PartKind::kLit;
+  std::string lit;               // kLit; kJoin: the separator
+  StrCol col;                    // kStr, kJoin
+  Span<const int64_t> index;     // kStr, kJoin (empty with has_index false: identity)
+  bool has_index = false;
+  bool escape = false;           // kStr, kJoin: write JSON string literals
+  bool trailing = false;         // kJoin
+  Span<const int64_t> ints;      // kInt
+  Span<const int64_t> groups;    // kJoin: n + 1 offsets into the (indexed) values
+};
+
+// An output buffer: malloc'd when small, else an anonymous mapping that goes back to a bounded
+// per-process pool when released, for the next large buffer to reuse (see text.cpp).
+class Bytes {
+ public:
+  explicit Bytes(size_t size);
+  ~Bytes();
+  Bytes(const Bytes&) = delete;
+  Bytes& operator=(const Bytes&) = delete;
+  uint8_t* data() const { return ptr_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* ptr_ = nullptr;
+  size_t size_ = 0;
+  size_t mapped_ = 0;  // length of the mapping, 0 when malloc'd
+};
+
+struct Built {
+  std::vector<int64_t> off;     // n + 1
+  std::unique_ptr<Bytes> data;  // exactly off[n] bytes
+};
+
+// Throws std::invalid_argument (ValueError) or std::out_of_range (IndexError) naming the
+// broken invariant; `n` is the number of output rows.
+void validate(size_t n, const std::vector<Part>& parts);
+
+// The n output strings (call validate first): sized exactly in a first pass, then written.
+// JSON literals escape as orjson/serde_json: \" \\ \b \f \n \r \t, other bytes < 0x20 as
+// \u00xx, every other byte verbatim.
+Built concat(size_t n, const std::vector<Part>& parts);
+
+
+}  // namespace text
+}  // namespace kg2tool
