@@ -36,7 +36,6 @@ void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& 
   int64_t lo[G], hi[G];
   uint32_t sb[G], se[G];
   const int64_t* ent_dir = a.ent_dir.ptr;
-  const int32_t* dir_rel = a.dir_rel.ptr;
   const uint32_t* dir_off = a.dir_off.ptr;
   const int32_t* nbr = a.nbr.ptr;
   const size_t n = from.size();
@@ -47,18 +46,11 @@ void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& 
     for (size_t i = 0; i < m; ++i) {
       lo[i] = ent_dir[f[i]];
       hi[i] = ent_dir[f[i] + 1];
-      __builtin_prefetch(dir_rel + lo[i]);
+      __builtin_prefetch(a.dir_rel.ptr + lo[i]);
     }
     for (size_t i = 0; i < m; ++i) {
-      const int32_t* b = dir_rel + lo[i];
-      const int32_t* e = dir_rel + hi[i];
-      const int32_t* it = std::lower_bound(b, e, r);
-      if (it == e || *it != r) {
-        lo[i] = -1;
-        continue;
-      }
-      lo[i] = it - dir_rel;
-      __builtin_prefetch(dir_off + lo[i]);
+      lo[i] = a.find_in(lo[i], hi[i], r);
+      if (lo[i] >= 0) __builtin_prefetch(dir_off + lo[i]);
     }
     for (size_t i = 0; i < m; ++i) {
       if (lo[i] < 0) {
@@ -477,6 +469,7 @@ struct alignas(64) Arena {
 // batch; past it, a candidate that survives de-duplication is executed again instead
 // (same bindings, same sets), so memory stays bounded on huge answer sets.
 constexpr size_t kArenaIds = size_t(1) << 24;
+constexpr int64_t kBatch = 8192;
 
 // A candidate index's outcome; its data lives in arena `worker`.
 struct Candidate {
@@ -725,8 +718,10 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   }
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
+    // Batches of a few thousand candidates: the arenas stay small (and are reused), and
+    // queries accepted by one batch let the next skip executing their duplicates.
     const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
-                                            std::min<int64_t>(1 << 16, want + want / 4 + 64));
+                                            std::min<int64_t>(kBatch, want + want / 4 + 64));
     if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
     for (auto& a : arenas) a.clear();
     const SeenQueries* known = positive && seen.size() > 0 ? &seen : nullptr;
@@ -776,6 +771,14 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       for (int64_t k = 0; k < m; ++k) {
         dest[size_t(k)] = total;
         total += cands[size_t(taken[size_t(k)])].ids_len;
+      }
+      if (size_t(total) > res.set_ids.capacity()) {
+        // Reserve for the queries still to come at the mean size so far (+5%), so the
+        // result is not regrown (copied, and its fresh pages zeroed) batch after batch.
+        const double per = double(total) / double(accepted);
+        const double want_ids = double(total) + 1.05 * per * double(n - accepted) + 1024;
+        const double most = std::max(2.0 * double(total), double(total) + double(1 << 28));
+        res.set_ids.reserve(size_t(std::min(want_ids, most)));
       }
       res.set_ids.resize(size_t(total));
       res.set_offsets.resize(size_t((q0 + m) * nops + 1));
