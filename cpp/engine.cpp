@@ -25,13 +25,8 @@ namespace {
 // for r, the slice bounds, the slice), so sources are taken in groups and every stage
 // prefetches the next stage's memory for the whole group: the misses of a group overlap
 // instead of queueing one after another.
-void project(const Adjacency& a, const Set& from, int32_t r, Marks& marks, Set& out) {
+void project(const Adjacency& a, View from, int32_t r, Marks& marks, Set& out) {
   out.clear();
-  if (from.size() == 1) {
-    auto s = a.neighbors(from[0], r);
-    out.assign(s.begin(), s.end());
-    return;
-  }
   constexpr size_t G = 16;
   int64_t lo[G], hi[G];
   uint32_t sb[G], se[G];
@@ -81,17 +76,26 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
     if (p.kind[size_t(op)] == OP_DIFFERENCE && op == ws.skip_diff && j == 1) continue;
     if (!eval_op(g, p, rel, anchor, in, ws)) return false;
   }
-  Set& out = ws.sets[size_t(op)];
+  Set& out = ws.store[size_t(op)];
   out.clear();
+  View res;
+  bool own = true;  // res is out (set at the end), else res was set to another view
   const int32_t arg = p.arg[size_t(op)];
   switch (p.kind[size_t(op)]) {
     case OP_ANCHOR:
       out.push_back(anchor[arg]);
       break;
-    case OP_PROJECT:
-      project(g.adj[p.dir[size_t(op)] == 0 ? 0 : 1], ws.sets[size_t(p.input(op, 0))], rel[arg],
-              ws.marks, out);
+    case OP_PROJECT: {
+      const Adjacency& a = g.adj[p.dir[size_t(op)] == 0 ? 0 : 1];
+      const View from = ws.sets[size_t(p.input(op, 0))];
+      if (from.size() == 1) {
+        res = a.neighbors(from[0], rel[arg]);
+        own = false;
+      } else {
+        project(a, from, rel[arg], ws.marks, out);
+      }
       break;
+    }
     case OP_INTERSECT: {
       int32_t small[8];
       std::vector<int32_t> big;
@@ -105,16 +109,17 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
         return ws.sets[size_t(a)].size() < ws.sets[size_t(b)].size();
       });
       if (k == 1) {
-        out = ws.sets[size_t(ins[0])];
+        res = ws.sets[size_t(ins[0])];
+        own = false;
         break;
       }
       {
-        const Set& a = ws.sets[size_t(ins[0])];
-        const Set& b = ws.sets[size_t(ins[1])];
+        const View a = ws.sets[size_t(ins[0])];
+        const View b = ws.sets[size_t(ins[1])];
         intersect_into(a.data(), a.size(), b.data(), b.size(), out);
       }
       for (int32_t j = 2; j < k && !out.empty(); ++j) {
-        const Set& o = ws.sets[size_t(ins[j])];
+        const View o = ws.sets[size_t(ins[j])];
         intersect_into(out.data(), out.size(), o.data(), o.size(), ws.tmp);
         out.swap(ws.tmp);
       }
@@ -122,8 +127,8 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
     }
     case OP_UNION:
       if (k == 2) {
-        const Set& a = ws.sets[size_t(p.input(op, 0))];
-        const Set& b = ws.sets[size_t(p.input(op, 1))];
+        const View a = ws.sets[size_t(p.input(op, 0))];
+        const View b = ws.sets[size_t(p.input(op, 1))];
         union_into(a.data(), a.size(), b.data(), b.size(), out);
         break;
       }
@@ -133,11 +138,12 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       sort_and_unmark(ws.marks, out);
       break;
     case OP_DIFFERENCE: {
-      const Set& kept = ws.sets[size_t(p.input(op, 0))];
+      const View kept = ws.sets[size_t(p.input(op, 0))];
       if (op == ws.skip_diff) {
-        out = kept;
+        res = kept;
+        own = false;
       } else {
-        const Set& removed = ws.sets[size_t(p.input(op, 1))];
+        const View removed = ws.sets[size_t(p.input(op, 1))];
         std::set_difference(kept.begin(), kept.end(), removed.begin(), removed.end(),
                             std::back_inserter(out));
       }
@@ -168,7 +174,7 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       Matcher m(g, js, rel, p.num_rel_slots, anchor, p.num_anchor_slots);
       m.type_ids = &p.type_ids;
       for (int32_t j = 0; j < k && !drop_negations; ++j)
-        m.excludes.emplace_back(js.exclude_vars[size_t(j)], &ws.sets[size_t(p.input(op, j))]);
+        m.excludes.emplace_back(js.exclude_vars[size_t(j)], ws.sets[size_t(p.input(op, j))]);
       m.plan_order();
       m.max_steps = ws.match_steps;
       m.answers(ws.marks, out);
@@ -179,7 +185,9 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
       break;
     }
   }
-  if (ws.max_set >= 0 && op != p.num_ops() - 1 && int64_t(out.size()) > ws.max_set) {
+  if (own) res = view_of(out);
+  ws.sets[size_t(op)] = res;
+  if (ws.max_set >= 0 && op != p.num_ops() - 1 && int64_t(res.size()) > ws.max_set) {
     ws.over_budget = true;
     return false;
   }
@@ -188,7 +196,8 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
 }
 
 static void reset(Workspace& ws, const Graph& g, const Plan& p) {
-  ws.sets.resize(size_t(p.num_ops()));
+  ws.sets.assign(size_t(p.num_ops()), View());
+  ws.store.resize(size_t(p.num_ops()));
   ws.done.assign(size_t(p.num_ops()), 0);
   ws.marks.ensure(g.num_entities);
   ws.over_budget = ws.match_aborted = false;
@@ -213,7 +222,7 @@ ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, cons
       execute_all(g, p, rel + i * p.num_rel_slots, anchor + i * p.num_anchor_slots, ws);
       for (int32_t o = 0; o < nops; ++o) {
         // A DIFFERENCE's removed branch is always evaluated here (skip_diff = -1).
-        const Set& s = ws.sets[size_t(o)];
+        const View s = ws.sets[size_t(o)];
         part.set_ids.insert(part.set_ids.end(), s.begin(), s.end());
         part.set_offsets.push_back(int64_t(part.set_ids.size()));
       }
@@ -364,7 +373,7 @@ struct Grounder {
         if (!ground(kept, t, avoid)) return false;
         if (!eval_op(g, p, rel.data(), anchor.data(), kept, ws))
           return fail(ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE);
-        const Set& K = ws.sets[size_t(kept)];
+        const View K = ws.sets[size_t(kept)];
         const bool has_t = contains(K, t);
         const size_t others = K.size() - (has_t ? 1 : 0);
         if (others == 0) return fail(REJ_NOTHING_TO_NEGATE);
@@ -536,7 +545,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
     return false;
   }
-  const Set& answers = ws.sets[size_t(last)];
+  const View answers = ws.sets[size_t(last)];
   if (!contains(answers, t)) {
     reason = REJ_TARGET_LOST;
     return false;
@@ -561,22 +570,27 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
             }
             continue;
           }
+          // Intersect all other inputs but the last one, then count against that one.
           Set& acc = ws.acc;
           Set& tmp = ws.acc2;
-          acc.clear();
-          bool first = true;
+          View cur;
+          bool have = false;
+          const int32_t last_other = k - 1 == i ? k - 2 : k - 1;
           for (int32_t j = 0; j < k; ++j) {
-            if (j == i) continue;
-            const Set& s = ws.sets[size_t(p.input(op, j))];
-            if (first) {
-              acc = s;
-              first = false;
+            if (j == i || j == last_other) continue;
+            const View s = ws.sets[size_t(p.input(op, j))];
+            if (!have) {
+              cur = s;
+              have = true;
             } else {
-              intersect_into(acc.data(), acc.size(), s.data(), s.size(), tmp);
+              intersect_into(cur.data(), cur.size(), s.data(), s.size(), tmp);
               acc.swap(tmp);
+              cur = view_of(acc);
             }
           }
-          if (acc.size() <= ws.sets[size_t(op)].size()) {
+          const View l = ws.sets[size_t(p.input(op, last_other))];
+          if (!intersection_exceeds(cur.data(), cur.size(), l.data(), l.size(),
+                                    ws.sets[size_t(op)].size())) {
             reason = REJ_TRIVIAL_INTERSECTION;
             return false;
           }
@@ -627,6 +641,13 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
                   std::find(js.negated.begin(), js.negated.end(), 1) != js.negated.end();
       }
       if (!negates) continue;
+      if (kind == OP_DIFFERENCE && op == last) {  // without it the answers are its kept input
+        if (ws.sets[size_t(p.input(op, 0))].size() == answers.size()) {
+          reason = REJ_TRIVIAL_NEGATION;
+          return false;
+        }
+        continue;
+      }
       Workspace& alt = ws.alternate();
       reset(alt, g, p);
       alt.skip_diff = alt.skip_join_negations = -1;
@@ -637,7 +658,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
         reason = REJ_MATCH_BUDGET;
         return false;
       }
-      if (alt.sets[size_t(last)] == answers) {
+      if (equal(alt.sets[size_t(last)], answers)) {
         reason = REJ_TRIVIAL_NEGATION;
         return false;
       }
@@ -658,7 +679,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   if (store && arena.ids.size() + size_t(cand.ids_len) <= kArenaIds) {
     cand.ids_begin = int64_t(arena.ids.size());
     for (int32_t op = 0; op < nops; ++op) {
-      const Set& s = ws.sets[size_t(op)];
+      const View s = ws.sets[size_t(op)];
       arena.ids.insert(arena.ids.end(), s.begin(), s.end());
     }
   }
@@ -813,7 +834,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
           if (!execute_all(g, p, bd, bd + nrel, ws))
             throw std::logic_error("sample: re-execution of an accepted query failed");
           for (int32_t o = 0; o < nops; ++o) {
-            const Set& s = ws.sets[size_t(o)];
+            const View s = ws.sets[size_t(o)];
             if (int64_t(s.size()) != sz[o])
               throw std::logic_error("sample: re-execution of an accepted query differs");
             std::copy(s.begin(), s.end(), res.set_ids.data() + off);

@@ -56,8 +56,11 @@ struct SampleOptions {
 };
 
 // The sets of one executed query: sets[op] for every op.
+// sets[op] views the set of op: its own storage in store[op], or, for a projection of a
+// single entity, the KG's neighbour slice itself (no copy).
 struct Workspace {
-  std::vector<Set> sets;
+  std::vector<View> sets;
+  std::vector<Set> store;
   std::vector<char> done;
   Marks marks;
   Set tmp;

@@ -16,7 +16,7 @@ bool Matcher::allowed(int32_t term, int32_t v) const {
       !g.has_type(v, (*type_ids)[size_t(j.var_types[size_t(term)])]))
     return false;
   for (auto& ex : excludes)
-    if (ex.first == term && contains(*ex.second, v)) return false;
+    if (ex.first == term && contains(ex.second, v)) return false;
   return true;
 }
 

@@ -26,7 +26,7 @@ struct Matcher {
   std::vector<int32_t> var;     // variable bindings (-1 free)
   std::vector<int32_t> order;   // atom visiting order
   const std::vector<int32_t>* type_ids = nullptr;          // Plan::type_ids
-  std::vector<std::pair<int32_t, const Set*>> excludes;   // (variable, values it must avoid)
+  std::vector<std::pair<int32_t, View>> excludes;   // (variable, values it must avoid)
   int64_t steps = 0, max_steps = -1;
   bool aborted = false;
 

@@ -12,6 +12,8 @@
 namespace kg2tool {
 
 using Set = std::vector<int32_t>;
+using View = Span<const int32_t>;  // a set held elsewhere (a workspace, or a KG slice)
+inline View view_of(const Set& s) { return View(s.data(), s.size()); }
 
 inline void intersect_into(const int32_t* a, size_t na, const int32_t* b, size_t nb, Set& out) {
   out.clear();
@@ -43,7 +45,37 @@ inline void intersect_into(const int32_t* a, size_t na, const int32_t* b, size_t
   out.resize(k);
 }
 
-inline bool contains(const Set& s, int32_t v) { return std::binary_search(s.begin(), s.end(), v); }
+// True when |a ∩ b| > limit; stops as soon as it is (counts, writes nothing).
+inline bool intersection_exceeds(const int32_t* a, size_t na, const int32_t* b, size_t nb,
+                                 size_t limit) {
+  if (na > nb) {
+    std::swap(a, b);
+    std::swap(na, nb);
+  }
+  if (na <= limit) return false;
+  size_t k = 0;
+  if (nb > 16 * na) {
+    const int32_t* lo = b;
+    const int32_t* end = b + nb;
+    for (size_t i = 0; i < na && lo < end; ++i) {
+      lo = std::lower_bound(lo, end, a[i]);
+      if (lo < end && *lo == a[i] && ++k > limit) return true;
+    }
+    return false;
+  }
+  size_t i = 0, j = 0;
+  while (i < na && j < nb) {
+    const int32_t x = a[i], y = b[j];
+    k += size_t(x == y);
+    i += size_t(x <= y);
+    j += size_t(y <= x);
+    if (k > limit) return true;
+  }
+  return false;
+}
+
+inline bool contains(View s, int32_t v) { return std::binary_search(s.begin(), s.end(), v); }
+inline bool equal(View a, View b) { return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin()); }
 
 // Dense membership marks reused across queries by one thread: one bit per entity, so
 // turning marks back into a sorted set scans N/64 words (cache-resident for N up to a

@@ -12,6 +12,7 @@ struct Span {
   Span(T* p, size_t n) : ptr(p), len(n) {}
   T* begin() const { return ptr; }
   T* end() const { return ptr + len; }
+  T* data() const { return ptr; }
   size_t size() const { return len; }
   bool empty() const { return len == 0; }
   T& operator[](size_t i) const { return ptr[i]; }
