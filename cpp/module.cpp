@@ -5,6 +5,8 @@
 
 #include "bindings.h"
 
+namespace kg2tool { void register_text(pybind11::module_& m); }  // register_text.cpp
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "kg2tool native core: CSR graph, query sampling, execution and matching.";
   m.attr("__version__") = KG2TOOL_VERSION;
@@ -19,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
   });
   kg2tool::register_graph(m);
   kg2tool::register_engine(m);
+  kg2tool::register_text(m);
 }

@@ -191,7 +191,7 @@ namespace {
 // next shard's columns reuse pages that are already mapped instead of faulting in ~50,000 fresh
 // pages per 200 MB (a third of the building time). At most kPoolBytes stay cached.
 constexpr size_t kMapMin = size_t(4) << 20;
-constexpr size_t kPoolBytes = size_t(768) << 20;
+constexpr size_t kPoolBytes = size_t(384) << 20;
 
 struct Pool {
   std::mutex mu;

@@ -190,6 +190,38 @@ def test_resume_after_deleted_shard_files(reference: Path, tmp_path: Path) -> No
     assert output_bytes(out) == output_bytes(reference)
 
 
+def test_records_merged_as_shards_finish_resume(
+    reference: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Split files are merged while shards are built (.progress/*.jsonl.part + merge.json); a
+    run that dies mid-way, with bytes appended to a part after its state was saved (a kill
+    between the append and the state update), resumes to the reference's bytes."""
+    import kg2tool.pipeline as pipeline
+
+    real = pipeline.build_and_write_shard
+
+    def dies_at_shard_6(kg, config, task):
+        if task.shard_id == 6:
+            raise RuntimeError("killed")
+        return real(kg, config, task)
+
+    monkeypatch.setattr(pipeline, "build_and_write_shard", dies_at_shard_6)
+    with pytest.raises(RuntimeError, match="killed"):
+        generate(out=str(tmp_path), progress=False, **SETTINGS)
+    state = json.loads((tmp_path / MARKERS / "merge.json").read_text())
+    assert len(state["sizes"]) == 6 and not list(tmp_path.glob("*.jsonl"))
+    part = tmp_path / MARKERS / "train.jsonl.part"
+    assert part.stat().st_size == state["sizes"][-1]["train"]
+    with open(part, "ab") as fh:
+        fh.write(b'{"half of shard 6"')
+    (tmp_path / MARKERS / "shard-00003.json").unlink()  # and shard 3 is redone
+    monkeypatch.setattr(pipeline, "build_and_write_shard", real)
+    report = generate(out=str(tmp_path), progress=False, **SETTINGS)
+    assert report.shards_skipped == 5
+    assert output_bytes(tmp_path) == output_bytes(reference)
+    assert not list((tmp_path / MARKERS).glob("*.part"))
+
+
 # ----- determinism -------------------------------------------------------------------
 
 

@@ -120,3 +120,14 @@ def match_count(
     threads: int = 0,
 ) -> npt.NDArray[np.int64]:
     """Count every grounding of a join per row of bindings (-1 = free slot), up to limit."""
+
+def concat_text(
+    n: int, parts: list[tuple[Any, ...]]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """``n`` strings, each the concatenation of ``parts`` (cpp/text.h; wrapped by
+    :mod:`kg2tool.textops`): ``(0, bytes)`` a literal; ``(1, offsets, data, index | None,
+    escape)`` a string column (Arrow large-string buffers), gathered by ``index``, as a JSON
+    string literal when ``escape``; ``(2, int64[n])`` decimal integers; ``(3, offsets, data,
+    index | None, escape, groups int64[n+1], sep, trailing)`` the values of group i joined by
+    ``sep``. Returns Arrow large-string buffers ``(offsets int64[n+1], data uint8)``. Offsets
+    and indices are checked (ValueError / IndexError); the GIL is released while building."""

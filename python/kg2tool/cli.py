@@ -225,6 +225,95 @@ def generate(
             "--max-intermediate", help="Largest intermediate set (bounds the calls per sample)."
         ),
     ] = None,
+    paraphrase_url: Annotated[
+        str | None,
+        typer.Option(
+            "--paraphrase-url",
+            help="OpenAI-compatible API root (e.g. https://api.openai.com/v1, "
+            "http://localhost:8000/v1): paraphrase questions there. Off by default.",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_model: Annotated[
+        str | None,
+        typer.Option(
+            "--paraphrase-model", help="Model name to ask.", rich_help_panel="Paraphrasing"
+        ),
+    ] = None,
+    paraphrase_ratio: Annotated[
+        float | None,
+        typer.Option(
+            "--paraphrase-ratio",
+            help="Share of questions to paraphrase, 0..1 (chosen by seed; default 1).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--paraphrase-key-env",
+            help="Environment variable holding the API key (default OPENAI_API_KEY; "
+            "never written to disk).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--paraphrase-temperature",
+            help="Sampling temperature (default 0.7).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--paraphrase-batch",
+            help="Questions per request (default 1; >1 asks for a JSON array).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--paraphrase-concurrency",
+            help="Requests in flight at once, per worker (default 4).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--paraphrase-timeout",
+            help="Seconds to wait for one reply (default 60).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_retries: Annotated[
+        int | None,
+        typer.Option(
+            "--paraphrase-retries",
+            help="Retries of a failed request, with exponential backoff (default 3).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_lenient: Annotated[
+        bool | None,
+        typer.Option(
+            "--paraphrase-lenient/--paraphrase-strict",
+            help="When the endpoint fails (down, timeouts, HTTP 429/5xx) keep the template "
+            "questions and count it, instead of stopping (strict, the default).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
+    paraphrase_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--paraphrase-cache",
+            help="Reply cache directory (default OUT/.paraphrase-cache).",
+            rich_help_panel="Paraphrasing",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="TOML file with any of these settings; flags win."),
@@ -250,6 +339,17 @@ def generate(
         "min_answers": min_answers,
         "max_answers": max_answers,
         "max_intermediate": max_intermediate,
+        "paraphrase_url": paraphrase_url,
+        "paraphrase_model": paraphrase_model,
+        "paraphrase_ratio": paraphrase_ratio,
+        "paraphrase_key_env": paraphrase_key_env,
+        "paraphrase_temperature": paraphrase_temperature,
+        "paraphrase_batch": paraphrase_batch,
+        "paraphrase_concurrency": paraphrase_concurrency,
+        "paraphrase_timeout": paraphrase_timeout,
+        "paraphrase_retries": paraphrase_retries,
+        "paraphrase_lenient": paraphrase_lenient,
+        "paraphrase_cache": paraphrase_cache,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)

@@ -173,11 +173,14 @@ def build_from_batches(
     split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
     holdout: Sequence[str] | None = None,
     holdout_fraction: float = 0.1,
+    paraphraser: Any = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
 
     Every per-sample choice (template, distractors, split) is seeded by (seed, the query's
     pattern position and stream index), so a sample does not depend on which shard it is in.
+    ``paraphraser`` (a :class:`kg2tool.paraphrase.Paraphraser`) rewrites a seeded share of
+    the questions and adds the ``question_template`` column.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
@@ -211,11 +214,17 @@ def build_from_batches(
         q = _questions(ctx, plan, q, seed, report)
         items.append((plan, q))
         specs.append(str(spec))
+    if paraphraser is not None:
+        items = paraphraser.apply(kg, items, seed, report)
     frame = (
         _shard_rows(ctx, items, specs, format, seed, error_ratio, distractors, xlam_mode, report)
         if items
         else _empty_frame()
     )
+    if paraphraser is not None:
+        from kg2tool.paraphrase import attach_templates
+
+        frame = attach_templates(frame, items)
     frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
     frame = assign_splits(frame, split, seed, split_fractions, holdout, holdout_fraction, ctx)
     return frame, report
@@ -605,10 +614,17 @@ def write_shard(
 
 
 def finalize_outputs(
-    out: Path, files: Sequence[str], format: str, config: dict[str, Any] | None, *, kg: Any = None
+    out: Path,
+    files: Sequence[str],
+    format: str,
+    config: dict[str, Any] | None,
+    *,
+    kg: Any = None,
+    merged: dict[str, Path] | None = None,
 ) -> None:
     """Merge shard records into one file per split (a JSON array for ToolBench, else JSONL),
-    the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card."""
+    the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card. ``merged``:
+    JSONL splits already merged (in shard order) into these files, renamed into place."""
     del kg
     records = sorted(f for f in files if f.startswith("records/"))
     by_split: dict[str, list[str]] = {}
@@ -616,6 +632,11 @@ def finalize_outputs(
         by_split.setdefault(Path(f).name.rsplit("-", 3)[0], []).append(f)
     for split, parts in sorted(by_split.items()):
         target = out / (f"{split}.json" if format == "toolbench" else f"{split}.jsonl")
+        done = (merged or {}).get(split)
+        if done is not None and format != "toolbench" and done.is_file():
+            if done.stat().st_size == sum((out / p).stat().st_size for p in parts):
+                os.replace(done, target)
+                continue
         tmp = target.with_name(f".{target.name}.tmp")
         with open(tmp, "wb") as dst:
             if format == "toolbench":  # each line is one step record: make one JSON array
@@ -647,6 +668,36 @@ def finalize_outputs(
     else:
         stats, rels = pl.DataFrame(schema=dict.fromkeys(CARD_COLUMNS, pl.Int64)), 0
     write_card(stats, out, format, config, relations=rels)
+
+
+def _append_file(src: Path, dst: Path, at: int) -> int:
+    """Write ``src`` into ``dst`` (created if missing) at offset ``at``, cutting ``dst`` there
+    first; returns the new size of ``dst``. A kernel copy (``os.copy_file_range``) when it can."""
+    size = src.stat().st_size
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, at)
+        with open(src, "rb") as fh:
+            done = 0
+            try:
+                if not hasattr(os, "copy_file_range"):
+                    raise OSError("no copy_file_range")
+                while done < size:
+                    n = os.copy_file_range(fh.fileno(), fd, size - done, done, at + done)
+                    if n == 0:
+                        raise OSError("copy_file_range copied nothing")
+                    done += n
+            except OSError:
+                if done:
+                    raise
+                os.lseek(fd, at, os.SEEK_SET)
+                while chunk := fh.read(1 << 22):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return at + size
 
 
 def _concat_files(parts: Sequence[Path], dst: Any, workers: int = 2) -> None:

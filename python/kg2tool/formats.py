@@ -26,10 +26,13 @@ import json
 import re
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
+import pyarrow as pa
 
 from kg2tool.apis import ApiCatalog
+from kg2tool.textops import Int, Join, Str, Strings, concat_built, group_offsets
 from kg2tool.trajectories import json_str
 
 __all__ = [
@@ -122,6 +125,7 @@ class ToolFragments:
         self.index = {a.name: i for i, a in enumerate(catalog.apis)}
         openai = catalog.to_openai_tools()
         self.openai = pl.Series([orjson.dumps(t).decode() for t in openai], dtype=pl.String)
+        self.openai_strings = Strings(self.openai)
         plain = [t["function"] for t in openai]
         self.plain_js = pl.Series(
             [_js_text(orjson.dumps(t).decode()) for t in plain], dtype=pl.String
@@ -159,6 +163,8 @@ def build_records(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    if fmt == "openai":
+        return _openai(samples, steps, fragments)
     tools_openai = _lists(samples["tool_ids"], fragments.openai, ",")
     base = samples.select("sid", "question", "final_text").with_columns(
         pl.concat_str(pl.lit("["), pl.lit(tools_openai), pl.lit("]")).alias("tools")
@@ -167,44 +173,7 @@ def build_records(
     args_py = pl.concat_str(
         pl.lit('{"'), pl.col("param"), pl.lit('": '), json_str(pl.col("argument")), pl.lit("}")
     )
-    if fmt == "openai":
-        cid = pl.concat_str(pl.lit("call_"), pl.col("step").cast(pl.String))
-        frag = pl.concat_str(
-            pl.lit('{"role":"assistant","content":'),
-            json_str(pl.col("thought")),
-            pl.lit(',"tool_calls":[{"id":"'),
-            cid,
-            pl.lit('","type":"function","function":{"name":"'),
-            pl.col("api"),
-            pl.lit('","arguments":'),
-            json_str(pl.col("arguments")),
-            pl.lit('}}]},{"role":"tool","tool_call_id":"'),
-            cid,
-            pl.lit('","content":'),
-            json_str(pl.col("observation")),
-            pl.lit("}"),
-        )
-        body = _per_sample(base, st.select("sid", frag.alias("f")), ",")
-        out = body.with_columns(
-            pl.concat_str(
-                pl.lit('[{"role":"user","content":'),
-                json_str(pl.col("question")),
-                pl.lit("},"),
-                pl.col("f"),
-                pl.lit('{"role":"assistant","content":'),
-                json_str(pl.col("final_text")),
-                pl.lit("}]"),
-            ).alias("messages")
-        ).with_columns(
-            pl.concat_str(
-                pl.lit('{"messages":'),
-                pl.col("messages"),
-                pl.lit(',"tools":'),
-                pl.col("tools"),
-                pl.lit(',"parallel_tool_calls":false}'),
-            ).alias("record")
-        )
-    elif fmt == "sharegpt":
+    if fmt == "sharegpt":
         call = pl.concat_str(
             pl.lit('{"name": "'), pl.col("api"), pl.lit('", "arguments": '), args_py, pl.lit("}")
         )
@@ -246,6 +215,67 @@ def build_records(
     else:
         out = _xlam(base, st, samples, fragments, xlam_mode, id_offset)
     return out.select("sid", "tools", "messages", "record")
+
+
+def _flat_ids(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int64[n+1], values int64) of a List(Int) column."""
+    arr = col.to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_list(pa.int64()))
+    off = np.asarray(arr.offsets, dtype=np.int64)
+    vals = np.asarray(arr.values, dtype=np.int64)[off[0] : off[-1]]
+    return off - off[0], vals
+
+
+def _openai(samples: pl.DataFrame, steps: pl.DataFrame, fr: ToolFragments) -> pl.DataFrame:
+    """The openai columns in one native pass each (same bytes as the Polars expressions of the
+    other formats would give: see :mod:`kg2tool.textops`)."""
+    n = samples.height
+    t_off, t_ids = _flat_ids(samples["tool_ids"])
+    tools = concat_built(n, "[", Join(fr.openai_strings, t_off, t_ids), "]")
+    st = steps.select("sid", "step", "thought", "api", "arguments", "observation").sort(
+        "sid", "step"
+    )
+    step = st["step"].to_numpy()
+    frag = concat_built(
+        st.height,
+        '{"role":"assistant","content":',
+        Str(st["thought"], json=True),
+        ',"tool_calls":[{"id":"call_',
+        Int(step),
+        '","type":"function","function":{"name":"',
+        Str(st["api"]),
+        '","arguments":',
+        Str(st["arguments"], json=True),
+        '}}]},{"role":"tool","tool_call_id":"call_',
+        Int(step),
+        '","content":',
+        Str(st["observation"], json=True),
+        "}",
+    )
+    groups, index = group_offsets(samples["sid"].to_numpy(), st["sid"].to_numpy())
+    messages = concat_built(
+        n,
+        '[{"role":"user","content":',
+        Str(samples["question"], json=True),
+        "},",
+        Join(frag, groups, index, sep=",", trailing=True),
+        '{"role":"assistant","content":',
+        Str(samples["final_text"], json=True),
+        "}]",
+    )
+    record = concat_built(
+        n, '{"messages":', Str(messages), ',"tools":', Str(tools), ',"parallel_tool_calls":false}'
+    )
+    return pl.DataFrame(
+        [
+            samples["sid"],
+            tools.series("tools"),
+            messages.series("messages"),
+            record.series("record"),
+        ]
+    )
 
 
 def _per_sample(base: pl.DataFrame, frags: pl.DataFrame, sep: str) -> pl.DataFrame:

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import paraphrase
 from .errors import InputError, Kg2ToolError
 
 FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
@@ -45,6 +46,9 @@ ENGINES = ("auto", "local", "process", "ray")
 # ``engine="auto"`` uses the process pool from this many samples (and more than 2 shards, more
 # than one CPU): below it, starting workers costs more than it saves.
 AUTO_PROCESS_MIN_SAMPLES = 100_000
+# jemalloc (Polars' allocator) settings of process-pool workers; see _ProcessRunner.
+JEMALLOC_ENV = "_RJEM_MALLOC_CONF"
+WORKER_JEMALLOC_CONF = "muzzy_decay_ms:5000"
 DEFAULT_PATTERNS = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up"
 MARKERS = ".progress"
 
@@ -81,6 +85,19 @@ class GenerateConfig:
     relation_choice: str = "uniform"
     jsonl: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # passed to the sample builder
+    # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
+    # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
+    paraphrase_url: str | None = None
+    paraphrase_model: str | None = None
+    paraphrase_ratio: float = 1.0
+    paraphrase_key_env: str = "OPENAI_API_KEY"  # the variable's name; the key is never stored
+    paraphrase_temperature: float = 0.7
+    paraphrase_batch: int = 1
+    paraphrase_concurrency: int = 4
+    paraphrase_timeout: float = 60.0
+    paraphrase_retries: int = 3
+    paraphrase_lenient: bool = False
+    paraphrase_cache: str | None = None  # default: OUT/.paraphrase-cache
 
     # Settings that change no byte of the output; left out of the resume hash.
     _RUNTIME_ONLY = ("out", "threads", "engine", "ray_address", "workers")
@@ -117,13 +134,19 @@ class GenerateConfig:
             raise InputError("max_intermediate must be >= 1")
         if self.relation_choice not in ("uniform", "degree"):
             raise InputError("relation_choice must be 'uniform' or 'degree'")
+        paraphrase.check_generate_config(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if not paraphrase.enabled(self):  # same dumps and resume hash as without the feature
+            for k in paraphrase.FIELDS:
+                d.pop(k)
+        return d
 
     def content_hash(self) -> str:
         """Hash of the settings that decide the output bytes (resume refuses a different one)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in self._RUNTIME_ONLY}
+        skip = (*self._RUNTIME_ONLY, *paraphrase.RUNTIME_ONLY)
+        d = {k: v for k, v in self.to_dict().items() if k not in skip}
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @classmethod
@@ -198,6 +221,7 @@ class GenerateReport:
     files: list[str] = field(default_factory=list)
     shortfall: int = 0  # samples no pattern could supply (every stream out of distinct queries)
     exhausted: list[str] = field(default_factory=list)
+    paraphrase: dict[str, int] = field(default_factory=dict)  # counters when paraphrasing
 
     def summary(self) -> str:
         rej = ", ".join(
@@ -217,6 +241,7 @@ class GenerateReport:
                 if self.exhausted
                 else ""
             )
+            + (f"\n{paraphrase.summary_line(self.paraphrase)}" if self.paraphrase else "")
         )
 
 
@@ -348,6 +373,7 @@ class Generator:
         report = GenerateReport(out=self.out, shards=num_shards, shards_skipped=len(done))
         for info in done.values():
             report.written += info["written"]
+            _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
         sample_opts = {
             "min_answers": cfg.min_answers,
@@ -358,6 +384,7 @@ class Generator:
         }
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
+        merger = _RecordMerger(self.out, self.hash, num_shards, done, cfg)
 
         exhausted = [False] * len(specs)
 
@@ -413,7 +440,9 @@ class Generator:
             for result in runner.run(tasks()):
                 report.written += result["written"]
                 _merge(report.dropped, result.get("dropped", {}))
+                _merge(report.paraphrase, result.get("paraphrase", {}))
                 bar.advance(result["written"])
+                merger.add(result)
         finally:
             bar.close()
             runner.close()
@@ -428,13 +457,20 @@ class Generator:
                 f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. "
                 "Loosen the constraints, or use a KG with entity names."
             )
-        report.files = self.finalize(kg, num_shards, report)
+        report.files = self.finalize(kg, num_shards, report, merged=merger.finish())
         report.seconds = time.perf_counter() - t0
         report.peak_rss_mb = _peak_rss_mb()
         return report
 
-    def finalize(self, kg: Any, num_shards: int, report: GenerateReport) -> list[str]:
-        """Manifest, config and dataset card, once every shard is complete."""
+    def finalize(
+        self,
+        kg: Any,
+        num_shards: int,
+        report: GenerateReport,
+        merged: dict[str, Path] | None = None,
+    ) -> list[str]:
+        """Manifest, config and dataset card, once every shard is complete. ``merged``: split
+        files already merged from every shard's records (see :class:`_RecordMerger`)."""
         from . import dataset
 
         done = self.done_shards(num_shards)
@@ -454,10 +490,120 @@ class Generator:
             "sampling_rejections": report.rejected,
             "dropped": report.dropped,
         }
+        if paraphrase.enabled(self.config):
+            manifest["paraphrase"] = report.paraphrase
         _atomic_write_text(self.out / "manifest.json", json.dumps(manifest, indent=1, default=str))
         _atomic_write_text(self.out / "config.toml", _to_toml(self.config))
-        dataset.finalize_outputs(self.out, files, self.config.format, self.config.to_dict(), kg=kg)
+        dataset.finalize_outputs(
+            self.out, files, self.config.format, self.config.to_dict(), kg=kg, merged=merged
+        )
+        if paraphrase.enabled(self.config):
+            parquet = [self.out / f for f in files if f.endswith(".parquet")]
+            model = str(self.config.paraphrase_model)
+            paraphrase.card_section(self.out, parquet, report.paraphrase, model)
         return files
+
+
+class _RecordMerger:
+    """Merges each shard's record files into the split files while later shards are still being
+    built, instead of copying ~4 GB (1M openai samples) after the last one.
+
+    Shard s's ``records/{split}-*.jsonl`` are appended to ``.progress/{split}.jsonl.part`` as
+    soon as shards 0..s are all done (results arrive in shard order); ``.progress/merge.json``
+    then records, per merged shard, every part's size. The append happens before that state is
+    written, so after a kill a restart truncates the parts to the recorded sizes, rolls back to
+    before the first shard that must be redone, and carries on: the final files are the same
+    bytes as an uninterrupted run's. :meth:`finish` returns the parts (complete) for
+    :func:`kg2tool.dataset.finalize_outputs` to rename into place. ToolBench (one JSON array)
+    and runs without JSONL keep the merge at the end.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        run_hash: str,
+        num_shards: int,
+        done: dict[int, dict[str, Any]],
+        cfg: GenerateConfig,
+    ) -> None:
+        self.out, self.hash, self.num_shards = out, run_hash, num_shards
+        self.enabled = bool(cfg.jsonl) and cfg.format != "toolbench"
+        self.state_path = out / MARKERS / "merge.json"
+        self.infos: dict[int, dict[str, Any]] = dict(done)
+        self.sizes: list[dict[str, int]] = []  # per merged shard: every part's size after it
+        if not self.enabled:
+            return
+        try:
+            state = json.loads(self.state_path.read_text())
+            if state.get("hash") != run_hash or state.get("num_shards") != num_shards:
+                state = {}
+        except (OSError, ValueError):
+            state = {}
+        sizes = [dict(x) for x in state.get("sizes", [])]
+        # only the shards before the first one that is not done (and so will be redone) stay
+        first_missing = min(set(range(num_shards)) - set(done), default=num_shards)
+        sizes = sizes[: min(len(sizes), first_missing)]
+        keep = sizes[-1] if sizes else {}
+        for split in self._splits():
+            part, final = self.part(split), out / f"{split}.jsonl"
+            if not part.exists() and final.exists() and split in keep:
+                os.replace(final, part)  # a finished run started again: take the file back
+        for split, size in keep.items():
+            part = self.part(split)
+            if not part.exists() or part.stat().st_size < size:
+                sizes, keep = [], {}  # the parts do not hold what the state says: start over
+                break
+        for part in (out / MARKERS).glob("*.jsonl.part"):
+            split = part.name[: -len(".jsonl.part")]
+            if split in keep:
+                with open(part, "r+b") as fh:
+                    fh.truncate(keep[split])
+            else:
+                part.unlink()
+        self.sizes = sizes
+        self._save()
+        self._advance()
+
+    def _splits(self) -> set[str]:
+        return {p.name[: -len(".jsonl")] for p in self.out.glob("*.jsonl")} | {
+            p.name[: -len(".jsonl.part")] for p in (self.out / MARKERS).glob("*.jsonl.part")
+        }
+
+    def part(self, split: str) -> Path:
+        return self.out / MARKERS / f"{split}.jsonl.part"
+
+    def _save(self) -> None:
+        state = {"hash": self.hash, "num_shards": self.num_shards, "sizes": self.sizes}
+        _atomic_write_text(self.state_path, json.dumps(state))
+
+    def add(self, info: dict[str, Any]) -> None:
+        """A shard finished (its marker is written): merge it and any done shards after it."""
+        self.infos[int(info["shard"])] = info
+        if self.enabled:
+            self._advance()
+
+    def _advance(self) -> None:
+        from .dataset import _append_file
+
+        moved = False
+        while len(self.sizes) < self.num_shards and len(self.sizes) in self.infos:
+            info = self.infos[len(self.sizes)]
+            sizes = dict(self.sizes[-1]) if self.sizes else {}
+            for f in sorted(info["files"]):
+                if not f.startswith("records/"):
+                    continue
+                split = Path(f).name.rsplit("-", 3)[0]
+                sizes[split] = _append_file(self.out / f, self.part(split), sizes.get(split, 0))
+            self.sizes.append(sizes)
+            moved = True
+        if moved:
+            self._save()
+
+    def finish(self) -> dict[str, Path] | None:
+        """The complete split parts, or None when the merge is left to the end."""
+        if not self.enabled or len(self.sizes) != self.num_shards:
+            return None
+        return {split: self.part(split) for split in self.sizes[-1]}
 
 
 def _merge(into: dict[str, int], more: dict[str, int]) -> None:
@@ -543,14 +689,20 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
         )
         for g in task.groundings
     ]
-    frame, report = dataset.build_from_batches(
-        kg,
-        [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
-        seed=cfg.seed,
-        format=cfg.format,
-        context=_worker_context(kg),
-        **cfg.options,
-    )
+    para = paraphrase.from_generate_config(cfg)  # None unless paraphrasing is configured
+    try:
+        frame, report = dataset.build_from_batches(
+            kg,
+            [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
+            seed=cfg.seed,
+            format=cfg.format,
+            context=_worker_context(kg),
+            paraphraser=para,
+            **cfg.options,
+        )
+    finally:
+        if para is not None:
+            para.close()
     dropped = dict(report["dropped"])
     for name in report["skipped_patterns"]:
         dropped[f"skipped:{name}"] = dropped.get(f"skipped:{name}", 0) + 1
@@ -566,6 +718,8 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
         "dropped": dropped,
         "files": {str(Path(f).relative_to(out)): Path(f).stat().st_size for f in files},
     }
+    if "paraphrase" in report:
+        info["paraphrase"] = report["paraphrase"]
     marker = out / MARKERS / f"shard-{task.shard_id:05d}.json"
     _atomic_write_text(marker, json.dumps(info, indent=1))
     return info
@@ -625,6 +779,14 @@ class _ProcessRunner:
         self.workers = cfg.workers or os.cpu_count() or 1
         import multiprocessing as mp
 
+        # Workers keep the memory Polars frees (jemalloc's MADV_FREE'd pages) instead of
+        # returning it to the kernel and faulting it back in for the next shard: ~0.5 CPU-s
+        # of page faults per 20k-sample shard (a quarter of the shard), for a few hundred MB of
+        # RSS the kernel can still reclaim under pressure. Polars puts its own setting in the
+        # environment when imported (later keys win); only processes started while the pool
+        # lives get ours (jemalloc reads it at start).
+        self._env_old = os.environ.get(JEMALLOC_ENV)
+        os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
         self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
         if start_now:
             self._start_workers()
@@ -660,6 +822,10 @@ class _ProcessRunner:
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
+        if self._env_old is None:
+            os.environ.pop(JEMALLOC_ENV, None)
+        else:
+            os.environ[JEMALLOC_ENV] = self._env_old
 
 
 class _RayRunner:

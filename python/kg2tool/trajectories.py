@@ -35,6 +35,7 @@ import pyarrow as pa
 from kg2tool.errors import Kg2ToolError
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, PROJECT, UNION, Plan
 from kg2tool.runtime import ToolRuntime
+from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
 from kg2tool.verbalize import RelationLexicon, mix_hash, name_list_text
 
 __all__ = [
@@ -565,39 +566,32 @@ def build_trajectories_many(
     # provenance: grounding triples per distinct call, then per sample
     trip = _grounding_triples(urd, uent, r_off, r_val, kg, nm)
     st_uid = steps["uid"].fill_null(-1).to_numpy()
-    g_txt = (
-        pl.Series(
-            np.where(st_uid >= 0, trip.gather(np.maximum(st_uid, 0)).to_numpy(), "[]"),
-            dtype=pl.String,
-        )
-        if len(st_uid)
-        else pl.Series([], dtype=pl.String)
+    # error calls (no uid) rely on no triple: "[]", one value after the distinct calls'
+    trip_or_none = Strings(pl.concat([trip, pl.Series(["[]"], dtype=pl.String)]))
+    g_idx = np.where(st_uid >= 0, st_uid, len(trip)).astype(np.int64)
+    st_step = steps["step"].to_numpy()
+    m = steps.height
+    t_frag = concat_built(
+        m,
+        '{"step":',
+        Int(st_step),
+        ',"name":"',
+        Str(steps["api"]),
+        '","arguments":',
+        Str(steps["arguments"]),
+        ',"observation":',
+        Str(steps["observation"], json=True),
+        "}",
     )
-    frags = steps.select(
-        pl.concat_str(
-            pl.lit('{"step":'),
-            pl.col("step").cast(pl.String),
-            pl.lit(',"name":"'),
-            pl.col("api"),
-            pl.lit('","arguments":'),
-            pl.col("arguments"),
-            pl.lit(',"observation":'),
-            json_str(pl.col("observation")),
-            pl.lit("}"),
-        ).alias("t"),
-        pl.concat_str(
-            pl.lit('{"step":'),
-            pl.col("step").cast(pl.String),
-            pl.lit(',"triples":'),
-            pl.lit(g_txt),
-            pl.lit("}"),
-        ).alias("g"),
+    g_frag = concat_built(
+        m, '{"step":', Int(st_step), ',"triples":', Str(trip_or_none, index=g_idx), "}"
     )
-    offs = np.r_[0, np.cumsum(step_end - step_off)]
+    offs = np.r_[0, np.cumsum(step_end - step_off)].astype(np.int64)
+    n_s = len(offs) - 1
     samples = samples.with_columns(
         recovery,
-        _joined(offs, frags["t"], "trace"),
-        _joined(offs, frags["g"], "grounding"),
+        concat(n_s, "[", Join(t_frag, offs), "]", name="trace"),
+        concat(n_s, "[", Join(g_frag, offs), "]", name="grounding"),
         pl.Series("num_calls", (step_end - step_off).astype(np.int32)),
     )
     return Trajectories(steps=steps, samples=samples)

@@ -1,0 +1,804 @@
+"""Optional paraphrasing of template questions through an OpenAI-compatible endpoint.
+
+Off unless an endpoint is configured (``paraphrase_url`` + ``paraphrase_model``). Then a
+seeded share (``ratio``) of the questions of each shard is sent to
+``{base_url}/chat/completions`` (OpenAI, vLLM, Ollama, llama.cpp server, LM Studio, ...)
+and a reply replaces the template question only when it passes :func:`check_paraphrase`:
+non-empty, one line, ending with ``?`` or ``.``, not absurdly long, every anchor entity name
+(the names the trajectory's calls use) still there verbatim, and no raw KG id, key or answer
+name the template did not show. Otherwise the template question stays and the reason is
+counted. The template is kept in the ``question_template`` column either way.
+
+Determinism and resume: which questions are sent depends only on (seed, query id); every
+reply is cached under ``OUT/.paraphrase-cache/`` (one small JSON file per question, keyed
+by the SHA-256 of model, temperature, prompt and question, written atomically), so a
+resumed or repeated run sends no request for a question it has seen and writes the same
+bytes. The API key is read from an environment variable (``OPENAI_API_KEY`` unless
+configured otherwise) when requests are made; it is never written anywhere.
+
+Failures (endpoint down, timeouts, HTTP errors) are retried with exponential backoff
+(honouring ``Retry-After``) and then raise :class:`ParaphraseError`, one line naming the
+endpoint. With ``lenient`` a transient failure (no connection, timeout, HTTP 408/429/5xx)
+keeps the template question and is counted instead; errors that retrying cannot fix
+(HTTP 401/403/404/400, a reply that is not a chat completion) always stop the run.
+
+HTTP client: ``httpx`` (the ``paraphrase`` extra) rather than the ``openai`` package: the
+one call needed is a plain POST, httpx gives explicit timeouts, connection limits and a
+thread-safe client, and we keep control of retries, error messages and of which servers
+work (the ``openai`` SDK adds its own retry layer and pulls in pydantic, for no gain here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import polars as pl
+
+from .errors import InputError, Kg2ToolError
+from .verbalize import RAW_ID_PATTERN, mix_hash
+
+__all__ = [
+    "CACHE_DIR",
+    "DEFAULT_KEY_ENV",
+    "ParaphraseConfig",
+    "ParaphraseError",
+    "Paraphraser",
+    "check_paraphrase",
+]
+
+DEFAULT_KEY_ENV = "OPENAI_API_KEY"
+CACHE_DIR = ".paraphrase-cache"
+_SELECT_TAG = 0x9A7A  # mixes the seed for the choice of questions to paraphrase
+
+SYSTEM_PROMPT = (
+    "You rewrite questions for a question-answering dataset. Rewrite the user's question so "
+    "that it asks exactly the same thing in different, natural wording. Keep every name listed "
+    "under 'Names to keep' exactly as written (same spelling, capitalisation and accents). Do "
+    "not answer the question, do not add or drop conditions, do not mention identifiers. Reply "
+    "with the rewritten question only, on one line, ending with a question mark or a period."
+)
+BATCH_SYSTEM_PROMPT = (
+    "You rewrite questions for a question-answering dataset. The user sends a JSON array of "
+    'items {"question": ..., "keep": [names]}. Rewrite each question so that it asks exactly '
+    "the same thing in different, natural wording, keeping every name of its 'keep' list "
+    "exactly as written (same spelling, capitalisation and accents). Do not answer, do not add "
+    "or drop conditions, do not mention identifiers. Reply with only a JSON array of the "
+    "rewritten questions (strings, one line each, ending with a question mark or a period), "
+    "one per item, in the same order."
+)
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_LABEL = re.compile(
+    r"^(?:paraphrased?|rewritten|rephrased|reworded)(?:\s+question)?\s*:\s*", re.IGNORECASE
+)
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ParaphraseError(Kg2ToolError):
+    """The paraphrasing endpoint failed; the message is one line naming the endpoint."""
+
+
+@dataclass(frozen=True)
+class ParaphraseConfig:
+    """Where and how to paraphrase. ``base_url`` is the API root (``http://host:8000/v1``);
+    a URL already ending in ``/chat/completions`` is used as it is."""
+
+    base_url: str
+    model: str
+    ratio: float = 1.0
+    key_env: str = DEFAULT_KEY_ENV
+    temperature: float = 0.7
+    batch_size: int = 1
+    max_concurrency: int = 4
+    timeout: float = 60.0
+    retries: int = 3
+    lenient: bool = False
+    backoff: float = 1.0  # first retry delay in seconds, doubled at each retry (max 30 s)
+    seed: int = 0  # sent as the request's ``seed`` (servers that support it sample reproducibly)
+
+    def validate(self) -> None:
+        """Raise InputError naming the first bad setting (names as in GenerateConfig)."""
+        problem = validation_problem(self)
+        if problem:
+            raise InputError(problem)
+
+    @property
+    def endpoint(self) -> str:
+        url = self.base_url.rstrip("/")
+        return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+
+def validation_problem(c: ParaphraseConfig) -> str | None:
+    """The first thing wrong with a config, phrased with the GenerateConfig field names."""
+    checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
+        ("paraphrase_url", c.base_url, str),
+        ("paraphrase_model", c.model, str),
+        ("paraphrase_ratio", c.ratio, (int, float)),
+        ("paraphrase_key_env", c.key_env, str),
+        ("paraphrase_temperature", c.temperature, (int, float)),
+        ("paraphrase_batch", c.batch_size, int),
+        ("paraphrase_concurrency", c.max_concurrency, int),
+        ("paraphrase_timeout", c.timeout, (int, float)),
+        ("paraphrase_retries", c.retries, int),
+        ("paraphrase_lenient", c.lenient, bool),
+    ]
+    for name, value, want in checks:
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            kind = want.__name__ if isinstance(want, type) else "a number"
+            return f"{name} must be {kind}, got {value!r}"
+    parts = urlsplit(c.base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"paraphrase_url must be an http(s) URL such as http://localhost:8000/v1, got {c.base_url!r}"
+    if parts.username or parts.password:
+        return (
+            "paraphrase_url must not hold credentials (they would be written to config.toml); "
+            f"put the API key in ${c.key_env} instead"
+        )
+    if not c.model.strip():
+        return "paraphrase_model is empty; name the model the endpoint serves (e.g. gpt-4o-mini)"
+    if not 0.0 <= c.ratio <= 1.0:
+        return f"paraphrase_ratio must be between 0 and 1, got {c.ratio}"
+    if not _ENV_NAME.match(c.key_env):
+        return f"paraphrase_key_env must be an environment variable name, got {c.key_env!r}"
+    if not 0.0 <= c.temperature <= 2.0:
+        return f"paraphrase_temperature must be between 0 and 2, got {c.temperature}"
+    if c.batch_size < 1 or c.max_concurrency < 1:
+        return "paraphrase_batch and paraphrase_concurrency must be >= 1"
+    if not c.timeout > 0:
+        return f"paraphrase_timeout must be positive (seconds), got {c.timeout}"
+    if c.retries < 0:
+        return f"paraphrase_retries must be >= 0, got {c.retries}"
+    return None
+
+
+def _redact(url: str) -> str:
+    """The URL without user info or query (which could hold a key)."""
+    p = urlsplit(url)
+    host = p.hostname or ""
+    if p.port:
+        host = f"{host}:{p.port}"
+    return urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ----- checking a reply ---------------------------------------------------------------------
+
+
+def clean_reply(text: str) -> str:
+    """A reply without reasoning blocks, a 'Paraphrase:' label or wrapping quotes."""
+    text = _THINK.sub("", text).strip()
+    text = _LABEL.sub("", text).strip()
+    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text
+
+
+def _mentions(text: str, name: str) -> bool:
+    """``name`` occurs in ``text`` verbatim and not inside a longer word."""
+    if name not in text:  # the common case, without a regex
+        return False
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text) is not None
+
+
+def check_paraphrase(
+    template: str,
+    reply: str | None,
+    names: Sequence[str],
+    forbidden: Sequence[str] = (),
+) -> tuple[str | None, str]:
+    """``(accepted text, "ok")`` or ``(None, reason)``.
+
+    ``names``: the anchor entity names that must stay verbatim; ``forbidden``: KG keys and
+    answer names, refused when the reply shows one the template does not."""
+    if reply is None:
+        return None, "bad_reply"
+    text = clean_reply(reply)
+    if not text:
+        return None, "empty"
+    if "\n" in text or "\r" in text:
+        return None, "multi_line"
+    if text[-1] not in "?.":
+        return None, "no_final_punctuation"
+    if len(text) > min(2 * len(template) + 100, 2000):
+        return None, "too_long"
+    if any(not _mentions(text, n) for n in names if n):
+        return None, "dropped_name"
+    if re.search(RAW_ID_PATTERN, text) and not re.search(RAW_ID_PATTERN, template):
+        return None, "raw_id"
+    for f in forbidden:
+        if f and _mentions(text, f) and not _mentions(template, f):
+            return None, "leaked_id_or_answer"
+    if text == template:
+        return None, "unchanged"
+    return text, "ok"
+
+
+# ----- the on-disk cache ----------------------------------------------------------------------
+
+
+class _Cache:
+    """One JSON file per key under ``root/ab/abcdef....json``, written atomically."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        assert self.root is not None
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if self.root is None:
+            return None
+        try:
+            data = json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and "reply" in data else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        if self.root is None:
+            return
+        path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise InputError(
+                f"cannot write the paraphrase cache: {exc.strerror or exc}", path=str(path.parent)
+            ) from None
+
+
+# ----- the client -----------------------------------------------------------------------------
+
+
+class _Failure(Exception):
+    """One request failed after its retries (internal; becomes a ParaphraseError)."""
+
+    def __init__(self, problem: str, *, transient: bool) -> None:
+        super().__init__(problem)
+        self.transient = transient
+
+
+class Paraphraser:
+    """Paraphrases questions through an OpenAI-compatible chat completions endpoint.
+
+    ``with Paraphraser(config, cache_dir=out / CACHE_DIR) as p: p.paraphrase(questions, names)``.
+    Pass one to :func:`kg2tool.dataset.build_from_batches` (``paraphraser=``) to paraphrase
+    the questions of a shard; counters go to ``report["paraphrase"]``.
+    """
+
+    def __init__(
+        self,
+        config: ParaphraseConfig,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        transport: Any = None,
+    ) -> None:
+        config.validate()
+        try:
+            import httpx
+        except ImportError:
+            raise InputError(
+                "paraphrasing needs httpx: pip install 'kg2tool[paraphrase]'"
+            ) from None
+        self.config = config
+        self.endpoint = config.endpoint
+        self.cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
+        self._httpx = httpx
+        self._client: Any = None
+        self._transport = transport
+        self._stop = threading.Event()
+        self.requests = 0  # HTTP requests sent (including retries)
+        self._lock = threading.Lock()
+
+    # ----- lifecycle
+    def __enter__(self) -> Paraphraser:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _http(self) -> Any:
+        with self._lock:
+            return self._client or self._open()
+
+    def _open(self) -> Any:
+        if self._client is None:
+            httpx = self._httpx
+            headers = {"Content-Type": "application/json"}
+            key = os.environ.get(self.config.key_env)
+            if key:
+                if not key.isascii() or any(c in key for c in "\r\n"):
+                    raise _Failure(
+                        f"the API key in ${self.config.key_env} has characters an HTTP header "
+                        "cannot carry",
+                        transient=False,
+                    )
+                headers["Authorization"] = f"Bearer {key.strip()}"
+            n = self.config.max_concurrency
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.config.timeout),
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                headers=headers,
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._client
+
+    # ----- which questions
+    def selected(self, qid: np.ndarray, seed: int) -> np.ndarray:
+        """Boolean mask of the queries to paraphrase: a seeded share ``ratio`` by query id."""
+        ratio = float(self.config.ratio)
+        qid = np.asarray(qid)
+        if ratio >= 1.0:
+            return np.ones(len(qid), bool)
+        if ratio <= 0.0 or len(qid) == 0:
+            return np.zeros(len(qid), bool)
+        h = mix_hash(seed, _SELECT_TAG, qid.astype(np.uint64))
+        u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        return u < ratio
+
+    # ----- prompts and cache keys
+    def _prompt(self, question: str, names: Sequence[str]) -> str:
+        keep = "; ".join(names) if names else "(none)"
+        return f"Question: {question}\nNames to keep: {keep}"
+
+    def _key(self, question: str, names: Sequence[str]) -> str:
+        c = self.config
+        system = BATCH_SYSTEM_PROMPT if c.batch_size > 1 else SYSTEM_PROMPT
+        blob = json.dumps(
+            [c.model, float(c.temperature), system, question, list(names)], ensure_ascii=False
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    # ----- requests
+    def _error(self, problem: str, *, transient: bool) -> ParaphraseError:
+        hint = (
+            "; pass --paraphrase-lenient (paraphrase_lenient = true) to keep the template "
+            "questions when the endpoint fails"
+            if transient and not self.config.lenient
+            else ""
+        )
+        return ParaphraseError(
+            f"paraphrase endpoint {_redact(self.endpoint)}: {_one_line(problem, 300)}{hint}"
+        )
+
+    def _post(self, messages: list[dict[str, str]]) -> str:
+        """The reply text of one chat completion, retried on transient failures."""
+        c = self.config
+        payload = {
+            "model": c.model,
+            "messages": messages,
+            "temperature": float(c.temperature),
+            "seed": int(c.seed),
+            "stream": False,
+        }
+        httpx = self._httpx
+        attempts = c.retries + 1
+        problem = ""
+        for attempt in range(attempts):
+            if self._stop.is_set():
+                raise _Failure("stopped after another request failed", transient=True)
+            delay = min(c.backoff * (2**attempt), 30.0)
+            with self._lock:
+                self.requests += 1
+            try:
+                r = self._http().post(self.endpoint, json=payload)
+            except httpx.TimeoutException:
+                problem = f"no reply within {c.timeout:g} s"
+            except httpx.ConnectError as exc:
+                problem = f"cannot connect ({_one_line(exc) or 'connection failed'})"
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {_one_line(exc)}"
+            else:
+                if r.status_code == 200:
+                    return _reply_text(r)
+                detail = _server_message(r)
+                status = f"HTTP {r.status_code}" + (f": {detail}" if detail else "")
+                if 300 <= r.status_code < 400:
+                    where = r.headers.get("location", "?")
+                    raise _Failure(
+                        f"HTTP {r.status_code}: redirects to {_redact(where)}; give that URL "
+                        "as the paraphrase URL",
+                        transient=False,
+                    )
+                if r.status_code in (401, 403):
+                    have = "set" if os.environ.get(c.key_env) else "not set"
+                    raise _Failure(
+                        f"{status} (the API key is read from ${c.key_env}, which is {have})",
+                        transient=False,
+                    )
+                if r.status_code == 404:
+                    raise _Failure(
+                        f"{status} (is the base URL right, e.g. http://HOST:PORT/v1, and is "
+                        f"model {c.model!r} served there?)",
+                        transient=False,
+                    )
+                if r.status_code not in (408, 409, 425, 429) and r.status_code < 500:
+                    raise _Failure(status, transient=False)
+                problem = status
+                delay = max(delay, _retry_after(r))
+            if attempt + 1 < attempts and not self._stop.wait(delay):
+                continue
+        raise _Failure(
+            f"{problem} after {attempts} attempt{'s' if attempts > 1 else ''}", transient=True
+        )
+
+    def _request(self, items: list[tuple[str, list[str]]]) -> list[str | None]:
+        """Replies for a group of (question, names): one request, or one per question."""
+        if self.config.batch_size <= 1:
+            q, names = items[0]
+            text = self._post(
+                [
+                    {"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": self._prompt(q, names)},
+                ]
+            )
+            return [text]
+        user = json.dumps([{"question": q, "keep": n} for q, n in items], ensure_ascii=False)
+        text = self._post(
+            [
+                {"role": "system", "content": BATCH_SYSTEM_PROMPT},
+                {"role": "user", "content": user},
+            ]
+        )
+        return _parse_batch(text, len(items))
+
+    def paraphrase(
+        self, questions: Sequence[str], names: Sequence[Sequence[str]]
+    ) -> tuple[list[str | None], list[str]]:
+        """Raw replies (``None``: unusable) and per question its source: ``"cache"``,
+        ``"request"`` or ``"failed"`` (a transient failure under ``lenient``).
+
+        Raises :class:`ParaphraseError` on a failure (any failure unless ``lenient``)."""
+        n = len(questions)
+        keys = [self._key(q, list(ns)) for q, ns in zip(questions, names, strict=True)]
+        replies: list[str | None] = [None] * n
+        source = ["request"] * n
+        todo = []
+        first: dict[str, int] = {}  # a question asked twice in a shard is sent once
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is not None:
+                replies[i] = hit["reply"] if isinstance(hit["reply"], str) else None
+                source[i] = "cache"
+            elif key not in first:
+                first[key] = i
+                todo.append(i)
+        if not todo:
+            return replies, source
+        b = self.config.batch_size
+        groups = [todo[k : k + b] for k in range(0, len(todo), b)]
+        self._stop.clear()
+        error: _Failure | None = None
+        pool = ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(groups)))
+        try:
+            futures = {
+                pool.submit(self._request, [(questions[i], list(names[i])) for i in g]): g
+                for g in groups
+            }
+            for fut in as_completed(futures):
+                if fut.cancelled():
+                    continue
+                group = futures[fut]
+                try:
+                    got = fut.result()
+                except _Failure as exc:
+                    if exc.transient and self.config.lenient:
+                        for i in group:
+                            source[i] = "failed"
+                    elif error is None:  # stop: cancel what has not started
+                        error = exc
+                        self._stop.set()
+                        for f in futures:
+                            f.cancel()
+                    continue
+                for i, text in zip(group, got, strict=True):  # cached even after a failure
+                    replies[i] = text
+                    self.cache.put(keys[i], {"reply": text})
+        finally:
+            self._stop.set()  # wakes retry sleeps of requests still running after a failure
+            pool.shutdown(wait=True, cancel_futures=True)
+        if error is not None:
+            raise self._error(str(error), transient=error.transient)
+        for i, key in enumerate(keys):
+            j = first.get(key, i)
+            if j != i:
+                replies[i], source[i] = replies[j], source[j]
+        return replies, source
+
+    # ----- a shard's questions
+    def apply(
+        self, kg: Any, items: list[tuple[Any, pl.DataFrame]], seed: int, report: dict[str, Any]
+    ) -> list[tuple[Any, pl.DataFrame]]:
+        """Each pattern's query frame with ``question`` paraphrased where accepted and the
+        template in ``question_template``; counters in ``report["paraphrase"]``."""
+        stats: dict[str, int] = report.setdefault("paraphrase", {})
+
+        def bump(k: str, v: int = 1) -> None:
+            stats[k] = stats.get(k, 0) + v
+
+        labels = kg.entities["label"]
+        # KG keys that are not also the label are raw ids: a reply must not show one
+        ekeys = _id_like_keys(kg.entities)
+        rkeys = _id_like_keys(kg.relations)
+        jobs: list[tuple[int, int]] = []  # (item, row)
+        questions: list[str] = []
+        names: list[list[str]] = []
+        forbidden: list[list[str]] = []
+        for i, (_, q) in enumerate(items):
+            rows = np.flatnonzero(self.selected(q["qid"].to_numpy(), seed))
+            if not len(rows):
+                continue
+            sub = q[rows]
+            anc = _gather_lists(sub["anchor_ids"], labels)
+            akeys = _gather_lists(sub["anchor_ids"], ekeys)
+            rks = _gather_lists(sub["relation_ids"], rkeys)
+            ans = _gather_lists(sub["answer_ids"], labels)
+            qs = sub["question"].to_list()
+            for r, a, ak, rk, aa, text in zip(rows.tolist(), anc, akeys, rks, ans, qs, strict=True):
+                anchor_names = [n for n in dict.fromkeys(a) if n]
+                jobs.append((i, r))
+                questions.append(text)
+                names.append(anchor_names)
+                forbidden.append([x for x in [*ak, *rk, *aa] if x and x not in anchor_names])
+        bump("selected", len(jobs))
+        before = self.requests
+        replies, source = self.paraphrase(questions, names) if jobs else ([], [])
+        bump("requests", self.requests - before)
+        bump("from_cache", sum(s == "cache" for s in source))
+        new = [q["question"].to_list() for _, q in items]
+        for (i, r), tmpl, reply, src, ns, fb in zip(
+            jobs, questions, replies, source, names, forbidden, strict=True
+        ):
+            if src == "failed":
+                bump("fallback:endpoint_failed")
+                continue
+            text, reason = check_paraphrase(tmpl, reply, ns, fb)
+            if text is None:
+                bump(f"rejected:{reason}")
+            else:
+                new[i][r] = text
+                bump("accepted")
+        return [
+            (
+                plan,
+                q.with_columns(
+                    pl.Series("question", new[i], dtype=pl.String),
+                    q["question"].alias("question_template"),
+                ),
+            )
+            for i, (plan, q) in enumerate(items)
+        ]
+
+
+def attach_templates(frame: pl.DataFrame, items: list[tuple[Any, pl.DataFrame]]) -> pl.DataFrame:
+    """``frame`` (built from ``items``) with ``question_template`` right after ``question``."""
+    if frame.height == 0 or not items:
+        out = frame.with_columns(pl.lit(None, pl.String).alias("question_template"))
+    else:
+        keys = ["pattern", "bindings", "question"]
+        mapping = pl.concat(
+            [q.select(*keys, "question_template") for _, q in items], how="vertical_relaxed"
+        ).unique(subset=keys, keep="first", maintain_order=True)
+        out = frame.join(mapping, on=keys, how="left", maintain_order="left")
+        out = out.with_columns(pl.col("question_template").fill_null(pl.col("question")))
+    cols = [c for c in out.columns if c != "question_template"]
+    at = cols.index("question") + 1 if "question" in cols else len(cols)
+    return out.select([*cols[:at], "question_template", *cols[at:]])
+
+
+def _id_like_keys(table: pl.DataFrame) -> pl.Series:
+    """The ``key`` column, null where the key equals the label (then it is not a raw id)."""
+    if "label" not in table.columns:
+        return table["key"]
+    differs = (pl.col("key") != pl.col("label")).fill_null(True)
+    return table.select(pl.when(differs).then(pl.col("key")).alias("key")).to_series()
+
+
+def _gather_lists(ids: pl.Series, table: pl.Series) -> list[list[Any]]:
+    """Per row of a List(Int) column, the table's values at its ids (one gather for all)."""
+    lens = ids.list.len().fill_null(0).to_numpy()
+    flat = table.gather(ids.explode().drop_nulls()).to_list()
+    ends = np.cumsum(lens).tolist()
+    return [flat[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+# ----- reply parsing ------------------------------------------------------------------------
+
+
+def _reply_text(r: Any) -> str:
+    try:
+        data = r.json()
+        content = data["choices"][0]["message"].get("content")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise _Failure(
+            f"the reply is not an OpenAI chat completion: {_one_line(r.text, 120)!r}",
+            transient=False,
+        ) from None
+    if isinstance(content, list):  # content parts
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _server_message(r: Any) -> str:
+    try:
+        data = r.json()
+        err = data.get("error", data) if isinstance(data, dict) else data
+        msg = err.get("message") if isinstance(err, dict) else err
+        return _one_line(msg if isinstance(msg, str) else json.dumps(msg), 200)
+    except ValueError:
+        return _one_line(r.text, 200)
+
+
+def _retry_after(r: Any) -> float:
+    try:
+        return min(float(r.headers.get("retry-after", 0)), 60.0)
+    except ValueError:
+        return 0.0
+
+
+def _parse_batch(text: str, n: int) -> list[str | None]:
+    """The strings of a batch reply (a JSON array, maybe in a code fence); ``None`` where unusable."""
+    text = _THINK.sub("", text)
+    start, end = text.find("["), text.rfind("]")
+    try:
+        data = json.loads(text[start : end + 1]) if 0 <= start < end else None
+    except ValueError:
+        data = None
+    if not isinstance(data, list) or len(data) != n:
+        return [None] * n
+    return [x if isinstance(x, str) else None for x in data]
+
+
+# ----- wiring with GenerateConfig -------------------------------------------------------------
+
+# GenerateConfig field -> (ParaphraseConfig field, default)
+FIELDS: dict[str, tuple[str, Any]] = {
+    "paraphrase_url": ("base_url", None),
+    "paraphrase_model": ("model", None),
+    "paraphrase_ratio": ("ratio", 1.0),
+    "paraphrase_key_env": ("key_env", DEFAULT_KEY_ENV),
+    "paraphrase_temperature": ("temperature", 0.7),
+    "paraphrase_batch": ("batch_size", 1),
+    "paraphrase_concurrency": ("max_concurrency", 4),
+    "paraphrase_timeout": ("timeout", 60.0),
+    "paraphrase_retries": ("retries", 3),
+    "paraphrase_lenient": ("lenient", False),
+    "paraphrase_cache": (None, None),
+}
+# Settings that change no byte of the output (left out of the resume hash): moving the
+# endpoint or relaxing failure handling must not block a resume.
+RUNTIME_ONLY = (
+    "paraphrase_url",
+    "paraphrase_key_env",
+    "paraphrase_concurrency",
+    "paraphrase_timeout",
+    "paraphrase_retries",
+    "paraphrase_lenient",
+    "paraphrase_cache",
+)
+_FLOATS = ("paraphrase_ratio", "paraphrase_temperature", "paraphrase_timeout")
+
+
+def enabled(cfg: Any) -> bool:
+    return bool(getattr(cfg, "paraphrase_url", None))
+
+
+def check_generate_config(cfg: Any) -> None:
+    """Validate (and normalise: ints to floats) the paraphrase settings of a GenerateConfig."""
+    if not enabled(cfg):
+        changed = [k for k, (_, d) in FIELDS.items() if getattr(cfg, k) != d]
+        if changed:
+            raise InputError(
+                f"{', '.join(changed)} set without paraphrase_url; give the endpoint "
+                "(--paraphrase-url, e.g. http://localhost:8000/v1) or drop these settings"
+            )
+        return
+    if not isinstance(cfg.paraphrase_url, str):
+        raise InputError(f"paraphrase_url must be str, got {cfg.paraphrase_url!r}")
+    if cfg.paraphrase_model is None:
+        raise InputError("paraphrase_url needs paraphrase_model (--paraphrase-model)")
+    if cfg.paraphrase_cache is not None and not isinstance(cfg.paraphrase_cache, str):
+        raise InputError(f"paraphrase_cache must be str, got {cfg.paraphrase_cache!r}")
+    for k in _FLOATS:  # 1 and 1.0 are the same setting (and the same resume hash)
+        v = getattr(cfg, k)
+        if isinstance(v, int) and not isinstance(v, bool):
+            setattr(cfg, k, float(v))
+    config_from(cfg).validate()
+    try:
+        import httpx  # noqa: F401
+    except ImportError:
+        raise InputError("paraphrasing needs httpx: pip install 'kg2tool[paraphrase]'") from None
+    env = cfg.paraphrase_key_env
+    if env != DEFAULT_KEY_ENV and not os.environ.get(env):
+        raise InputError(f"paraphrase_key_env names ${env}, which is not set")
+
+
+def config_from(cfg: Any) -> ParaphraseConfig:
+    kw = {p: getattr(cfg, g) for g, (p, _) in FIELDS.items() if p is not None}
+    return ParaphraseConfig(seed=cfg.seed, **kw)
+
+
+def from_generate_config(cfg: Any) -> Paraphraser | None:
+    """The Paraphraser of a run (cache in ``OUT/.paraphrase-cache`` unless configured), or None."""
+    if not enabled(cfg):
+        return None
+    cache = cfg.paraphrase_cache or str(Path(cfg.out) / CACHE_DIR)
+    return Paraphraser(config_from(cfg), cache_dir=cache)
+
+
+def summary_line(stats: dict[str, int]) -> str:
+    rej = ", ".join(
+        f"{k.split(':', 1)[1]} {v:,}"
+        for k, v in sorted(stats.items(), key=lambda kv: -kv[1])
+        if k.startswith("rejected:") and v
+    )
+    fb = stats.get("fallback:endpoint_failed", 0)
+    return (
+        f"paraphrased {stats.get('accepted', 0):,} of {stats.get('selected', 0):,} questions "
+        f"({stats.get('requests', 0):,} requests, {stats.get('from_cache', 0):,} from the cache); "
+        f"kept the template: {rej or 'none rejected'}"
+        + (f"; endpoint failures kept the template {fb:,} times" if fb else "")
+    )
+
+
+def card_section(out: Path, parquet: Sequence[Path], stats: dict[str, int], model: str) -> None:
+    """Insert a 'Paraphrasing' section into the dataset card (before its configuration)."""
+    final = total = 0
+    if parquet:
+        lf = pl.scan_parquet(list(parquet))
+        row = lf.select(
+            pl.len().alias("n"),
+            (pl.col("question") != pl.col("question_template")).sum().alias("p"),
+        ).collect()
+        total, final = int(row["n"][0]), int(row["p"][0] or 0)
+    rejected = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
+    lines = [
+        "## Paraphrasing",
+        "",
+        f"{final:,} of {total:,} questions in the dataset are paraphrases by `{model}`; the "
+        "template question of every sample is in the `question_template` column.",
+        "",
+        f"- questions sent for paraphrasing: {stats.get('selected', 0):,} "
+        f"(accepted {stats.get('accepted', 0):,}, before verification and de-duplication)",
+        "- replies rejected (template kept): "
+        + (", ".join(f"{k} {v:,}" for k, v in sorted(rejected.items())) or "none"),
+        f"- endpoint failures (template kept): {stats.get('fallback:endpoint_failed', 0):,}",
+        "",
+    ]
+    card = out / "README.md"
+    text = card.read_text(encoding="utf-8")
+    marker = "## Configuration"
+    text = (
+        text.replace(marker, "\n".join(lines) + "\n" + marker, 1)
+        if marker in text
+        else text + "\n" + "\n".join(lines)
+    )
+    tmp = card.with_name(f".{card.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, card)
