@@ -353,9 +353,11 @@ struct Grounder {
         }
         if (s.empty()) return fail(REJ_NO_EDGE);
         int32_t x;
-        if (opt.no_backtrack && avoid >= 0 && std::binary_search(s.begin(), s.end(), avoid)) {
+        const int32_t* at = opt.no_backtrack && avoid >= 0 ? lower_bound_bl(s.begin(), s.end(), avoid)
+                                                            : s.end();
+        if (at != s.end() && *at == avoid) {
           if (s.size() == 1) return fail(REJ_BACKTRACK);
-          size_t pos = size_t(std::lower_bound(s.begin(), s.end(), avoid) - s.begin());
+          const size_t pos = size_t(at - s.begin());
           size_t i = size_t(rng.below(s.size() - 1));
           x = s[i >= pos ? i + 1 : i];
         } else {
