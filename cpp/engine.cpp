@@ -672,15 +672,16 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   arena.binds.insert(arena.binds.end(), gr.rel.begin(), gr.rel.end());
   arena.binds.insert(arena.binds.end(), gr.anchor.begin(), gr.anchor.end());
   cand.ids_len = 0;
+  const int32_t first_kept = opt.answers_only ? last : 0;  // ops whose sets are returned
   for (int32_t op = 0; op < nops; ++op) {
-    const int64_t sz = int64_t(ws.sets[size_t(op)].size());
+    const int64_t sz = op < first_kept ? 0 : int64_t(ws.sets[size_t(op)].size());
     arena.sizes.push_back(sz);
     cand.ids_len += sz;
   }
   cand.ids_begin = -1;
   if (store && arena.ids.size() + size_t(cand.ids_len) <= kArenaIds) {
     cand.ids_begin = int64_t(arena.ids.size());
-    for (int32_t op = 0; op < nops; ++op) {
+    for (int32_t op = first_kept; op < nops; ++op) {
       const View s = ws.sets[size_t(op)];
       arena.ids.insert(arena.ids.end(), s.begin(), s.end());
     }
@@ -727,7 +728,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   // a projection of a computed set (a multi-hop path) or a join. Plans of anchor
   // projections only (1p, 2i, 2in, 2u...) re-execute (slice copies): most of their
   // candidates are duplicates, whose sets would be copied for nothing.
-  bool store = false;
+  bool store = opt.answers_only;  // answers alone are small: always keep them
   for (int32_t op = 0; op < nops; ++op) {
     const int32_t kind = p.kind[size_t(op)];
     if (kind == OP_JOIN || (kind == OP_PROJECT && p.kind[size_t(p.input(op, 0))] != OP_ANCHOR))
@@ -836,6 +837,10 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
           if (!execute_all(g, p, bd, bd + nrel, ws))
             throw std::logic_error("sample: re-execution of an accepted query failed");
           for (int32_t o = 0; o < nops; ++o) {
+            if (opt.answers_only && o < nops - 1) {
+              so[o] = off;
+              continue;
+            }
             const View s = ws.sets[size_t(o)];
             if (int64_t(s.size()) != sz[o])
               throw std::logic_error("sample: re-execution of an accepted query differs");

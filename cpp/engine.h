@@ -52,6 +52,7 @@ struct SampleOptions {
   int max_tries = 8;               // attempts per candidate index
   int64_t max_candidates = 0;      // 0: 20 * n + 10000, and at most 2^20 + 20 * accepted
   int64_t match_steps = 1000000;   // step budget of one cyclic match while sampling
+  bool answers_only = false;       // return only the answer sets (other sets left empty)
   int threads = 0;
 };
 

@@ -139,7 +139,8 @@ void register_engine(py::module_& m) {
       [](const PyGraph& pg, const Plan& p, int64_t n, uint64_t seed, int64_t min_answers,
          int64_t max_answers, int64_t max_intermediate, bool distinct_anchors, bool no_backtrack,
          bool nontrivial, bool degree_weighted, int max_tries, int64_t max_candidates,
-         int64_t match_steps, int threads, SeenBox* seen, int64_t start_candidate) {
+         int64_t match_steps, int threads, SeenBox* seen, int64_t start_candidate,
+         bool answers_only) {
         check_plan(pg, p);
         if (start_candidate < 0) throw py::value_error("start_candidate must be >= 0");
         if (n < 0) throw py::value_error("n must be >= 0");
@@ -156,6 +157,7 @@ void register_engine(py::module_& m) {
         o.max_candidates = max_candidates;
         o.match_steps = match_steps;
         o.threads = threads;
+        o.answers_only = answers_only;
         SampleResult r;
         {
           py::gil_scoped_release nogil;
@@ -182,9 +184,10 @@ void register_engine(py::module_& m) {
       py::arg("distinct_anchors") = true, py::arg("no_backtrack") = true,
       py::arg("nontrivial") = true, py::arg("degree_weighted") = false, py::arg("max_tries") = 8,
       py::arg("max_candidates") = 0, py::arg("match_steps") = 1000000, py::arg("threads") = 0,
-      py::arg("seen") = nullptr, py::arg("start_candidate") = 0,
-      "Sample n distinct grounded queries with exact answer and intermediate sets; pass the\n"
-      "same `seen` and the returned next_candidate as start_candidate to continue a stream.");
+      py::arg("seen") = nullptr, py::arg("start_candidate") = 0, py::arg("answers_only") = false,
+      "Sample n distinct grounded queries with exact answer and intermediate sets (only the\n"
+      "answer sets with answers_only; the others are then empty); pass the same `seen` and the\n"
+      "returned next_candidate as start_candidate to continue a stream.");
 
   m.def(
       "execute",

@@ -110,3 +110,21 @@ def test_bad_arguments_raise_clean_errors(codex_s):
         execute_queries(codex_s, "2p", np.array([[0, 1]]), np.array([[codex_s.num_entities]]))
     with pytest.raises(IndexError):
         execute_queries(codex_s, "2p", np.array([[0, 1]]), np.array([[-1]]))
+
+
+@pytest.mark.parametrize("pattern", BETAE_TYPES)
+def test_answers_only_sampling_draws_the_same_queries(codex_s, pattern):
+    """sets="answers" must change only what is copied out: same queries, rejections and
+    answers as sets="all", with every non-answer set empty."""
+    opts = dict(seed=5, max_answers=None, max_intermediate=None, strict=False)
+    full = sample_queries(codex_s, pattern, 400, threads=2, **opts)
+    lean = sample_queries(codex_s, pattern, 400, threads=1, sets="answers", **opts)
+    assert len(full) > 0 and len(lean) == len(full)
+    assert np.array_equal(full.relation_ids, lean.relation_ids)
+    assert np.array_equal(full.anchor_ids, lean.anchor_ids)
+    assert full.rejected == lean.rejected and lean.sets_kept == "answers"
+    for i in range(len(full)):
+        assert np.array_equal(full.answers(i), lean.answers(i))
+        assert all(len(lean.set_of(i, o)) == 0 for o in range(lean.num_ops - 1))
+    with pytest.raises(ValueError, match="sets must be"):
+        sample_queries(codex_s, pattern, 1, sets="some")

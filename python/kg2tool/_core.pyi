@@ -98,8 +98,10 @@ def sample(
     threads: int = 0,
     seen: SeenQueries | None = None,
     start_candidate: int = 0,
+    answers_only: bool = False,
 ) -> dict[str, Any]:
-    """Sample n distinct grounded queries with exact answer and intermediate sets."""
+    """Sample n distinct grounded queries with exact answer and intermediate sets (or only
+    the answer sets, the others left empty, with ``answers_only``)."""
 
 def execute(
     graph: Graph,

@@ -112,6 +112,7 @@ class QueryBatch:
     attempts: int = 0
     exhausted: bool = False
     next_candidate: int = 0
+    sets_kept: str = "all"  # "answers": only the answer sets are filled, the others empty
 
     def __len__(self) -> int:
         return int(self.relation_ids.shape[0])
@@ -136,7 +137,8 @@ class QueryBatch:
 
     def frame(self) -> pl.DataFrame:
         """Columns: pattern, formula, query_index, relation_ids, anchor_ids, bindings (JSON
-        slot -> KG key), answer_ids, answers (sorted KG keys), num_answers, sets (per op)."""
+        slot -> KG key), answer_ids, answers (sorted KG keys), num_answers, sets (per op;
+        empty but for the answers when sampled with ``sets="answers"``)."""
         n, ops = len(self), self.num_ops
         ent_keys = self.kg.entities.get_column("key")
         rel_keys = self.kg.relations.get_column("key")
@@ -214,8 +216,13 @@ def sample_queries(
     strict: bool = True,
     seen: _core.SeenQueries | None = None,
     start_candidate: int = 0,
+    sets: str = "all",
 ) -> QueryBatch:
     """Draw ``n`` distinct grounded queries of ``pattern`` with exact answers.
+
+    ``sets="all"`` returns every op's set; ``sets="answers"`` only the answer sets (the
+    other sets are empty in the batch), for callers that need just the groundings and
+    answers: the sets are computed and checked either way, but not copied out.
 
     Query i depends only on (seed, pattern, i): the same seed gives the same queries in the
     same order whatever ``threads`` is. With ``strict``, fewer than ``n`` queries after the
@@ -224,6 +231,8 @@ def sample_queries(
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if sets not in ("all", "answers"):
+        raise ValueError(f"sets must be 'all' or 'answers', got {sets!r}")
     if relation_choice not in ("uniform", "degree"):
         raise ValueError(f"relation_choice must be 'uniform' or 'degree', got {relation_choice!r}")
     if min_answers < 0:
@@ -251,6 +260,7 @@ def sample_queries(
         threads=threads,
         seen=seen,
         start_candidate=start_candidate,
+        answers_only=sets == "answers",
     )
     batch = QueryBatch(
         kg=kg,
@@ -265,6 +275,7 @@ def sample_queries(
         attempts=int(out["attempts"]),
         exhausted=bool(out["exhausted"]),
         next_candidate=int(out["next_candidate"]),
+        sets_kept=sets,
     )
     if strict and len(batch) < n:
         top = sorted(((v, k) for k, v in batch.rejected.items() if v), reverse=True)[:5]

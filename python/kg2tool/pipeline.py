@@ -381,6 +381,7 @@ class Generator:
             "max_intermediate": cfg.max_intermediate,
             "relation_choice": cfg.relation_choice,
             "threads": cfg.threads,
+            "sets": "answers",  # workers re-execute the groundings; the driver keeps none
         }
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
