@@ -98,7 +98,7 @@ struct SampleResult {
   std::vector<int32_t> rel_bind;     // n * num_rel_slots
   std::vector<int32_t> anchor_bind;  // n * num_anchor_slots
   std::vector<int64_t> set_offsets;  // n * num_ops + 1
-  std::vector<int32_t> set_ids;
+  RawVector<int32_t> set_ids;        // every id written by the (parallel) copy
   std::vector<int64_t> candidate_index;  // which candidate index each query came from
   std::array<int64_t, REJ_COUNT> rejected{};
   int64_t candidates = 0, attempts = 0;

@@ -27,10 +27,10 @@ Span<const T> as_span(const py::handle& obj, const std::string& name) {
 }
 
 // Hands a vector to numpy without copying: a capsule owns the moved vector.
-template <class T>
-py::array_t<T> to_numpy(std::vector<T>&& v) {
-  auto* owner = new std::vector<T>(std::move(v));
-  py::capsule cap(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+template <class T, class A>
+py::array_t<T> to_numpy(std::vector<T, A>&& v) {
+  auto* owner = new std::vector<T, A>(std::move(v));
+  py::capsule cap(owner, [](void* p) { delete static_cast<std::vector<T, A>*>(p); });
   return py::array_t<T>({py::ssize_t(owner->size())}, {py::ssize_t(sizeof(T))}, owner->data(),
                         cap);
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "span.h"
@@ -12,6 +14,29 @@
 namespace kg2tool {
 
 using Set = std::vector<int32_t>;
+
+// An allocator whose resize() leaves new ints uninitialised: big outputs that are filled
+// in parallel afterwards are not first zeroed by one thread.
+template <class T>
+struct UninitAlloc : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAlloc<U>;
+  };
+  UninitAlloc() = default;
+  template <class U>
+  UninitAlloc(const UninitAlloc<U>&) {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <class T>
+using RawVector = std::vector<T, UninitAlloc<T>>;
 using View = Span<const int32_t>;  // a set held elsewhere (a workspace, or a KG slice)
 inline View view_of(const Set& s) { return View(s.data(), s.size()); }
 
