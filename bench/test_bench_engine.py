@@ -141,9 +141,7 @@ def test_sampling(benchmark: Any, fb: dict[str, Any], pattern: str, impl: str) -
         sample_queries(kg, plan, 100, seed=99, threads=threads, sets=sets, **NO_CAP)  # warm-up
 
         def run() -> Any:
-            return sample_queries(
-                kg, plan, N_QUERIES, seed=0, threads=threads, sets=sets, **NO_CAP
-            )
+            return sample_queries(kg, plan, N_QUERIES, seed=0, threads=threads, sets=sets, **NO_CAP)
 
         batch = benchmark.pedantic(
             lambda: _timed(run, store, impl, len), rounds=1, iterations=1, warmup_rounds=0

@@ -32,20 +32,63 @@ void check_index(const Span<const int64_t>& idx, size_t m, const std::string& wh
                               std::to_string(m) + ")");
 }
 
+// JSON string escaping (orjson's): kEsc[b] is 0 for a byte written verbatim, else the
+// character after the backslash ('u' for \u00xx); kExtra[b] the bytes it adds (0, 1 or 5).
+struct EscTables {
+  uint8_t esc[256];
+  uint8_t extra[256];
+  EscTables() : esc(), extra() {
+    for (int b = 0; b < 0x20; ++b) esc[b] = 'u';
+    esc['\b'] = 'b';
+    esc['\f'] = 'f';
+    esc['\n'] = 'n';
+    esc['\r'] = 'r';
+    esc['\t'] = 't';
+    esc['"'] = '"';
+    esc['\\'] = '\\';
+    for (int b = 0; b < 256; ++b) extra[b] = esc[b] == 0 ? 0 : esc[b] == 'u' ? 5 : 1;
+  }
+};
+const EscTables kTables;
+
+inline uint64_t load8(const uint8_t* p) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+// Bytes of x equal to c, as 0x80 in each such byte and 0 elsewhere (exact: no borrows).
+inline uint64_t eq_mask(uint64_t x, uint8_t c) {
+  constexpr uint64_t k7f = 0x7f7f7f7f7f7f7f7full;
+  uint64_t y = x ^ (0x0101010101010101ull * c);
+  return ~(((y & k7f) + k7f) | y | k7f);
+}
+
+// Bytes of x below 0x20 (control characters), 0x80 in each: exact as eq_mask.
+inline uint64_t ctl_mask(uint64_t x) {
+  constexpr uint64_t k7f = 0x7f7f7f7f7f7f7f7full;
+  // (b & 0x7f) + 0x60 sets bit 7 iff (b & 0x7f) >= 0x20; bytes >= 0x80 are never control
+  return ~(((x & k7f) + 0x6060606060606060ull) | x | k7f);
+}
+
 // Output sinks: Count measures the exact size, Write fills a buffer of that size.
 struct Count {
   size_t n = 0;
   void raw(const uint8_t*, size_t len) { n += len; }
   void byte(uint8_t) { ++n; }
   void json(const uint8_t* p, size_t len) {
-    n += len + 2;
-    for (size_t k = 0; k < len; ++k) {
-      uint8_t b = p[k];
-      if (b >= 0x20 && b != '"' && b != '\\') continue;
-      bool short_form = b == '"' || b == '\\' || b == '\b' || b == '\f' || b == '\n' ||
-                        b == '\r' || b == '\t';
-      n += short_form ? 1 : 5;
+    size_t extra = 0, k = 0;
+    for (; k + 8 <= len; k += 8) {
+      uint64_t x = load8(p + k);
+      uint64_t ctl = ctl_mask(x);
+      if (ctl) {  // rare: control characters take 1 or 5 more bytes
+        for (size_t j = k; j < k + 8; ++j) extra += kTables.extra[p[j]];
+        continue;
+      }
+      extra += size_t(__builtin_popcountll(eq_mask(x, '"') | eq_mask(x, '\\')));
     }
+    for (; k < len; ++k) extra += kTables.extra[p[k]];
+    n += len + 2 + extra;
   }
 };
 
@@ -56,33 +99,35 @@ struct Write {
     out += len;
   }
   void byte(uint8_t b) { *out++ = b; }
-  void json(const uint8_t* p, size_t len) {
+  void put(uint8_t b) {
     static const char* hex = "0123456789abcdef";
-    *out++ = '"';
-    size_t run = 0;  // start of the pending verbatim run
-    for (size_t k = 0; k < len; ++k) {
-      uint8_t b = p[k];
-      if (b >= 0x20 && b != '"' && b != '\\') continue;
-      raw(p + run, k - run);
-      run = k + 1;
-      *out++ = '\\';
-      switch (b) {
-        case '"': *out++ = '"'; break;
-        case '\\': *out++ = '\\'; break;
-        case '\b': *out++ = 'b'; break;
-        case '\f': *out++ = 'f'; break;
-        case '\n': *out++ = 'n'; break;
-        case '\r': *out++ = 'r'; break;
-        case '\t': *out++ = 't'; break;
-        default:
-          *out++ = 'u';
-          *out++ = '0';
-          *out++ = '0';
-          *out++ = uint8_t(hex[b >> 4]);
-          *out++ = uint8_t(hex[b & 15]);
-      }
+    uint8_t e = kTables.esc[b];
+    if (!e) {
+      *out++ = b;
+      return;
     }
-    raw(p + run, len - run);
+    *out++ = '\\';
+    *out++ = e;
+    if (e == 'u') {
+      *out++ = '0';
+      *out++ = '0';
+      *out++ = uint8_t(hex[b >> 4]);
+      *out++ = uint8_t(hex[b & 15]);
+    }
+  }
+  void json(const uint8_t* p, size_t len) {
+    *out++ = '"';
+    size_t k = 0;
+    for (; k + 8 <= len; k += 8) {
+      uint64_t x = load8(p + k);
+      if (!(ctl_mask(x) | eq_mask(x, '"') | eq_mask(x, '\\'))) {  // 8 verbatim bytes
+        std::memcpy(out, &x, 8);
+        out += 8;
+        continue;
+      }
+      for (size_t j = k; j < k + 8; ++j) put(p[j]);
+    }
+    for (; k < len; ++k) put(p[k]);
     *out++ = '"';
   }
 };

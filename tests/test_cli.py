@@ -447,3 +447,25 @@ def test_verify_detects_tampering(runs, tmp_path, tmp_path_factory, capsys) -> N
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_set_ops_flag_and_toml_key(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--set-ops tools (or set_ops in TOML) writes set-operation calls; default leaves the
+    config dump without the key; a bad value is one line."""
+    base = ("generate", "-n", "40", "--patterns", "2i,3in,triangle", "-q")
+    code, _, err = cli(capsys, *base, "--out", tmp_path / "a", "--set-ops", "tools")
+    assert code == 0, err
+    text = (tmp_path / "a" / "train.jsonl").read_text()
+    assert "get_intersection_of" in text and "get_negation_of" in text
+    conf = tmp_path / "run.toml"
+    conf.write_text('set_ops = "tools"\n')
+    code, _, err = cli(capsys, *base, "--out", tmp_path / "b", "--config", conf)
+    assert code == 0, err
+    assert (tmp_path / "b" / "train.jsonl").read_text() == text
+    code, _, err = cli(capsys, *base, "--out", tmp_path / "c")
+    assert code == 0, err
+    c_text = (tmp_path / "c" / "train.jsonl").read_text()
+    assert "get_intersection_of" not in c_text
+    assert '"set_ops"' not in (tmp_path / "c" / "manifest.json").read_text()
+    code, _, err = cli(capsys, *base, "--out", tmp_path / "d", "--set-ops", "calls")
+    assert code == 2 and "set_ops" in one_line_error(err)

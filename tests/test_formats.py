@@ -62,3 +62,33 @@ def test_xlam_never_leaks_intermediate_results() -> None:
         query = json.loads(rec)["query"]
         for a in answers:
             assert all(v in query for v in a["arguments"].values())
+
+
+@cache
+def frame_tools(fmt: str):
+    """Every BetaE pattern with set operations as tool calls, plus cyclic patterns."""
+    c = ctx()
+    pats = [*BETAE_TYPES, "triangle", "3c", "2nm"]
+    return build_dataset(c.kg, pats, 17 * 8, seed=0, format=fmt, context=c, set_ops="tools")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_set_op_calls_and_joins_in_every_format(fmt: str) -> None:
+    f = frame_tools(fmt)
+    pats = set(f["pattern"].to_list())
+    if fmt == "xlam":  # set-operation calls are left out; JOIN samples are never independent
+        assert pats == {"1p", "2i", "3i", "2in", "3in", "2u"}
+        for rec in f["record"].to_list():
+            assert "get_intersection_of" not in json.loads(rec)["answers"]
+    else:
+        assert pats >= {*BETAE_TYPES, "triangle", "3c"}
+        assert f["record"].str.contains("get_intersection_of").any()
+    for rec, q in zip(f["record"].to_list(), f["question"].to_list(), strict=True):
+        validate_record(fmt, rec, q)
+    if fmt == "sharegpt":
+        rec = json.loads(f.filter(f["pattern"] == "2i")["record"][0])
+        calls = [
+            json.loads(m["value"]) for m in rec["conversations"] if m["from"] == "function_call"
+        ]
+        inter = [c for c in calls if c["name"] == "get_intersection_of"]
+        assert inter and set(inter[0]["arguments"]) == {"first", "second"}

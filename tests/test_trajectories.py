@@ -83,9 +83,68 @@ def test_error_recovery_uses_real_errors() -> None:
         assert rt.call(row["api"], row["arguments"]).to_json() == row["observation"]
 
 
-def test_cyclic_patterns_are_refused_clearly() -> None:
-    with pytest.raises(UnsupportedPlanError, match="JOIN"):
-        check_plan(resolve_pattern("triangle"))
+JOIN_PATTERNS = ["triangle", "square", "3c", "lollipop", "2m", "2nm", "3mp", "3pm", "im"]
+JOIN_PATTERNS += ["pni_fit", "2il", "3il"]
+
+
+@pytest.mark.parametrize("pattern", JOIN_PATTERNS)
+def test_join_patterns_replay_to_the_exact_answers(pattern: str) -> None:
+    _, rt, lex = env()
+    plan, q = _queries(pattern, 25)
+    check_plan(plan)
+    tr = build_trajectories(plan, q, rt, lex, seed=0)
+    ok, failures = verify(plan, q, tr, rt)
+    assert ok.all() and not failures
+    assert (tr.steps["sub"] >= 0).all()  # every call belongs to a JOIN sub-step
+    for names, text in tr.samples.select("answer_names", "final_text").iter_rows():
+        assert all(n in text for n in names)
+    # dropping one call of a sample breaks its re-join (the candidates no longer match)
+    victim = tr.steps.filter(pl.col("sub") == tr.steps["sub"].max()).row(0, named=True)
+    tr.steps = tr.steps.filter(
+        ~((pl.col("sid") == victim["sid"]) & (pl.col("step") == victim["step"]))
+    )
+    ok, failures = verify(plan, q, tr, rt)
+    assert not ok[victim["sid"]] and failures["plan_mismatch"] >= 1
+
+
+def test_unsupported_joins_are_refused_clearly() -> None:
+    with pytest.raises(UnsupportedPlanError, match="TYPE_FILTER"):
+        check_plan(resolve_pattern("r1(s1,e1)&r2(e1,f) where f:Q5"))
+    with pytest.raises(UnsupportedPlanError, match="negated conjunction"):
+        check_plan(resolve_pattern("r1(s1,e1)&r2(e1,f)&r3(e1,f)&!(r4(s2,e2)&r5(e2,e1))"))
+
+
+@pytest.mark.parametrize("pattern", list(BETAE_TYPES))
+def test_set_op_tool_calls_replay(pattern: str) -> None:
+    _, rt, lex = env()
+    plan, q = _queries(pattern, 30)
+    tr = build_trajectories(plan, q, rt, lex, seed=0, set_ops="tools")
+    ok, failures = verify(plan, q, tr, rt)
+    assert ok.all() and not failures
+    set_calls = tr.steps.filter(pl.col("param").is_null())
+    n_setops = sum(int(k) in (2, 3, 4) for k in plan.op_kind)
+    assert (set_calls.height > 0) == (n_setops > 0)
+    for row in set_calls.head(10).iter_rows(named=True):
+        assert rt.call(row["api"], row["arguments"]).to_json() == row["observation"]
+    if n_setops:  # a tampered set-operation argument is caught
+        first = set_calls.row(0, named=True)
+        tr.steps = tr.steps.with_columns(
+            pl.when((pl.col("sid") == first["sid"]) & (pl.col("step") == first["step"]))
+            .then(pl.lit('{"first":[],"second":[]}'))
+            .otherwise(pl.col("arguments"))
+            .alias("arguments")
+        )
+        ok, failures = verify(plan, q, tr, rt)
+        assert not ok[first["sid"]]
+
+
+def test_default_set_ops_has_no_set_calls() -> None:
+    _, rt, lex = env()
+    plan, q = _queries("3in")
+    tr = build_trajectories(plan, q, rt, lex, seed=0)
+    assert tr.steps["param"].null_count() == 0
+    with pytest.raises(ValueError, match="set_ops"):
+        build_trajectories(plan, q, rt, lex, set_ops="calls")
 
 
 def test_vectorised_replay_matches_runtime_call() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 
 import numpy as np
+import polars as pl
 import pytest
 
 from kg2tool.engine import sample_queries
@@ -59,3 +61,19 @@ def test_override_phrasing_wins() -> None:
     key = kg().relations["key"][0]
     lex = build_lexicon(kg(), overrides={key: {"phrasing": {"forward": "the speciality of {x}"}}})
     assert lex.phrase(0, 0, "X") == "the speciality of X"
+
+
+@pytest.mark.parametrize("pattern", ["triangle", "3c", "2nm", "2il", "pni_fit"])
+def test_join_questions_name_anchors_and_read_as_questions(pattern: str) -> None:
+    from kg2tool.dataset import build_dataset
+    from kg2tool.graph import KnowledgeGraph
+
+    kg = KnowledgeGraph.load("codex-s")
+    f = build_dataset(kg, [pattern], 12, seed=0)
+    assert f.height > 0
+    for q, b in f.select("question", "bindings").iter_rows():
+        assert q[0].isupper() and q[-1] in "?." and "{" not in q and "None" not in q
+        for slot, key in json.loads(b).items():
+            if slot.startswith("s"):
+                label = kg.entities.filter(pl.col("key") == key)["label"][0]
+                assert label in q

@@ -225,6 +225,15 @@ def generate(
             "--max-intermediate", help="Largest intermediate set (bounds the calls per sample)."
         ),
     ] = None,
+    set_ops: Annotated[
+        str | None,
+        typer.Option(
+            "--set-ops",
+            help="How intersections, unions and differences appear: 'thought' (explained in "
+            "the reasoning, the default) or 'tools' (calls of get_intersection_of, "
+            "get_union_of, get_negation_of, replayed and verified).",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -339,6 +348,7 @@ def generate(
         "min_answers": min_answers,
         "max_answers": max_answers,
         "max_intermediate": max_intermediate,
+        "set_ops": set_ops,
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,

@@ -15,7 +15,10 @@
   parallel calls and no observations, so only calls whose argument is an anchor of the question
   are exported (``xlam_mode="independent"`` keeps only samples made entirely of such calls:
   1p, 2i, 3i, 2in, 3in, 2u; ``"first_hop"`` also keeps the first hop of multi-hop samples as a
-  partial record). Set operations, observations, error calls and the final answer are left out.
+  partial record). Set operations (thoughts, or with ``set_ops="tools"`` the set-operation calls,
+  whose arguments are earlier results), observations, error calls and the final answer are left
+  out; JOIN (cyclic) samples are never independent, and in ``first_hop`` mode give their calls
+  from anchors.
 
 Validators implementing each format's rules are at the end (used by the tests).
 """
@@ -137,6 +140,7 @@ class ToolFragments:
         self.finish_js = _js_text(repr(TOOLBENCH_FINISH))
         self.system_js = _js_text(toolbench_system_prompt())
         self.relation_ids = [i for i, a in enumerate(catalog.apis) if a.kind == "relation"]
+        self.set_op_names = [a.name for a in catalog.apis if a.kind == "set_operation"]
 
 
 def _lists(tool_ids: pl.Series, frag: pl.Series, sep: str) -> pl.Series:
@@ -173,6 +177,8 @@ def build_records(
     args_py = pl.concat_str(
         pl.lit('{"'), pl.col("param"), pl.lit('": '), json_str(pl.col("argument")), pl.lit("}")
     )
+    if st.height and st["param"].null_count():  # set-operation calls: {"first": [...], ...}
+        args_py = pl.when(pl.col("param").is_null()).then(_set_args_py()).otherwise(args_py)
     if fmt == "sharegpt":
         call = pl.concat_str(
             pl.lit('{"name": "'), pl.col("api"), pl.lit('", "arguments": '), args_py, pl.lit("}")
@@ -215,6 +221,29 @@ def build_records(
     else:
         out = _xlam(base, st, samples, fragments, xlam_mode, id_offset)
     return out.select("sid", "tools", "messages", "record")
+
+
+def _set_args_py() -> pl.Expr:
+    """``{"first": ["A", "B"], "second": [...]}`` (json.dumps spacing) of a set-operation
+    call from its compact ``arguments`` JSON (null ``param``)."""
+    dtype = pl.Struct({"first": pl.List(pl.String), "second": pl.List(pl.String)})
+    decoded = (
+        pl.when(pl.col("param").is_null())
+        .then(pl.col("arguments"))
+        .otherwise(pl.lit('{"first":[],"second":[]}'))
+        .str.json_decode(dtype)
+    )
+
+    def names(field: str) -> pl.Expr:
+        return decoded.struct.field(field).list.eval(json_str(pl.element())).list.join(", ")
+
+    return pl.concat_str(
+        pl.lit('{"first": ['),
+        names("first"),
+        pl.lit('], "second": ['),
+        names("second"),
+        pl.lit("]}"),
+    )
 
 
 def _flat_ids(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -398,7 +427,8 @@ def _xlam(
     """Anchor-argument calls only (see module doc); samples it cannot say get a null record."""
     if mode not in ("independent", "first_hop"):
         raise ValueError("xlam_mode must be 'independent' or 'first_hop'")
-    calls = st.filter(pl.col("kind") == "call")
+    # set-operation calls take earlier results as arguments: never expressible, left out
+    calls = st.filter((pl.col("kind") == "call") & ~pl.col("api").is_in(fr.set_op_names))
     expressible = calls.group_by("sid").agg(pl.col("from_anchor").all().alias("indep"))
     frag = calls.filter(pl.col("from_anchor")).select(
         "sid",

@@ -85,6 +85,9 @@ class GenerateConfig:
     relation_choice: str = "uniform"
     jsonl: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # passed to the sample builder
+    # "thought": set operations explained in the thoughts; "tools": calls of the set-operation
+    # APIs (get_intersection_of, ...). Left out of to_dict (dumps, resume hash) at the default.
+    set_ops: str = "thought"
     # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
@@ -134,6 +137,8 @@ class GenerateConfig:
             raise InputError("max_intermediate must be >= 1")
         if self.relation_choice not in ("uniform", "degree"):
             raise InputError("relation_choice must be 'uniform' or 'degree'")
+        if self.set_ops not in ("thought", "tools"):
+            raise InputError(f"set_ops must be 'thought' or 'tools', got {self.set_ops!r}")
         paraphrase.check_generate_config(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +146,8 @@ class GenerateConfig:
         if not paraphrase.enabled(self):  # same dumps and resume hash as without the feature
             for k in paraphrase.FIELDS:
                 d.pop(k)
+        if d.get("set_ops") == "thought":  # likewise for the default set_ops
+            d.pop("set_ops")
         return d
 
     def content_hash(self) -> str:
@@ -192,6 +199,7 @@ _FIELD_TYPES: dict[str, type] = {
     "max_intermediate": int,
     "jsonl": bool,
     "options": dict,
+    "set_ops": str,
 }
 
 
@@ -699,6 +707,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             format=cfg.format,
             context=_worker_context(kg),
             paraphraser=para,
+            **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **cfg.options,
         )
     finally:

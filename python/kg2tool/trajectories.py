@@ -5,21 +5,35 @@ its input set (in the runtime's (label, key) order), through the API of its rela
 direction; the observation is the runtime's JSON output (a sorted list of display names, which
 a later call accepts back exactly). Set operations (and the union of several calls of one op)
 are explained in the thought text of the next call, or in the final answer, which lists every
-answer by display name. The catalogue's relation APIs take one entity, so there is no batched
-call style; ``JOIN`` (cyclic) and ``TYPE_FILTER`` ops are not turned into trajectories:
-:class:`UnsupportedPlanError` says so and the dataset builder skips those patterns.
+answer by display name. With ``set_ops="tools"`` each ``INTERSECT``/``UNION``/``DIFFERENCE``
+op is instead a real call of ``get_intersection_of`` / ``get_union_of`` / ``get_negation_of``
+(``{"first": [...], "second": [...]}``, names in result order; an op of r inputs is r-1
+chained calls, each one's result the next one's ``first``), replayed like relation calls.
+
+``JOIN`` ops (cyclic conjunctions, variable leaves, negated atoms between variables) follow a
+spanning tree of the query graph from the anchors: each variable, in the plan's ``var_order``,
+gets its candidates from one *tree atom* (one call per candidate of the term it hangs from);
+every other atom (*closing*) is then checked by calls from its head's candidates (or from the
+anchor it touches), whose observations show which links exist, and every negated atom likewise
+(an existing link rejects the binding). The answers are the answer-variable values of the
+bindings that satisfy every checked link, which the final thought states with the candidates
+that drop out. JOIN ops with exclusion inputs (a negated conjunction attached to a non-answer
+variable), type constraints, or an atom between two anchors, and ``TYPE_FILTER`` ops are not
+turned into trajectories: :class:`UnsupportedPlanError` says so and the dataset builder skips
+those patterns. The catalogue's relation APIs take one entity, so there is no batched call style.
 
 Verification (:func:`verify`) is independent of the builder: every distinct (API, arguments)
-call is replayed through :meth:`ToolRuntime.call_many` (the model-facing path: JSON argument
-parsing, name resolution, orjson output) and must give the recorded observation byte for byte;
-the replayed results are then re-combined with Polars list set operations along the plan and
-must give every op's engine set, the final one equal to the exact answer set. Samples that fail
-are dropped and counted by reason.
+call is replayed through the runtime (vectorised, cross-checked byte for byte against
+:meth:`ToolRuntime.call` on a seeded few) and must give the recorded observation byte for byte;
+the replayed results are then re-combined along the plan and must give every op's engine set
+(JOIN ops: the bindings are re-joined with Polars from the replayed links), the final one equal
+to the exact answer set. Samples that fail are dropped and counted by reason.
 
 Frames: ``steps`` has one row per call (``sid``, ``step``, ``op``, ``kind`` "call" | "error",
 ``api``, ``param``, ``argument``, ``arguments`` (JSON object text), ``observation``,
-``thought``); ``samples`` one row per sample (``sid``, ``final_text``, ``answer_names``,
-``num_calls``, ``trace``, ``grounding``, ``empty``, ``recovery``).
+``thought``, ``sub`` (JOIN sub-step, else -1), ``from_anchor``; set-operation calls have null
+``param``/``argument``); ``samples`` one row per sample (``sid``, ``final_text``,
+``answer_names``, ``num_calls``, ``trace``, ``grounding``, ``empty``, ``recovery``).
 """
 
 from __future__ import annotations
@@ -33,41 +47,70 @@ import polars as pl
 import pyarrow as pa
 
 from kg2tool.errors import Kg2ToolError
-from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, PROJECT, UNION, Plan
+from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 from kg2tool.runtime import ToolRuntime
 from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
 from kg2tool.verbalize import RelationLexicon, mix_hash, name_list_text
 
 __all__ = [
+    "MAX_JOIN_CALLS",
+    "SET_OPS_MODES",
     "SUPPORTED_OPS",
     "Trajectories",
     "UnsupportedPlanError",
     "build_trajectories",
     "build_trajectories_many",
     "check_plan",
+    "join_call_counts",
+    "join_steps",
     "json_str",
     "verify",
     "verify_many",
 ]
 
-SUPPORTED_OPS = (ANCHOR, PROJECT, INTERSECT, UNION, DIFFERENCE)
+SUPPORTED_OPS = (ANCHOR, PROJECT, INTERSECT, UNION, DIFFERENCE, JOIN)
+SET_OPS_MODES = ("thought", "tools")
+_SET_OP_API = {INTERSECT: "intersection", UNION: "union", DIFFERENCE: "difference"}
 
 
 class UnsupportedPlanError(Kg2ToolError):
-    """The plan has an op trajectories cannot express (JOIN for cyclic patterns, TYPE_FILTER)."""
+    """The plan has an op trajectories cannot express (TYPE_FILTER, or a JOIN with exclusion
+    inputs, type constraints or an atom between two anchors)."""
 
 
 def check_plan(plan: Plan) -> None:
-    """Raise UnsupportedPlanError unless every op is ANCHOR/PROJECT/INTERSECT/UNION/DIFFERENCE."""
+    """Raise UnsupportedPlanError unless every op can be turned into calls (module doc)."""
     bad = sorted({int(k) for k in plan.op_kind} - set(SUPPORTED_OPS))
+    name = plan.name or plan.formula
     if bad:
         from kg2tool.patterns import OP_NAMES
 
         raise UnsupportedPlanError(
-            f"pattern {plan.name or plan.formula!r} compiles to {', '.join(OP_NAMES[b] for b in bad)}"
-            " ops, which trajectories do not support yet (one call per entity cannot follow a "
-            "cyclic join); use a tree pattern"
+            f"pattern {name!r} compiles to {', '.join(OP_NAMES[b] for b in bad)} ops, which "
+            "trajectories do not support (a type filter has no tool that could check it); "
+            "drop the type constraint on the variable"
         )
+    for k in range(plan.num_ops):
+        if int(plan.op_kind[k]) != JOIN:
+            continue
+        join = plan.joins[int(plan.op_arg[k])]
+        if plan.inputs(k):
+            raise UnsupportedPlanError(
+                f"pattern {name!r}: its join excludes the results of a negated conjunction at "
+                f"variable {join.join_vars[int(join.exclude_vars[0])]}, which trajectories do "
+                "not support yet; negate single atoms, or attach the negation to the answer f"
+            )
+        if (np.asarray(join.var_types) >= 0).any():
+            raise UnsupportedPlanError(
+                f"pattern {name!r}: type constraints on join variables cannot be checked by "
+                "any tool call; drop them"
+            )
+        rows = np.concatenate([join.atoms, join.negated_atoms]).reshape(-1, 3)
+        if ((rows[:, 1] < 0) & (rows[:, 2] < 0)).any() or (rows[:, 1] == rows[:, 2]).any():
+            raise UnsupportedPlanError(
+                f"pattern {name!r}: an atom links two anchors (or a term to itself); "
+                "trajectories cannot follow it"
+            )
 
 
 def json_str(expr: pl.Expr) -> pl.Expr:
@@ -251,25 +294,159 @@ def build_trajectories(
     *,
     seed: int = 0,
     error_ratio: float = 0.0,
+    set_ops: str = "thought",
 ) -> Trajectories:
     """Trajectories of one pattern's queries (columns sid, qid, relation_ids, anchor_ids, sets).
 
     ``error_ratio``: share of samples whose first call uses a misspelled anchor name, gets the
-    runtime's real error, then is corrected.
+    runtime's real error, then is corrected. ``set_ops``: ``"thought"`` (set operations are
+    explained in the thoughts) or ``"tools"`` (they are calls of the set-operation APIs).
     """
     return build_trajectories_many(
-        [(plan, queries)], runtime, lexicon, seed=seed, error_ratio=error_ratio
+        [(plan, queries)], runtime, lexicon, seed=seed, error_ratio=error_ratio, set_ops=set_ops
     )
 
 
+# JOIN sub-step roles
+_TREE, _CLOSE, _NEG = 0, 1, 2
+
+
+def join_steps(plan: Plan, k: int) -> list[tuple[int, int, int, int, int]]:
+    """Sub-steps of JOIN op ``k``: (role, relation slot, direction, source term, target term).
+
+    Terms as in :class:`kg2tool.patterns.Join` (>= 0 a join variable, < 0 anchor slot -1-t).
+    One tree atom per variable in ``var_order`` (the first atom linking it to an anchor or an
+    earlier variable), then the other atoms, then the negated ones; a check is called from
+    the anchor it touches, else from its head (direction 0 forward: head -> tails).
+    """
+    join = plan.joins[int(plan.op_arg[k])]
+    atoms = np.asarray(join.atoms).reshape(-1, 3)
+    bound: set[int] = set()
+    used: set[int] = set()
+    out: list[tuple[int, int, int, int, int]] = []
+    for v in (int(x) for x in join.var_order):
+        for i, (slot, h, t) in enumerate(atoms.tolist()):
+            if i in used or v not in (h, t):
+                continue
+            other = t if h == v else h
+            if other < 0 or other in bound:
+                used.add(i)
+                out.append((_TREE, slot, 0 if t == v else 1, other, v))
+                break
+        bound.add(v)
+    for role, rows in ((_CLOSE, atoms), (_NEG, np.asarray(join.negated_atoms).reshape(-1, 3))):
+        for i, (slot, h, t) in enumerate(rows.tolist()):
+            if role == _CLOSE and i in used:
+                continue
+            if t < 0 <= h:
+                out.append((role, slot, 1, t, h))
+            else:
+                out.append((role, slot, 0, h, t))
+    return out
+
+
+MAX_JOIN_CALLS = 40
+
+
+def join_call_counts(plan: Plan, queries: pl.DataFrame, kg: Any) -> np.ndarray:
+    """Per query row, the number of calls its JOIN ops need (0 for plans without JOIN)."""
+    n = queries.height
+    total = np.zeros(n, np.int64)
+    if JOIN not in {int(x) for x in plan.op_kind} or n == 0:
+        return total
+    rel_ids = _matrix(queries["relation_ids"], len(plan.relation_slots))
+    anc_ids = _matrix(queries["anchor_ids"], len(plan.anchor_slots))
+    rank = np.zeros(kg.num_entities, np.int64)
+    for k in range(plan.num_ops):
+        if int(plan.op_kind[k]) == JOIN:
+            total += _join_calls(plan, k, kg, rel_ids, anc_ids, rank)["per_sub"].sum(axis=1)
+    return total
+
+
+def _row_unique(row: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row distinct ids: (row of each, ids), sorted by (row, id)."""
+    key = _unique((row.astype(np.int64) << 31) | ids.astype(np.int64))
+    return key >> 31, key & ((1 << 31) - 1)
+
+
+def _counts(row: np.ndarray, n: int) -> np.ndarray:
+    """Per-row counts of a sorted row array."""
+    return np.bincount(row, minlength=n).astype(np.int64) if len(row) else np.zeros(n, np.int64)
+
+
+def _join_calls(
+    plan: Plan, k: int, kg: Any, rel_ids: np.ndarray, anc_ids: np.ndarray, rank: np.ndarray
+) -> dict[str, Any]:
+    """The calls of JOIN op ``k`` for every row (numpy; see :func:`join_steps`).
+
+    Returns call arrays (``row``, ``pos``, ``spos``, ``sub``, ``rd``, ``ent``, ``m``,
+    ``from_anchor``, ``role``), the candidates of every variable (``cand``: var -> (row, ids)),
+    and ``lead``: per tree sub-step with several calls, (rows, next sub-step with calls or -1).
+    """
+    n = len(rel_ids)
+    cand: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    parts: dict[str, list[np.ndarray]] = {
+        x: [] for x in ("row", "sub", "spos", "rd", "ent", "m", "from_anchor", "role")
+    }
+    per_sub = []
+    for s_i, (role, slot, d, src, dst) in enumerate(join_steps(plan, k)):
+        if src < 0:
+            row = np.arange(n, dtype=np.int64)
+            ent = anc_ids[:, -1 - src].astype(np.int64)
+        else:
+            row, ent = cand[src]
+            cnt = _counts(row, n)
+            ent = _by_rank(cnt, ent, rank)
+        cnt = _counts(row, n)
+        per_sub.append(cnt)
+        rel = rel_ids[row, slot]
+        parts["row"].append(row)
+        parts["sub"].append(np.full(len(row), s_i, np.int64))
+        parts["spos"].append(np.arange(len(row)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        parts["rd"].append(rel * 2 + d)
+        parts["ent"].append(ent)
+        parts["m"].append(np.repeat(cnt, cnt))
+        parts["from_anchor"].append(np.full(len(row), src < 0))
+        parts["role"].append(np.full(len(row), role, np.int64))
+        if role == _TREE:
+            off, ids = kg.neighbors(ent.astype(np.int32), rel.astype(np.int32), inverse=bool(d))
+            rows_out = np.repeat(row, np.diff(np.asarray(off, np.int64)))
+            cand[dst] = _row_unique(rows_out, np.asarray(ids, np.int64))
+    out = {x: np.concatenate(v) if v else np.zeros(0, np.int64) for x, v in parts.items()}
+    order = np.lexsort((out["spos"], out["sub"], out["row"]))
+    out = {x: v[order] for x, v in out.items()}
+    first = np.r_[True, out["row"][1:] != out["row"][:-1]] if len(order) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    out["pos"] = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    steps = join_steps(plan, k)
+    per = np.stack(per_sub, axis=1) if per_sub else np.zeros((n, 0), np.int64)
+    lead = []
+    for s_i, (role, *_rest) in enumerate(steps):
+        if role != _TREE:
+            continue
+        rows = np.flatnonzero(per[:, s_i] > 1)
+        later = per[rows, s_i + 1 :] > 0
+        if later.shape[1]:
+            nxt = np.where(later.any(axis=1), s_i + 1 + later.argmax(axis=1), -1)
+        else:
+            nxt = np.full(len(rows), -1)
+        lead.append((s_i, rows, nxt))
+    out["cand"] = cand
+    out["lead"] = lead
+    out["per_sub"] = per
+    return out
+
+
 _EXPL_PROJECT, _EXPL_INTERSECT, _EXPL_UNION, _EXPL_DIFFERENCE = 0, 1, 2, 3
+_EXPL_JOIN = 4
 _REASONS = [
     "the last lookup returned no entity",
     "the lists have no entity in common",
     "every lookup came back empty",
     "every candidate is excluded",
+    "no candidate passes every check",
 ]
-_KIND_CODE = {PROJECT: 0, INTERSECT: 1, UNION: 2, DIFFERENCE: 3}
+_KIND_CODE = {PROJECT: 0, INTERSECT: 1, UNION: 2, DIFFERENCE: 3, JOIN: 4}
 
 
 def _api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
@@ -284,6 +461,47 @@ def _api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
     return pl.Series(api_names, dtype=pl.String), pl.Series(api_params, dtype=pl.String)
 
 
+def _set_op_names(runtime: ToolRuntime) -> dict[int, str]:
+    """Catalogue name of the set-operation API per plan op kind."""
+    by_op = {a.operation: a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
+    missing = sorted(set(_SET_OP_API.values()) - set(by_op))
+    if missing:
+        raise Kg2ToolError(f"set_ops='tools' needs the set-operation APIs; missing {missing}")
+    return {k: by_op[v] for k, v in _SET_OP_API.items()}
+
+
+def _keyset_op(kind: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A set operation on sorted distinct (row << 31 | id) keys."""
+    if kind == INTERSECT:
+        return a[np.isin(a, b, assume_unique=True)]
+    if kind == UNION:
+        return _unique(np.concatenate([a, b]))
+    return a[~np.isin(a, b, assume_unique=True)]
+
+
+def _row_keys(sets: _Sets, op: int) -> np.ndarray:
+    """Op ``op``'s sets as sorted (row << 31 | id) keys."""
+    cnt, ids = sets.flat(op)
+    rows = np.repeat(np.arange(len(cnt), dtype=np.int64), cnt)
+    return (rows << 31) | ids.astype(np.int64)
+
+
+def _name_lists(cnt: np.ndarray, ids: np.ndarray, enc: pl.Series) -> pl.Series:
+    """Per row, the JSON-encoded names of its ids (already in result order) joined by ","."""
+    lists = _list_series(np.r_[0, np.cumsum(cnt)].astype(np.int64), enc.gather(ids).to_arrow(), "l")
+    return pl.select(pl.lit(lists).list.join(",")).to_series()
+
+
+def _null_if_set(values: np.ndarray, name: str) -> pl.Expr:
+    """An int column, null on set-operation calls (rows with ``sx >= 0``)."""
+    return (
+        pl.when(pl.col("sx") >= 0)
+        .then(pl.lit(None, pl.Int64))
+        .otherwise(pl.lit(pl.Series(values.astype(np.int64))))
+        .alias(name)
+    )
+
+
 def build_trajectories_many(
     items: list[tuple[Plan, pl.DataFrame]],
     runtime: ToolRuntime,
@@ -291,6 +509,7 @@ def build_trajectories_many(
     *,
     seed: int = 0,
     error_ratio: float = 0.0,
+    set_ops: str = "thought",
 ) -> Trajectories:
     """Trajectories of several patterns' queries at once (``sid`` unique across all frames,
     increasing); the same rows as :func:`build_trajectories` per pattern, concatenated.
@@ -298,12 +517,47 @@ def build_trajectories_many(
     The structure (which call, in which order, which explanation where) is computed with
     numpy per pattern; every text is then built by one Polars pass over all patterns.
     """
+    if set_ops not in SET_OPS_MODES:
+        raise ValueError(f"set_ops must be one of {SET_OPS_MODES}, got {set_ops!r}")
+    tools = set_ops == "tools"
     kg = runtime.kg
     nm = _names(runtime)
     rank = nm.rank
     c_sid, c_op, c_pos, c_rd, c_ent, c_m, c_anchor = ([] for _ in range(7))
+    c_sub, c_spos, c_role, c_sx = [], [], [], []
     e_sid, e_after, e_kind, e_nin, e_at, e_cnt, e_ids = ([] for _ in range(7))
+    e_xcnt, e_xids = [], []  # JOIN explanations: the candidates that drop out
     a_sid, a_cnt, a_ids, a_kind = [], [], [], []
+    j_sid, j_op, j_pos, j_cnt, j_ids = [], [], [], [], []  # "together" texts inside a JOIN
+    # set-operation calls (tools mode): per call its kind, inputs and result
+    s_kind, s_nin, s_pos = [], [], []
+    s_parts: dict[str, list[np.ndarray]] = {x: [] for x in ("fc", "fi", "sc", "si", "rc", "ri")}
+    n_sx = 0
+
+    def add_calls(sid_r, op, pos, rd, ent, m, anchor, sub, spos, role, sx) -> None:
+        c_sid.append(sid_r)
+        c_op.append(np.full(len(sid_r), op, np.int32))
+        c_pos.append(pos)
+        c_rd.append(rd)
+        c_ent.append(ent)
+        c_m.append(m)
+        c_anchor.append(anchor)
+        c_sub.append(sub)
+        c_spos.append(spos)
+        c_role.append(role)
+        c_sx.append(sx)
+
+    def add_expl(sid_r, k, kind, nin, at, cnt, ids, xcnt=None, xids=None) -> None:
+        e_sid.append(sid_r)
+        e_after.append(np.full(len(sid_r), k, np.int32))
+        e_kind.append(np.full(len(sid_r), kind, np.int8))
+        e_nin.append(nin)
+        e_at.append(at)
+        e_cnt.append(cnt)
+        e_ids.append(ids)
+        e_xcnt.append(np.zeros(len(sid_r), np.int64) if xcnt is None else xcnt)
+        e_xids.append(np.zeros(0, np.int64) if xids is None else xids)
+
     for plan, queries in items:
         check_plan(plan)
         n, ops = queries.height, plan.num_ops
@@ -314,27 +568,88 @@ def build_trajectories_many(
         rel_ids = _matrix(queries["relation_ids"], len(plan.relation_slots))
         kinds = [int(x) for x in plan.op_kind]
         has_calls = np.zeros((n, ops), bool)
+        joins: dict[int, dict[str, Any]] = {}
+        if JOIN in kinds:
+            anc_ids = _matrix(queries["anchor_ids"], len(plan.anchor_slots))
         for k in range(ops):
-            if kinds[k] != PROJECT:
+            if kinds[k] == JOIN:
+                jc = _join_calls(plan, k, kg, rel_ids, anc_ids, rank)
+                joins[k] = jc
+                r = jc["row"]
+                has_calls[:, k] = _counts(r, n) > 0
+                add_calls(
+                    sid[r], k, jc["pos"], jc["rd"], jc["ent"], jc["m"], jc["from_anchor"],
+                    jc["sub"], jc["spos"], jc["role"], np.full(len(r), -1),
+                )  # fmt: skip
+                # "together, these lookups give" before the next sub-step with calls
+                sub_start = np.cumsum(jc["per_sub"], axis=1) - jc["per_sub"]
+                for s_i, rows, nxt in jc["lead"]:
+                    inner = nxt >= 0
+                    crow, cids = jc["cand"][join_steps(plan, k)[s_i][4]]
+                    ccnt = _counts(crow, n)
+                    cids = _by_rank(ccnt, cids, rank)
+                    coff = np.r_[0, np.cumsum(ccnt)]
+                    for sel, final in ((rows[inner], False), (rows[~inner], True)):
+                        if not len(sel):
+                            continue
+                        cnt_s = ccnt[sel]
+                        ids_s = cids[_ranges(coff[sel], cnt_s)]
+                        if final:  # added with the JOIN's explanation (below)
+                            jc.setdefault("final_lead", []).append(
+                                (sel, jc["per_sub"][sel, s_i], cnt_s, ids_s)
+                            )
+                        else:
+                            j_sid.append(sid[sel])
+                            j_op.append(np.full(len(sel), k))
+                            j_pos.append(sub_start[sel, nxt[inner]])
+                            j_cnt.append(cnt_s)
+                            j_ids.append(ids_s)
                 continue
-            j = plan.inputs(k)[0]
-            cnt, ids = sets.flat(j)
-            ids = _by_rank(cnt, ids, rank)
-            has_calls[:, k] = cnt > 0
-            c_sid.append(np.repeat(sid, cnt))
-            c_op.append(np.full(len(ids), k, np.int32))
-            c_pos.append(np.arange(len(ids)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-            rd = rel_ids[:, int(plan.op_arg[k])] * 2 + int(plan.op_dir[k])
-            c_rd.append(np.repeat(rd, cnt))
-            c_ent.append(ids.astype(np.int64))
-            c_m.append(np.repeat(cnt, cnt))
-            c_anchor.append(np.full(len(ids), kinds[j] == ANCHOR))
+            if kinds[k] == PROJECT:
+                j = plan.inputs(k)[0]
+                cnt, ids = sets.flat(j)
+                ids = _by_rank(cnt, ids, rank)
+                has_calls[:, k] = cnt > 0
+                pos = np.arange(len(ids)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+                rd = rel_ids[:, int(plan.op_arg[k])] * 2 + int(plan.op_dir[k])
+                m1 = np.full(len(ids), -1)
+                add_calls(
+                    np.repeat(sid, cnt), k, pos, np.repeat(rd, cnt), ids.astype(np.int64),
+                    np.repeat(cnt, cnt), np.full(len(ids), kinds[j] == ANCHOR), m1, pos, m1, m1,
+                )  # fmt: skip
+            elif tools and kinds[k] in _SET_OP_API:
+                ins = plan.inputs(k)
+                has_calls[:, k] = True
+                rows = np.arange(n, dtype=np.int64)
+                first = _row_keys(sets, ins[0])
+                for jj in range(len(ins) - 1):
+                    second = _row_keys(sets, ins[jj + 1])
+                    res = _keyset_op(kinds[k], first, second)
+                    for (cname, iname), kk in ((("fc", "fi"), first), (("sc", "si"), second)):
+                        cc = _counts(kk >> 31, n)
+                        s_parts[cname].append(cc)
+                        s_parts[iname].append(_by_rank(cc, kk & ((1 << 31) - 1), rank))
+                    rc = _counts(res >> 31, n)
+                    s_parts["rc"].append(rc)
+                    s_parts["ri"].append(_by_rank(rc, res & ((1 << 31) - 1), rank))
+                    s_kind.append(np.full(n, kinds[k], np.int64))
+                    s_nin.append(np.full(n, len(ins), np.int64))
+                    s_pos.append(np.full(n, jj, np.int64))
+                    m1 = np.full(n, -1)
+                    add_calls(
+                        sid, k, np.full(n, jj), m1, m1, np.full(n, len(ins)), np.zeros(n, bool),
+                        m1, np.full(n, jj), m1, n_sx + rows,
+                    )  # fmt: skip
+                    n_sx += n
+                    first = res
         for k in range(ops):
             kind = kinds[k]
             if kind == ANCHOR:
                 continue
             ins = plan.inputs(k)
             if kind == PROJECT and kinds[ins[0]] == ANCHOR:
+                continue
+            if tools and kind in _SET_OP_API:
                 continue
             cnt, ids = sets.flat(k)
             later = has_calls[:, k + 1 :]
@@ -346,13 +661,18 @@ def build_trajectories_many(
                 nin = sets.end[:, ins[0]] - sets.start[:, ins[0]]
             else:
                 nin = np.full(n, len(ins))
-            e_sid.append(sid)
-            e_after.append(np.full(n, k, np.int32))
-            e_kind.append(np.full(n, _KIND_CODE[kind], np.int8))
-            e_nin.append(nin)
-            e_at.append(at)
-            e_cnt.append(cnt)
-            e_ids.append(_by_rank(cnt, ids, rank))
+            xcnt = xids = None
+            for sel, nin_l, cnt_l, ids_l in joins.get(k, {}).get("final_lead", []):
+                add_expl(sid[sel], k, _EXPL_PROJECT, nin_l, at[sel], cnt_l, ids_l)
+            if kind == JOIN:  # candidates of the answer variable that drop out
+                join = plan.joins[int(plan.op_arg[k])]
+                crow, cids = joins[k]["cand"][int(join.answer_var)]
+                ckey = (crow << 31) | cids
+                akey = (np.repeat(np.arange(n, dtype=np.int64), cnt) << 31) | ids.astype(np.int64)
+                drop = ckey[~np.isin(ckey, akey)]
+                xcnt = _counts(drop >> 31, n)
+                xids = _by_rank(xcnt, drop & ((1 << 31) - 1), rank)
+            add_expl(sid, k, _KIND_CODE[kind], nin, at, cnt, _by_rank(cnt, ids, rank), xcnt, xids)
         last = ops - 1
         cnt, ids = sets.flat(last)
         a_sid.append(sid)
@@ -373,18 +693,27 @@ def build_trajectories_many(
         "ent": cat(c_ent),
         "m": cat(c_m),
         "from_anchor": cat(c_anchor, bool),
+        "sub": cat(c_sub),
+        "spos": cat(c_spos),
+        "role": cat(c_role),
+        "sx": cat(c_sx),
     }
     order = np.lexsort((c["pos"], c["op"], c["sid"]))
     c = {k: v[order] for k, v in c.items()}
     ncalls = len(order)
+    is_rel = c["rd"] >= 0
     # distinct calls -> observations
-    key = c["rd"] * max(kg.num_entities, 1) + c["ent"]
-    ukey, uid = _unique_inverse(key)
+    key = np.where(is_rel, c["rd"] * max(kg.num_entities, 1) + c["ent"], -1)
+    ukey, uid = _unique_inverse(key[is_rel])
     urd, uent = ukey // max(kg.num_entities, 1), ukey % max(kg.num_entities, 1)
     obs, r_off, r_val = _observations(kg, urd // 2, (urd % 2).astype(bool), uent, runtime)
     api_name_s, api_param_s = _api_tables(runtime)
     lex = lexicon.frame
-    rd, ent = c["rd"], c["ent"]
+    rd = np.where(is_rel, c["rd"], 0)
+    ent = np.where(is_rel, c["ent"], 0)
+    uid_all = np.full(ncalls, -1, np.int64)
+    uid_all[is_rel] = uid
+    uid_g = np.maximum(uid_all, 0)
 
     # explanations, attached to the first call of the next op with calls, or to the final text
     e_order = np.lexsort((cat(e_after), cat(e_sid)))
@@ -394,9 +723,13 @@ def build_trajectories_many(
     ex_names = _list_series(
         np.r_[0, np.cumsum(ex_cnt_raw)], nm.names.gather(cat(e_ids)).to_arrow(), "names"
     )[e_order]
+    ex_drop = _list_series(
+        np.r_[0, np.cumsum(cat(e_xcnt))], nm.names.gather(cat(e_xids)).to_arrow(), "drop"
+    )[e_order]
     expl = pl.DataFrame(
         {
             "names": ex_names,
+            "drop": ex_drop,
             "kind": cat(e_kind, np.int8)[e_order],
             "nin": cat(e_nin)[e_order],
         }
@@ -434,6 +767,22 @@ def build_trajectories_many(
                 pl.concat_str(pl.lit("Taken together, the lists give "), listed, pl.lit("."))
             )
         )
+        .when(pl.col("kind") == _EXPL_JOIN)
+        .then(
+            pl.when(empty)
+            .then(pl.lit("No candidate passes every check."))
+            .when(pl.col("drop").list.len() == 0)
+            .then(pl.concat_str(pl.lit("Every candidate passes the checks: "), listed, pl.lit(".")))
+            .otherwise(
+                pl.concat_str(
+                    pl.lit("Checking every link rules out "),
+                    name_list_text(pl.col("drop")),
+                    pl.lit(", which leaves "),
+                    listed,
+                    pl.lit("."),
+                )
+            )
+        )
         .otherwise(
             pl.when(empty)
             .then(pl.lit("Every entity of the first list is also excluded by the second one."))
@@ -453,8 +802,25 @@ def build_trajectories_many(
     to_call = keep & (ex_at >= 0)
     tgt = np.searchsorted(call_key, ex_sid[to_call] * 64 + ex_at[to_call])
     pre = pl.repeat(None, ncalls, dtype=pl.String, eager=True)
+    g_parts = []
     if to_call.any():
-        g = pl.DataFrame({"tgt": tgt, "t": ex_text.filter(pl.Series(to_call))})
+        g_parts.append(pl.DataFrame({"tgt": tgt, "t": ex_text.filter(pl.Series(to_call))}))
+    if j_sid:  # inside JOIN ops: the first call of the next sub-step with calls
+        full_key = (call_key << 24) | c["pos"]
+        jk = ((cat(j_sid) * 64 + cat(j_op)) << 24) | cat(j_pos)
+        j_names = _list_series(
+            np.r_[0, np.cumsum(cat(j_cnt))], nm.names.gather(cat(j_ids)).to_arrow(), "names"
+        )
+        j_text = pl.select(
+            pl.concat_str(
+                pl.lit("Together, these lookups give "),
+                name_list_text(pl.lit(j_names)),
+                pl.lit("."),
+            )
+        ).to_series()
+        g_parts.append(pl.DataFrame({"tgt": np.searchsorted(full_key, jk), "t": j_text}))
+    if g_parts:
+        g = pl.concat(g_parts).with_columns(pl.col("tgt").cast(pl.Int64))
         g = g.group_by("tgt", maintain_order=True).agg(pl.col("t").str.join(" "))
         pre = pre.scatter(g["tgt"].to_numpy(), g["t"])
     to_final = keep & (ex_at < 0)
@@ -469,34 +835,145 @@ def build_trajectories_many(
         pl.lit(nm.names.gather(ent)),
         pl.lit(lex["suffix"].gather(rd)),
     )
+    first_of = (
+        pl.when(pl.col("m") > 1)
+        .then(pl.format(", the first of the {} entities found so far.", pl.col("m")))
+        .otherwise(pl.lit("."))
+    )
     thought = (
         pl.when(pl.col("from_anchor"))
         .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
         .when(pl.col("pos") == 0)
-        .then(
-            pl.concat_str(
-                pl.lit("Now I look up "),
-                phrase,
-                pl.when(pl.col("m") > 1)
-                .then(pl.format(", the first of the {} entities found so far.", pl.col("m")))
-                .otherwise(pl.lit(".")),
-            )
-        )
+        .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
         .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
     )
+    if ncalls and (c["role"] >= 0).any():  # JOIN sub-steps
+        checks = pl.when(pl.col("m") > 1).then(
+            pl.format(", the first of the {} candidates to check.", pl.col("m"))
+        )
+        tree = (
+            pl.when(pl.col("from_anchor"))
+            .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
+            .when(pl.col("spos") == 0)
+            .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
+            .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
+        )
+        check = (
+            pl.when(pl.col("spos") > 0)
+            .then(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
+            .when(pl.col("from_anchor") & (pl.col("role") == _CLOSE))
+            .then(
+                pl.concat_str(
+                    pl.lit("To see which candidates are also linked to "),
+                    pl.lit(nm.names.gather(ent)),
+                    pl.lit(", I look up "),
+                    phrase,
+                    pl.lit("."),
+                )
+            )
+            .when(pl.col("from_anchor"))
+            .then(
+                pl.concat_str(
+                    pl.lit("To rule out the candidates linked to "),
+                    pl.lit(nm.names.gather(ent)),
+                    pl.lit(", I look up "),
+                    phrase,
+                    pl.lit("."),
+                )
+            )
+            .otherwise(
+                pl.concat_str(
+                    pl.when(pl.col("role") == _CLOSE)
+                    .then(pl.lit("To check which candidate pairs are linked, I look up "))
+                    .otherwise(
+                        pl.lit("To rule out the candidate pairs that are linked, I look up ")
+                    ),
+                    phrase,
+                    checks.otherwise(pl.lit(".")),
+                )
+            )
+        )
+        thought = (
+            pl.when(pl.col("role") == _TREE)
+            .then(tree)
+            .when(pl.col("role") > _TREE)
+            .then(check)
+            .otherwise(thought)
+        )
+    sx = c["sx"]
+    set_args = set_obs = None
+    if n_sx:
+        cnts = {x: cat(v) for x, v in s_parts.items()}
+        enc = nm.encoded
+        set_args = pl.select(
+            pl.concat_str(
+                pl.lit('{"first":['),
+                pl.lit(_name_lists(cnts["fc"], cnts["fi"], enc)),
+                pl.lit('],"second":['),
+                pl.lit(_name_lists(cnts["sc"], cnts["si"], enc)),
+                pl.lit("]}"),
+            )
+        ).to_series()
+        set_obs = runtime.encode_results(np.r_[0, np.cumsum(cnts["rc"])], cnts["ri"])
+        op_api = _set_op_names(runtime)
+        sk, sn, sp = cat(s_kind), cat(s_nin), cat(s_pos)
+        set_api = pl.Series([op_api[INTERSECT], op_api[UNION], op_api[DIFFERENCE]]).gather(
+            np.select([sk == INTERSECT, sk == UNION], [0, 1], 2)
+        )
+        verb = pl.Series(["intersect", "merge"]).gather(np.where(sk == INTERSECT, 0, 1))
+        s_thought = pl.select(
+            pl.when(pl.lit(pl.Series(sk)) == DIFFERENCE)
+            .then(pl.lit("I remove the entities of the second list from the first."))
+            .when(pl.lit(pl.Series(sp)) > 0)
+            .then(
+                pl.concat_str(
+                    pl.lit("Then I "),
+                    pl.lit(verb),
+                    pl.lit(" the result with the next list."),
+                )
+            )
+            .when(pl.lit(pl.Series(sn)) > 2)
+            .then(
+                pl.format(
+                    "I {} the first two of the {} lists.", pl.lit(verb), pl.lit(pl.Series(sn))
+                )
+            )
+            .when(pl.lit(pl.Series(sk)) == INTERSECT)
+            .then(pl.lit("I intersect the two lists to keep the entities found in both."))
+            .otherwise(pl.lit("I merge the two lists."))
+        ).to_series()
+        sxg = np.maximum(sx, 0)
+        thought = pl.when(pl.col("sx") >= 0).then(pl.lit(s_thought.gather(sxg))).otherwise(thought)
     thought = (
         pl.when(pl.col("pre").is_not_null())
         .then(pl.concat_str(pl.col("pre"), pl.lit(" "), thought))
         .otherwise(thought)
     )
     param = api_param_s.gather(rd)
+    arguments = pl.concat_str(
+        pl.lit('{"'), pl.lit(param), pl.lit('":'), pl.lit(nm.encoded.gather(ent)), pl.lit("}")
+    )
+    api = pl.lit(api_name_s.gather(rd))
+    argument = pl.lit(nm.names.gather(ent))
+    observation = pl.lit(obs.gather(uid_g)) if len(obs) else pl.lit(None, pl.String)
+    if n_sx:
+        setc = pl.col("sx") >= 0
+        sxg = np.maximum(sx, 0)
+        api = pl.when(setc).then(pl.lit(set_api.gather(sxg))).otherwise(api)
+        arguments = pl.when(setc).then(pl.lit(set_args.gather(sxg))).otherwise(arguments)
+        observation = pl.when(setc).then(pl.lit(set_obs.gather(sxg))).otherwise(observation)
+        param = pl.when(setc).then(pl.lit(None, pl.String)).otherwise(pl.lit(param))
+        argument = pl.when(setc).then(pl.lit(None, pl.String)).otherwise(argument)
     steps = pl.DataFrame(
         {
             "sid": c["sid"],
             "op": c["op"],
             "pos": c["pos"],
+            "spos": c["spos"],
             "m": c["m"],
             "from_anchor": c["from_anchor"],
+            "role": c["role"],
+            "sx": sx,
             "pre": pre,
         }
     ).select(
@@ -504,17 +981,17 @@ def build_trajectories_many(
         "op",
         "pos",
         pl.lit("call").alias("kind"),
-        pl.lit(api_name_s.gather(rd)).alias("api"),
-        pl.lit(param).alias("param"),
-        pl.lit(nm.names.gather(ent)).alias("argument"),
-        pl.concat_str(
-            pl.lit('{"'), pl.lit(param), pl.lit('":'), pl.lit(nm.encoded.gather(ent)), pl.lit("}")
-        ).alias("arguments"),
-        pl.lit(obs.gather(uid)).alias("observation"),
+        api.alias("api"),
+        pl.lit(param).alias("param") if not n_sx else param.alias("param"),
+        argument.alias("argument"),
+        arguments.alias("arguments"),
+        observation.alias("observation"),
         thought.alias("thought"),
-        pl.lit(pl.Series(rd)).alias("rd"),
-        pl.lit(pl.Series(ent)).alias("ent"),
-        pl.lit(pl.Series(uid.astype(np.int64))).alias("uid"),
+        _null_if_set(rd, "rd"),
+        _null_if_set(ent, "ent"),
+        _null_if_set(uid_all, "uid"),
+        pl.lit(pl.Series(c["sub"])).alias("sub"),
+        "from_anchor",
     )
 
     # final answer
@@ -687,6 +1164,8 @@ def _add_error_recovery(
         "rd",
         "ent",
         pl.lit(None, pl.Int64).alias("uid"),
+        "sub",
+        "from_anchor",
     )
     fix = first.select(
         "sid",
@@ -765,13 +1244,24 @@ def _replay(
         .to_numpy()
     )
     m = calls.height
-    fast = np.flatnonzero(fast_mask)
-    slow = np.flatnonzero(~fast_mask)
     counts = np.zeros(m, np.int64)
     arg_id = np.full(m, -1, np.int64)
     ok = np.ones(m, bool)
     obs = pl.repeat(None, m, dtype=pl.String, eager=True)
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, offsets, values)
+    set_fast, set_args = _replay_set_ops(calls, runtime, by_name)
+    if len(set_fast):
+        rows, (off, vals) = set_fast, set_args["result"]
+        obs = obs.scatter(rows, runtime.encode_results(off, vals))
+        counts[rows] = np.diff(off)
+        pieces.append((rows, off, vals))
+        fast_set_mask = np.zeros(m, bool)
+        fast_set_mask[rows] = True
+        fast_mask = fast_mask & ~fast_set_mask
+    else:
+        fast_set_mask = np.zeros(m, bool)
+    fast = np.flatnonzero(fast_mask)
+    slow = np.flatnonzero(~fast_mask & ~fast_set_mask)
     if len(fast):
         f = parsed[fast]
         eid = f["eid"].to_numpy().astype(np.int64)
@@ -781,6 +1271,8 @@ def _replay(
         arg_id[fast] = eid
         pieces.append((fast, off, vals))
         pick = fast[np.argsort(mix_hash(0xC0C, fast), kind="stable")[:CROSS_CHECK_CALLS]]
+        if len(set_fast):
+            pick = np.r_[pick, set_fast[np.argsort(mix_hash(0x5E7, set_fast))[:8]]]
         sub = calls[pick]
         for (api, args), want in zip(
             sub.select("api", "arguments").iter_rows(), obs.gather(pick).to_list(), strict=True
@@ -791,6 +1283,15 @@ def _replay(
                     f"vectorised replay disagrees with runtime.call for {api}({args}): "
                     f"{want[:80]} != {got[:80]}"
                 )
+    if len(set_fast) and not len(fast):  # cross-check the set-operation fast path
+        pick = set_fast[np.argsort(mix_hash(0x5E7, set_fast), kind="stable")[:8]]
+        for (api, args), want in zip(
+            calls[pick].select("api", "arguments").iter_rows(),
+            obs.gather(pick).to_list(),
+            strict=True,
+        ):
+            if runtime.call(api, args).to_json() != want:
+                raise Kg2ToolError(f"vectorised set-operation replay disagrees for {api}({args})")
     if len(slow):
         sub = calls[slow]
         results = runtime.call_many(sub.select("api", "arguments").iter_rows())
@@ -810,12 +1311,95 @@ def _replay(
         arg_id[slow] = [
             _resolve(runtime, v) if v is not None else -1 for v in values_slow.to_list()
         ]
+        set_api = {a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
+        for i, (api, args) in zip(slow, sub.select("api", "arguments").iter_rows(), strict=True):
+            if api not in set_api:
+                continue
+            try:
+                got = orjson.loads(args)
+                for part in ("first", "second"):
+                    ids = [_resolve(runtime, x) for x in got[part]]
+                    set_args[part].append(
+                        (np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64)
+                    )
+            except Exception:
+                continue
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
     values = np.zeros(int(offsets[-1]), np.int32)
     for rows, off, vals in pieces:
         seg = np.diff(off)
         values[np.repeat(offsets[rows] - off[:-1], seg) + np.arange(len(vals))] = vals
-    return obs, ok, offsets, values, arg_id
+    set_keys = {
+        part: _unique(np.concatenate(set_args[part])) if set_args[part] else np.zeros(0, np.int64)
+        for part in ("first", "second")
+    }
+    return obs, ok, offsets, values, arg_id, set_keys
+
+
+_JSTR = r'"(?:[^"\\]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+_JLIST = rf"((?:{_JSTR}(?:,{_JSTR})*)?)"
+_SET_ARGS_RE = rf'^\{{"first":\[{_JLIST}\],"second":\[{_JLIST}\]\}}$'
+
+
+def _replay_set_ops(
+    calls: pl.DataFrame, runtime: ToolRuntime, by_name: pl.DataFrame
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Vectorised replay of set-operation calls written as the builder writes them
+    (``{"first":[names],"second":[names]}``, every name a display name): (their rows, and
+    ``result`` (offsets, ids in result order), ``first``/``second`` argument keys row << 31 | id).
+    Other set-operation calls are left to the slow path (``first``/``second`` lists there)."""
+    ops = {a.name: a.operation for a in runtime.catalog.apis if a.kind == "set_operation"}
+    out: dict[str, Any] = {"first": [], "second": []}
+    if not ops:
+        return np.zeros(0, np.int64), out
+    f = calls.with_row_index("u").filter(pl.col("api").is_in(list(ops)))
+    f = f.with_columns(
+        pl.col("arguments").str.extract(_SET_ARGS_RE, 1).alias("a"),
+        pl.col("arguments").str.extract(_SET_ARGS_RE, 2).alias("b"),
+    ).filter(pl.col("a").is_not_null() & pl.col("b").is_not_null())
+    if f.height == 0:
+        return np.zeros(0, np.int64), out
+    lists = f.select(
+        "u",
+        pl.col("api").replace_strict(ops).alias("op"),
+        pl.concat_str(pl.lit("["), pl.col("a"), pl.lit("]"))
+        .str.json_decode(pl.List(pl.String))
+        .alias("a"),
+        pl.concat_str(pl.lit("["), pl.col("b"), pl.lit("]"))
+        .str.json_decode(pl.List(pl.String))
+        .alias("b"),
+    )
+    keys = {}
+    unresolved = pl.Series("u", [], dtype=pl.UInt32)
+    for part in ("a", "b"):
+        e = lists.select("u", pl.col(part).alias("value")).explode("value").drop_nulls("value")
+        e = e.join(by_name, on="value", how="left")
+        unresolved = pl.concat([unresolved, e.filter(pl.col("eid").is_null())["u"]])
+        e = e.drop_nulls("eid")
+        keys[part] = _unique((e["u"].to_numpy().astype(np.int64) << 31) | e["eid"].to_numpy())
+    good = lists.filter(~pl.col("u").is_in(unresolved.implode()))
+    rows = good["u"].to_numpy().astype(np.int64)
+    a, b = keys["a"], keys["b"]
+    a, b = a[np.isin(a >> 31, rows)], b[np.isin(b >> 31, rows)]
+    code = np.zeros(calls.height, np.int8)  # 0 intersection, 1 union, 2 difference
+    code[rows] = (
+        good.select(pl.col("op").replace_strict({"intersection": 0, "union": 1, "difference": 2}))
+        .to_series()
+        .to_numpy()
+    )
+    op_a, op_b = code[a >> 31], code[b >> 31]
+    in_b = np.isin(a, b, assume_unique=True)
+    res = _unique(
+        np.concatenate([a[(op_a == 0) & in_b], a[(op_a == 2) & ~in_b], a[op_a == 1], b[op_b == 1]])
+    )
+    rows_sorted = np.sort(rows)
+    rr = np.searchsorted(rows_sorted, res >> 31)
+    cnt = np.bincount(rr, minlength=len(rows)).astype(np.int64)
+    ids = _by_rank(cnt, (res & ((1 << 31) - 1)).astype(np.int64), runtime.rank).astype(np.int32)
+    out["result"] = (np.r_[0, np.cumsum(cnt)].astype(np.int64), ids)
+    out["first"].append(a)
+    out["second"].append(b)
+    return rows_sorted, out
 
 
 def _bad_sids(engine: np.ndarray, replayed: np.ndarray, shift: int) -> np.ndarray:
@@ -851,17 +1435,44 @@ def verify_many(
     if n == 0:
         return np.zeros(0, bool), {}
     uniq = steps.select("api", "arguments").unique(maintain_order=True)
-    st = steps.select("sid", "op", "kind", "api", "arguments", "observation").join(
-        uniq.with_row_index("u"), on=["api", "arguments"], how="left", maintain_order="left"
-    )
-    obs, ok_call, r_off, r_val, arg_id = _replay(uniq, runtime)
+    st = steps.select(
+        "sid",
+        "op",
+        "kind",
+        "api",
+        "arguments",
+        "observation",
+        pl.col("sub") if "sub" in steps.columns else pl.lit(-1, pl.Int64).alias("sub"),
+        pl.col("pos") if "pos" in steps.columns else pl.lit(0, pl.Int64).alias("pos"),
+    ).join(uniq.with_row_index("u"), on=["api", "arguments"], how="left", maintain_order="left")
+    obs, ok_call, r_off, r_val, arg_id, set_keys = _replay(uniq, runtime)
     u = st["u"].to_numpy().astype(np.int64)
     st_sid = st["sid"].to_numpy().astype(np.int64)
     is_err = (st["kind"] == "error").to_numpy()
     bad_obs = _unique(st_sid[(st["observation"] != obs.gather(u)).fill_null(True).to_numpy()])
     bad_err = _unique(st_sid[is_err == ok_call[u]])
-    # replayed keys: (sid, op, result id) and (sid, op, argument id) of every non-error call
-    call = ~is_err
+    # op kind of every step (its pattern's plan)
+    st_op_all = st["op"].to_numpy().astype(np.int64)
+    kinds_tab = np.full((max(len(items), 1), 65), -1, np.int64)
+    pat_parts = []
+    for i, (plan, q) in enumerate(items):
+        kinds_tab[i, : plan.num_ops] = plan.op_kind
+        pat_parts.append(np.full(q.height, i, np.int64))
+    pat_of_row = np.concatenate(pat_parts)
+    s_order = np.argsort(sids, kind="stable")
+    at = np.minimum(np.searchsorted(sids[s_order], st_sid), max(n - 1, 0))
+    known = sids[s_order][at] == st_sid
+    st_pat = np.where(known, pat_of_row[s_order][at], 0)
+    st_kind = np.where(known, kinds_tab[st_pat, np.minimum(st_op_all, 64)], -1)
+    special = (~is_err) & (st_kind != PROJECT)
+    bad_special = [_unique(st_sid[(~is_err) & (st_kind < 0)])]
+    if special.any():
+        bad_special.append(
+            _verify_special(items, st.filter(pl.Series(special)), st_pat[special], r_off, r_val,
+                            arg_id, set_keys, runtime)
+        )  # fmt: skip
+    # replayed keys: (sid, op, result id) and (sid, op, argument id) of every PROJECT call
+    call = (~is_err) & (st_kind == PROJECT)
     c_sid, c_op, c_u = st_sid[call], st["op"].to_numpy().astype(np.int64)[call], u[call]
     cnt = r_off[c_u + 1] - r_off[c_u]
     res = r_val[_ranges(r_off[c_u], cnt)].astype(np.int64)
@@ -914,6 +1525,7 @@ def verify_many(
     cat = np.concatenate
     bad_plan.append(_bad_sids(cat(eng_res) if eng_res else np.zeros(0, np.int64), rep_res, 36))
     bad_plan.append(_bad_sids(cat(eng_arg) if eng_arg else np.zeros(0, np.int64), rep_arg, 36))
+    bad_plan.extend(bad_special)
     # the final answer lists exactly the answer set's names, in the runtime's order
     nm = _names(runtime)
     a_cnt = cat(ans_cnt)
@@ -936,6 +1548,172 @@ def verify_many(
             failures[reason] = int(mask.sum())
             ok &= ~mask
     return ok, failures
+
+
+def _diff_sids(a: pl.DataFrame, b: pl.DataFrame) -> np.ndarray:
+    """Sample ids (column ``sid``) of rows in one frame but not the other (same columns)."""
+    a, b = a.unique(), b.unique()
+    cols = a.columns
+    d = pl.concat([a.join(b, on=cols, how="anti"), b.join(a, on=cols, how="anti")])
+    return _unique(d["sid"].to_numpy().astype(np.int64))
+
+
+def _set_frame(sid: np.ndarray, cnt: np.ndarray, ids: np.ndarray, **cols: Any) -> pl.DataFrame:
+    """(sid, id[, cols]) rows of per-sample sets."""
+    f = pl.DataFrame({"sid": np.repeat(sid, cnt).astype(np.int64), "id": ids.astype(np.int64)})
+    return f.with_columns(**{k: pl.lit(v) for k, v in cols.items()}) if cols else f
+
+
+def _verify_special(
+    items: list[tuple[Plan, pl.DataFrame]],
+    st: pl.DataFrame,
+    st_pat: np.ndarray,
+    r_off: np.ndarray,
+    r_val: np.ndarray,
+    arg_id: np.ndarray,
+    set_keys: dict[str, np.ndarray],
+    runtime: ToolRuntime,
+) -> np.ndarray:
+    """Sample ids whose JOIN or set-operation calls do not recombine to the engine's sets.
+
+    JOIN: per sub-step, the calls use the sub-step's API on exactly the source term's values
+    (the anchor, or the candidates the replayed tree calls gave), and the bindings re-joined
+    from the replayed links (closing links kept, negated links removed) give the op's set.
+    Set operations: r-1 calls of the op's API per sample, ``first`` the first input's set (then
+    the previous call's replayed result), ``second`` the next input's set, last result the set.
+    """
+    names, rel_of, inv_of, is_rel = runtime._api_tables()
+    api_idx = dict(zip(names.to_list(), range(names.len()), strict=True))
+    set_op_of = {a.name: a.operation for a in runtime.catalog.apis if a.kind == "set_operation"}
+    u_all = st["u"].to_numpy().astype(np.int64)
+    rd_of_api = {
+        a: (int(rel_of[i]) * 2 + int(inv_of[i])) if is_rel[i] else -1 for a, i in api_idx.items()
+    }
+    st = st.with_columns(
+        pl.Series("pat", st_pat),
+        pl.col("api").replace_strict(rd_of_api, default=-2, return_dtype=pl.Int64).alias("rd"),
+        pl.col("api").replace_strict(set_op_of, default="", return_dtype=pl.String).alias("setop"),
+        pl.Series("arg", arg_id[u_all]),
+    )
+    cnt_u = r_off[1:] - r_off[:-1]
+    bad: list[np.ndarray] = []
+
+    def results(frame: pl.DataFrame) -> pl.DataFrame:
+        """(the frame's columns but u, id) per replayed result id of its calls."""
+        uu = frame["u"].to_numpy().astype(np.int64)
+        c = cnt_u[uu]
+        vals = r_val[_ranges(r_off[uu], c)].astype(np.int64)
+        rep = frame.drop("u").select(pl.all().gather(np.repeat(np.arange(frame.height), c)))
+        return rep.with_columns(pl.Series("id", vals))
+
+    for i, (plan, q) in enumerate(items):
+        mine = st.filter(pl.col("pat") == i)
+        if mine.height == 0:
+            continue
+        sets = _Sets(q["sets"], plan.num_ops)
+        qsid = q["sid"].to_numpy().astype(np.int64)
+        rel_ids = _matrix(q["relation_ids"], len(plan.relation_slots))
+        for k in range(plan.num_ops):
+            kind = int(plan.op_kind[k])
+            calls = mine.filter(pl.col("op") == k)
+            if kind == JOIN:
+                bad.append(_verify_join(plan, k, q, qsid, rel_ids, sets, calls, results))
+            elif kind in _SET_OP_API:
+                ins = plan.inputs(k)
+                calls = calls.select("sid", "pos", "u", "setop")
+                want_n = pl.DataFrame({"sid": qsid, "n": len(ins) - 1})
+                got_n = calls.group_by("sid").agg(pl.len().cast(pl.Int32).alias("n"))
+                bad.append(_diff_sids(want_n.cast({"n": pl.Int32}), got_n))
+                bad.append(
+                    _unique(
+                        calls.filter(
+                            (pl.col("setop") != _SET_OP_API[kind])
+                            | (pl.col("pos") < 0)
+                            | (pl.col("pos") >= len(ins) - 1)
+                        )["sid"]
+                        .to_numpy()
+                        .astype(np.int64)
+                    )
+                )
+                res = results(calls.select("sid", "pos", "u"))
+                for part, base in (("first", 0), ("second", 1)):
+                    keys = set_keys[part]
+                    kf = pl.DataFrame({"u": keys >> 31, "id": keys & ((1 << 31) - 1)})
+                    got = calls.select("sid", "pos", pl.col("u").cast(pl.Int64)).join(kf, on="u")
+                    got = got.select("sid", pl.col("pos").cast(pl.Int64), "id")
+                    want = []
+                    for j in range(len(ins) - 1):
+                        if part == "first" and j > 0:
+                            prev = res.filter(pl.col("pos") == j - 1)
+                            want.append(prev.select("sid", pl.lit(j, pl.Int64).alias("pos"), "id"))
+                        else:
+                            cnt, ids = sets.flat(ins[j + base])
+                            want.append(_set_frame(qsid, cnt, ids, pos=j))
+                    want_f = pl.concat(
+                        [w.select("sid", pl.col("pos").cast(pl.Int64), "id") for w in want]
+                    )
+                    bad.append(_diff_sids(want_f, got))
+                cnt, ids = sets.flat(k)
+                last = res.filter(pl.col("pos") == len(ins) - 2).select("sid", "id")
+                bad.append(_diff_sids(_set_frame(qsid, cnt, ids), last))
+    return _unique(np.concatenate(bad)) if bad else np.zeros(0, np.int64)
+
+
+def _verify_join(
+    plan: Plan,
+    k: int,
+    q: pl.DataFrame,
+    qsid: np.ndarray,
+    rel_ids: np.ndarray,
+    sets: _Sets,
+    calls: pl.DataFrame,
+    results: Any,
+) -> np.ndarray:
+    """Sample ids whose JOIN op ``k`` calls do not re-join to the engine's set (see above)."""
+    steps_k = join_steps(plan, k)
+    anc = _matrix(q["anchor_ids"], len(plan.anchor_slots))
+    row_of = pl.DataFrame({"sid": qsid, "row": np.arange(len(qsid))})
+    calls = calls.join(row_of, on="sid", how="left")
+    bad: list[np.ndarray] = [
+        _unique(
+            calls.filter(~pl.col("sub").is_between(0, len(steps_k) - 1))["sid"]
+            .to_numpy()
+            .astype(np.int64)
+        )
+    ]
+
+    def col(t: int) -> str:
+        return f"v{t}" if t >= 0 else f"a{-1 - t}"
+
+    bind = pl.DataFrame(
+        {"sid": qsid, **{col(-1 - j): anc[:, j].astype(np.int64) for j in range(anc.shape[1])}}
+    )
+    cand: dict[int, pl.DataFrame] = {}
+    for s_i, (role, slot, d, src, dst) in enumerate(steps_k):
+        sc = calls.filter(pl.col("sub") == s_i)
+        # the sub-step's API on every source value, and on nothing else
+        rows = sc["row"].to_numpy().astype(np.int64)
+        want_rd = rel_ids[rows, slot] * 2 + d
+        bad.append(_unique(sc["sid"].to_numpy().astype(np.int64)[sc["rd"].to_numpy() != want_rd]))
+        if src < 0:
+            want_src = pl.DataFrame({"sid": qsid, "id": anc[:, -1 - src].astype(np.int64)})
+        else:
+            want_src = cand[src]
+        bad.append(_diff_sids(want_src, sc.select("sid", pl.col("arg").cast(pl.Int64).alias("id"))))
+        edges = results(sc.select("sid", pl.col("arg").cast(pl.Int64).alias(col(src)), "u"))
+        edges = edges.rename({"id": col(dst)}).unique()
+        if role == _TREE:
+            cand[dst] = edges.select("sid", pl.col(col(dst)).alias("id")).unique()
+            bind = bind.join(edges, on=["sid", col(src)], how="inner")
+        elif role == _CLOSE:
+            bind = bind.join(edges, on=["sid", col(src), col(dst)], how="semi")
+        else:
+            bind = bind.join(edges, on=["sid", col(src), col(dst)], how="anti")
+    join = plan.joins[int(plan.op_arg[k])]
+    got = bind.select("sid", pl.col(col(int(join.answer_var))).alias("id"))
+    cnt, ids = sets.flat(k)
+    bad.append(_diff_sids(_set_frame(qsid, cnt, ids), got))
+    return _unique(np.concatenate(bad))
 
 
 def _resolve(runtime: ToolRuntime, name: str) -> int:

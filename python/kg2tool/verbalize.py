@@ -26,7 +26,7 @@ import polars as pl
 
 from kg2tool.apis import ApiCatalog, load_overrides, relation_words
 from kg2tool.errors import InputError
-from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, PROJECT, UNION, Plan
+from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 
 __all__ = [
     "RAW_ID_PATTERN",
@@ -308,9 +308,70 @@ def op_phrases(
             else:
                 expr = pl.concat_str(pl.lit(parts[0]), pl.lit(" but not "), pl.lit(parts[1]))
             out.append(pl.select(expr).to_series())
-        else:  # JOIN / TYPE_FILTER: no phrase (the trajectory builder skips such plans)
+        elif kind == JOIN:
+            out.append(_join_phrase(plan, k, relation_ids, anchor_names, lexicon))
+        else:  # TYPE_FILTER: no phrase (the trajectory builder skips such plans)
             out.append(None)
     return out
+
+
+def _join_phrase(
+    plan: Plan,
+    k: int,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    lexicon: RelationLexicon,
+) -> pl.Series:
+    """Noun phrase of a JOIN op's answers: the answer variable's path from the anchors along
+    the trajectory's spanning tree, then one clause per other atom ("that are also ...",
+    "but not ...", "where <x> is also <phrase of y>"), each variable named by its own path."""
+    from kg2tool.trajectories import _CLOSE, _TREE, join_steps
+
+    join = plan.joins[int(plan.op_arg[k])]
+    f = int(join.answer_var)
+    desc: dict[int, pl.Expr] = {}
+
+    def term(t: int) -> pl.Expr:
+        return pl.lit(anchor_names[-1 - t]) if t < 0 else desc[t]
+
+    def rel(slot: int, d: int, inner: pl.Expr) -> pl.Expr:
+        rd = relation_ids[:, slot].astype(np.int64) * 2 + d
+        return pl.concat_str(
+            pl.lit(_lex(lexicon, rd, "prefix")), inner, pl.lit(_lex(lexicon, rd, "suffix"))
+        )
+
+    clauses: list[pl.Expr] = []
+    for role, slot, d, src, dst in join_steps(plan, k):
+        if role == _TREE:
+            desc[dst] = rel(slot, d, term(src))
+            if dst != f and src >= 0 and src != f:
+                continue
+            if src == f:  # a variable hanging from the answer: f must have such a link
+                clauses.append(pl.concat_str(pl.lit("that have "), rel(slot, d, pl.lit("them"))))
+            continue
+        neg = role != _CLOSE
+        if dst == f:
+            body = rel(slot, d, term(src))
+            clauses.append(pl.concat_str(pl.lit("but not " if neg else "that are also "), body))
+        elif src == f:
+            body = rel(slot, 1 - d, term(dst))
+            clauses.append(pl.concat_str(pl.lit("but not " if neg else "that are also "), body))
+        else:
+            clauses.append(
+                pl.concat_str(
+                    pl.lit("where "),
+                    term(dst),
+                    pl.lit(" is not " if neg else " is also "),
+                    rel(slot, d, term(src)),
+                )
+            )
+    parts = [desc[f], *clauses]
+    items: list[pl.Expr] = []
+    for i, p in enumerate(parts):
+        if i:
+            items.append(pl.lit(", " if i > 1 else " "))
+        items.append(p)
+    return pl.select(pl.concat_str(items)).to_series()
 
 
 def _join_parts(parts: list[pl.Series], sep: str, last: str) -> pl.Expr:
@@ -328,6 +389,14 @@ def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
     k = plan.num_ops - 1
     while int(plan.op_kind[k]) in (INTERSECT, UNION, DIFFERENCE):
         k = plan.inputs(k)[0]
+    if int(plan.op_kind[k]) == JOIN:  # the tree atom that gives the answer variable
+        from kg2tool.trajectories import _TREE, join_steps
+
+        f = int(plan.joins[int(plan.op_arg[k])].answer_var)
+        for role, slot, d, _, dst in join_steps(plan, k):
+            if role == _TREE and dst == f:
+                return relation_ids[:, slot].astype(np.int64) * 2 + d
+        return None
     if int(plan.op_kind[k]) != PROJECT:
         return None
     return relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
@@ -373,7 +442,7 @@ def verbalize(
     thing = pl.when(person).then(pl.lit("people")).otherwise(pl.lit("entities"))
     whole = pl.lit(phrases[last])
     templates: list[tuple[pl.Expr, str]]
-    if kind == PROJECT:
+    if kind in (PROJECT, JOIN):
         templates = [
             (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?"),
             (pl.concat_str(pl.lit("name "), whole), "."),
