@@ -543,7 +543,9 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       return true;
     }
   }
-  if (!execute_all(g, p, rel, anchor, ws)) {
+  // Not execute_all: sets the grounding already evaluated (a difference's kept branch)
+  // stay valid, since grounding later branches binds none of their slots.
+  if (!eval_op(g, p, rel, anchor, last, ws)) {
     reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
     return false;
   }
@@ -645,6 +647,30 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       if (!negates) continue;
       if (kind == OP_DIFFERENCE && op == last) {  // without it the answers are its kept input
         if (ws.sets[size_t(p.input(op, 0))].size() == answers.size()) {
+          reason = REJ_TRIVIAL_NEGATION;
+          return false;
+        }
+        continue;
+      }
+      if (kind == OP_DIFFERENCE && p.kind[size_t(last)] == OP_PROJECT && p.input(last, 0) == op) {
+        // The answers project the difference: the negation removes an answer iff an entity
+        // it removed reaches one that is not an answer (no second full projection).
+        const View kept = ws.sets[size_t(p.input(op, 0))];
+        const View left = ws.sets[size_t(op)];
+        Set& removed = ws.acc;
+        removed.clear();
+        std::set_difference(kept.begin(), kept.end(), left.begin(), left.end(),
+                            std::back_inserter(removed));
+        const Adjacency& a = g.adj[p.dir[size_t(last)] == 0 ? 0 : 1];
+        const int32_t r = rel[p.arg[size_t(last)]];
+        bool removes = false;
+        for (size_t i = 0; i < removed.size() && !removes; ++i)
+          for (int32_t y : a.neighbors(removed[i], r))
+            if (!contains(answers, y)) {
+              removes = true;
+              break;
+            }
+        if (!removes) {
           reason = REJ_TRIVIAL_NEGATION;
           return false;
         }
