@@ -496,7 +496,8 @@ struct Candidate {
 
 // One attempt: ground, execute, check. Appends the candidate to the arena on success.
 bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, Workspace& ws,
-             Arena& arena, Candidate& cand, int& reason, const SeenQueries* known, bool store) {
+             Arena& arena, Candidate& cand, int& reason, const SeenQueries* known, bool store,
+             bool known_positive) {
   const int32_t nops = p.num_ops(), last = nops - 1;
   reset(ws, g, p);
   ws.max_set = opt.max_intermediate;
@@ -550,7 +551,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     return false;
   }
   const View answers = ws.sets[size_t(last)];
-  if (!contains(answers, t)) {
+  if (!known_positive && !contains(answers, t)) {  // a plan without negation keeps t
     reason = REJ_TARGET_LOST;
     return false;
   }
@@ -787,7 +788,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         for (int a = 0; a < opt.max_tries; ++a) {
           Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
           int reason = REJ_NO_EDGE;
-          if (attempt(g, p, opt, rng, ws, arena, c, reason, known, store)) break;
+          if (attempt(g, p, opt, rng, ws, arena, c, reason, known, store, positive)) break;
           arena.fails.push_back(uint8_t(reason));
           ++c.nfails;
         }
@@ -800,6 +801,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
     int64_t i = 0;
     for (; i < batch && accepted < n && next + i - start_candidate < budget(accepted); ++i) {
       const Candidate& c = cands[size_t(i)];
+      if (i + 8 < batch && cands[size_t(i + 8)].ok) seen.prefetch(cands[size_t(i + 8)].hash);
       res.attempts += int64_t(c.nfails) + (c.ok ? 1 : 0);
       if (c.nfails) {
         const uint8_t* f = arenas[size_t(c.worker)].fails.data() + c.fail_begin;

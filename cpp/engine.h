@@ -59,7 +59,7 @@ struct SampleOptions {
 // The sets of one executed query: sets[op] for every op.
 // sets[op] views the set of op: its own storage in store[op], or, for a projection of a
 // single entity, the KG's neighbour slice itself (no copy).
-struct Workspace {
+struct alignas(64) Workspace {  // one per thread: no false sharing
   std::vector<View> sets;
   std::vector<Set> store;
   std::vector<char> done;
@@ -126,6 +126,10 @@ class SeenQueries {
       if (slots_[i] == h) return true;
       if (slots_[i] == 0) return false;
     }
+  }
+  // Starts loading h's slot (the sequential de-duplication pass runs a few ahead).
+  void prefetch(uint64_t h) const {
+    if (!slots_.empty()) __builtin_prefetch(slots_.data() + slot(h));
   }
   // True when h was not in the set (and is now).
   bool insert(uint64_t h) {
