@@ -27,7 +27,7 @@ namespace {
 // instead of queueing one after another.
 void project(const Adjacency& a, View from, int32_t r, Marks& marks, Set& out) {
   out.clear();
-  constexpr size_t G = 16;
+  constexpr size_t G = 32;
   int64_t lo[G], hi[G];
   uint32_t sb[G], se[G];
   const int64_t* ent_dir = a.ent_dir.ptr;

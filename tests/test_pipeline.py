@@ -305,3 +305,39 @@ def test_every_pattern_exhausted_writes_what_there_is(tmp_path: Path, capsys) ->
     assert main(args) == 0
     assert "(3 already done)" in capsys.readouterr().out
     assert output_bytes(tmp_path) == before
+
+
+# ----- anchors a question cannot name ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_labels_kg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CoDEx-S where every 8th entity takes the label of the one before it (both become
+    unnamable: their display names are "Label (key)")."""
+    import shutil
+
+    import kg2tool
+
+    src = Path(kg2tool.__file__).parent / "data" / "codex-s"
+    kg = tmp_path_factory.mktemp("shared") / "kg"
+    shutil.copytree(src, kg)
+    lines = (kg / "entities.tsv").read_text(encoding="utf-8").splitlines()
+    rows = [line.split("\t") for line in lines[1:]]
+    for i in range(8, len(rows), 8):
+        rows[i][1] = rows[i - 1][1]
+    text = "\n".join([lines[0], *("\t".join(r) for r in rows)]) + "\n"
+    (kg / "entities.tsv").write_text(text, encoding="utf-8")
+    return kg
+
+
+def test_unnamable_anchors_are_redrawn(shared_labels_kg: Path, tmp_path: Path) -> None:
+    """Queries whose anchors have a shared label are skipped when drawn, not dropped from shards:
+    the run writes exactly N samples, and which ones does not depend on the shard size."""
+    settings = {"kg": str(shared_labels_kg), "num_samples": 200, "seed": 3, "progress": False}
+    a = generate(out=str(tmp_path / "a"), shard_size=50, **settings)
+    assert a.written == 200 and not any(a.dropped.values())
+    assert a.rejected["unnamable_anchor"] > 0
+    b = generate(out=str(tmp_path / "b"), shard_size=200, **settings)
+    assert b.written == 200 and b.rejected["unnamable_anchor"] == a.rejected["unnamable_anchor"]
+    assert sorted_rows(tmp_path / "a").equals(sorted_rows(tmp_path / "b"))
+    assert sorted_records(tmp_path / "a") == sorted_records(tmp_path / "b")

@@ -27,6 +27,27 @@ def test_json_escaping_equals_orjson_and_polars() -> None:
     assert (concat(len(s), "<", Str(s, json=True), ">") == polars).all()
 
 
+def test_json_escaping_of_long_values_word_at_a_time() -> None:
+    """Values longer than the 8-byte words the escaper tests at once, specials at every offset
+    (dense, sparse, none), multi-byte UTF-8 next to them."""
+    rng = random.Random(1)
+    plain = [c for c in CHARS if c >= " " and c not in '"\\']
+    special = ['"', "\\", "\n", "\x00", "\x1f", "\t", "\x7f", "é"]
+    vals = []
+    for _ in range(3000):
+        density = rng.choice([0.0, 0.02, 0.3, 1.0])
+        n = rng.randint(0, 70)
+        vals.append(
+            "".join(
+                rng.choice(special) if rng.random() < density else rng.choice(plain)
+                for _ in range(n)
+            )
+        )
+    s = pl.Series(vals)
+    got = concat(len(s), Str(s, json=True), "|", Str(s))
+    assert got.to_list() == [f"{orjson.dumps(v).decode()}|{v}" for v in vals]
+
+
 def test_gather_join_and_bytes() -> None:
     col = pl.Series(list("abcdef"))
     assert concat(3, Str(col, index=np.array([5, 0, 0]))).to_list() == ["f", "a", "a"]

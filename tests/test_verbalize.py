@@ -77,3 +77,89 @@ def test_join_questions_name_anchors_and_read_as_questions(pattern: str) -> None
             if slot.startswith("s"):
                 label = kg.entities.filter(pl.col("key") == key)["label"][0]
                 assert label in q
+
+
+ALL_PATTERNS = [
+    *BETAE_TYPES,
+    *"triangle square 3c 3cm lollipop 2m 2nm 3mp 3pm im pni_fit 2il 3il".split(),
+]
+
+
+@cache
+def _dataset_questions(pattern: str, n: int = 40, seed: int = 0) -> tuple[str, ...]:
+    from kg2tool.dataset import build_dataset
+
+    return tuple(build_dataset(kg(), [pattern], n, seed=seed)["question"].to_list())
+
+
+@pytest.mark.parametrize("pattern", ALL_PATTERNS)
+def test_questions_read_cleanly(pattern: str) -> None:
+    """No doubled question words or words, stray spaces or periods, bad agreement."""
+    qs = _dataset_questions(pattern)
+    assert qs
+    for q in qs:
+        low = q.lower()
+        assert q[0].isupper() and q[-1] in "?." and q.count("?") <= 1, q
+        # one question word, at the start: no "What are what X is part of"
+        assert len(re.findall(r"\bwhat\b", low)) <= 1 and not re.search(r".\bwhat\b", low), q
+        assert not re.search(r"^(what|who|which \w+) (is|are) (what|who|which)\b", low), q
+        assert not re.search(r"\b(\w+) \1\b", low), q  # "the the", "are are"
+        assert ".." not in q and " ?" not in q and " ." not in q and " ," not in q, q
+        assert "  " not in q and ",," not in q, q
+        assert "them" not in low.split() and "None" not in q, q
+        # agreement: a plural head is never followed by "is"/"that is"; the reverse for "are"
+        assert not re.search(r"\bthe (people|countries|organizations) (that|who) is\b", low), q
+        assert not re.search(r"\b(people|countries|organizations) is (a member|part)\b", low), q
+        assert not re.search(r"\bwhat (is|are) what\b", low), q
+        one = r"(occupation|genre|spouse|unmarried partner|birthplace|residence|record label)"
+        lead = r"(^|\b(name|find|list|among|know|me|is|are) )"
+        assert not re.search(rf"{lead}the {one} of [A-Z][^,]*? (that|who) are\b", q), q
+        assert not re.search(rf"^(who|what) are the {one} of\b", low), q
+
+
+@pytest.mark.parametrize(
+    ("pattern", "k"),
+    [("1p", 4), ("2p", 4), ("2i", 4), ("3i", 3), ("2in", 4), ("pin", 4), ("2u", 3), ("up", 3)],
+)
+def test_each_pattern_uses_several_templates(pattern: str, k: int) -> None:
+    """Over 200 questions, at least ``k`` distinct openings (one per template)."""
+    qs = _dataset_questions(pattern, 200, 3)
+    openings = {" ".join(q.split()[:2]) for q in qs}
+    assert len(openings) >= k, sorted(openings)
+
+
+def test_plural_argument_takes_plural_verb_and_head() -> None:
+    """A set argument makes the relation's phrase plural ("the organizations that the
+    people who influenced X are members of", "the birthplaces of the people ...")."""
+    lex = build_lexicon(kg())
+    frame = lex.frame
+    member = frame.filter(pl.col("suffix") == " is a member of")
+    assert member.height and (member["suffix_m"] == " are members of").all()
+    birth = frame.filter(pl.col("prefix") == "the birthplace of ")
+    assert birth.height and (birth["prefix_m"] == "the birthplaces of ").all()
+    assert not birth["plural"].any()
+    heads = frame.filter(pl.col("prefix") == "the head of state of ")
+    assert (heads["prefix_p"] == "the heads of state of ").all()
+
+
+def test_name_ending_in_period_gets_no_second_period() -> None:
+    """ "Sammy Davis Jr." at the end of a question or a thought: one period."""
+    from kg2tool.verbalize import _finish
+
+    out = pl.select(
+        _finish(pl.lit("name the occupation of Sammy Davis Jr."), ".").alias("q")
+    ).item()
+    assert out == "Name the occupation of Sammy Davis Jr."
+    from kg2tool.trajectories import _one_period
+
+    texts = pl.Series(["I need Jr.. Next", "So the answer is Jr..", "wait... ok", "a.b"])
+    got = pl.select(_one_period(pl.lit(texts))).to_series().to_list()
+    assert got == ["I need Jr. Next", "So the answer is Jr.", "wait... ok", "a.b"]
+
+
+def test_thoughts_have_no_double_periods() -> None:
+    from kg2tool.dataset import build_dataset
+
+    f = build_dataset(kg(), ["1p", "2p", "2i", "pi", "2in"], 300, seed=0)
+    text = "\n".join(f["messages"].cast(pl.String).to_list())
+    assert not re.search(r"[^.]\.\.[^.]", text)

@@ -35,7 +35,6 @@ from kg2tool.runtime import ToolRuntime
 from kg2tool.trajectories import (
     MAX_JOIN_CALLS,
     UnsupportedPlanError,
-    _names,
     build_trajectories_many,
     check_plan,
     join_call_counts,
@@ -78,6 +77,18 @@ class Context:
         self.runtime = ToolRuntime(kg, self.catalog)
         self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
         self.fragments = ToolFragments(self.catalog)
+        self.namable = namable_entities(self.runtime)
+
+
+def namable_entities(runtime: ToolRuntime) -> np.ndarray:
+    """Per entity id: whether a question can name it as an anchor, i.e. its display name is its
+    label (no other entity shares the label) and the label is not a raw KG id (``Q42``, ``/m/..``).
+    Queries with another anchor are dropped by the sample builder; the ``generate`` driver skips
+    them when it draws queries, so a run writes the samples it asks for."""
+    labels = runtime.kg.entities["label"]
+    names = pl.Series(runtime.names, dtype=pl.String)
+    ok = (names == labels).fill_null(False) & ~labels.str.contains(RAW_ID_PATTERN).fill_null(False)
+    return ok.to_numpy().astype(bool)
 
 
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
@@ -265,11 +276,7 @@ def _questions(
     rel = _matrix(q["relation_ids"], len(plan.relation_slots))
     anchor_names = [labels.gather(anc[:, j]) for j in range(k_anc)]
     # anchors whose label is shared or is a raw id cannot be named in a question
-    names = _names(ctx.runtime).names
-    ok_anchor = np.ones(q.height, bool)
-    for j in range(k_anc):
-        ok_anchor &= (names.gather(anc[:, j]) == anchor_names[j]).fill_null(False).to_numpy()
-        ok_anchor &= ~anchor_names[j].str.contains(RAW_ID_PATTERN).fill_null(False).to_numpy()
+    ok_anchor = ctx.namable[anc].all(axis=1) if k_anc else np.ones(q.height, bool)
     dropped = report["dropped"]
     if (~ok_anchor).any():
         dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())

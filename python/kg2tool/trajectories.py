@@ -311,6 +311,16 @@ def build_trajectories(
 _TREE, _CLOSE, _NEG = 0, 1, 2
 
 
+def _one_period(text: pl.Expr) -> pl.Expr:
+    """One period where a name ending in "." ends a sentence ("Sammy Davis Jr.." -> "Jr.");
+    an ellipsis stays."""
+    return (
+        pl.when(text.str.contains("..", literal=True))
+        .then(text.str.replace_all(r"([^.])\.\.(\s|$)", "${1}.${2}"))
+        .otherwise(text)
+    )
+
+
 def join_steps(plan: Plan, k: int) -> list[tuple[int, int, int, int, int]]:
     """Sub-steps of JOIN op ``k``: (role, relation slot, direction, source term, target term).
 
@@ -949,6 +959,7 @@ def build_trajectories_many(
         .then(pl.concat_str(pl.col("pre"), pl.lit(" "), thought))
         .otherwise(thought)
     )
+    thought = _one_period(thought)
     param = api_param_s.gather(rd)
     arguments = pl.concat_str(
         pl.lit('{"'), pl.lit(param), pl.lit('":'), pl.lit(nm.encoded.gather(ent)), pl.lit("}")
@@ -1023,10 +1034,11 @@ def build_trajectories_many(
     ).select(
         "sid",
         "answer_names",
-        pl.when(pl.col("final_pre").is_not_null())
-        .then(pl.concat_str(pl.col("final_pre"), pl.lit(" "), answer_sentence))
-        .otherwise(answer_sentence)
-        .alias("final_text"),
+        _one_period(
+            pl.when(pl.col("final_pre").is_not_null())
+            .then(pl.concat_str(pl.col("final_pre"), pl.lit(" "), answer_sentence))
+            .otherwise(answer_sentence)
+        ).alias("final_text"),
         (na == 0).alias("empty"),
     )
     n = len(sid_all)
@@ -1177,7 +1189,9 @@ def _add_error_recovery(
             pl.lit(". The exact name is "),
             pl.col("argument"),
             pl.lit(", so I call again with it."),
-        ).alias("fix"),
+        )
+        .pipe(_one_period)
+        .alias("fix"),
     )
     steps = (
         steps.join(fix, on=["sid", "op", "pos"], how="left", maintain_order="left")

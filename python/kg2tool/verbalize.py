@@ -54,7 +54,7 @@ CURATED: dict[str, tuple[str, str]] = {
     "produced by": ("the producer of {x}", "the {dom} produced by {x}"),
     "member of political party": ("the political party of {x}", "the members of {x}"),
     "member of": ("the organizations that {x} is a member of", "the members of {x}"),
-    "part of": ("what {x} is part of", "the parts of {x}"),
+    "part of": ("the {rng} that {x} is part of", "the parts of {x}"),
     "named after": ("the namesake of {x}", "the {dom} named after {x}"),
     "cast member": ("the cast members of {x}", "the {dom} starring {x}"),
     "practiced by": ("the groups that practice {x}", "the {dom} practiced by {x}"),
@@ -82,7 +82,7 @@ CURATED: dict[str, tuple[str, str]] = {
     "location of formation": ("the place where {x} was formed", "the {dom} formed in {x}"),
     "employer": ("the employers of {x}", "the people employed by {x}"),
     "instrument": ("the instruments played by {x}", "the people who play {x}"),
-    "genre": ("the genre of {x}", "the {dom} in the genre {x}"),
+    "genre": ("the genre of {x}", "the {dom} in the {x} genre"),
     "record label": ("the record label of {x}", "the artists signed to {x}"),
     "occupation": ("the occupation of {x}", "the people whose occupation is {x}"),
     "field of work": ("the field of work of {x}", "the people who work in {x}"),
@@ -139,6 +139,74 @@ def _plural(word: str) -> str:
     else:
         last += "s"
     return f"{head} {last}" if head else last
+
+
+# Words that end the head noun of a phrase ("the people | who influenced {x}").
+_HEAD_STOP = {
+    "of", "that", "who", "whose", "where", "which", "in", "from", "by", "with", "to", "at",
+    "on", "for", "starring", "bordering", "set", "born", "include",
+}  # fmt: skip
+# Verbs right after the argument, for a plural argument ("{x} is a member of" -> "are members of").
+_ARG_VERBS = (
+    (" is a member of", " are members of"),
+    (" is", " are"),
+    (" has", " have"),
+    (" was", " were"),
+)
+# Verbs right after the head, for a plural head ("the region that contains" -> "that contain").
+_HEAD_VERBS = {"contains": "contain", "has": "have", "is": "are", "was": "were"}
+
+
+def _is_plural_word(word: str) -> bool:
+    return word in ("people", "children", "men", "women") or (
+        word.endswith("s") and not word.endswith("ss")
+    )
+
+
+def _head_span(pre: str) -> tuple[int, int]:
+    """(index past the head's last word, index of its noun) in ``pre.split(" ")``: "the record
+    labels founded by " -> (3, 2), "the head of state of " -> (4, 1); (0, 0) when the phrase
+    does not start with "the <noun>"."""
+    words = pre.split(" ")
+    if len(words) < 2 or words[0] != "the" or not words[1]:
+        return 0, 0
+    j = 1
+    while j < len(words) and words[j] and words[j] not in _HEAD_STOP:
+        if j > 1 and words[j].endswith(("ed", "en")):
+            break
+        j += 1
+    if words[j : j + 1] == ["of"] and j + 2 < len(words) and words[j + 2] == "of" and words[j + 1]:
+        return j + 2, j - 1  # "head of state", "country of citizenship"
+    return j, j - 1
+
+
+def _pluralize_head(pre: str) -> str:
+    """The phrase prefix with a plural head ("the birthplace of " -> "the birthplaces of ")."""
+    j, noun = _head_span(pre)
+    if not j:
+        return pre
+    words = pre.split(" ")
+    if not _is_plural_word(words[noun]):
+        words[noun] = _plural(words[noun])
+    if j + 1 < len(words) and words[j] in ("that", "who") and words[j + 1] in _HEAD_VERBS:
+        words[j + 1] = _HEAD_VERBS[words[j + 1]]
+    return " ".join(words)
+
+
+def _plural_arg(pre: str, post: str) -> tuple[str, str]:
+    """Prefix and suffix for a plural argument (a set, "the people who influenced X"): plural
+    head, verbs after the argument in the plural, "whose Y is" -> "whose Y is one of", and a
+    name used as a modifier ("the people of the {x} movement") made a plain argument."""
+    pre = _pluralize_head(pre)
+    if pre.endswith(" the ") and post.strip() and not post.startswith((" is", " was", " has")):
+        return pre[: -len("the ")], ""
+    if pre.endswith(" is "):
+        pre += "one of "
+    for one, many in _ARG_VERBS:
+        if post == one or post.startswith(one + " "):
+            post = many + post[len(one) :]
+            break
+    return pre, post
 
 
 def _split(template: str) -> tuple[str, str]:
@@ -233,11 +301,19 @@ def build_lexicon(
                 qword = f"which {_plural(tlabel)}"
             else:
                 qword = "what"
-            head = pre.split()[1] if len(pre.split()) > 1 else ""
-            plural = head in ("people", "children") or (
-                head.endswith("s") and not head.endswith("ss")
-            )
-            rows.append((rid * 2 + d, pre, post, qword, person, plural))
+            qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
+            j, noun = _head_span(pre)
+            head = " ".join(pre.split(" ")[1:j]) if j else ""
+            plural = bool(head) and _is_plural_word(pre.split(" ")[noun])
+            pre_p = _pluralize_head(pre)
+            head_pl = " ".join(pre_p.split(" ")[1:j]) if j else ""
+            pre_m, post_m = _plural_arg(pre, post)
+            rows.append(
+                (
+                    rid * 2 + d, pre, post, qword, person, plural, qword_one, pre_p, pre_m,
+                    post_m, head, head_pl,
+                )
+            )  # fmt: skip
     frame = pl.DataFrame(
         rows,
         schema={
@@ -247,6 +323,12 @@ def build_lexicon(
             "qword": pl.String,
             "person": pl.Boolean,
             "plural": pl.Boolean,
+            "qword_one": pl.String,
+            "prefix_p": pl.String,
+            "prefix_m": pl.String,
+            "suffix_m": pl.String,
+            "head": pl.String,
+            "head_pl": pl.String,
         },
         orient="row",
     )
@@ -274,45 +356,143 @@ def _lex(lexicon: RelationLexicon, rd: np.ndarray, column: str) -> pl.Series:
     return lexicon.frame.get_column(column).gather(rd)
 
 
-def op_phrases(
+@dataclass(frozen=True)
+class _Phrase:
+    """What an op's set is, per row. ``text``: the natural phrase ("the spouse of X", or for a
+    set op the bare "both A and B"); ``many``: it is grammatically plural; ``noun``: a noun
+    phrase with a plural head ("the spouses of X", "those that are both A and B");
+    ``person``: the answers are people; ``head``: the demonstrative ("that spouse", "those
+    people"), empty when the phrase has no simple head noun; ``arg``: the phrase as the
+    argument of a relation ("the spouse of X", "those that are both A and B")."""
+
+    text: pl.Series
+    many: pl.Series
+    noun: pl.Series
+    person: pl.Series
+    head: pl.Series
+    arg: pl.Series
+
+
+def _materialise(n: int, **cols: pl.Expr) -> _Phrase:
+    frame = pl.select(**cols)
+    assert frame.height == n, (frame.height, n)
+    if "arg" not in cols:
+        frame = frame.with_columns(pl.col("text").alias("arg"))
+    return _Phrase(
+        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg"))
+    )
+
+
+def _name_phrase(names: pl.Series | str, n: int) -> _Phrase:
+    """An anchor (or a fixed word such as "someone"): singular, no head."""
+    text = names if isinstance(names, pl.Series) else pl.Series([names] * n, dtype=pl.String)
+    return _Phrase(
+        text,
+        pl.Series(np.zeros(n, bool)),
+        text,
+        pl.Series(np.zeros(n, bool)),
+        pl.Series([""] * n, dtype=pl.String),
+        text,
+    )
+
+
+def _project(lexicon: RelationLexicon, rd: np.ndarray, inner: _Phrase) -> _Phrase:
+    """The phrase of a relation applied to ``inner`` (a plural inner takes the plural forms:
+    "the organizations that the people who influenced X are members of")."""
+    g = lexicon.frame[rd]
+    arg = pl.lit(inner.arg)
+    many_in = pl.lit(inner.many)
+    suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))
+    many = many_in | pl.lit(g["plural"])
+    head_one = pl.when(pl.lit(g["head"]) == "").then(pl.lit(""))
+    return _materialise(
+        len(rd),
+        text=pl.concat_str(
+            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix"])),
+            arg,
+            suffix,
+        ),
+        many=many,
+        noun=pl.concat_str(
+            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix_p"])),
+            arg,
+            suffix,
+        ),
+        person=pl.lit(g["person"]),
+        head=head_one.when(many)
+        .then(pl.concat_str(pl.lit("those "), pl.lit(g["head_pl"])))
+        .otherwise(pl.concat_str(pl.lit("that "), pl.lit(g["head"]))),
+    )
+
+
+def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
+    """Intersection "both A and B", union "either A or B", difference "A but not B"; as a
+    noun phrase "those that are ..." ("those who are ..." for people)."""
+    texts = [pl.lit(p.text) for p in parts]
+    if kind == INTERSECT:
+        bare = _all_of(texts)
+    elif kind == UNION:
+        bare = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
+    else:
+        bare = pl.concat_str(texts[0], pl.lit(" but not "), texts[1])
+    person = pl.lit(parts[0].person)
+    noun = pl.concat_str(
+        pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
+        bare,
+    )
+    return _materialise(
+        len(parts[0].text),
+        text=bare,
+        many=pl.lit(parts[0].person).is_not_null(),
+        noun=noun,
+        person=person,
+        head=pl.lit(parts[0].head).str.slice(0, 0),
+        arg=noun,
+    )
+
+
+def _all_of(parts: list[pl.Expr]) -> pl.Expr:
+    """ "both A and B", "simultaneously A, B and C"."""
+    if len(parts) == 2:
+        return pl.concat_str(pl.lit("both "), parts[0], pl.lit(" and "), parts[1])
+    return pl.concat_str(pl.lit("simultaneously "), _expr_join(parts, ", ", " and "))
+
+
+def _phrases(
     plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
-) -> list[pl.Series | None]:
-    """Noun phrase per op (per row): what the op's set is, composed along the plan."""
-    out: list[pl.Series | None] = []
+) -> list[_Phrase | None]:
+    n = relation_ids.shape[0]
+    out: list[_Phrase | None] = []
     for k in range(plan.num_ops):
         kind, arg = int(plan.op_kind[k]), int(plan.op_arg[k])
         ins = plan.inputs(k)
         if kind == ANCHOR:
-            out.append(anchor_names[arg])
+            out.append(_name_phrase(anchor_names[arg], n))
         elif kind == PROJECT:
-            rd = relation_ids[:, arg].astype(np.int64) * 2 + int(plan.op_dir[k])
             inner = out[ins[0]]
-            out.append(
-                pl.select(
-                    pl.concat_str(
-                        pl.lit(_lex(lexicon, rd, "prefix")),
-                        pl.lit(inner),
-                        pl.lit(_lex(lexicon, rd, "suffix")),
-                    )
-                ).to_series()
-            )
+            rd = relation_ids[:, arg].astype(np.int64) * 2 + int(plan.op_dir[k])
+            out.append(None if inner is None else _project(lexicon, rd, inner))
         elif kind in (INTERSECT, UNION, DIFFERENCE):
             parts = [out[i] for i in ins]
-            if any(p is None for p in parts):
-                out.append(None)
-                continue
-            if kind == INTERSECT:
-                expr = _join_parts(parts, " and also ", " and also ")
-            elif kind == UNION:
-                expr = pl.concat_str(pl.lit("either "), _join_parts(parts, ", ", " or "))
-            else:
-                expr = pl.concat_str(pl.lit(parts[0]), pl.lit(" but not "), pl.lit(parts[1]))
-            out.append(pl.select(expr).to_series())
+            out.append(None if any(p is None for p in parts) else _set_phrase(kind, parts))  # type: ignore[arg-type]
         elif kind == JOIN:
             out.append(_join_phrase(plan, k, relation_ids, anchor_names, lexicon))
         else:  # TYPE_FILTER: no phrase (the trajectory builder skips such plans)
             out.append(None)
     return out
+
+
+def op_phrases(
+    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+) -> list[pl.Series | None]:
+    """Noun phrase per op (per row): what the op's set is, composed along the plan."""
+    return [
+        None if p is None else p.text for p in _phrases(plan, relation_ids, anchor_names, lexicon)
+    ]
+
+
+def _be(many: pl.Expr) -> pl.Expr:
+    return pl.when(many).then(pl.lit("are")).otherwise(pl.lit("is"))
 
 
 def _join_phrase(
@@ -321,67 +501,111 @@ def _join_phrase(
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
-) -> pl.Series:
-    """Noun phrase of a JOIN op's answers: the answer variable's path from the anchors along
-    the trajectory's spanning tree, then one clause per other atom ("that are also ...",
-    "but not ...", "where <x> is also <phrase of y>"), each variable named by its own path."""
+) -> _Phrase:
+    """Phrase of a JOIN op's answers: the answer variable's path from the anchors along the
+    trajectory's spanning tree, then its own conditions ("that are also ...", "but not ...",
+    "that are also the occupation of someone"), then the conditions between other variables
+    ("where that birthplace is also ..."), a variable named by its path or, once named, by a
+    demonstrative of its head noun when no other variable shares it. A condition that only
+    repeats the phrase it qualifies is left out (it holds by construction)."""
     from kg2tool.trajectories import _CLOSE, _TREE, join_steps
 
+    n = relation_ids.shape[0]
     join = plan.joins[int(plan.op_arg[k])]
     f = int(join.answer_var)
-    desc: dict[int, pl.Expr] = {}
+    desc: dict[int, _Phrase] = {}
+    anc: dict[int, set[int]] = {}
 
-    def term(t: int) -> pl.Expr:
-        return pl.lit(anchor_names[-1 - t]) if t < 0 else desc[t]
+    def term(t: int) -> _Phrase:
+        return _name_phrase(anchor_names[-1 - t], n) if t < 0 else desc[t]
 
-    def rel(slot: int, d: int, inner: pl.Expr) -> pl.Expr:
-        rd = relation_ids[:, slot].astype(np.int64) * 2 + d
-        return pl.concat_str(
-            pl.lit(_lex(lexicon, rd, "prefix")), inner, pl.lit(_lex(lexicon, rd, "suffix"))
-        )
+    def rel(slot: int, d: int, inner: _Phrase) -> _Phrase:
+        return _project(lexicon, relation_ids[:, slot].astype(np.int64) * 2 + d, inner)
 
-    clauses: list[pl.Expr] = []
+    own: list[tuple[bool, _Phrase, int]] = []  # (negated, phrase f is (not) in, var it names)
+    other: list[tuple[bool, int, _Phrase, int]] = []  # (negated, var, phrase, var it names)
     for role, slot, d, src, dst in join_steps(plan, k):
         if role == _TREE:
             desc[dst] = rel(slot, d, term(src))
-            if dst != f and src >= 0 and src != f:
-                continue
+            anc[dst] = {dst} | anc.get(src, set())
             if src == f:  # a variable hanging from the answer: f must have such a link
-                clauses.append(pl.concat_str(pl.lit("that have "), rel(slot, d, pl.lit("them"))))
+                rd = relation_ids[:, slot].astype(np.int64) * 2 + d
+                some = pl.select(
+                    pl.when(pl.lit(_lex(lexicon, rd, "person")))
+                    .then(pl.lit("someone"))
+                    .otherwise(pl.lit("something"))
+                ).to_series()
+                own.append((False, rel(slot, 1 - d, _name_phrase(some, n)), src))
             continue
         neg = role != _CLOSE
         if dst == f:
-            body = rel(slot, d, term(src))
-            clauses.append(pl.concat_str(pl.lit("but not " if neg else "that are also "), body))
+            own.append((neg, rel(slot, d, term(src)), src))
         elif src == f:
-            body = rel(slot, 1 - d, term(dst))
-            clauses.append(pl.concat_str(pl.lit("but not " if neg else "that are also "), body))
+            own.append((neg, rel(slot, 1 - d, term(dst)), dst))
         else:
-            clauses.append(
-                pl.concat_str(
-                    pl.lit("where "),
-                    term(dst),
-                    pl.lit(" is not " if neg else " is also "),
-                    rel(slot, d, term(src)),
+            other.append((neg, dst, rel(slot, d, term(src)), src))
+    top = desc[f]
+    mentioned = set(anc[f])
+    mine: dict[bool, list[pl.Expr]] = {False: [], True: []}  # by plural head of the answer
+    for neg, body, v in own:
+        mentioned |= anc.get(v, set())
+        for plural, be in ((False, _be(pl.lit(top.many))), (True, pl.lit("are"))):
+            if neg:
+                mine[plural].append(pl.concat_str(pl.lit("but not "), pl.lit(body.text)))
+            else:  # left out when it repeats the answer's own phrase
+                mine[plural].append(
+                    pl.when(pl.lit(body.text) == pl.lit(top.text))
+                    .then(pl.lit(""))
+                    .otherwise(
+                        pl.concat_str(
+                            pl.lit("that "), be, pl.lit(" also among "), pl.lit(body.noun)
+                        )
+                    )
                 )
+    where: list[pl.Expr] = []
+    for neg, v, body, src in other:
+        var = desc[v]
+        unique = pl.lit(var.head) != ""
+        for w, wp in desc.items():
+            if w != v:
+                unique = unique & (pl.lit(var.head) != pl.lit(wp.head))
+        subject = (
+            pl.when(unique).then(pl.lit(var.head)).otherwise(pl.lit(var.text))
+            if v in mentioned
+            else pl.lit(var.text)
+        )
+        mentioned |= anc[v] | anc.get(src, set())
+        clause = pl.concat_str(
+            subject,
+            pl.lit(" "),
+            _be(pl.lit(var.many)),
+            pl.lit(" not among " if neg else " also among "),
+            pl.lit(body.noun),
+        )
+        if not neg:
+            clause = (
+                pl.when(pl.lit(body.text) == pl.lit(var.text)).then(pl.lit("")).otherwise(clause)
             )
-    parts = [desc[f], *clauses]
-    items: list[pl.Expr] = []
-    for i, p in enumerate(parts):
-        if i:
-            items.append(pl.lit(", " if i > 1 else " "))
-        items.append(p)
-    return pl.select(pl.concat_str(items)).to_series()
+        where.append(clause)
+    tail = _clauses(where, ", and ", ", where ")
+    return _materialise(
+        n,
+        text=pl.concat_str(pl.lit(top.text), _clauses(mine[False], ", ", " "), tail),
+        many=pl.lit(top.many),
+        noun=pl.concat_str(pl.lit(top.noun), _clauses(mine[True], ", ", " "), tail),
+        person=pl.lit(top.person),
+        head=pl.lit(top.head).str.slice(0, 0),
+    )
 
 
-def _join_parts(parts: list[pl.Series], sep: str, last: str) -> pl.Expr:
-    """Phrases joined: "A, B and C"-style with given separators."""
-    items: list[pl.Expr] = []
-    for i, p in enumerate(parts):
-        if i:
-            items.append(pl.lit(last if i == len(parts) - 1 else sep))
-        items.append(pl.lit(p))
-    return pl.concat_str(items)
+def _clauses(clauses: list[pl.Expr], sep: str, lead: str = "") -> pl.Expr:
+    """The non-empty clauses joined by ``sep`` after ``lead`` ("" when there are none)."""
+    if not clauses:
+        return pl.lit("")
+    joined = (
+        pl.concat_list(clauses).list.eval(pl.element().filter(pl.element() != "")).list.join(sep)
+    )
+    return pl.when(joined == "").then(joined).otherwise(pl.concat_str(pl.lit(lead), joined))
 
 
 def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
@@ -408,9 +632,16 @@ def _finish(expr: pl.Expr, mark: str) -> pl.Expr:
 
 
 def _finish_expr(expr: pl.Expr, mark: pl.Expr) -> pl.Expr:
-    """:func:`_finish` with the punctuation mark as an expression."""
+    """:func:`_finish` with the punctuation mark as an expression; a name that ends the
+    sentence with its own period ("Sammy Davis Jr.") takes no second one."""
     text = expr.str.replace_all(r"\s+", " ").str.strip_chars()
+    mark = pl.when(text.str.ends_with(".") & (mark == ".")).then(pl.lit("")).otherwise(mark)
     return pl.concat_str(text.str.slice(0, 1).str.to_uppercase(), text.str.slice(1), mark)
+
+
+def _bare(noun: pl.Expr) -> pl.Expr:
+    """A plural noun phrase without its article, after "are also" ("occupations of X")."""
+    return noun.str.replace(r"^the ", "")
 
 
 def verbalize(
@@ -425,109 +656,89 @@ def verbalize(
 ) -> pl.Series:
     """One question per row, from the plan's phrases and a seeded template choice."""
     n = len(query_ids)
-    phrases = op_phrases(plan, relation_ids, anchor_names, lexicon)
+    phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
     last = plan.num_ops - 1
     kind = int(plan.op_kind[last])
     rd = _answer_rd(plan, relation_ids)
-    if rd is None or phrases[last] is None:
+    top = phrases[last]
+    if rd is None or top is None:
         raise InputError(f"pattern {plan.name or plan.formula!r}: no question template (JOIN op)")
-    qword = pl.lit(_lex(lexicon, rd, "qword"))
-    person = pl.lit(_lex(lexicon, rd, "person"))
-    # The verb agrees with the question word, never with the number of answers (which it
-    # would otherwise give away): "which cities are", "who are", "what is".
+    # The verb agrees with the question word and the phrase, never with the number of
+    # answers (which it would otherwise give away): "which cities are the birthplaces of
+    # ...", "which city is the birthplace of X", "who are the people ...", "what is the ...".
     del num_answers
-    many = pl.lit(_lex(lexicon, rd, "plural")) | qword.str.starts_with("which ") | (qword == "who")
-    be = pl.when(many).then(pl.lit("are")).otherwise(pl.lit("is"))
-    what = pl.when(qword == "who").then(pl.lit("who")).otherwise(qword)
-    thing = pl.when(person).then(pl.lit("people")).otherwise(pl.lit("entities"))
-    whole = pl.lit(phrases[last])
+    ins = [p for p in (phrases[i] for i in plan.inputs(last)) if p is not None]
+    lead = ins[0] if kind in (INTERSECT, UNION, DIFFERENCE) else top
+    many = pl.lit(lead.many)
+    what = (
+        pl.when(many)
+        .then(pl.lit(_lex(lexicon, rd, "qword")))
+        .otherwise(pl.lit(_lex(lexicon, rd, "qword_one")))
+    )
+    be = _be(many)
+    person = pl.lit(lead.person)
+    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
+    each = (
+        pl.when(person)
+        .then(pl.lit("each person who is "))
+        .otherwise(pl.lit("each entity that is "))
+    )
+    whole, noun = pl.lit(top.text), pl.lit(top.noun)
     templates: list[tuple[pl.Expr, str]]
     if kind in (PROJECT, JOIN):
         templates = [
             (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?"),
             (pl.concat_str(pl.lit("name "), whole), "."),
+            (pl.concat_str(pl.lit("list "), noun), "."),
             (pl.concat_str(pl.lit("can you tell me "), whole), "?"),
             (pl.concat_str(pl.lit("I would like to know "), whole), "."),
         ]
     elif kind == INTERSECT:
-        parts = [pl.lit(phrases[i]) for i in plan.inputs(last)]
-        both = _expr_join(parts, ", ", " and ")
+        texts = [pl.lit(p.text) for p in ins]
+        others = _expr_join([_bare(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
         templates = [
+            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), _all_of(texts)), "?"),
+            (pl.concat_str(pl.lit("list "), each, _one_of(ins, " and also ")), "."),
             (
                 pl.concat_str(
-                    what,
-                    pl.lit(" "),
-                    be,
-                    pl.lit(" both ") if len(parts) == 2 else pl.lit(" "),
-                    both,
-                ),
-                "?",
-            ),
-            (
-                pl.concat_str(
-                    pl.lit("list the "),
-                    thing,
-                    pl.lit(" that are "),
-                    _expr_join(parts, ", ", " and also "),
+                    pl.lit("find "), pl.lit(ins[0].noun), that, pl.lit("are also "), others
                 ),
                 ".",
             ),
             (
                 pl.concat_str(
-                    pl.lit("find "),
-                    parts[0],
-                    pl.lit(" that are also "),
-                    _expr_join(parts[1:], ", ", " and "),
-                ),
-                ".",
-            ),
-            (
-                pl.concat_str(
-                    pl.lit("which of "),
-                    parts[0],
-                    pl.lit(" are also "),
-                    _expr_join(parts[1:], ", ", " and "),
+                    pl.lit("which of "), pl.lit(ins[0].noun), pl.lit(" are also "), others
                 ),
                 "?",
             ),
         ]
     elif kind == DIFFERENCE:
-        keep, drop = (pl.lit(phrases[i]) for i in plan.inputs(last))
+        keep, drop = ins
+        kn, dn = pl.lit(keep.noun), _bare(pl.lit(drop.noun))
         templates = [
-            (
-                pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), keep, pl.lit(" but not "), drop),
-                "?",
-            ),
-            (pl.concat_str(pl.lit("list "), keep, pl.lit(", except those that are "), drop), "."),
-            (pl.concat_str(pl.lit("name "), keep, pl.lit(" that are not "), drop), "."),
-            (pl.concat_str(pl.lit("among "), keep, pl.lit(", which are not "), drop), "?"),
+            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?"),
+            (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
+            (pl.concat_str(pl.lit("name "), kn, that, pl.lit("are not "), dn), "."),
+            (pl.concat_str(pl.lit("among "), kn, pl.lit(", which are not "), dn), "?"),
         ]
     elif kind == UNION:
-        parts = [pl.lit(phrases[i]) for i in plan.inputs(last)]
+        texts = [pl.lit(p.text) for p in ins]
+        either = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
+        nouns = [pl.lit(p.noun) for p in ins]
         templates = [
-            (
-                pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), _expr_join(parts, ", ", " or ")),
-                "?",
-            ),
+            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), either), "?"),
             (
                 pl.concat_str(
-                    pl.lit("list everything that is either "), _expr_join(parts, ", ", " or ")
+                    pl.lit("list "),
+                    _expr_join(nouns, ", ", " and "),
+                    pl.lit(", all together" if len(nouns) > 2 else " together"),
                 ),
                 ".",
             ),
-            (
-                pl.concat_str(
-                    pl.lit("name all "),
-                    thing,
-                    pl.lit(" that are "),
-                    _expr_join(parts, ", ", " or "),
-                    pl.lit(" (or both)"),
-                ),
-                ".",
-            ),
+            (pl.concat_str(pl.lit("name "), each, _one_of(ins, " or ")), "."),
         ]
     else:
-        templates = [(pl.concat_str(pl.lit("what are "), whole), "?")]
+        templates = [(pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?")]
     choice = pl.lit(
         pl.Series((mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64))
     )
@@ -548,6 +759,11 @@ def verbalize(
     if out.len() != n:
         out = pl.Series("question", [None] * n, dtype=pl.String)
     return out
+
+
+def _one_of(parts: list[_Phrase], last: str) -> pl.Expr:
+    """ "one of A, one of B<last>one of C" over the plural noun phrases."""
+    return _expr_join([pl.concat_str(pl.lit("one of "), pl.lit(p.noun)) for p in parts], ", ", last)
 
 
 def _expr_join(parts: list[pl.Expr], sep: str, last: str) -> pl.Expr:
