@@ -92,14 +92,16 @@ class GenerateConfig:
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
     paraphrase_model: str | None = None
-    paraphrase_ratio: float = 1.0
-    paraphrase_key_env: str = "OPENAI_API_KEY"  # the variable's name; the key is never stored
-    paraphrase_temperature: float = 0.7
-    paraphrase_batch: int = 1
-    paraphrase_concurrency: int = 4
-    paraphrase_timeout: float = 60.0
-    paraphrase_retries: int = 3
-    paraphrase_lenient: bool = False
+    # Defaults are ParaphraseConfig's (one place); the key is never stored, only its
+    # variable's name.
+    paraphrase_ratio: float = paraphrase.ParaphraseConfig.ratio
+    paraphrase_key_env: str = paraphrase.ParaphraseConfig.key_env
+    paraphrase_temperature: float = paraphrase.ParaphraseConfig.temperature
+    paraphrase_batch: int = paraphrase.ParaphraseConfig.batch_size
+    paraphrase_concurrency: int = paraphrase.ParaphraseConfig.max_concurrency
+    paraphrase_timeout: float = paraphrase.ParaphraseConfig.timeout
+    paraphrase_retries: int = paraphrase.ParaphraseConfig.retries
+    paraphrase_lenient: bool = paraphrase.ParaphraseConfig.lenient
     paraphrase_cache: str | None = None  # default: OUT/.paraphrase-cache
 
     # Settings that change no byte of the output; left out of the resume hash.
