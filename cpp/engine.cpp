@@ -144,8 +144,7 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
         own = false;
       } else {
         const View removed = ws.sets[size_t(p.input(op, 1))];
-        std::set_difference(kept.begin(), kept.end(), removed.begin(), removed.end(),
-                            std::back_inserter(out));
+        difference_into(kept.data(), kept.size(), removed.data(), removed.size(), out);
       }
       break;
     }
@@ -304,6 +303,67 @@ uint64_t canonical_hash(const Plan& p, const int32_t* rel, const int32_t* anchor
     }
   }
   return h;
+}
+
+// Whether t is in op's set, evaluating only op's inputs where that is enough: t is in a
+// projection of X iff t's reverse slice meets X (two small sorted sets; no projection of
+// X). 1/0, or -1 when an input's evaluation hit a budget (as eval_op would).
+int member(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor, int32_t op,
+           int32_t t, Workspace& ws) {
+  if (ws.done[size_t(op)]) return contains(ws.sets[size_t(op)], t) ? 1 : 0;
+  const int32_t arg = p.arg[size_t(op)], k = p.num_inputs(op);
+  switch (p.kind[size_t(op)]) {
+    case OP_ANCHOR:
+      return anchor[arg] == t ? 1 : 0;
+    case OP_PROJECT: {
+      const int32_t in = p.input(op, 0);
+      if (!eval_op(g, p, rel, anchor, in, ws)) return -1;
+      const View from = ws.sets[size_t(in)];
+      const View back = g.adj[p.dir[size_t(op)] == 0 ? 1 : 0].neighbors(t, rel[arg]);
+      return intersection_exceeds(back.data(), back.size(), from.data(), from.size(), 0) ? 1 : 0;
+    }
+    case OP_INTERSECT:
+    case OP_UNION: {
+      const bool all = p.kind[size_t(op)] == OP_INTERSECT;
+      for (int32_t j = 0; j < k; ++j) {
+        const int m = member(g, p, rel, anchor, p.input(op, j), t, ws);
+        if (m < 0) return -1;
+        if (all != bool(m)) return m;
+      }
+      return all ? 1 : 0;
+    }
+    case OP_DIFFERENCE: {
+      if (op == ws.skip_diff) return member(g, p, rel, anchor, p.input(op, 0), t, ws);
+      const int m = member(g, p, rel, anchor, p.input(op, 0), t, ws);
+      if (m <= 0) return m;
+      const int r = member(g, p, rel, anchor, p.input(op, 1), t, ws);
+      return r < 0 ? -1 : 1 - r;
+    }
+    case OP_TYPE_FILTER:
+      if (!g.has_type(t, p.type_ids[size_t(arg)])) return 0;
+      return member(g, p, rel, anchor, p.input(op, 0), t, ws);
+    default:  // a join: evaluate it
+      if (!eval_op(g, p, rel, anchor, op, ws)) return -1;
+      return contains(ws.sets[size_t(op)], t) ? 1 : 0;
+  }
+}
+
+// A union of two projections by the same relation is trivial when one projected set holds
+// the other (projection is monotone): found from the inputs, before projecting them.
+// 1 trivial, 0 not known to be, -1 an input hit a budget.
+int union_trivial_early(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
+                        int32_t op, Workspace& ws) {
+  if (p.kind[size_t(op)] != OP_UNION || p.num_inputs(op) != 2) return 0;
+  const int32_t a = p.input(op, 0), b = p.input(op, 1);
+  if (p.kind[size_t(a)] != OP_PROJECT || p.kind[size_t(b)] != OP_PROJECT ||
+      p.dir[size_t(a)] != p.dir[size_t(b)] || rel[p.arg[size_t(a)]] != rel[p.arg[size_t(b)]] ||
+      ws.done[size_t(a)] || ws.done[size_t(b)])
+    return 0;
+  const int32_t xa = p.input(a, 0), xb = p.input(b, 0);
+  if (!eval_op(g, p, rel, anchor, xa, ws) || !eval_op(g, p, rel, anchor, xb, ws)) return -1;
+  View x = ws.sets[size_t(xa)], y = ws.sets[size_t(xb)];
+  if (x.size() > y.size()) std::swap(x, y);
+  return std::includes(y.begin(), y.end(), x.begin(), x.end()) ? 1 : 0;
 }
 
 struct Grounder {
@@ -544,6 +604,56 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       return true;
     }
   }
+  // Cheap rejections first, from the inputs of the expensive projections: a lost target
+  // (plans with negation) and unions whose branches are known to nest. They reject exactly
+  // the queries the checks below would (possibly under another of their reasons).
+  if (!known_positive) {
+    const int m = member(g, p, rel, anchor, last, t, ws);
+    if (m <= 0) {
+      reason = m < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE) : REJ_TARGET_LOST;
+      return false;
+    }
+  }
+  if (opt.nontrivial) {
+    for (int32_t op = 0; op < nops; ++op) {
+      const int u = union_trivial_early(g, p, rel, anchor, op, ws);
+      if (u != 0) {
+        reason = u < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE) : REJ_TRIVIAL_UNION;
+        return false;
+      }
+    }
+  }
+  if (opt.nontrivial && p.kind[size_t(last)] == OP_PROJECT &&
+      p.kind[size_t(p.input(last, 0))] == OP_DIFFERENCE) {
+    // The answers project a difference D = K \ R: the negation removes an answer iff an
+    // entity of K ∩ R reaches some y that no entity of D reaches (y's reverse slice misses
+    // D), which is found before D is projected.
+    const int32_t d = p.input(last, 0);
+    if (!eval_op(g, p, rel, anchor, d, ws)) {
+      reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
+      return false;
+    }
+    const View kept = ws.sets[size_t(p.input(d, 0))];
+    const View left = ws.sets[size_t(d)];
+    Set& removed = ws.acc;
+    difference_into(kept.data(), kept.size(), left.data(), left.size(), removed);
+    const int32_t r = rel[p.arg[size_t(last)]];
+    const Adjacency& fwd = g.adj[p.dir[size_t(last)] == 0 ? 0 : 1];
+    const Adjacency& back = g.adj[p.dir[size_t(last)] == 0 ? 1 : 0];
+    bool removes = false;
+    for (size_t i = 0; i < removed.size() && !removes; ++i)
+      for (int32_t y : fwd.neighbors(removed[i], r)) {
+        const View b = back.neighbors(y, r);
+        if (!intersection_exceeds(b.data(), b.size(), left.data(), left.size(), 0)) {
+          removes = true;
+          break;
+        }
+      }
+    if (!removes) {
+      reason = REJ_TRIVIAL_NEGATION;
+      return false;
+    }
+  }
   // Not execute_all: sets the grounding already evaluated (a difference's kept branch)
   // stay valid, since grounding later branches binds none of their slots.
   if (!eval_op(g, p, rel, anchor, last, ws)) {
@@ -653,30 +763,8 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
         }
         continue;
       }
-      if (kind == OP_DIFFERENCE && p.kind[size_t(last)] == OP_PROJECT && p.input(last, 0) == op) {
-        // The answers project the difference: the negation removes an answer iff an entity
-        // it removed reaches one that is not an answer (no second full projection).
-        const View kept = ws.sets[size_t(p.input(op, 0))];
-        const View left = ws.sets[size_t(op)];
-        Set& removed = ws.acc;
-        removed.clear();
-        std::set_difference(kept.begin(), kept.end(), left.begin(), left.end(),
-                            std::back_inserter(removed));
-        const Adjacency& a = g.adj[p.dir[size_t(last)] == 0 ? 0 : 1];
-        const int32_t r = rel[p.arg[size_t(last)]];
-        bool removes = false;
-        for (size_t i = 0; i < removed.size() && !removes; ++i)
-          for (int32_t y : a.neighbors(removed[i], r))
-            if (!contains(answers, y)) {
-              removes = true;
-              break;
-            }
-        if (!removes) {
-          reason = REJ_TRIVIAL_NEGATION;
-          return false;
-        }
-        continue;
-      }
+      if (kind == OP_DIFFERENCE && p.kind[size_t(last)] == OP_PROJECT && p.input(last, 0) == op)
+        continue;  // checked before the final projection
       Workspace& alt = ws.alternate();
       reset(alt, g, p);
       alt.skip_diff = alt.skip_join_negations = -1;

@@ -70,6 +70,54 @@ inline void intersect_into(const int32_t* a, size_t na, const int32_t* b, size_t
   out.resize(k);
 }
 
+// out = a \ b (sorted). Branchless merge for similar sizes; when one side is much
+// smaller, binary searches: each element of a small a is looked up in b, or each element
+// of a small b cuts a out of a large a (the runs between are copied whole).
+inline void difference_into(const int32_t* a, size_t na, const int32_t* b, size_t nb, Set& out) {
+  out.clear();
+  if (na == 0) return;
+  if (nb == 0) {
+    out.assign(a, a + na);
+    return;
+  }
+  if (nb > 16 * na) {
+    const int32_t* lo = b;
+    const int32_t* end = b + nb;
+    for (size_t i = 0; i < na; ++i) {
+      lo = std::lower_bound(lo, end, a[i]);
+      if (lo == end || *lo != a[i]) out.push_back(a[i]);
+    }
+    return;
+  }
+  out.resize(na);
+  int32_t* o = out.data();
+  size_t k = 0;
+  if (na > 16 * nb) {
+    const int32_t* from = a;
+    const int32_t* end = a + na;
+    for (size_t j = 0; j < nb && from < end; ++j) {
+      const int32_t* at = std::lower_bound(from, end, b[j]);
+      std::memcpy(o + k, from, size_t(at - from) * sizeof(int32_t));
+      k += size_t(at - from);
+      from = at < end && *at == b[j] ? at + 1 : at;
+    }
+    std::memcpy(o + k, from, size_t(end - from) * sizeof(int32_t));
+    k += size_t(end - from);
+    out.resize(k);
+    return;
+  }
+  size_t i = 0, j = 0;
+  while (i < na && j < nb) {
+    const int32_t x = a[i], y = b[j];
+    o[k] = x;
+    k += size_t(x < y);
+    i += size_t(x <= y);
+    j += size_t(y <= x);
+  }
+  while (i < na) o[k++] = a[i++];
+  out.resize(k);
+}
+
 // True when |a ∩ b| > limit; stops as soon as it is (counts, writes nothing).
 inline bool intersection_exceeds(const int32_t* a, size_t na, const int32_t* b, size_t nb,
                                  size_t limit) {
