@@ -13,8 +13,6 @@
 
 namespace kg2tool {
 
-using Set = std::vector<int32_t>;
-
 // An allocator whose resize() leaves new ints uninitialised: big outputs that are filled
 // in parallel afterwards are not first zeroed by one thread.
 template <class T>
@@ -37,6 +35,8 @@ struct UninitAlloc : std::allocator<T> {
 };
 template <class T>
 using RawVector = std::vector<T, UninitAlloc<T>>;
+// A set's storage: resize() does not zero what is about to be overwritten.
+using Set = RawVector<int32_t>;
 using View = Span<const int32_t>;  // a set held elsewhere (a workspace, or a KG slice)
 inline View view_of(const Set& s) { return View(s.data(), s.size()); }
 
