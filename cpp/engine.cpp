@@ -375,6 +375,40 @@ int union_trivial_early(const Graph& g, const Plan& p, const int32_t* rel, const
   return std::includes(y.begin(), y.end(), x.begin(), x.end()) ? 1 : 0;
 }
 
+// An intersection with a small anchor slice S and a costly other input (e.g. pi's 2-hop
+// branch) is trivial when S lies in every other input: the result is S. Probed element by
+// element through member() before the costly input is computed. 1 trivial, 0 not known to
+// be, -1 an input hit a budget.
+int intersection_trivial_early(const Graph& g, const Plan& p, const int32_t* rel,
+                               const int32_t* anchor, int32_t op, Workspace& ws) {
+  constexpr size_t kProbe = 32;  // beyond this many elements, computing the input is cheaper
+  if (p.kind[size_t(op)] != OP_INTERSECT || ws.done[size_t(op)]) return 0;
+  const int32_t k = p.num_inputs(op);
+  auto slice_of_anchor = [&](int32_t in) {
+    return p.kind[size_t(in)] == OP_PROJECT && p.kind[size_t(p.input(in, 0))] == OP_ANCHOR;
+  };
+  bool costly = false;
+  for (int32_t j = 0; j < k; ++j) costly |= !slice_of_anchor(p.input(op, j)) && !ws.done[size_t(p.input(op, j))];
+  if (!costly) return 0;
+  for (int32_t j = 0; j < k; ++j) {
+    const int32_t in = p.input(op, j);
+    if (!slice_of_anchor(in)) continue;
+    if (!eval_op(g, p, rel, anchor, in, ws)) return -1;
+    const View s = ws.sets[size_t(in)];
+    if (s.size() > kProbe) continue;
+    bool inside = true;
+    for (size_t i = 0; i < s.size() && inside; ++i)
+      for (int32_t o = 0; o < k && inside; ++o) {
+        if (o == j) continue;
+        const int m = member(g, p, rel, anchor, p.input(op, o), s[i], ws);
+        if (m < 0) return -1;
+        inside = m == 1;
+      }
+    if (inside) return 1;
+  }
+  return 0;
+}
+
 struct Grounder {
   const Graph& g;
   const Plan& p;
@@ -628,6 +662,12 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
       const int u = union_trivial_early(g, p, rel, anchor, op, ws);
       if (u != 0) {
         reason = u < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE) : REJ_TRIVIAL_UNION;
+        return false;
+      }
+      const int x = intersection_trivial_early(g, p, rel, anchor, op, ws);
+      if (x != 0) {
+        reason = x < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE)
+                       : REJ_TRIVIAL_INTERSECTION;
         return false;
       }
     }
