@@ -20,20 +20,61 @@ const char* const kRejectNames[REJ_COUNT] = {
 
 namespace {
 
+// A projection walks its relation's entries when they are fewer than this many per source
+// (a walked entry costs a sequential load and a bit test; a source, a relation search).
+constexpr int64_t kRelWalkRatio = 8;
+
 // Union of neighbour slices of every entity in `from` (relation r, adjacency a) into out.
 // Each source costs a chain of dependent loads (its directory range, the binary search
 // for r, the slice bounds, the slice), so sources are taken in groups and every stage
 // prefetches the next stage's memory for the whole group: the misses of a group overlap
 // instead of queueing one after another.
-void project(const Adjacency& a, View from, int32_t r, Marks& marks, Set& out) {
+void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_marks,
+             std::vector<uint32_t>& hits, Set& out) {
   out.clear();
+  const size_t n = from.size();
+  // Many sources against a relation held by few entities: walk the relation's entries in
+  // entity order (sequential memory) and keep those whose entity is a source, instead of
+  // one relation search per source (a chain of dependent cache misses each).
+  if (a.rel_owner.len) {
+    const int64_t rb = a.rel_dir_off[r], re = a.rel_dir_off[size_t(r) + 1];
+    if (re - rb < kRelWalkRatio * int64_t(n)) {
+      for (int32_t u : from) src_marks.insert(u);
+      const int32_t* owner = a.rel_owner.ptr;
+      const uint32_t* entries = a.rel_dir.ptr;
+      const uint32_t* dir_off = a.dir_off.ptr;
+      const int32_t* nbr = a.nbr.ptr;
+      // The entries whose entity is a source, found without a branch per entry.
+      hits.resize(size_t(re - rb));
+      size_t nh = 0;
+      for (int64_t j = rb; j < re; ++j) {
+        hits[nh] = entries[j];
+        nh += size_t(src_marks.test(owner[j]));
+      }
+      for (size_t h = 0; h < nh; ++h) {
+        const uint32_t k = hits[h];
+        const uint32_t sb = dir_off[k], se = dir_off[k + 1];
+        size_t w = out.size();
+        out.resize(w + (se - sb));
+        int32_t* o = out.data();
+        for (uint32_t x = sb; x < se; ++x) {
+          const int32_t v = nbr[x];
+          o[w] = v;
+          w += size_t(marks.insert(v));
+        }
+        out.resize(w);
+      }
+      for (int32_t u : from) src_marks.erase(u);
+      sort_and_unmark(marks, out);
+      return;
+    }
+  }
   constexpr size_t G = 32;
   int64_t lo[G], hi[G];
   uint32_t sb[G], se[G];
   const int64_t* ent_dir = a.ent_dir.ptr;
   const uint32_t* dir_off = a.dir_off.ptr;
   const int32_t* nbr = a.nbr.ptr;
-  const size_t n = from.size();
   for (size_t base = 0; base < n; base += G) {
     const size_t m = std::min(G, n - base);
     const int32_t* f = from.data() + base;
@@ -101,7 +142,7 @@ bool eval_op(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* a
         res = a.neighbors(from[0], rel[arg]);
         own = false;
       } else {
-        project(a, from, rel[arg], ws.marks, out);
+        project(a, from, rel[arg], ws.marks, ws.src_marks, ws.hits, out);
       }
       break;
     }
@@ -208,6 +249,7 @@ static void reset(Workspace& ws, const Graph& g, const Plan& p) {
   ws.store.resize(size_t(p.num_ops()));
   ws.done.assign(size_t(p.num_ops()), 0);
   ws.marks.ensure(g.num_entities);
+  ws.src_marks.ensure(g.num_entities);
   ws.over_budget = ws.match_aborted = false;
 }
 

@@ -64,6 +64,8 @@ struct alignas(64) Workspace {  // one per thread: no false sharing
   std::vector<Set> store;
   std::vector<char> done;
   Marks marks;
+  Marks src_marks;  // the sources of a projection that walks a relation's entries
+  std::vector<uint32_t> hits;  // its entries that belong to a source
   Set tmp;
   int32_t skip_diff = -1;     // DIFFERENCE op evaluated as its kept input (for the checks)
   int32_t skip_join_negations = -1;  // JOIN op evaluated without its negations (checks)

@@ -88,3 +88,25 @@ void Graph::validate() const {
 }
 
 }  // namespace kg2tool
+
+namespace kg2tool {
+
+void Graph::build_owners(std::vector<int32_t> (&owners)[2]) const {
+  for (int dir = 0; dir < 2; ++dir) {
+    const Adjacency& a = adj[dir];
+    const size_t D = a.dir_rel.len;
+    std::vector<int32_t> entry_owner(D);
+    for (int32_t u = 0; u < num_entities; ++u) {
+      const int64_t b = a.ent_dir[size_t(u)], e = a.ent_dir[size_t(u) + 1];
+      if (b < 0 || e < b || size_t(e) > D) throw std::invalid_argument("entity directory out of range");
+      for (int64_t k = b; k < e; ++k) entry_owner[size_t(k)] = u;
+    }
+    owners[dir].resize(a.rel_dir.len);
+    for (size_t j = 0; j < a.rel_dir.len; ++j) {
+      if (a.rel_dir[j] >= D) throw std::invalid_argument("relation index out of range");
+      owners[dir][j] = entry_owner[a.rel_dir[j]];
+    }
+  }
+}
+
+}  // namespace kg2tool

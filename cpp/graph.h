@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "span.h"
 
@@ -32,6 +33,9 @@ struct Adjacency {
   Span<const int64_t> rel_dir_off;
   Span<const uint32_t> rel_dir;
   Span<const uint32_t> rel_cum;
+  // Optional (built by the engine on first use, not stored): rel_owner[j] is the entity of
+  // entry rel_dir[j], so a relation's entries can be walked in entity order.
+  Span<const int32_t> rel_owner;
 
   // Directory entry of (u, r), or -1 when u has no r-edge in this direction.
   int64_t find(int32_t u, int32_t r) const { return find_in(ent_dir[u], ent_dir[u + 1], r); }
@@ -105,6 +109,9 @@ struct Graph {
   }
   // Throws std::invalid_argument naming the first broken invariant; never reads out of bounds.
   void validate() const;
+  // The rel_owner arrays of both directions (for the span of the Graph's arrays), or
+  // std::invalid_argument when an index is out of range.
+  void build_owners(std::vector<int32_t> (&owners)[2]) const;
 };
 
 }  // namespace kg2tool

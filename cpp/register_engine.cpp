@@ -136,7 +136,7 @@ void register_engine(py::module_& m) {
 
   m.def(
       "sample",
-      [](const PyGraph& pg, const Plan& p, int64_t n, uint64_t seed, int64_t min_answers,
+      [](PyGraph& pg, const Plan& p, int64_t n, uint64_t seed, int64_t min_answers,
          int64_t max_answers, int64_t max_intermediate, bool distinct_anchors, bool no_backtrack,
          bool nontrivial, bool degree_weighted, int max_tries, int64_t max_candidates,
          int64_t match_steps, int threads, SeenBox* seen, int64_t start_candidate,
@@ -159,9 +159,10 @@ void register_engine(py::module_& m) {
         o.threads = threads;
         o.answers_only = answers_only;
         SampleResult r;
+        const Graph g = pg.engine_graph();  // a copy of the view, taken with the GIL held
         {
           py::gil_scoped_release nogil;
-          r = sample(pg.g, p, n, seed, o, seen ? &seen->hashes : nullptr, start_candidate);
+          r = sample(g, p, n, seed, o, seen ? &seen->hashes : nullptr, start_candidate);
         }
         py::dict rejected;
         for (int i = 0; i < REJ_COUNT; ++i) rejected[kRejectNames[i]] = r.rejected[size_t(i)];
@@ -191,13 +192,14 @@ void register_engine(py::module_& m) {
 
   m.def(
       "execute",
-      [](const PyGraph& pg, const Plan& p, IntArray rel, IntArray anchor, int threads) {
+      [](PyGraph& pg, const Plan& p, IntArray rel, IntArray anchor, int threads) {
         check_plan(pg, p);
         const int64_t n = check_bindings(pg, p, rel, anchor);
         ExecResult r;
+        const Graph g = pg.engine_graph();  // a copy of the view, taken with the GIL held
         {
           py::gil_scoped_release nogil;
-          r = execute_batch(pg.g, p, rel.data(), anchor.data(), n, threads);
+          r = execute_batch(g, p, rel.data(), anchor.data(), n, threads);
         }
         return py::make_tuple(to_numpy(std::move(r.set_offsets)), to_numpy(std::move(r.set_ids)));
       },

@@ -30,6 +30,32 @@ py::dict arrays_of(BuiltGraph& g) {
 
 }  // namespace
 
+const Graph& PyGraph::engine_graph() {
+  if (!owners_built_) {
+    // Built without the GIL into local arrays; installed with it held (another thread may
+    // have installed them meanwhile; engine calls copy the Graph view while holding it).
+    std::vector<int32_t> built[2];
+    std::string err;
+    {
+      py::gil_scoped_release nogil;
+      try {
+        g.build_owners(built);
+      } catch (const std::invalid_argument& e) {
+        err = e.what();
+      }
+    }
+    if (!err.empty()) throw py::value_error("invalid graph arrays: " + err);
+    if (!owners_built_) {
+      for (int d = 0; d < 2; ++d) {
+        owners_[d] = std::move(built[d]);
+        g.adj[d].rel_owner = Span<const int32_t>(owners_[d].data(), owners_[d].size());
+      }
+      owners_built_ = true;
+    }
+  }
+  return g;
+}
+
 PyGraph::PyGraph(int32_t num_entities, int32_t num_relations, int32_t num_types, py::dict arrays,
                  bool validate)
     : arrays_(arrays) {

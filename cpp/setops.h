@@ -182,6 +182,7 @@ struct Marks {
     w |= b;
     return fresh;
   }
+  bool test(int32_t v) const { return (bits[size_t(v) >> 6] >> (uint32_t(v) & 63)) & 1; }
   void erase(int32_t v) { bits[size_t(v) >> 6] &= ~(uint64_t(1) << (uint32_t(v) & 63)); }
 };
 

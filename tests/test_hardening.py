@@ -405,6 +405,24 @@ def test_execute_bad_bindings(tiny, plans, rel, anc, error) -> None:
         _core.execute(tiny.native, plans["2p"], rel, anc, 1)
 
 
+@pytest.mark.parametrize(
+    ("array", "index", "value"),
+    [("out.rel_dir", 0, 10**6), ("in.rel_dir", -1, 2**32 - 1), ("out.ent_dir", 3, -5)],
+)
+def test_engine_arrays_of_an_unvalidated_graph_are_range_checked(
+    tiny, plans, array, index, value
+) -> None:
+    """The engine's own arrays (relation entry owners, built on first use) come from the
+    graph's arrays; a corrupt graph opened without validation gives an error, not a crash."""
+    arrays = arrays_of(tiny)
+    arrays[array][index] = value
+    g = _core.Graph(tiny.num_entities, tiny.num_relations, 2, arrays, validate=False)
+    with pytest.raises(ValueError, match="invalid graph arrays"):
+        _core.execute(g, plans["2p"], _arr(0, 0).reshape(1, 2), _arr(0).reshape(1, 1), 1)
+    with pytest.raises(ValueError, match="invalid graph arrays"):
+        _core.sample(g, plans["2p"], 5, 0)
+
+
 def test_execute_empty_2d_strided_bindings(tiny, plans) -> None:
     p = plans["2p"]
     off, got = _core.execute(tiny.native, p, np.zeros((0, 2), np.int32), np.zeros((0, 1), np.int32))
