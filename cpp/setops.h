@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <sys/mman.h>
 #include <utility>
 #include <vector>
 
@@ -31,6 +33,22 @@ struct UninitAlloc : std::allocator<T> {
   template <class U, class... Args>
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+  // Blocks of kHugeBytes or more are mapped with transparent huge pages requested: a big
+  // result is written once, and faulting it in by 4 KiB pages costs more than the writes.
+  static constexpr size_t kHugeBytes = size_t(8) << 20;
+  T* allocate(size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kHugeBytes) return std::allocator<T>::allocate(n);
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) {
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kHugeBytes) return std::allocator<T>::deallocate(p, n);
+    munmap(p, bytes);
   }
 };
 template <class T>
