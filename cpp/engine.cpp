@@ -605,6 +605,10 @@ struct Grounder {
   }
 };
 
+// Sets of accepted candidates are kept (one copy) up to this many ids per worker and
+// batch; past it, a candidate that survives de-duplication is executed again instead
+// (same bindings, same sets), so memory stays bounded on huge answer sets.
+constexpr size_t kArenaIds = size_t(1) << 24;
 // What the workers of one batch wrote: per worker, the failed attempts' reasons and the
 // accepted candidates' bindings and set sizes, appended in the order drawn. The sets
 // themselves are not kept: the candidates that survive de-duplication are executed again
@@ -613,7 +617,7 @@ struct alignas(64) Arena {
   std::vector<uint8_t> fails;
   std::vector<int32_t> binds;    // num_rel_slots + num_anchor_slots per accepted candidate
   std::vector<int64_t> sizes;    // num_ops set sizes per accepted candidate
-  std::vector<int32_t> ids;      // accepted candidates' sets, while under kArenaIds
+  IdBuffer ids{kArenaIds};      // accepted candidates' sets, while under kArenaIds
   void clear() {
     fails.clear();
     binds.clear();
@@ -621,10 +625,6 @@ struct alignas(64) Arena {
     ids.clear();
   }
 };
-// Sets of accepted candidates are kept (one copy) up to this many ids per worker and
-// batch; past it, a candidate that survives de-duplication is executed again instead
-// (same bindings, same sets), so memory stays bounded on huge answer sets.
-constexpr size_t kArenaIds = size_t(1) << 24;
 constexpr int64_t kBatch = 8192;
 
 // A candidate index's outcome; its data lives in arena `worker`.
@@ -885,11 +885,11 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     cand.ids_len += sz;
   }
   cand.ids_begin = -1;
-  if (store && arena.ids.size() + size_t(cand.ids_len) <= kArenaIds) {
+  if (store && arena.ids.size() + size_t(cand.ids_len) <= arena.ids.capacity()) {
     cand.ids_begin = int64_t(arena.ids.size());
     for (int32_t op = first_kept; op < nops; ++op) {
       const View s = ws.sets[size_t(op)];
-      arena.ids.insert(arena.ids.end(), s.begin(), s.end());
+      arena.ids.append(s.begin(), s.end());
     }
   }
   return true;

@@ -58,6 +58,42 @@ using Set = RawVector<int32_t>;
 using View = Span<const int32_t>;  // a set held elsewhere (a workspace, or a KG slice)
 inline View view_of(const Set& s) { return View(s.data(), s.size()); }
 
+// Ids appended by one worker up to a fixed capacity, in one anonymous mapping reserved
+// at first use (address space only: pages are faulted in as written, with transparent
+// huge pages requested). Never reallocates, so nothing is copied or faulted twice as it
+// fills, and worker threads do not grow (and trim) heaps of their own.
+class IdBuffer {
+ public:
+  explicit IdBuffer(size_t capacity) : cap_(capacity) {}
+  IdBuffer(const IdBuffer&) = delete;
+  IdBuffer& operator=(const IdBuffer&) = delete;
+  IdBuffer(IdBuffer&& o) noexcept : data_(o.data_), size_(o.size_), cap_(o.cap_) { o.data_ = nullptr; }
+  ~IdBuffer() {
+    if (data_) munmap(data_, cap_ * sizeof(int32_t));
+  }
+  size_t size() const { return size_; }
+  size_t capacity() const { return cap_; }
+  const int32_t* data() const { return data_; }
+  void clear() { size_ = 0; }
+  // Appends [b, e); the caller keeps size() + (e - b) <= capacity().
+  void append(const int32_t* b, const int32_t* e) {
+    if (!data_) {
+      void* p = mmap(nullptr, cap_ * sizeof(int32_t), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      madvise(p, cap_ * sizeof(int32_t), MADV_HUGEPAGE);
+      data_ = static_cast<int32_t*>(p);
+    }
+    std::memcpy(data_ + size_, b, size_t(e - b) * sizeof(int32_t));
+    size_ += size_t(e - b);
+  }
+
+ private:
+  int32_t* data_ = nullptr;
+  size_t size_ = 0;
+  size_t cap_;
+};
+
 inline void intersect_into(const int32_t* a, size_t na, const int32_t* b, size_t nb, Set& out) {
   out.clear();
   if (na > nb) {
