@@ -66,12 +66,20 @@ report = generate(progress=False, **args)
 seconds = time.perf_counter() - t0
 hwm = next(int(l.split()[1]) for l in Path("/proc/self/status").read_text().splitlines()
            if l.startswith("VmHWM:"))
+me = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # process-pool workers
+out = Path(args["out"])
 print(json.dumps({
     "written": report.written,
     "seconds": seconds,
     "samples_per_s": report.written / seconds,
     "peak_rss_mb": hwm / 1024,
-    "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "ru_maxrss_mb": me.ru_maxrss / 1024,
+    "worker_peak_rss_mb": kids.ru_maxrss / 1024,
+    "cpu_user_s": me.ru_utime + kids.ru_utime,
+    "cpu_sys_s": me.ru_stime + kids.ru_stime,
+    "disk_mb": sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 1e6,
+    "records_left": (out / "records").exists(),
     "rejected": report.rejected,
     "dropped": report.dropped,
 }))
@@ -79,7 +87,8 @@ print(json.dumps({
 
 
 def run_in_subprocess(**settings: Any) -> dict[str, Any]:
-    """One generate() in a fresh interpreter; its wall time, samples/s and peak RSS (VmHWM)."""
+    """One generate() in a fresh interpreter: wall time, samples/s, peak RSS of the driver
+    (VmHWM) and of its largest worker, CPU seconds of both, bytes on disk."""
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(settings)],
         capture_output=True,
@@ -118,3 +127,5 @@ def test_bench_generate_full(benchmark, bench_data, tmp_path: Path, kg: str) -> 
     # queries whose anchors have no name (~4% on FB15k-237) are skipped and drawn again
     assert result["written"] == FULL_N
     assert result["peak_rss_mb"] < MAX_PEAK_RSS_MB
+    assert result["worker_peak_rss_mb"] < MAX_PEAK_RSS_MB
+    assert not result["records_left"]  # each shard's records only in the split files

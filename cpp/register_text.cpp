@@ -2,8 +2,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "numpy_util.h"
@@ -41,8 +43,19 @@ text::Part parse_part(const py::handle& h, size_t k) {
   } else if (kind == 2) {
     p.ints = as_span<int64_t>(t[1], what + " integers");
   } else {
-    p.col.off = as_span<int64_t>(t[1], what + " offsets");
-    p.col.data = as_span<uint8_t>(t[2], what + " data");
+    if (t[1].is_none()) {  // string views: data is (views uint8, [buffers uint8])
+      if (!py::isinstance<py::tuple>(t[2]) || py::len(t[2]) != 2)
+        throw py::type_error(what + ": expected (views, buffers) with offsets None");
+      auto vb = py::reinterpret_borrow<py::tuple>(t[2]);
+      p.col.is_view = true;
+      p.col.views = as_span<uint8_t>(vb[0], what + " views");
+      if (!py::isinstance<py::list>(vb[1])) throw py::type_error(what + ": buffers must be a list");
+      for (const auto& b : py::reinterpret_borrow<py::list>(vb[1]))
+        p.col.bufs.push_back(as_span<uint8_t>(b, what + " buffer"));
+    } else {
+      p.col.off = as_span<int64_t>(t[1], what + " offsets");
+      p.col.data = as_span<uint8_t>(t[2], what + " data");
+    }
     if (!t[3].is_none()) {
       p.index = as_span<int64_t>(t[3], what + " index");
       p.has_index = true;
@@ -74,14 +87,45 @@ py::tuple concat_text(int64_t n, const py::list& parts) {
   return py::make_tuple(to_numpy(std::move(b.off)), data);
 }
 
+int64_t write_text(int fd, int64_t n, const py::list& parts, const py::bytes& end) {
+  if (n < 0) throw py::value_error("n must be >= 0");
+  if (fd < 0) throw py::value_error("fd must be >= 0");
+  std::vector<text::Part> ps;
+  ps.reserve(parts.size());
+  for (size_t k = 0; k < parts.size(); ++k) ps.push_back(parse_part(parts[k], k));
+  text::validate(size_t(n), ps);
+  std::string e = end;
+  size_t written = 0;
+  int error = 0;
+  {
+    py::gil_scoped_release nogil;
+    try {
+      written = text::write_rows(fd, size_t(n), ps, e);
+    } catch (const std::system_error& err) {
+      error = err.code().value();
+    }
+  }
+  if (error) {  // OSError with the write's errno (e.g. ENOSPC), as os.write raises
+    errno = error;
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw py::error_already_set();
+  }
+  return int64_t(written);
+}
+
 }  // namespace
 
 void register_text(py::module_& m) {
   m.def("concat_text", &concat_text, py::arg("n"), py::arg("parts"),
         "n strings, each the concatenation of the parts (see cpp/text.h): (0, bytes) literal; "
-        "(1, offsets, data, index|None, escape) a string column; (2, int64[n]) integers; "
+        "(1, offsets, data, index|None, escape) a string column (offsets None: data is "
+        "(views uint8[16 m], [buffers uint8]), Arrow string views); (2, int64[n]) integers; "
         "(3, offsets, data, index|None, escape, groups int64[n+1], sep bytes, trailing) grouped "
         "join. Returns (offsets int64[n+1], data uint8): Arrow large-string buffers.");
+  m.def("write_text", &write_text, py::arg("fd"), py::arg("n"), py::arg("parts"), py::arg("end"),
+        "The rows concat_text would build, each followed by `end`, written to the file "
+        "descriptor fd from its current offset through a small reused buffer; returns the "
+        "number of bytes written. A failed write raises OSError.");
 }
 
 }  // namespace kg2tool

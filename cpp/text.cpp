@@ -8,13 +8,34 @@
 #include <stdexcept>
 #include <utility>
 
+#include <cerrno>
+#include <system_error>
+
 #include <sys/mman.h>
+#include <unistd.h>
 
 namespace kg2tool {
 namespace text {
 namespace {
 
 void check_col(const StrCol& c, const std::string& what) {
+  if (c.is_view) {
+    if (c.views.size() % 16) throw std::invalid_argument(what + ": views must be 16 bytes each");
+    for (size_t j = 0; j < c.size(); ++j) {
+      const uint8_t* v = c.views.ptr + 16 * j;
+      uint32_t len, b, o;
+      std::memcpy(&len, v, 4);
+      if (len <= 12) continue;
+      std::memcpy(&b, v + 8, 4);
+      std::memcpy(&o, v + 12, 4);
+      if (b >= c.bufs.size())
+        throw std::out_of_range(what + ": view " + std::to_string(j) + " names buffer " +
+                                std::to_string(b) + " of " + std::to_string(c.bufs.size()));
+      if (uint64_t(o) + len > c.bufs[b].size())
+        throw std::out_of_range(what + ": view " + std::to_string(j) + " runs past its buffer");
+    }
+    return;
+  }
   if (c.off.size() == 0) throw std::invalid_argument(what + ": offsets must have at least 1 entry");
   if (c.off[0] < 0) throw std::invalid_argument(what + ": negative first offset");
   for (size_t j = 1; j < c.off.size(); ++j)
@@ -134,8 +155,25 @@ struct Write {
 
 template <class Sink>
 inline void put_value(Sink& s, const StrCol& c, int64_t j, bool escape) {
-  const uint8_t* p = c.data.ptr + c.off[size_t(j)];
-  size_t len = size_t(c.off[size_t(j) + 1] - c.off[size_t(j)]);
+  const uint8_t* p;
+  size_t len;
+  if (c.is_view) {
+    const uint8_t* v = c.views.ptr + 16 * size_t(j);
+    uint32_t n;
+    std::memcpy(&n, v, 4);
+    len = n;
+    if (n <= 12) {
+      p = v + 4;
+    } else {
+      uint32_t b, o;
+      std::memcpy(&b, v + 8, 4);
+      std::memcpy(&o, v + 12, 4);
+      p = c.bufs[b].ptr + o;
+    }
+  } else {
+    p = c.data.ptr + c.off[size_t(j)];
+    len = size_t(c.off[size_t(j) + 1] - c.off[size_t(j)]);
+  }
   if (escape)
     s.json(p, len);
   else
@@ -299,6 +337,44 @@ Bytes::~Bytes() {
   }
   pl.free.emplace_back(ptr_, mapped_);
   pl.bytes += mapped_;
+}
+
+size_t write_rows(int fd, size_t n, const std::vector<Part>& parts, const std::string& end) {
+  constexpr size_t kChunk = size_t(1) << 20;
+  std::vector<uint8_t> buf(kChunk);
+  size_t used = 0, total = 0;
+  auto flush = [&]() {
+    const uint8_t* p = buf.data();
+    size_t left = used;
+    while (left) {
+      ssize_t w = ::write(fd, p, left);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw std::system_error(errno, std::generic_category(), "write");
+      }
+      p += w;
+      left -= size_t(w);
+    }
+    total += used;
+    used = 0;
+  };
+  const uint8_t* e = reinterpret_cast<const uint8_t*>(end.data());
+  for (size_t i = 0; i < n; ++i) {
+    Count count;
+    put_row(count, i, parts);
+    size_t need = count.n + end.size();
+    if (used + need > buf.size()) {
+      flush();
+      if (need > buf.size()) buf.resize(need);  // a row longer than the buffer
+    }
+    Write w{buf.data() + used};
+    put_row(w, i, parts);
+    w.raw(e, end.size());
+    if (size_t(w.out - buf.data()) != used + need) throw std::logic_error("text size mismatch");
+    used += need;
+  }
+  flush();
+  return total;
 }
 
 Built concat(size_t n, const std::vector<Part>& parts) {

@@ -2,7 +2,7 @@
 // (the JSON text of trajectories and trainer records), with optional JSON string escaping.
 //
 // A string column is Arrow's large-string layout: byte offsets off[m+1] into UTF-8 data; value
-// j is data[off[j]:off[j+1]]. Every row i of the output is the concatenation of the parts:
+// j is data[off[j]:off[j+1]]; or Arrow's string-view layout (see StrCol). Every row i of the output is the concatenation of the parts:
 //   LIT   the same bytes in every row
 //   STR   value index[i] of a column (value i without an index), raw or as a JSON string literal
 //   INT   the decimal text of ints[i]
@@ -27,7 +27,16 @@ enum class PartKind { kLit, kStr, kInt, kJoin };
 struct StrCol {
   Span<const int64_t> off;   // m + 1 offsets
   Span<const uint8_t> data;  // UTF-8 bytes
-  size_t size() const { return off.size() ? off.size() - 1 : 0; }
+  // Or Arrow's string-view layout (Polars' own; `is_view`): 16 bytes per value, its length
+  // (u32) then the bytes inline when the length is <= 12, else a 4-byte prefix, the index of a
+  // data buffer (u32) and the offset in it (u32).
+  bool is_view = false;
+  Span<const uint8_t> views;             // 16 * m bytes
+  std::vector<Span<const uint8_t>> bufs;  // the data buffers
+  size_t size() const {
+    if (is_view) return views.size() / 16;
+    return off.size() ? off.size() - 1 : 0;
+  }
 };
 
 struct Part {
@@ -72,6 +81,11 @@ void validate(size_t n, const std::vector<Part>& parts);
 // JSON literals escape as orjson/serde_json: \" \\ \b \f \n \r \t, other bytes < 0x20 as
 // \u00xx, every other byte verbatim.
 Built concat(size_t n, const std::vector<Part>& parts);
+
+// The same n rows, each followed by `end`, written to the file descriptor fd from its current
+// offset (call validate first) through a reused buffer of about 1 MB instead of one buffer of
+// the whole text; returns the bytes written. Throws std::system_error when a write fails.
+size_t write_rows(int fd, size_t n, const std::vector<Part>& parts, const std::string& end);
 
 
 }  // namespace text

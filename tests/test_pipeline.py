@@ -177,17 +177,88 @@ def test_kill_and_resume_is_identical(reference: Path, tmp_path: Path, capsys) -
     assert output_bytes(out) == before
 
 
+def test_kill_process_pool_and_resume_is_identical(reference: Path, tmp_path: Path) -> None:
+    """With the process pool the workers write the split files themselves (under a lock);
+    a SIGKILL of the whole run at any point, then the same command, gives the reference bytes."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "kg2tool.cli", "generate", "--out", str(out), *ARGS, "-q"]
+    cmd += ["--engine", "process", "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    markers = out / MARKERS
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(markers.glob("shard-*.json"))) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "no shard markers within 120 s"
+            time.sleep(0.005)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
+        proc.wait()
+        proc.stderr.close()
+    assert not (out / "manifest.json").exists()
+    assert main(["generate", "--out", str(out), *ARGS, "-q", "--engine", "process"]) == 0
+    assert output_bytes(out) == output_bytes(reference)
+    assert manifest_of(out) == manifest_of(reference)
+    assert not leftovers(out) and not (out / "records").exists()
+
+
 def test_resume_after_deleted_shard_files(reference: Path, tmp_path: Path) -> None:
-    """A marker whose files are gone (or changed size) does not count: the shard is redone."""
+    """A marker whose files are gone (or changed size) does not count: the shard is redone.
+    The records of the done shards after it are taken back out of the split files (into
+    records/ files) and merged again after it."""
     out = tmp_path / "out"
     generate(out=str(out), threads=1, progress=False, **SETTINGS)
+    assert not (out / "records").exists()  # every shard's records are in the split files
     shard = sorted((out / "data").glob("*-00004-of-*.parquet"))[0]
     shard.unlink()
-    rec = sorted((out / "records").glob("*-00002-of-*.jsonl"))[0]
-    rec.write_bytes(rec.read_bytes() + b"\n")
+    other = sorted((out / "data").glob("*-00002-of-*.parquet"))[0]
+    other.write_bytes(other.read_bytes() + b"\n")
     report = generate(out=str(out), threads=2, progress=False, **SETTINGS)
     assert report.shards_skipped == N // SHARD - 2
     assert output_bytes(out) == output_bytes(reference)
+    assert manifest_of(out) == manifest_of(reference)
+    assert not (out / "records").exists() and not list((out / MARKERS).glob("*.part"))
+
+
+def test_resume_after_split_file_changed(reference: Path, tmp_path: Path) -> None:
+    """A split file with bytes added is cut back to what the shards wrote (nothing redone); one
+    that lost bytes no longer holds every shard's records, so every shard is redone."""
+    out = tmp_path / "out"
+    generate(out=str(out), progress=False, **SETTINGS)
+    with open(out / "train.jsonl", "ab") as fh:
+        fh.write(b'{"appended"}\n')
+    report = generate(out=str(out), progress=False, **SETTINGS)
+    assert report.shards_skipped == N // SHARD
+    assert output_bytes(out) == output_bytes(reference)
+    data = (out / "validation.jsonl").read_bytes()
+    (out / "validation.jsonl").write_bytes(data[:-10])
+    report = generate(out=str(out), progress=False, **SETTINGS)
+    assert report.shards_skipped == 0
+    assert output_bytes(out) == output_bytes(reference)
+
+
+def test_records_left_in_shard_files_are_merged(
+    reference: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Shards that are not next in line when they finish (or whose worker may not write the
+    split files, as on Ray) leave their records in records/ files; they are merged in order."""
+    import kg2tool.pipeline as pipeline
+
+    real = pipeline._SplitParts.write_shard
+    seen = []
+
+    def odd_shards_wait(self, shard, records, info, *, direct):
+        seen.append(direct)
+        return real(self, shard, records, info, direct=direct and shard % 2 == 0)
+
+    monkeypatch.setattr(pipeline._SplitParts, "write_shard", odd_shards_wait)
+    generate(out=str(tmp_path), progress=False, **SETTINGS)
+    assert seen and all(seen)  # a local run writes the split files itself
+    assert output_bytes(tmp_path) == output_bytes(reference)
+    assert manifest_of(tmp_path) == manifest_of(reference)
+    assert not (tmp_path / "records").exists()
 
 
 def test_records_merged_as_shards_finish_resume(

@@ -11,7 +11,16 @@ import polars as pl
 import pytest
 
 from kg2tool import _core
-from kg2tool.textops import Int, Join, Str, Strings, concat, concat_bytes, group_offsets
+from kg2tool.textops import (
+    Int,
+    Join,
+    Str,
+    Strings,
+    concat,
+    concat_bytes,
+    group_offsets,
+    write_lines,
+)
 from kg2tool.trajectories import json_str
 
 CHARS = [chr(i) for i in range(0x80)] + ["é", "\u2028", "\u0085", "\ufeff", "中", "😀"]
@@ -61,6 +70,48 @@ def test_gather_join_and_bytes() -> None:
     for _ in range(2):
         out = concat(len(big), Str(Strings(big)), "\n")
         assert out.str.len_bytes().sum() == 1001 * 5000
+
+
+def test_polars_string_views_are_read_in_place() -> None:
+    """A Polars column is read through its own string views (inline values of <= 12 bytes,
+    others in data buffers; slices and filtered columns too), with the same text as from
+    Arrow large strings."""
+    rng = random.Random(2)
+    vals = [
+        "".join(rng.choice(CHARS) for _ in range(rng.choice([0, 3, 12, 13, 40])))
+        for _ in range(3000)
+    ]
+    base = pl.concat([pl.Series(vals[:1500]), pl.Series(vals[1500:])], rechunk=False)
+    keep = pl.Series(np.arange(len(vals)) % 3 != 0)
+    for col in (pl.Series(vals), base, base.slice(7, 900), base.filter(keep)):
+        assert Strings(col).offsets is None  # views, no large-string copy
+        want = col.to_list()
+        large = Strings(col.to_arrow())  # the Arrow large-string path
+        assert large.offsets is not None
+        for s in (col, large):
+            got = concat(len(want), "<", Str(s, json=True), "|", Str(s), ">")
+            assert got.to_list() == [f"<{orjson.dumps(v).decode()}|{v}>" for v in want]
+        idx = np.arange(len(want))[::-1].copy()
+        assert concat(len(want), Str(col, index=idx)).to_list() == want[::-1]
+        groups = np.array([0, 1, 1, len(want)], np.int64)
+        got = concat(3, Join(col, groups, sep=";")).to_list()
+        assert got == [want[0], "", ";".join(want[1:])]
+
+
+def test_write_lines(tmp_path) -> None:
+    """Rows written to a file descriptor from its offset, each then the end; rows longer than
+    the 1 MB buffer too; the same bytes as concat."""
+    col = pl.Series(["é" * 5, "x" * (3 << 20), "", 'a"b'] * 3)
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(b"head")
+    with open(path, "r+b") as fh:
+        fh.seek(4)
+        n = write_lines(fh.fileno(), len(col), "{", Str(col, json=True), "}")
+    want = "".join("{" + orjson.dumps(v).decode() + "}\n" for v in col.to_list()).encode()
+    assert n == len(want) and path.read_bytes() == b"head" + want
+    assert bytes(concat_bytes(len(col), "{", Str(col, json=True), "}\n")) == want
+    with open(path, "rb") as fh, pytest.raises(OSError):  # read-only descriptor: EBADF
+        write_lines(fh.fileno(), 1, "x")
 
 
 @pytest.mark.parametrize(
@@ -144,6 +195,37 @@ def test_gather_join_and_bytes() -> None:
             [(1, np.array([0, 1], np.int32), np.zeros(1, np.uint8), None, False)],
             ValueError,
             "dtype",
+        ),
+        (
+            [(1, None, (np.zeros(15, np.uint8), []), None, False)],
+            ValueError,
+            "16 bytes",
+        ),
+        (  # a 20-byte value in buffer 1 of 1
+            [
+                (
+                    1,
+                    None,
+                    (np.array([20, 0, 0, 0, 0, 0, 0, 0, 1] + [0] * 7, np.uint8), []),
+                    None,
+                    False,
+                )
+            ],
+            IndexError,
+            "names buffer 1",
+        ),
+        (  # a 20-byte value at offset 0 of a 10-byte buffer
+            [
+                (
+                    1,
+                    None,
+                    (np.array([20] + [0] * 15, np.uint8), [np.zeros(10, np.uint8)]),
+                    None,
+                    False,
+                )
+            ],
+            IndexError,
+            "past its buffer",
         ),
         ([(0, "not bytes")], TypeError, "bytes"),
         ([(7, b"")], ValueError, "unknown kind"),

@@ -128,8 +128,14 @@ def concat_text(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
     """``n`` strings, each the concatenation of ``parts`` (cpp/text.h; wrapped by
     :mod:`kg2tool.textops`): ``(0, bytes)`` a literal; ``(1, offsets, data, index | None,
-    escape)`` a string column (Arrow large-string buffers), gathered by ``index``, as a JSON
+    escape)`` a string column (Arrow large-string buffers; with offsets None, data is
+    ``(views uint8, [buffers uint8])``, Arrow string views), gathered by ``index``, as a JSON
     string literal when ``escape``; ``(2, int64[n])`` decimal integers; ``(3, offsets, data,
     index | None, escape, groups int64[n+1], sep, trailing)`` the values of group i joined by
     ``sep``. Returns Arrow large-string buffers ``(offsets int64[n+1], data uint8)``. Offsets
     and indices are checked (ValueError / IndexError); the GIL is released while building."""
+
+def write_text(fd: int, n: int, parts: list[tuple[Any, ...]], end: bytes) -> int:
+    """The rows :func:`concat_text` would build, each followed by ``end``, written to the
+    file descriptor ``fd`` from its current offset through a reused ~1 MB buffer; returns the
+    bytes written. A failed write raises OSError (its errno); the GIL is released."""

@@ -12,6 +12,15 @@ inverse from a phrasing table when it knows the relation (``find_people_born_in`
 colliding APIs get disambiguating words (Freebase CVT type, path domain, the other side's
 type), then a numeric suffix in relation-key order. Names depend only on the KG's content, so
 they are stable for the same KG.
+
+List APIs (``from_graph(..., list_apis=True)`` or :meth:`ApiCatalog.with_list_apis`; what
+``call_style="batched"`` datasets call): every relation API also gets a batch form that takes a
+list of entities, ``<name>_batch`` (camel ``<name>Batch``) with one array parameter named by the
+plural of the input type (``get_place_of_birth_of_human_batch(humans=[...])``). It returns the
+*union* of the single API's results over the list, one sorted list of names without duplicates
+(it does not say which input gave which result): exactly the set a multi-hop query carries to
+its next step. They come after every other API (``kind="relation_list"``), so adding them
+changes no other API's name or position.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = [
+    "LIST_KIND",
+    "LIST_SUFFIX",
     "NAME_RE",
     "RAW_ID_RE",
     "SET_OPERATIONS",
@@ -74,6 +85,9 @@ SET_OPERATIONS: dict[str, tuple[str, str, str]] = {
     ),
 }
 SET_PARAMS = ("first", "second")
+# List ("batched") relation APIs: the kind, and the suffix their name adds to the single API's.
+LIST_KIND = "relation_list"
+LIST_SUFFIX = {"kg2tool": "_batch", "plain": "_batch", "camel": "Batch"}
 
 # Phrasing the generic templates cannot produce, keyed by normalised relation words.
 # inverse: name template ({heads} = plural of the head type, "people" for humans);
@@ -123,12 +137,12 @@ class Api:
     description: str
     parameters: dict[str, Any]  # JSON Schema object
     returns: dict[str, Any]  # JSON Schema of the result (a list of entity names)
-    kind: str  # "relation" or "set_operation"
-    relation: str | None = None  # relation key (relation APIs)
+    kind: str  # "relation", "relation_list" (LIST_KIND) or "set_operation"
+    relation: str | None = None  # relation key (relation and list APIs)
     relation_id: int | None = None
     direction: str | None = None  # "forward" (head -> tails) or "inverse" (tail -> heads)
     operation: str | None = None  # "intersection" | "union" | "difference" (set operations)
-    input_type: str = GENERIC_TYPE  # type label of the argument entity
+    input_type: str = GENERIC_TYPE  # type label of the argument entity (entities)
     output_type: str = GENERIC_TYPE  # type label of the result entities
     phrase: str = ""  # question phrase with "{x}" for the argument, used by verbalization
 
@@ -414,14 +428,33 @@ class ApiCatalog:
     style: str = "kg2tool"
     _by_name: dict[str, Api] = field(default_factory=dict, repr=False)
     _by_relation: dict[tuple[str, str], Api] = field(default_factory=dict, repr=False)
+    # List APIs built with the catalogue (descriptions need the relation labels), appended to
+    # ``apis`` by with_list_apis() or from_graph(list_apis=True).
+    _list_apis: list[Api] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name = {a.name: a for a in self.apis}
         self._by_relation = {
             (a.relation, a.direction): a for a in self.apis if a.kind == "relation"
         }  # type: ignore[misc]
+        self._by_list_relation = {
+            (a.relation, a.direction): a for a in self.apis if a.kind == LIST_KIND
+        }
         if len(self._by_name) != len(self.apis):
             raise InputError("API names are not unique")
+
+    @property
+    def has_list_apis(self) -> bool:
+        """Whether the catalogue holds the list (batched) forms of its relation APIs."""
+        return bool(self._by_list_relation)
+
+    def with_list_apis(self) -> ApiCatalog:
+        """This catalogue plus the list form of every relation API, appended after the others
+        (so no other API changes name or position); itself when it already has them."""
+        if self.has_list_apis:
+            return self
+        lists = self._list_apis or _list_apis(self.apis, self.style, {})
+        return ApiCatalog(apis=[*self.apis, *lists], style=self.style, _list_apis=lists)
 
     # -- construction
 
@@ -432,8 +465,11 @@ class ApiCatalog:
         style: str = "kg2tool",
         overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
         set_operations: bool = True,
+        list_apis: bool = False,
     ) -> ApiCatalog:
-        """Build the catalogue of a KnowledgeGraph (names, descriptions, schemas, phrasing)."""
+        """Build the catalogue of a KnowledgeGraph (names, descriptions, schemas, phrasing).
+
+        ``list_apis``: also the list (batched) form of every relation API (module doc)."""
         if style not in STYLES:
             raise InputError(f"unknown API naming style {style!r}; choose one of {list(STYLES)}")
         ovr = load_overrides(overrides) if overrides is not None else {"__source__": None}
@@ -494,6 +530,8 @@ class ApiCatalog:
                 "input": domain,
                 "output": range_,
                 "phrase": phrasing.get("forward") or f"the {text_label} of {{x}}",
+                "label": text_label,
+                "meaning": clean_description(desc),
             }
             info[(key, "inverse")] = {
                 "description": o.get("inverse_description")
@@ -501,6 +539,8 @@ class ApiCatalog:
                 "input": range_,
                 "output": domain,
                 "phrase": phrasing.get("inverse") or f"the {heads} whose {text_label} is {{x}}",
+                "label": text_label,
+                "meaning": clean_description(desc),
             }
         set_names = {op: _set_name(style, op) for op in SET_OPERATIONS} if set_operations else {}
         _resolve_collisions(drafts, reserved=set(set_names.values()), source=source)
@@ -543,7 +583,9 @@ class ApiCatalog:
             )
         for op, name in set_names.items():
             apis.append(_set_api(op, name))
-        return cls(apis=apis, style=style)
+        texts = {k: (v["label"], v["meaning"]) for k, v in info.items()}
+        lists = _list_apis(apis, style, texts)
+        return cls(apis=apis + lists if list_apis else apis, style=style, _list_apis=lists)
 
     # -- lookup
 
@@ -576,6 +618,14 @@ class ApiCatalog:
         if api is not None:
             return api
         raise UnknownNameError(f"no API for relation {relation!r} ({direction})")
+
+    def list_api_for(self, relation: str, direction: str = "forward") -> Api:
+        """The list (batched) API of a relation key in one direction (see with_list_apis)."""
+        api = self._by_list_relation.get((relation, direction))
+        if api is not None:
+            return api
+        hint = "" if self.has_list_apis else "; the catalogue has no list APIs (with_list_apis)"
+        raise UnknownNameError(f"no list API for relation {relation!r} ({direction}){hint}")
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -685,7 +735,7 @@ class ApiCatalog:
         apis = {}
         for a in self.apis:
             entry: dict[str, Any] = {"kind": a.kind, "parameters": list(a.param_names)}
-            if a.kind == "relation":
+            if a.kind in ("relation", LIST_KIND):
                 entry.update(relation=a.relation, direction=a.direction)
             else:
                 entry.update(operation=a.operation)
@@ -781,6 +831,87 @@ def _set_api(op: str, name: str) -> Api:
             "union": "{x} or {y}",
             "difference": "{x} but not {y}",
         }[op],
+    )
+
+
+def _list_apis(
+    apis: list[Api], style: str, texts: Mapping[tuple[str, str], tuple[str, str]]
+) -> list[Api]:
+    """The list form of every relation API (in catalogue order), named ``<name>_batch`` (a
+    numeric suffix if that is taken); ``texts``: (relation label, meaning) per (key, direction)
+    for the descriptions (generic ones without)."""
+    suffix = LIST_SUFFIX.get(style, "_batch")
+    taken = {a.name for a in apis}
+    out: list[Api] = []
+    for a in apis:
+        if a.kind != "relation":
+            continue
+        name = _fit(a.name, MAX_NAME - len(suffix)) + suffix
+        i = 2
+        while name in taken:
+            name = f"{_fit(a.name, MAX_NAME - len(suffix) - 4)}{suffix}_{i}"
+            i += 1
+        taken.add(name)
+        param = _plural(a.param_names[0])
+        label, meaning = texts.get((str(a.relation), str(a.direction)), ("", ""))
+        inputs, outputs = _plural_text(a.input_type), _plural_text(a.output_type)
+        out.append(
+            Api(
+                name=name,
+                description=_describe_list(a, label, meaning),
+                parameters={
+                    "type": "object",
+                    "properties": {
+                        param: {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": f"Names of the {inputs} (entity names exactly as "
+                            "returned by other tools).",
+                        }
+                    },
+                    "required": [param],
+                    "additionalProperties": False,
+                },
+                returns={
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": f"Names of the {outputs} linked to any of the given {inputs} "
+                    "(the union over the list), sorted, without duplicates; empty when none "
+                    "is known.",
+                },
+                kind=LIST_KIND,
+                relation=a.relation,
+                relation_id=a.relation_id,
+                direction=a.direction,
+                input_type=a.input_type,
+                output_type=a.output_type,
+                phrase=a.phrase,
+            )
+        )
+    return out
+
+
+def _describe_list(single: Api, label: str, meaning: str) -> str:
+    """Description of the list form of a relation API (see :func:`_describe`)."""
+    inp, outp = single.input_type, single.output_type
+    if not label:
+        what = f"Batch form of {single.name}: looks up several {_plural_text(inp)} in one call."
+    elif single.direction == "forward":
+        what = (
+            f"Returns the {label} of several {_plural_text(inp)} at once: the "
+            f"{_plural_text(outp)} linked to any of them by the relation '{label}'."
+        )
+    else:
+        what = (
+            f"Returns the {_plural_text(outp)} whose {label} is any of several given "
+            f"{_plural_text(inp)} (the inverse of the relation '{label}'), in one call."
+        )
+    meaning = f" Relation '{label}': {meaning.rstrip('.')}." if label and meaning else ""
+    batch = f" Batch form of {single.name}." if label else ""
+    return (
+        f"{what}{meaning}{batch} Input: a list of {inp} names. Output: one list of {outp} "
+        "names, the union of the results for every given entity, sorted and without "
+        "duplicates (it does not say which input each came from); empty if none is known."
     )
 
 

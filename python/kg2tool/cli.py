@@ -234,6 +234,14 @@ def generate(
             "get_union_of, get_negation_of, replayed and verified).",
         ),
     ] = None,
+    call_style: Annotated[
+        str | None,
+        typer.Option(
+            "--call-style",
+            help="'single' (one call per entity of each intermediate set, the default) or "
+            "'batched' (one call of a list API, e.g. get_x_of_y_batch, per projection step).",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -349,6 +357,7 @@ def generate(
         "max_answers": max_answers,
         "max_intermediate": max_intermediate,
         "set_ops": set_ops,
+        "call_style": call_style,
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,
@@ -380,6 +389,14 @@ def apis(
         Path | None,
         typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
     ] = None,
+    list_apis: Annotated[
+        bool,
+        typer.Option(
+            "--list-apis",
+            help="Also the list (batched) form of every relation API, as --call-style batched "
+            "datasets call them.",
+        ),
+    ] = False,
 ) -> None:
     """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
     import orjson
@@ -387,7 +404,9 @@ def apis(
     from .apis import ApiCatalog
     from .graph import KnowledgeGraph
 
-    catalog = ApiCatalog.from_graph(KnowledgeGraph.load(kg), style=style, overrides=overrides)
+    catalog = ApiCatalog.from_graph(
+        KnowledgeGraph.load(kg), style=style, overrides=overrides, list_apis=list_apis
+    )
     out.mkdir(parents=True, exist_ok=True)
     for name, data in (
         ("openai_tools.json", catalog.to_openai_tools()),
@@ -434,7 +453,7 @@ def call(
     from .runtime import ToolRuntime
 
     graph = KnowledgeGraph.load(kg)
-    result = ToolRuntime(graph, ApiCatalog.from_graph(graph)).call(api, arguments)
+    result = ToolRuntime(graph, ApiCatalog.from_graph(graph, list_apis=True)).call(api, arguments)
     typer.echo(result.to_json())
     if not result.ok:
         raise typer.Exit(1)

@@ -3,7 +3,9 @@
 ``build_dataset(kg, ["2p", ("2i", 2.0)], 1000, seed=0, format="openai")`` returns one row per
 verified sample with the columns ``id, pattern, formula, bindings, question, answers,
 answer_labels, tools, messages, num_calls, split`` plus provenance (``trace``, ``grounding``),
-``record`` (the line written for the format), ``empty`` and ``recovery`` flags.
+``record`` (the line written for the format; left out with ``with_record=False`` where the
+line is a concatenation of other columns, see :func:`kg2tool.formats.record_parts`), ``empty``
+and ``recovery`` flags.
 ``frame.attrs``-like counters are returned by :func:`build_shard` as a ``report`` dict.
 
 A shard is a pure function of (kg, specs, shard id, sizes, seed, format, options): the
@@ -15,10 +17,13 @@ a message in the report.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +31,21 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import ApiCatalog
+from kg2tool.apis import LIST_KIND, ApiCatalog
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
-from kg2tool.formats import FORMATS, ToolFragments, build_records, dataset_info_entry
+from kg2tool.formats import (
+    FORMATS,
+    ToolFragments,
+    build_records,
+    dataset_info_entry,
+    record_parts,
+)
 from kg2tool.patterns import JOIN
 from kg2tool.pipeline import pattern_counts
 from kg2tool.runtime import ToolRuntime
+from kg2tool.textops import Str, Strings, write_lines
 from kg2tool.trajectories import (
+    CALL_STYLES,
     MAX_JOIN_CALLS,
     UnsupportedPlanError,
     build_trajectories_many,
@@ -78,6 +91,22 @@ class Context:
         self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
         self.fragments = ToolFragments(self.catalog)
         self.namable = namable_entities(self.runtime)
+
+    def batched(self) -> Context:
+        """This context with the list APIs (``call_style="batched"``), made once: the same
+        names, lexicon and anchors; distractors drawn from the list APIs."""
+        got = self.__dict__.get("_batched")
+        if got is None:
+            got = copy.copy(self)
+            got.catalog = self.catalog.with_list_apis()
+            got.runtime = self.runtime.with_catalog(got.catalog)
+            got.fragments = ToolFragments(got.catalog)
+            got.fragments.relation_ids = [
+                i for i, a in enumerate(got.catalog.apis) if a.kind == LIST_KIND
+            ]
+            got.__dict__["_batched"] = got
+            self.__dict__["_batched"] = got
+        return got
 
 
 def namable_entities(runtime: ToolRuntime) -> np.ndarray:
@@ -191,21 +220,31 @@ def build_from_batches(
     paraphraser: Any = None,
     set_ops: str = "thought",
     max_join_calls: int = MAX_JOIN_CALLS,
+    call_style: str = "single",
+    with_record: bool = True,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
 
     ``set_ops``: ``"thought"`` (set operations explained in the thoughts) or ``"tools"``
-    (calls of the set-operation APIs). Queries of JOIN (cyclic) patterns whose trajectory
-    would need more than ``max_join_calls`` calls are dropped (``join_too_many_calls``).
+    (calls of the set-operation APIs). ``call_style``: ``"single"`` (one call per entity) or
+    ``"batched"`` (one list-API call per projection op, see :mod:`kg2tool.trajectories`).
+    Queries of JOIN (cyclic) patterns whose trajectory would need more than
+    ``max_join_calls`` calls are dropped (``join_too_many_calls``).
 
     Every per-sample choice (template, distractors, split) is seeded by (seed, the query's
     pattern position and stream index), so a sample does not depend on which shard it is in.
     ``paraphraser`` (a :class:`kg2tool.paraphrase.Paraphraser`) rewrites a seeded share of
-    the questions and adds the ``question_template`` column.
+    the questions and adds the ``question_template`` column. ``with_record=False``: no
+    ``record`` column where :func:`kg2tool.formats.record_parts` can write the lines from the
+    other columns (openai; the pipeline writes them straight to the JSONL files).
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
     ctx = context or Context(kg)
+    if call_style not in CALL_STYLES:
+        raise ValueError(f"call_style must be one of {CALL_STYLES}, got {call_style!r}")
+    if call_style == "batched":
+        ctx = ctx.batched()
     report: dict[str, Any] = {"dropped": {}, "skipped_patterns": {}, "per_pattern": {}}
     items: list[tuple[Any, pl.DataFrame]] = []
     specs: list[str] = []
@@ -247,7 +286,18 @@ def build_from_batches(
         items = paraphraser.apply(kg, items, seed, report)
     frame = (
         _shard_rows(
-            ctx, items, specs, format, seed, error_ratio, distractors, xlam_mode, report, set_ops
+            ctx,
+            items,
+            specs,
+            format,
+            seed,
+            error_ratio,
+            distractors,
+            xlam_mode,
+            report,
+            set_ops,
+            call_style,
+            with_record=with_record,
         )
         if items
         else _empty_frame()
@@ -303,12 +353,21 @@ def _shard_rows(
     xlam_mode: str,
     report: dict[str, Any],
     set_ops: str = "thought",
+    call_style: str = "single",
+    *,
+    with_record: bool = True,
 ) -> pl.DataFrame:
     """Trajectories, verification and records of every pattern's queries, all at once."""
     rt = ctx.runtime
     dropped = report["dropped"]
     traj = build_trajectories_many(
-        items, rt, ctx.lexicon, seed=seed, error_ratio=error_ratio, set_ops=set_ops
+        items,
+        rt,
+        ctx.lexicon,
+        seed=seed,
+        error_ratio=error_ratio,
+        set_ops=set_ops,
+        call_style=call_style,
     )
     ok, failures = verify_many(items, traj, rt)
     for k, v in failures.items():
@@ -345,7 +404,9 @@ def _shard_rows(
     samples = samples.with_columns(
         pl.col("id").str.slice(0, 13).str.to_integer(base=16).alias("xlam_id")
     )
-    rec = build_records(fmt, samples, steps, ctx.fragments, xlam_mode=xlam_mode)
+    rec = build_records(
+        fmt, samples, steps, ctx.fragments, xlam_mode=xlam_mode, with_record=with_record
+    )
     if not rec["sid"].equals(samples["sid"]):
         raise AssertionError("records out of sample order")
     out = pl.concat([samples, rec.drop("sid")], how="horizontal")
@@ -371,7 +432,7 @@ def _shard_rows(
         "num_calls",
         "trace",
         "grounding",
-        "record",
+        *(["record"] if "record" in out.columns else []),
         "empty",
         "recovery",
         pl.col("relation_ids"),
@@ -534,6 +595,52 @@ def _write_lines(path: Path, col: pl.Series) -> None:
         raise
 
 
+@dataclass
+class Lines:
+    """Record lines to write: ``n`` rows of :mod:`kg2tool.textops` parts, each row then a
+    newline (see :func:`kg2tool.formats.record_parts`)."""
+
+    n: int
+    parts: list[Any]
+
+    @classmethod
+    def of(cls, col: pl.Series) -> Lines:
+        """The values of a String column (a ``record`` column) as lines."""
+        if col.null_count():
+            raise ValueError("null record")
+        return cls(len(col), [Str(Strings(col))])
+
+    def write(self, fd: int) -> int:
+        """Written to ``fd`` from its offset (natively, no text column built); bytes written."""
+        return write_lines(fd, self.n, *self.parts)
+
+
+def write_lines_at(path: Path, at: int, lines: Lines, *, atomic: bool = False) -> int:
+    """``lines`` written into ``path`` from byte ``at``, the file cut there first (created if
+    missing); returns the new size. ``atomic`` (with ``at == 0``): into a temporary file in the
+    same directory, then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if atomic:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            try:
+                size = lines.write(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return size
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, at)
+        os.lseek(fd, at, os.SEEK_SET)
+        return at + lines.write(fd)
+    finally:
+        os.close(fd)
+
+
 def write_dataset(
     frame: pl.DataFrame,
     out_dir: str | os.PathLike[str],
@@ -625,23 +732,54 @@ def write_shard(
     format: str,
     *,
     jsonl: bool = True,
+    records: dict[str, Lines] | None = None,
 ) -> list[Path]:
     """One shard's files, each atomically: ``data/{split}-{i:05d}-of-{n:05d}.parquet`` and, with
     ``jsonl``, the format's records in ``records/{split}-{i:05d}-of-{n:05d}.jsonl`` (then the
-    Parquet files leave the ``record`` column out; see :func:`parquet_frame`)."""
+    Parquet files leave the ``record`` column out; see :func:`parquet_frame`), or, when
+    ``records`` is a dict, no record files: each split's :class:`Lines` go into it (the
+    pipeline writes them into the split files itself). The lines come from the ``record``
+    column, or from the other columns when the frame has none (see ``with_record`` of
+    :func:`build_from_batches`)."""
     files = []
     splits = sorted(set(frame["split"].to_list())) if frame.height else ["train"]
+    columns = _StringColumns(frame)
     for split in splits:
-        part = frame.filter(pl.col("split") == split)
+        mask = frame["split"] == split
+        part = frame.filter(mask)
         name = f"{split}-{shard_id:05d}-of-{num_shards:05d}"
         path = out / "data" / f"{name}.parquet"
         _write_parquet(parquet_frame(part, with_record=not jsonl), path)
         files.append(path)
-        if jsonl:
+        if not jsonl:
+            continue
+        if "record" in frame.columns:
+            lines = Lines.of(part["record"])
+        else:
+            rows = np.flatnonzero(mask.to_numpy())
+            parts = record_parts(format, columns, rows)
+            if parts is None:
+                raise ValueError(f"{format} records need the record column")
+            lines = Lines(len(rows), parts)
+        if records is not None:
+            records[split] = lines
+        else:
             rec = out / "records" / f"{name}.jsonl"
-            _write_lines(rec, part["record"])
+            write_lines_at(rec, 0, lines, atomic=True)
             files.append(rec)
     return files
+
+
+class _StringColumns(dict):
+    """``frame``'s String columns as :class:`~kg2tool.textops.Strings`, each made once."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        super().__init__()
+        self.frame = frame
+
+    def __missing__(self, name: str) -> Strings:
+        self[name] = got = Strings(self.frame[name])
+        return got
 
 
 def finalize_outputs(
@@ -651,23 +789,32 @@ def finalize_outputs(
     config: dict[str, Any] | None,
     *,
     kg: Any = None,
-    merged: dict[str, Path] | None = None,
+    merged: tuple[dict[str, Path], dict[str, int]] | None = None,
 ) -> None:
     """Merge shard records into one file per split (a JSON array for ToolBench, else JSONL),
     the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card. ``merged``:
-    JSONL splits already merged (in shard order) into these files, renamed into place."""
+    JSONL split files already assembled (in shard order) and their sizes, renamed into place
+    (then ``files`` lists no shard record files)."""
     del kg
     records = sorted(f for f in files if f.startswith("records/"))
     by_split: dict[str, list[str]] = {}
     for f in records:
         by_split.setdefault(Path(f).name.rsplit("-", 3)[0], []).append(f)
+    if merged is not None:
+        for split, part in sorted(merged[0].items()):
+            target = out / f"{split}.jsonl"
+            size = merged[1][split]
+            if part.is_file() and part.stat().st_size == size:
+                os.replace(part, target)
+            elif not (target.is_file() and target.stat().st_size == size):
+                raise OSError(f"{part}: not the {size:,} bytes of merged records expected")
+            by_split.setdefault(split, [])
+        with contextlib.suppress(OSError):
+            (out / "records").rmdir()  # empty once every shard's records are merged
     for split, parts in sorted(by_split.items()):
+        if merged is not None and split in merged[0]:
+            continue
         target = out / (f"{split}.json" if format == "toolbench" else f"{split}.jsonl")
-        done = (merged or {}).get(split)
-        if done is not None and format != "toolbench" and done.is_file():
-            if done.stat().st_size == sum((out / p).stat().st_size for p in parts):
-                os.replace(done, target)
-                continue
         tmp = target.with_name(f".{target.name}.tmp")
         with open(tmp, "wb") as dst:
             if format == "toolbench":  # each line is one step record: make one JSON array

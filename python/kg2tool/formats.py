@@ -15,7 +15,8 @@
   parallel calls and no observations, so only calls whose argument is an anchor of the question
   are exported (``xlam_mode="independent"`` keeps only samples made entirely of such calls:
   1p, 2i, 3i, 2in, 3in, 2u; ``"first_hop"`` also keeps the first hop of multi-hop samples as a
-  partial record). Set operations (thoughts, or with ``set_ops="tools"`` the set-operation calls,
+  partial record; with ``call_style="batched"`` a first hop is one list call over its anchor).
+  Set operations (thoughts, or with ``set_ops="tools"`` the set-operation calls,
   whose arguments are earlier results), observations, error calls and the final answer are left
   out; JOIN (cyclic) samples are never independent, and in ``first_hop`` mode give their calls
   from anchors.
@@ -44,6 +45,7 @@ __all__ = [
     "ToolFragments",
     "build_records",
     "dataset_info_entry",
+    "record_parts",
     "toolbench_system_prompt",
     "validate_openai",
     "validate_record",
@@ -159,16 +161,19 @@ def build_records(
     *,
     xlam_mode: str = "independent",
     id_offset: int = 0,
+    with_record: bool = True,
 ) -> pl.DataFrame:
     """Columns ``sid``, ``tools`` (OpenAI JSON), ``messages`` (format JSON), ``record`` (one line).
 
     ``samples``: sid, question, final_text, tool_ids (List of catalogue indices); ``steps``:
     sid, step, kind, api, argument, arguments, observation, thought, from_anchor.
+    ``with_record=False`` leaves ``record`` out where :func:`record_parts` can write it from
+    the other columns (openai), for callers that only write it out.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     if fmt == "openai":
-        return _openai(samples, steps, fragments)
+        return _openai(samples, steps, fragments, with_record=with_record)
     tools_openai = _lists(samples["tool_ids"], fragments.openai, ",")
     base = samples.select("sid", "question", "final_text").with_columns(
         pl.concat_str(pl.lit("["), pl.lit(tools_openai), pl.lit("]")).alias("tools")
@@ -179,6 +184,10 @@ def build_records(
     )
     if st.height and st["param"].null_count():  # set-operation calls: {"first": [...], ...}
         args_py = pl.when(pl.col("param").is_null()).then(_set_args_py()).otherwise(args_py)
+    if st.height and st["argument"].null_count() > st["param"].null_count():
+        # list calls (call_style="batched"): a parameter but no single argument
+        is_list = pl.col("argument").is_null() & pl.col("param").is_not_null()
+        args_py = pl.when(is_list).then(_list_args_py(is_list)).otherwise(args_py)
     if fmt == "sharegpt":
         call = pl.concat_str(
             pl.lit('{"name": "'), pl.col("api"), pl.lit('", "arguments": '), args_py, pl.lit("}")
@@ -246,6 +255,24 @@ def _set_args_py() -> pl.Expr:
     )
 
 
+def _list_args_py(is_list: pl.Expr) -> pl.Expr:
+    """``{"humans": ["A", "B"]}`` (json.dumps spacing) of a list call from its compact
+    ``arguments`` JSON (``{"humans":[...]}``)."""
+    body = (
+        pl.when(is_list)
+        .then(pl.col("arguments").str.extract(r'^\{"[^"]*":(\[.*\])\}$', 1))
+        .otherwise(pl.lit("[]"))
+        .str.json_decode(pl.List(pl.String))
+    )
+    return pl.concat_str(
+        pl.lit('{"'),
+        pl.col("param"),
+        pl.lit('": ['),
+        body.list.eval(json_str(pl.element())).list.join(", "),
+        pl.lit("]}"),
+    )
+
+
 def _flat_ids(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(offsets int64[n+1], values int64) of a List(Int) column."""
     arr = col.to_arrow()
@@ -257,7 +284,9 @@ def _flat_ids(col: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return off - off[0], vals
 
 
-def _openai(samples: pl.DataFrame, steps: pl.DataFrame, fr: ToolFragments) -> pl.DataFrame:
+def _openai(
+    samples: pl.DataFrame, steps: pl.DataFrame, fr: ToolFragments, *, with_record: bool = True
+) -> pl.DataFrame:
     """The openai columns in one native pass each (same bytes as the Polars expressions of the
     other formats would give: see :mod:`kg2tool.textops`)."""
     n = samples.height
@@ -294,17 +323,28 @@ def _openai(samples: pl.DataFrame, steps: pl.DataFrame, fr: ToolFragments) -> pl
         Str(samples["final_text"], json=True),
         "}]",
     )
-    record = concat_built(
-        n, '{"messages":', Str(messages), ',"tools":', Str(tools), ',"parallel_tool_calls":false}'
-    )
-    return pl.DataFrame(
-        [
-            samples["sid"],
-            tools.series("tools"),
-            messages.series("messages"),
-            record.series("record"),
-        ]
-    )
+    cols = [samples["sid"], tools.series("tools"), messages.series("messages")]
+    if with_record:
+        head, mid, tail = _OPENAI_RECORD
+        record = concat_built(n, head, Str(messages), mid, Str(tools), tail)
+        cols.append(record.series("record"))
+    return pl.DataFrame(cols)
+
+
+# The openai line around its ``messages`` and ``tools`` (see :func:`record_parts`).
+_OPENAI_RECORD = ('{"messages":', ',"tools":', ',"parallel_tool_calls":false}')
+
+
+def record_parts(fmt: str, columns: Any, rows: np.ndarray | None = None) -> list[Any] | None:
+    """The :mod:`kg2tool.textops` parts of the ``record`` lines of some rows (``rows``: their
+    positions; all rows when None), built from the other columns (``columns[name]``: a
+    DataFrame, or a mapping to String Series / :class:`~kg2tool.textops.Strings`); None for
+    formats whose record is not a concatenation of them (use the ``record`` column)."""
+    if fmt != "openai":
+        return None
+    idx = None if rows is None else np.asarray(rows, dtype=np.int64)
+    head, mid, tail = _OPENAI_RECORD
+    return [head, Str(columns["messages"], index=idx), mid, Str(columns["tools"], index=idx), tail]
 
 
 def _per_sample(base: pl.DataFrame, frags: pl.DataFrame, sep: str) -> pl.DataFrame:

@@ -7,10 +7,11 @@ The shard is the unit of work, of resume and of distribution:
    stream's output does not depend on how it is cut, so shard contents depend only on
    (config, seed, shard id).
 2. A worker turns a shard's groundings into verified samples (exact sets re-executed
-   natively, questions, trajectories, the chosen format) and writes its files atomically
-   (temporary name, then rename), then a completion marker.
-3. When every shard has its marker, the driver writes the manifest, the config and the
-   dataset card.
+   natively, questions, trajectories, the chosen format) and writes its Parquet files
+   atomically (temporary name, then rename), its JSONL records into the split files being
+   assembled in shard order (:class:`_SplitParts`), then a completion marker.
+3. When every shard has its marker, the driver renames the split files into place and writes
+   the manifest, the config and the dataset card.
 
 A run killed at any moment and started again with the same config skips the shards whose
 marker is there and redoes the rest, so the final files equal an uninterrupted run's.
@@ -20,6 +21,7 @@ few shards of groundings at a time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -40,6 +42,11 @@ import numpy as np
 
 from . import paraphrase
 from .errors import InputError, Kg2ToolError
+
+try:  # the split-file lock (_SplitParts); without it only the driver merges records
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX
+    fcntl = None  # type: ignore[assignment]
 
 FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
 ENGINES = ("auto", "local", "process", "ray")
@@ -88,6 +95,9 @@ class GenerateConfig:
     # "thought": set operations explained in the thoughts; "tools": calls of the set-operation
     # APIs (get_intersection_of, ...). Left out of to_dict (dumps, resume hash) at the default.
     set_ops: str = "thought"
+    # "single": one relation call per entity; "batched": one list-API call per projection op
+    # (kg2tool.trajectories). Left out of to_dict (dumps, resume hash) at the default.
+    call_style: str = "single"
     # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
@@ -141,6 +151,8 @@ class GenerateConfig:
             raise InputError("relation_choice must be 'uniform' or 'degree'")
         if self.set_ops not in ("thought", "tools"):
             raise InputError(f"set_ops must be 'thought' or 'tools', got {self.set_ops!r}")
+        if self.call_style not in ("single", "batched"):
+            raise InputError(f"call_style must be 'single' or 'batched', got {self.call_style!r}")
         paraphrase.check_generate_config(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,6 +162,8 @@ class GenerateConfig:
                 d.pop(k)
         if d.get("set_ops") == "thought":  # likewise for the default set_ops
             d.pop("set_ops")
+        if d.get("call_style") == "single":  # and the default call_style
+            d.pop("call_style")
         return d
 
     def content_hash(self) -> str:
@@ -202,6 +216,7 @@ _FIELD_TYPES: dict[str, type] = {
     "jsonl": bool,
     "options": dict,
     "set_ops": str,
+    "call_style": str,
 }
 
 
@@ -214,6 +229,9 @@ class ShardTask:
     groundings: list[
         dict[str, Any]
     ]  # per pattern: name, plan spec text, relation_ids, anchor_ids, query_index
+    # JSONL runs on this machine: the worker writes its records straight into the split files
+    # when the shard is next in line (see _SplitParts); else into records/ files to merge.
+    direct_records: bool = False
 
 
 @dataclass
@@ -379,7 +397,16 @@ class Generator:
         num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, num_shards) for c in per_pattern]
+        parts = _SplitParts(self.out, self.hash, num_shards) if appends_records(cfg) else None
         done = self.done_shards(num_shards)
+        if parts is not None:
+            done = parts.restore(done)
+        # workers write the split files themselves on this machine (under the lock), else
+        # (Ray: another machine's filesystem semantics) the driver merges what they leave
+        engine = resolve_engine(cfg)
+        direct = parts is not None and (
+            engine == "local" or (engine == "process" and fcntl is not None)
+        )
         report = GenerateReport(out=self.out, shards=num_shards, shards_skipped=len(done))
         for info in done.values():
             report.written += info["written"]
@@ -395,7 +422,6 @@ class Generator:
         }
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
-        merger = _RecordMerger(self.out, self.hash, num_shards, done, cfg)
 
         exhausted = [False] * len(specs)
         namable = _namable_anchors(kg)
@@ -461,7 +487,7 @@ class Generator:
                             "query_index": np.concatenate([b.query_index for b in batches]),
                         }
                     )
-                yield ShardTask(s, num_shards, groundings)
+                yield ShardTask(s, num_shards, groundings, direct_records=direct)
 
         bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
         try:
@@ -470,7 +496,8 @@ class Generator:
                 _merge(report.dropped, result.get("dropped", {}))
                 _merge(report.paraphrase, result.get("paraphrase", {}))
                 bar.advance(result["written"])
-                merger.add(result)
+                if parts is not None and not direct:  # e.g. Ray: merge what the workers wrote
+                    parts.drain()
         finally:
             bar.close()
             runner.close()
@@ -485,7 +512,8 @@ class Generator:
                 f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. "
                 "Loosen the constraints, or use a KG with entity names."
             )
-        report.files = self.finalize(kg, num_shards, report, merged=merger.finish())
+        merged = parts.finish() if parts is not None else None
+        report.files = self.finalize(kg, num_shards, report, merged=merged)
         report.seconds = time.perf_counter() - t0
         report.peak_rss_mb = _peak_rss_mb()
         return report
@@ -495,10 +523,11 @@ class Generator:
         kg: Any,
         num_shards: int,
         report: GenerateReport,
-        merged: dict[str, Path] | None = None,
+        merged: tuple[dict[str, Path], dict[str, int]] | None = None,
     ) -> list[str]:
-        """Manifest, config and dataset card, once every shard is complete. ``merged``: split
-        files already merged from every shard's records (see :class:`_RecordMerger`)."""
+        """Manifest, config and dataset card, once every shard is complete. ``merged``: the
+        split files assembled from every shard's records and their sizes (see
+        :class:`_SplitParts`), renamed into place here."""
         from . import dataset
 
         done = self.done_shards(num_shards)
@@ -508,6 +537,8 @@ class Generator:
                 f"shards {missing[:5]} did not complete; run the same command again to resume"
             )
         files = sorted(f for info in done.values() for f in info["files"])
+        if merged is not None:  # the records are in the split files only
+            files += sorted(f"{split}.jsonl" for split in merged[0])
         manifest = {
             "format": self.config.format,
             "num_samples": report.written,
@@ -532,106 +563,222 @@ class Generator:
         return files
 
 
-class _RecordMerger:
-    """Merges each shard's record files into the split files while later shards are still being
-    built, instead of copying ~4 GB (1M openai samples) after the last one.
+def appends_records(cfg: GenerateConfig) -> bool:
+    """Whether shards' records go into the split files while the run goes on (JSONL formats);
+    ToolBench (one JSON array per split) and runs without JSON(L) merge at the end."""
+    return bool(cfg.jsonl) and cfg.format != "toolbench"
 
-    Shard s's ``records/{split}-*.jsonl`` are appended to ``.progress/{split}.jsonl.part`` as
-    soon as shards 0..s are all done (results arrive in shard order); ``.progress/merge.json``
-    then records, per merged shard, every part's size. The append happens before that state is
-    written, so after a kill a restart truncates the parts to the recorded sizes, rolls back to
-    before the first shard that must be redone, and carries on: the final files are the same
-    bytes as an uninterrupted run's. :meth:`finish` returns the parts (complete) for
-    :func:`kg2tool.dataset.finalize_outputs` to rename into place. ToolBench (one JSON array)
-    and runs without JSONL keep the merge at the end.
+
+class _SplitParts:
+    """The split files of a JSONL run, assembled in shard order while shards are built.
+
+    ``.progress/{split}.jsonl.part`` holds the records of shards 0..k-1 back to back and
+    ``.progress/merge.json`` the size of every part after each of them. A worker that finishes
+    shard k when shards 0..k-1 are in (the usual case: shards are handed out in order) writes
+    its records straight into the parts at their end; otherwise it leaves them in
+    ``records/{split}-{k:05d}-of-{n:05d}.jsonl``, and whoever next holds the lock with
+    shard k next in line (a worker, or the driver) appends that file and deletes it. Every step
+    is under an exclusive ``flock`` on ``.progress/merge.lock``; the bytes are written before
+    the state that counts them, and a shard's marker (with its records' size per split) only
+    after that, so a restart cuts the parts back to the recorded sizes, takes back out of them
+    (into ``records/``) the shards after the first one to redo, and carries on: the final files
+    are the same bytes as an uninterrupted run's. The records of a 1M-sample openai run
+    (~5 GB) are thus written once, instead of into per-shard files and then copied again.
     """
 
-    def __init__(
-        self,
-        out: Path,
-        run_hash: str,
-        num_shards: int,
-        done: dict[int, dict[str, Any]],
-        cfg: GenerateConfig,
-    ) -> None:
+    def __init__(self, out: Path, run_hash: str, num_shards: int) -> None:
         self.out, self.hash, self.num_shards = out, run_hash, num_shards
-        self.enabled = bool(cfg.jsonl) and cfg.format != "toolbench"
         self.state_path = out / MARKERS / "merge.json"
-        self.infos: dict[int, dict[str, Any]] = dict(done)
-        self.sizes: list[dict[str, int]] = []  # per merged shard: every part's size after it
-        if not self.enabled:
-            return
-        try:
-            state = json.loads(self.state_path.read_text())
-            if state.get("hash") != run_hash or state.get("num_shards") != num_shards:
-                state = {}
-        except (OSError, ValueError):
-            state = {}
-        sizes = [dict(x) for x in state.get("sizes", [])]
-        # only the shards before the first one that is not done (and so will be redone) stay
-        first_missing = min(set(range(num_shards)) - set(done), default=num_shards)
-        sizes = sizes[: min(len(sizes), first_missing)]
-        keep = sizes[-1] if sizes else {}
-        for split in self._splits():
-            part, final = self.part(split), out / f"{split}.jsonl"
-            if not part.exists() and final.exists() and split in keep:
-                os.replace(final, part)  # a finished run started again: take the file back
-        for split, size in keep.items():
-            part = self.part(split)
-            if not part.exists() or part.stat().st_size < size:
-                sizes, keep = [], {}  # the parts do not hold what the state says: start over
-                break
-        for part in (out / MARKERS).glob("*.jsonl.part"):
-            split = part.name[: -len(".jsonl.part")]
-            if split in keep:
-                with open(part, "r+b") as fh:
-                    fh.truncate(keep[split])
-            else:
-                part.unlink()
-        self.sizes = sizes
-        self._save()
-        self._advance()
 
-    def _splits(self) -> set[str]:
-        return {p.name[: -len(".jsonl")] for p in self.out.glob("*.jsonl")} | {
-            p.name[: -len(".jsonl.part")] for p in (self.out / MARKERS).glob("*.jsonl.part")
-        }
-
+    # ----- files ------------------------------------------------------------------------
     def part(self, split: str) -> Path:
         return self.out / MARKERS / f"{split}.jsonl.part"
 
-    def _save(self) -> None:
-        state = {"hash": self.hash, "num_shards": self.num_shards, "sizes": self.sizes}
+    def shard_file(self, split: str, shard: int) -> Path:
+        return self.out / "records" / f"{split}-{shard:05d}-of-{self.num_shards:05d}.jsonl"
+
+    def marker(self, shard: int) -> Path:
+        return self.out / MARKERS / f"shard-{shard:05d}.json"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive access to the parts and the state (a no-op where ``flock`` is missing:
+        then only the driver merges, see ``direct`` in :meth:`Generator.run`)."""
+        fd = os.open(self.out / MARKERS / "merge.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def load(self) -> list[dict[str, int]]:
+        """Per merged shard, every part's size after it ([] when there is no valid state)."""
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return []
+        if state.get("hash") != self.hash or state.get("num_shards") != self.num_shards:
+            return []
+        return [dict(x) for x in state.get("sizes", [])]
+
+    def save(self, sizes: list[dict[str, int]]) -> None:
+        state = {"hash": self.hash, "num_shards": self.num_shards, "sizes": sizes}
         _atomic_write_text(self.state_path, json.dumps(state))
 
-    def add(self, info: dict[str, Any]) -> None:
-        """A shard finished (its marker is written): merge it and any done shards after it."""
-        self.infos[int(info["shard"])] = info
-        if self.enabled:
-            self._advance()
+    def _info(self, shard: int) -> dict[str, Any] | None:
+        try:
+            info = json.loads(self.marker(shard).read_text())
+        except (OSError, ValueError):
+            return None
+        return info if info.get("hash") == self.hash else None
 
-    def _advance(self) -> None:
+    def _files_intact(self, shard: int, records: dict[str, int]) -> bool:
+        for split, size in records.items():
+            f = self.shard_file(split, shard)
+            if not f.is_file() or f.stat().st_size != size:
+                return False
+        return True
+
+    # ----- a worker's shard -----------------------------------------------------------
+    def write_shard(
+        self, shard: int, records: dict[str, Any], info: dict[str, Any], *, direct: bool
+    ) -> None:
+        """Put a shard's records (per split, :class:`kg2tool.dataset.Lines`) in place, then
+        write its marker (``info`` plus
+        ``records``: bytes per split). ``direct``: into the parts when the shard is next in
+        line (else, and always without ``direct``, into ``records/`` files to be merged)."""
+        from .dataset import write_lines_at
+
+        if direct:
+            with self.locked():
+                sizes = self.load()
+                if len(sizes) == shard:
+                    new = dict(sizes[-1]) if sizes else {}
+                    info["records"] = {}
+                    for split, lines in sorted(records.items()):
+                        at = new.get(split, 0)
+                        new[split] = write_lines_at(self.part(split), at, lines)
+                        info["records"][split] = new[split] - at
+                    sizes.append(new)
+                    self.save(sizes)
+                    _atomic_write_text(self.marker(shard), json.dumps(info, indent=1))
+                    self._drain(sizes)
+                    return
+        info["records"] = {}
+        for split, lines in sorted(records.items()):
+            path = self.shard_file(split, shard)
+            info["records"][split] = write_lines_at(path, 0, lines, atomic=True)
+        _atomic_write_text(self.marker(shard), json.dumps(info, indent=1))
+        if direct:
+            self.drain()
+
+    # ----- merging ------------------------------------------------------------------------
+    def drain(self) -> list[dict[str, int]]:
+        """Append every shard next in line whose records wait in ``records/`` files."""
+        with self.locked():
+            return self._drain(self.load())
+
+    def _drain(self, sizes: list[dict[str, int]]) -> list[dict[str, int]]:
         from .dataset import _append_file
 
-        moved = False
-        while len(self.sizes) < self.num_shards and len(self.sizes) in self.infos:
-            info = self.infos[len(self.sizes)]
-            sizes = dict(self.sizes[-1]) if self.sizes else {}
-            for f in sorted(info["files"]):
-                if not f.startswith("records/"):
-                    continue
-                split = Path(f).name.rsplit("-", 3)[0]
-                sizes[split] = _append_file(self.out / f, self.part(split), sizes.get(split, 0))
-            self.sizes.append(sizes)
-            moved = True
-        if moved:
-            self._save()
+        while len(sizes) < self.num_shards:
+            k = len(sizes)
+            info = self._info(k)
+            if info is None or "records" not in info or not self._files_intact(k, info["records"]):
+                break
+            new = dict(sizes[-1]) if sizes else {}
+            for split in sorted(info["records"]):
+                new[split] = _append_file(
+                    self.shard_file(split, k), self.part(split), new.get(split, 0)
+                )
+            sizes.append(new)
+            self.save(sizes)
+            for split in info["records"]:
+                self.shard_file(split, k).unlink(missing_ok=True)
+        return sizes
 
-    def finish(self) -> dict[str, Path] | None:
-        """The complete split parts, or None when the merge is left to the end."""
-        if not self.enabled or len(self.sizes) != self.num_shards:
-            return None
-        return {split: self.part(split) for split in self.sizes[-1]}
+    # ----- resume -------------------------------------------------------------------------
+    def restore(self, done: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """At the start of a run: of the shards whose marker and Parquet files are intact
+        (``done``), those whose records are in the parts or in intact ``records/`` files. The
+        parts are cut back to the state, the state to the shards before the first one to redo
+        (the records of done shards after it go back into ``records/`` files)."""
+        with self.locked():
+            sizes = self.load()
+            last = sizes[-1] if sizes else {}
+            for split in last:  # a finished run started again: take its split files back
+                final = self.out / f"{split}.jsonl"
+                if not self.part(split).exists() and final.exists():
+                    os.replace(final, self.part(split))
+            for split, size in last.items():
+                part = self.part(split)
+                if not part.exists() or part.stat().st_size < size:
+                    sizes = []  # the parts do not hold what the state says: start over
+                    break
+
+            def complete(s: int, info: dict[str, Any]) -> bool:
+                rec = info.get("records")
+                if not isinstance(rec, dict):
+                    return False
+                if s < len(sizes):
+                    prev = sizes[s - 1] if s else {}
+                    return all(
+                        sizes[s].get(k, 0) - prev.get(k, 0) == rec.get(k, 0)
+                        for k in set(rec) | set(sizes[s])
+                    )
+                return self._files_intact(s, rec)
+
+            done = {s: info for s, info in done.items() if complete(s, info)}
+            first_missing = min(set(range(self.num_shards)) - set(done), default=self.num_shards)
+            for k in range(first_missing + 1, len(sizes)):  # merged, but after a shard to redo
+                if k in done:
+                    for split, size in done[k]["records"].items():
+                        src, at = self.part(split), sizes[k - 1].get(split, 0)
+                        _copy_range(src, at, size, self.shard_file(split, k))
+            sizes = sizes[: min(len(sizes), first_missing)]
+            keep = sizes[-1] if sizes else {}
+            for part in (self.out / MARKERS).glob("*.jsonl.part"):
+                split = part.name[: -len(".jsonl.part")]
+                if split in keep:
+                    with open(part, "r+b") as fh:
+                        fh.truncate(keep[split])
+                else:
+                    part.unlink()
+            for s in range(len(sizes)):  # records files left by a kill after their merge
+                for split in done[s]["records"]:
+                    self.shard_file(split, s).unlink(missing_ok=True)
+            self.save(sizes)
+            self._drain(sizes)
+        return done
+
+    def finish(self) -> tuple[dict[str, Path], dict[str, int]]:
+        """The complete parts and their sizes, once every shard is in."""
+        sizes = self.drain()
+        if len(sizes) != self.num_shards:
+            missing = len(sizes)
+            raise Kg2ToolError(
+                f"the records of shard {missing} were not merged; run the same command again "
+                "to resume"
+            )
+        last = sizes[-1] if sizes else {}
+        return {split: self.part(split) for split in last}, last
+
+
+def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
+    """Bytes [at, at + size) of ``src`` into a new file ``dst`` (atomically)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    with open(src, "rb") as fh, open(tmp, "wb") as out:
+        fh.seek(at)
+        left = size
+        while left:
+            chunk = fh.read(min(left, 1 << 22))
+            if not chunk:
+                raise OSError(f"{src}: shorter than its recorded size")
+            out.write(chunk)
+            left -= len(chunk)
+    os.replace(tmp, dst)
 
 
 @dataclass
@@ -738,6 +885,9 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
         for g in task.groundings
     ]
     para = paraphrase.from_generate_config(cfg)  # None unless paraphrasing is configured
+    # JSONL runs hand the records (per split) to _SplitParts instead of writing shard files;
+    # openai lines are then written from the messages and tools columns (no record column)
+    records: dict[str, Any] | None = {} if appends_records(cfg) else None
     try:
         frame, report = dataset.build_from_batches(
             kg,
@@ -747,6 +897,8 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             context=_worker_context(kg),
             paraphraser=para,
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
+            **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
+            **({"with_record": False} if records is not None else {}),
             **cfg.options,
         )
     finally:
@@ -756,7 +908,15 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     for name in report["skipped_patterns"]:
         dropped[f"skipped:{name}"] = dropped.get(f"skipped:{name}", 0) + 1
     files = (  # a shard left without queries (every pattern exhausted) has no files
-        dataset.write_shard(frame, out, task.shard_id, task.num_shards, cfg.format, jsonl=cfg.jsonl)
+        dataset.write_shard(
+            frame,
+            out,
+            task.shard_id,
+            task.num_shards,
+            cfg.format,
+            jsonl=cfg.jsonl,
+            records=records,
+        )
         if frame.height
         else []
     )
@@ -769,8 +929,13 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     }
     if "paraphrase" in report:
         info["paraphrase"] = report["paraphrase"]
-    marker = out / MARKERS / f"shard-{task.shard_id:05d}.json"
-    _atomic_write_text(marker, json.dumps(info, indent=1))
+    del frame
+    if records is not None:
+        parts = _SplitParts(out, info["hash"], task.num_shards)
+        parts.write_shard(task.shard_id, records, info, direct=task.direct_records)
+    else:
+        marker = out / MARKERS / f"shard-{task.shard_id:05d}.json"
+        _atomic_write_text(marker, json.dumps(info, indent=1))
     return info
 
 

@@ -14,7 +14,17 @@ and serialised with orjson in a fixed key order, so recorded observations replay
 Errors are values, never exceptions from deep inside: ``CallResult.error`` is
 ``{"error": kind, "message": ..., "suggestions": [...]}`` (plus ``candidates`` for ambiguity),
 kinds: unknown_api, malformed_arguments, missing_argument, unexpected_argument,
-invalid_argument, unknown_entity, ambiguous_entity.
+invalid_argument, unknown_entity, ambiguous_entity. An entity inside a list argument (list
+APIs, set operations) that is not a string or does not resolve is named with its position:
+the message starts ``humans[2]: ...`` and the error adds ``"argument": "humans"`` and
+``"position": 2`` (0-based); the first bad entity of the list is reported.
+
+List APIs (``kind="relation_list"``, see :mod:`kg2tool.apis`) take a list of names and return
+the *union* of every entity's neighbours as one flat list, in the same (label, key) order and
+encoding as any result, without duplicates. A flat union, not a per-entity mapping: it is the
+set the next step of a multi-hop query works on (the next list call takes it back as is), it
+replays byte for byte like any other result, and a per-entity answer is what the single-entity
+API is for. Duplicates in the argument are allowed; an empty list gives ``[]``.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import Api, ApiCatalog
+from kg2tool.apis import LIST_KIND, Api, ApiCatalog
 
 __all__ = ["CallResult", "ToolRuntime"]
 
@@ -142,6 +152,15 @@ class ToolRuntime:
         )
         self._label_list: list[str] = sorted(set(self.labels))
 
+    def with_catalog(self, catalog: ApiCatalog) -> ToolRuntime:
+        """This runtime over another catalogue of the same KG (e.g. with list APIs), sharing
+        the name tables (no rebuild)."""
+        other = object.__new__(ToolRuntime)
+        other.__dict__.update(self.__dict__)
+        other.catalog = catalog
+        other.__dict__.pop("_api_tables_cache", None)
+        return other
+
     # ---------------------------------------------------------------- names
 
     def resolve(self, name: str) -> int:
@@ -253,17 +272,45 @@ class ToolRuntime:
         return self.resolve(value)
 
     def _list_arg(self, api: Api, param: str, value: Any) -> np.ndarray:
-        """Resolve a list-of-names argument to sorted unique entity ids."""
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        """Resolve a list-of-names argument to sorted unique entity ids; a bad item is named
+        with its position (``param[i]: ...``, plus ``argument`` and ``position`` fields)."""
+        if not isinstance(value, list):
             raise _CallError(
                 _err(
                     "invalid_argument",
                     f"argument {param!r} of {api.name} must be a list of entity names",
                 )
             )
-        return np.unique(
-            np.fromiter((self.resolve(v) for v in value), dtype=np.int32, count=len(value))
-        )
+        ids = np.empty(len(value), dtype=np.int32)
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                raise _CallError(
+                    _err(
+                        "invalid_argument",
+                        f"{param}[{i}]: argument {param!r} of {api.name} must be a list of "
+                        f"entity names; item {i} is {orjson.dumps(v).decode()[:40]}",
+                        argument=param,
+                        position=i,
+                    )
+                )
+            try:
+                ids[i] = self.resolve(v)
+            except _CallError as exc:
+                p = exc.payload
+                raise _CallError(
+                    {**p, "message": f"{param}[{i}]: {p['message']}", "argument": param,
+                     "position": i}
+                ) from None  # fmt: skip
+        return np.unique(ids)
+
+    def _list_relation(self, api: Api, args: dict) -> np.ndarray:
+        """Execute a list API: the union of every listed entity's neighbours (sorted ids)."""
+        param = api.param_names[0]
+        heads = self._list_arg(api, param, args[param])
+        if len(heads) == 0:
+            return _EMPTY
+        _, ids = self.kg.neighbors(heads, int(api.relation_id), inverse=api.direction == "inverse")
+        return np.unique(np.asarray(ids, dtype=np.int32))
 
     def _ok(self, api: Api, arguments: Any, ids: np.ndarray) -> CallResult:
         """Success result with ids in the deterministic (label, key) order."""
@@ -286,6 +333,8 @@ class ToolRuntime:
             api, args = self._parse(api_name, arguments)
             if api.kind == "set_operation":
                 return self._ok(api, arguments, self._set_op(api, args))
+            if api.kind == LIST_KIND:
+                return self._ok(api, arguments, self._list_relation(api, args))
             eid = self._entity_arg(api, api.param_names[0], args[api.param_names[0]])
             offsets, ids = self.kg.neighbors(
                 np.array([eid], dtype=np.int32),
@@ -316,6 +365,9 @@ class ToolRuntime:
                 api, args = self._parse(name, arguments)
                 if api.kind == "set_operation":
                     results.append(self._ok(api, arguments, self._set_op(api, args)))
+                    continue
+                if api.kind == LIST_KIND:
+                    results.append(self._ok(api, arguments, self._list_relation(api, args)))
                     continue
                 eid = self._entity_arg(api, api.param_names[0], args[api.param_names[0]])
                 pending[api.direction == "inverse"].append((len(results), api, arguments, eid))

@@ -20,7 +20,19 @@ bindings that satisfy every checked link, which the final thought states with th
 that drop out. JOIN ops with exclusion inputs (a negated conjunction attached to a non-answer
 variable), type constraints, or an atom between two anchors, and ``TYPE_FILTER`` ops are not
 turned into trajectories: :class:`UnsupportedPlanError` says so and the dataset builder skips
-those patterns. The catalogue's relation APIs take one entity, so there is no batched call style.
+those patterns.
+
+``call_style="batched"`` (the runtime's catalogue must have the list APIs,
+:meth:`kg2tool.apis.ApiCatalog.with_list_apis`): every ``PROJECT`` op is ONE call of its
+relation's list API, ``get_x_of_y_batch({"ys": [the whole input set, in result order]})``,
+whose observation is the union of the neighbours, i.e. exactly the op's set (the next call's
+list argument, or a set operation's input); an op with an empty input set has no call, as in
+the single style. Set operations are unchanged (thoughts, or set-operation calls with
+``set_ops="tools"``). ``JOIN`` ops keep one single-entity call per candidate: their checks need
+to see which candidate is linked to which, and a union observation does not say it. So a
+sample has one call per projection op with a non-empty input, plus its set-operation calls
+(tools mode) and its JOIN calls. A list call's grounding is the triples of every listed
+entity. ``call_style="single"`` (the default) is the one-call-per-entity form above.
 
 Verification (:func:`verify`) is independent of the builder: every distinct (API, arguments)
 call is replayed through the runtime (vectorised, cross-checked byte for byte against
@@ -32,7 +44,7 @@ to the exact answer set. Samples that fail are dropped and counted by reason.
 Frames: ``steps`` has one row per call (``sid``, ``step``, ``op``, ``kind`` "call" | "error",
 ``api``, ``param``, ``argument``, ``arguments`` (JSON object text), ``observation``,
 ``thought``, ``sub`` (JOIN sub-step, else -1), ``from_anchor``; set-operation calls have null
-``param``/``argument``); ``samples`` one row per sample (``sid``, ``final_text``,
+``param``/``argument``, list calls their list parameter and a null ``argument``); ``samples`` one row per sample (``sid``, ``final_text``,
 ``answer_names``, ``num_calls``, ``trace``, ``grounding``, ``empty``, ``recovery``).
 """
 
@@ -46,6 +58,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
+from kg2tool.apis import LIST_KIND
 from kg2tool.errors import Kg2ToolError
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 from kg2tool.runtime import ToolRuntime
@@ -53,6 +66,7 @@ from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
 from kg2tool.verbalize import RelationLexicon, mix_hash, name_list_text
 
 __all__ = [
+    "CALL_STYLES",
     "MAX_JOIN_CALLS",
     "SET_OPS_MODES",
     "SUPPORTED_OPS",
@@ -70,6 +84,7 @@ __all__ = [
 
 SUPPORTED_OPS = (ANCHOR, PROJECT, INTERSECT, UNION, DIFFERENCE, JOIN)
 SET_OPS_MODES = ("thought", "tools")
+CALL_STYLES = ("single", "batched")
 _SET_OP_API = {INTERSECT: "intersection", UNION: "union", DIFFERENCE: "difference"}
 
 
@@ -185,6 +200,15 @@ def _observations(
     kg: Any, rel: np.ndarray, inverse: np.ndarray, ent: np.ndarray, runtime: ToolRuntime
 ) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     """Observation JSON and result (offsets, ids in result order) of distinct calls."""
+    offsets, values = _neighbor_lists(kg, rel, inverse, ent)
+    values = _sorted_lists(offsets, values, runtime.rank).astype(np.int32)
+    return runtime.encode_results(offsets, values), offsets, values
+
+
+def _neighbor_lists(
+    kg: Any, rel: np.ndarray, inverse: np.ndarray, ent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, ids) of each (relation, direction, entity) lookup, slices in the KG's order."""
     n = len(ent)
     counts = np.zeros(n, np.int64)
     chunks = []
@@ -201,8 +225,30 @@ def _observations(
     for sel, off, ids in chunks:
         seg_len = np.diff(off)
         values[np.repeat(offsets[sel] - off[:-1], seg_len) + np.arange(len(ids))] = ids
-    values = _sorted_lists(offsets, values, runtime.rank).astype(np.int32)
-    return runtime.encode_results(offsets, values), offsets, values
+    return offsets, values
+
+
+def _list_calls(
+    kg: Any, rd: np.ndarray, cnt: np.ndarray, ids: np.ndarray, runtime: ToolRuntime
+) -> dict[str, Any]:
+    """List calls (relation * 2 + direction ``rd``, ``cnt`` listed entities each, ``ids`` in
+    argument order) executed element by element: per call the observation ``obs`` (the union of
+    the neighbours, in result order), and per listed entity its neighbours
+    (``e_off``, ``e_val``, in result order) for the grounding."""
+    e_rd = np.repeat(rd, cnt)
+    e_off, e_val = _neighbor_lists(kg, e_rd // 2, (e_rd % 2).astype(bool), ids)
+    e_val = _sorted_lists(e_off, e_val, runtime.rank).astype(np.int32)
+    call_of = np.repeat(np.repeat(np.arange(len(cnt), dtype=np.int64), cnt), np.diff(e_off))
+    key = _unique((call_of << 31) | e_val.astype(np.int64))
+    n_out = _counts(key >> 31, len(cnt))
+    val = _by_rank(n_out, key & ((1 << 31) - 1), runtime.rank).astype(np.int32)
+    off = np.r_[0, np.cumsum(n_out)].astype(np.int64)
+    return {
+        "obs": runtime.encode_results(off, val),
+        "e_rd": e_rd,
+        "e_off": e_off,
+        "e_val": e_val,
+    }
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
@@ -295,15 +341,24 @@ def build_trajectories(
     seed: int = 0,
     error_ratio: float = 0.0,
     set_ops: str = "thought",
+    call_style: str = "single",
 ) -> Trajectories:
     """Trajectories of one pattern's queries (columns sid, qid, relation_ids, anchor_ids, sets).
 
     ``error_ratio``: share of samples whose first call uses a misspelled anchor name, gets the
     runtime's real error, then is corrected. ``set_ops``: ``"thought"`` (set operations are
     explained in the thoughts) or ``"tools"`` (they are calls of the set-operation APIs).
+    ``call_style``: ``"single"`` (one call per entity) or ``"batched"`` (one list call per
+    projection op; module doc).
     """
     return build_trajectories_many(
-        [(plan, queries)], runtime, lexicon, seed=seed, error_ratio=error_ratio, set_ops=set_ops
+        [(plan, queries)],
+        runtime,
+        lexicon,
+        seed=seed,
+        error_ratio=error_ratio,
+        set_ops=set_ops,
+        call_style=call_style,
     )
 
 
@@ -471,6 +526,23 @@ def _api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
     return pl.Series(api_names, dtype=pl.String), pl.Series(api_params, dtype=pl.String)
 
 
+def _list_api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
+    """List API name and parameter per relation id * 2 + direction."""
+    kg, catalog = runtime.kg, runtime.catalog
+    if not catalog.has_list_apis:
+        raise Kg2ToolError(
+            "call_style='batched' needs the list APIs in the runtime's catalogue "
+            "(ApiCatalog.from_graph(kg, list_apis=True) or catalog.with_list_apis())"
+        )
+    api_names, api_params = [], []
+    for key in kg.relations["key"].to_list():
+        for d in ("forward", "inverse"):
+            a = catalog.list_api_for(key, d)
+            api_names.append(a.name)
+            api_params.append(a.param_names[0])
+    return pl.Series(api_names, dtype=pl.String), pl.Series(api_params, dtype=pl.String)
+
+
 def _set_op_names(runtime: ToolRuntime) -> dict[int, str]:
     """Catalogue name of the set-operation API per plan op kind."""
     by_op = {a.operation: a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
@@ -502,10 +574,14 @@ def _name_lists(cnt: np.ndarray, ids: np.ndarray, enc: pl.Series) -> pl.Series:
     return pl.select(pl.lit(lists).list.join(",")).to_series()
 
 
-def _null_if_set(values: np.ndarray, name: str) -> pl.Expr:
-    """An int column, null on set-operation calls (rows with ``sx >= 0``)."""
+def _null_if_set(values: np.ndarray, name: str, lists: bool = False) -> pl.Expr:
+    """An int column, null on set-operation calls (rows with ``sx >= 0``) and, with
+    ``lists``, on list calls (``lx >= 0``)."""
+    cond = pl.col("sx") >= 0
+    if lists:
+        cond = cond | (pl.col("lx") >= 0)
     return (
-        pl.when(pl.col("sx") >= 0)
+        pl.when(cond)
         .then(pl.lit(None, pl.Int64))
         .otherwise(pl.lit(pl.Series(values.astype(np.int64))))
         .alias(name)
@@ -520,6 +596,7 @@ def build_trajectories_many(
     seed: int = 0,
     error_ratio: float = 0.0,
     set_ops: str = "thought",
+    call_style: str = "single",
 ) -> Trajectories:
     """Trajectories of several patterns' queries at once (``sid`` unique across all frames,
     increasing); the same rows as :func:`build_trajectories` per pattern, concatenated.
@@ -530,6 +607,11 @@ def build_trajectories_many(
     if set_ops not in SET_OPS_MODES:
         raise ValueError(f"set_ops must be one of {SET_OPS_MODES}, got {set_ops!r}")
     tools = set_ops == "tools"
+    if call_style not in CALL_STYLES:
+        raise ValueError(f"call_style must be one of {CALL_STYLES}, got {call_style!r}")
+    batched = call_style == "batched"
+    if batched:
+        list_api_s, list_param_s = _list_api_tables(runtime)
     kg = runtime.kg
     nm = _names(runtime)
     rank = nm.rank
@@ -543,8 +625,11 @@ def build_trajectories_many(
     s_kind, s_nin, s_pos = [], [], []
     s_parts: dict[str, list[np.ndarray]] = {x: [] for x in ("fc", "fi", "sc", "si", "rc", "ri")}
     n_sx = 0
+    # list calls (batched): per call its relation/direction, listed entities (result order)
+    c_lx, l_rd, l_cnt, l_ids = [], [], [], []
+    n_lx = 0
 
-    def add_calls(sid_r, op, pos, rd, ent, m, anchor, sub, spos, role, sx) -> None:
+    def add_calls(sid_r, op, pos, rd, ent, m, anchor, sub, spos, role, sx, lx=None) -> None:
         c_sid.append(sid_r)
         c_op.append(np.full(len(sid_r), op, np.int32))
         c_pos.append(pos)
@@ -556,6 +641,7 @@ def build_trajectories_many(
         c_spos.append(spos)
         c_role.append(role)
         c_sx.append(sx)
+        c_lx.append(np.full(len(sid_r), -1, np.int64) if lx is None else lx)
 
     def add_expl(sid_r, k, kind, nin, at, cnt, ids, xcnt=None, xids=None) -> None:
         e_sid.append(sid_r)
@@ -615,7 +701,22 @@ def build_trajectories_many(
                             j_cnt.append(cnt_s)
                             j_ids.append(ids_s)
                 continue
-            if kinds[k] == PROJECT:
+            if kinds[k] == PROJECT and batched:  # one list call over the whole input set
+                j = plan.inputs(k)[0]
+                cnt, ids = sets.flat(j)
+                has_calls[:, k] = cnt > 0
+                rows = np.flatnonzero(cnt > 0)
+                rd = rel_ids[rows, int(plan.op_arg[k])] * 2 + int(plan.op_dir[k])
+                z, m1 = np.zeros(len(rows), np.int64), np.full(len(rows), -1)
+                add_calls(
+                    sid[rows], k, z, rd, m1, cnt[rows], np.full(len(rows), kinds[j] == ANCHOR),
+                    m1, z, m1, m1, n_lx + np.arange(len(rows)),
+                )  # fmt: skip
+                l_rd.append(rd)
+                l_cnt.append(cnt[rows])
+                l_ids.append(_by_rank(cnt, ids, rank))
+                n_lx += len(rows)
+            elif kinds[k] == PROJECT:
                 j = plan.inputs(k)[0]
                 cnt, ids = sets.flat(j)
                 ids = _by_rank(cnt, ids, rank)
@@ -657,8 +758,8 @@ def build_trajectories_many(
             if kind == ANCHOR:
                 continue
             ins = plan.inputs(k)
-            if kind == PROJECT and kinds[ins[0]] == ANCHOR:
-                continue
+            if kind == PROJECT and (kinds[ins[0]] == ANCHOR or batched):
+                continue  # a list call's observation is already the op's whole set
             if tools and kind in _SET_OP_API:
                 continue
             cnt, ids = sets.flat(k)
@@ -707,11 +808,13 @@ def build_trajectories_many(
         "spos": cat(c_spos),
         "role": cat(c_role),
         "sx": cat(c_sx),
+        "lx": cat(c_lx),
     }
     order = np.lexsort((c["pos"], c["op"], c["sid"]))
     c = {k: v[order] for k, v in c.items()}
     ncalls = len(order)
-    is_rel = c["rd"] >= 0
+    is_list = c["lx"] >= 0
+    is_rel = (c["rd"] >= 0) & ~is_list
     # distinct calls -> observations
     key = np.where(is_rel, c["rd"] * max(kg.num_entities, 1) + c["ent"], -1)
     ukey, uid = _unique_inverse(key[is_rel])
@@ -719,11 +822,17 @@ def build_trajectories_many(
     obs, r_off, r_val = _observations(kg, urd // 2, (urd % 2).astype(bool), uent, runtime)
     api_name_s, api_param_s = _api_tables(runtime)
     lex = lexicon.frame
-    rd = np.where(is_rel, c["rd"], 0)
+    rd = np.where(c["rd"] >= 0, c["rd"], 0)
     ent = np.where(is_rel, c["ent"], 0)
     uid_all = np.full(ncalls, -1, np.int64)
     uid_all[is_rel] = uid
     uid_g = np.maximum(uid_all, 0)
+    lx = c["lx"]
+    lcalls: dict[str, Any] = {}
+    if n_lx:  # list calls: executed per listed entity, their observation the union
+        lcalls = _list_calls(kg, cat(l_rd), cat(l_cnt), cat(l_ids), runtime)
+        lcalls["cnt"], lcalls["ids"] = cat(l_cnt), cat(l_ids)
+        uid_all[is_list] = len(ukey) + lx[is_list]  # grounding index: after the single calls
 
     # explanations, attached to the first call of the next op with calls, or to the final text
     e_order = np.lexsort((cat(e_after), cat(e_sid)))
@@ -954,6 +1063,32 @@ def build_trajectories_many(
         ).to_series()
         sxg = np.maximum(sx, 0)
         thought = pl.when(pl.col("sx") >= 0).then(pl.lit(s_thought.gather(sxg))).otherwise(thought)
+    lxg = np.maximum(lx, 0)
+    if n_lx:  # list calls: the entities named when few, else counted ("these 12 entities")
+        l_names = _list_series(
+            np.r_[0, np.cumsum(lcalls["cnt"])].astype(np.int64),
+            nm.names.gather(lcalls["ids"]).to_arrow(),
+            "names",
+        )
+        listed = pl.lit(l_names.gather(lxg))
+        one = pl.concat_str(
+            pl.lit(lex["prefix"].gather(rd)), listed.list.first(), pl.lit(lex["suffix"].gather(rd))
+        )
+        many = pl.concat_str(
+            pl.lit(lex["prefix_m"].gather(rd)),
+            pl.when(pl.col("m") <= 3)
+            .then(name_list_text(listed))
+            .otherwise(pl.format("these {} entities", pl.col("m"))),
+            pl.lit(lex["suffix_m"].gather(rd)),
+        )
+        l_thought = (
+            pl.when(pl.col("from_anchor") & (pl.col("m") == 1))
+            .then(pl.concat_str(pl.lit("I need to find "), one, pl.lit(".")))
+            .when(pl.col("m") == 1)
+            .then(pl.concat_str(pl.lit("Now I look up "), one, pl.lit(".")))
+            .otherwise(pl.concat_str(pl.lit("Now I look up "), many, pl.lit(" in one call.")))
+        )
+        thought = pl.when(pl.col("lx") >= 0).then(l_thought).otherwise(thought)
     thought = (
         pl.when(pl.col("pre").is_not_null())
         .then(pl.concat_str(pl.col("pre"), pl.lit(" "), thought))
@@ -975,6 +1110,23 @@ def build_trajectories_many(
         observation = pl.when(setc).then(pl.lit(set_obs.gather(sxg))).otherwise(observation)
         param = pl.when(setc).then(pl.lit(None, pl.String)).otherwise(pl.lit(param))
         argument = pl.when(setc).then(pl.lit(None, pl.String)).otherwise(argument)
+    if n_lx:  # list calls: {"<param>":[names]}, argument null (a list, not one name)
+        listc = pl.col("lx") >= 0
+        lparam = list_param_s.gather(rd)
+        l_args = pl.select(
+            pl.concat_str(
+                pl.lit('{"'),
+                pl.lit(lparam),
+                pl.lit('":['),
+                pl.lit(_name_lists(lcalls["cnt"], lcalls["ids"], nm.encoded).gather(lxg)),
+                pl.lit("]}"),
+            )
+        ).to_series()
+        api = pl.when(listc).then(pl.lit(list_api_s.gather(rd))).otherwise(api)
+        arguments = pl.when(listc).then(pl.lit(l_args)).otherwise(arguments)
+        observation = pl.when(listc).then(pl.lit(lcalls["obs"].gather(lxg))).otherwise(observation)
+        param = pl.when(listc).then(pl.lit(lparam)).otherwise(param if n_sx else pl.lit(param))
+        argument = pl.when(listc).then(pl.lit(None, pl.String)).otherwise(argument)
     steps = pl.DataFrame(
         {
             "sid": c["sid"],
@@ -985,6 +1137,7 @@ def build_trajectories_many(
             "from_anchor": c["from_anchor"],
             "role": c["role"],
             "sx": sx,
+            "lx": lx,
             "pre": pre,
         }
     ).select(
@@ -993,13 +1146,13 @@ def build_trajectories_many(
         "pos",
         pl.lit("call").alias("kind"),
         api.alias("api"),
-        pl.lit(param).alias("param") if not n_sx else param.alias("param"),
+        pl.lit(param).alias("param") if not (n_sx or n_lx) else param.alias("param"),
         argument.alias("argument"),
         arguments.alias("arguments"),
         observation.alias("observation"),
         thought.alias("thought"),
         _null_if_set(rd, "rd"),
-        _null_if_set(ent, "ent"),
+        _null_if_set(ent, "ent", lists=True),
         _null_if_set(uid_all, "uid"),
         pl.lit(pl.Series(c["sub"])).alias("sub"),
         "from_anchor",
@@ -1054,6 +1207,14 @@ def build_trajectories_many(
     steps = steps.with_columns(pl.Series("step", step_in.astype(np.int64)))
     # provenance: grounding triples per distinct call, then per sample
     trip = _grounding_triples(urd, uent, r_off, r_val, kg, nm)
+    if n_lx:  # a list call relied on the triples of every listed entity
+        e_ent = lcalls["ids"].astype(np.int64)
+        e_call = np.repeat(np.arange(n_lx), lcalls["cnt"])
+        per_call = np.bincount(e_call, np.diff(lcalls["e_off"]), minlength=n_lx).astype(np.int64)
+        flat = _triple_strings(lcalls["e_rd"], e_ent, lcalls["e_off"], lcalls["e_val"], kg, nm)
+        trip = pl.concat(
+            [trip, _joined(np.r_[0, np.cumsum(per_call)].astype(np.int64), flat, "triples")]
+        )
     st_uid = steps["uid"].fill_null(-1).to_numpy()
     # error calls (no uid) rely on no triple: "[]", one value after the distinct calls'
     trip_or_none = Strings(pl.concat([trip, pl.Series(["[]"], dtype=pl.String)]))
@@ -1098,6 +1259,13 @@ def _grounding_triples(
     rd: np.ndarray, ent: np.ndarray, off: np.ndarray, val: np.ndarray, kg: Any, nm: _Names
 ) -> pl.Series:
     """Per distinct call: JSON list of [head, relation, tail] key triples it relied on."""
+    return _joined(off, _triple_strings(rd, ent, off, val, kg, nm), "triples")
+
+
+def _triple_strings(
+    rd: np.ndarray, ent: np.ndarray, off: np.ndarray, val: np.ndarray, kg: Any, nm: _Names
+) -> pl.Series:
+    """``[head, relation, tail]`` JSON of every (lookup, result) pair, lookup by lookup."""
     counts = np.diff(off)
     rel = np.repeat(rd // 2, counts)
     inv = np.repeat(rd % 2 == 1, counts)
@@ -1105,7 +1273,7 @@ def _grounding_triples(
     head = np.where(inv, val, arg)
     tail = np.where(inv, arg, val)
     rkeys = pl.Series([orjson.dumps(k).decode() for k in kg.relations["key"].to_list()])
-    s = pl.select(
+    return pl.select(
         pl.concat_str(
             pl.lit("["),
             pl.lit(nm.keys_encoded.gather(head)),
@@ -1116,7 +1284,6 @@ def _grounding_triples(
             pl.lit("]"),
         )
     ).to_series()
-    return _joined(off, s, "triples")
 
 
 def _misspell(names: pl.Series, h: np.ndarray) -> pl.Series:
@@ -1149,17 +1316,29 @@ def _add_error_recovery(
         .join(pick, on="sid")
         .filter(pl.col("chosen"))
     )
+    # a list call (batched; null ``argument``) of one anchor: its misspelled call lists it too
+    one_of = (
+        pl.concat_str(pl.lit("["), pl.col("arguments").str.extract(r'^\{"[^"]*":\[(.*)\]\}$', 1),
+                      pl.lit("]")).str.json_decode(pl.List(pl.String))
+    )  # fmt: skip
+    first = first.with_columns(
+        pl.col("argument").is_null().alias("is_list"),
+        pl.coalesce("argument", one_of.list.first()).alias("name"),
+        one_of.list.len().alias("n_list"),
+    ).filter(~pl.col("is_list") | (pl.col("n_list") == 1))
     if first.height == 0:
         return steps, pl.Series("recovery", np.zeros(queries.height, bool))
-    bad = _misspell(first["argument"], first["h"].to_numpy())
+    bad = _misspell(first["name"], first["h"].to_numpy())
     first = first.with_columns(bad.alias("bad"))
-    uniq = first.select("api", "param", "bad").unique(maintain_order=True)
-    results = runtime.call_many((a, {p: b}) for a, p, b in uniq.iter_rows())
+    uniq = first.select("api", "param", "bad", "is_list").unique(maintain_order=True)
+    results = runtime.call_many((a, {p: [b] if lst else b}) for a, p, b, lst in uniq.iter_rows())
     uniq = uniq.with_columns(
         pl.Series("err_obs", [r.to_json() for r in results]),
         pl.Series("failed", [not r.ok for r in results]),
     )
-    first = first.join(uniq, on=["api", "param", "bad"], how="left").filter(pl.col("failed"))
+    first = first.join(uniq, on=["api", "param", "bad", "is_list"], how="left").filter(
+        pl.col("failed")
+    )
     err = first.select(
         "sid",
         "op",
@@ -1167,9 +1346,13 @@ def _add_error_recovery(
         pl.lit("error").alias("kind"),
         "api",
         "param",
-        pl.col("bad").alias("argument"),
+        pl.when(pl.col("is_list")).then(pl.lit(None, pl.String)).otherwise("bad").alias("argument"),
         pl.concat_str(
-            pl.lit('{"'), pl.col("param"), pl.lit('":'), json_str(pl.col("bad")), pl.lit("}")
+            pl.lit('{"'),
+            pl.col("param"),
+            pl.when(pl.col("is_list")).then(pl.lit('":[')).otherwise(pl.lit('":')),
+            json_str(pl.col("bad")),
+            pl.when(pl.col("is_list")).then(pl.lit("]}")).otherwise(pl.lit("}")),
         ).alias("arguments"),
         pl.col("err_obs").alias("observation"),
         "thought",
@@ -1187,7 +1370,7 @@ def _add_error_recovery(
             pl.lit("The call failed: "),
             pl.col("err_obs").str.json_path_match("$.message"),
             pl.lit(". The exact name is "),
-            pl.col("argument"),
+            pl.col("name"),
             pl.lit(", so I call again with it."),
         )
         .pipe(_one_period)
@@ -1217,9 +1400,14 @@ _ARGS_RE = r'^\{"([A-Za-z0-9_]+)":("(?:[^"\\]|\\.)*")\}$'
 
 def _replay(
     calls: pl.DataFrame, runtime: ToolRuntime
-) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict, np.ndarray]:
     """Replay distinct (api, arguments) calls: (observation text, ok, result offsets, result ids,
-    argument entity id or -1).
+    argument entity id or -1, set-operation argument keys, list-call argument keys ``u << 31 |
+    id``).
+
+    List calls written as the builder writes them (``{"<param>":[display names]}``) are replayed
+    vectorised (:func:`_replay_list_calls`) and a seeded few through :meth:`ToolRuntime.call`
+    too; other list calls through :meth:`ToolRuntime.call_many`.
 
     Calls are parsed from their recorded JSON arguments and names resolved as the runtime does
     (display name first); those in the exact shape the builder writes run through
@@ -1274,6 +1462,23 @@ def _replay(
         fast_mask = fast_mask & ~fast_set_mask
     else:
         fast_set_mask = np.zeros(m, bool)
+    list_fast, list_res, list_args = _replay_list_calls(calls, runtime, by_name)
+    list_keys = [list_args]
+    if len(list_fast):
+        off, vals = list_res
+        obs = obs.scatter(list_fast, runtime.encode_results(off, vals))
+        counts[list_fast] = np.diff(off)
+        pieces.append((list_fast, off, vals))
+        fast_set_mask[list_fast] = True  # not the single-call fast path, not the slow one
+        fast_mask = fast_mask & ~fast_set_mask
+        pick = list_fast[np.argsort(mix_hash(0x1157, list_fast), kind="stable")[:8]]
+        for (api, args), want in zip(
+            calls[pick].select("api", "arguments").iter_rows(),
+            obs.gather(pick).to_list(),
+            strict=True,
+        ):
+            if runtime.call(api, args).to_json() != want:
+                raise Kg2ToolError(f"vectorised list-call replay disagrees for {api}({args})")
     fast = np.flatnonzero(fast_mask)
     slow = np.flatnonzero(~fast_mask & ~fast_set_mask)
     if len(fast):
@@ -1326,7 +1531,18 @@ def _replay(
             _resolve(runtime, v) if v is not None else -1 for v in values_slow.to_list()
         ]
         set_api = {a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
+        list_api = {a.name for a in runtime.catalog.apis if a.kind == LIST_KIND}
         for i, (api, args) in zip(slow, sub.select("api", "arguments").iter_rows(), strict=True):
+            if api in list_api:
+                try:
+                    (names,) = orjson.loads(args).values()
+                    ids = [_resolve(runtime, x) for x in names]
+                    list_keys.append(
+                        (np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64)
+                    )
+                except Exception:
+                    pass
+                continue
             if api not in set_api:
                 continue
             try:
@@ -1347,12 +1563,67 @@ def _replay(
         part: _unique(np.concatenate(set_args[part])) if set_args[part] else np.zeros(0, np.int64)
         for part in ("first", "second")
     }
-    return obs, ok, offsets, values, arg_id, set_keys
+    return obs, ok, offsets, values, arg_id, set_keys, _unique(np.concatenate(list_keys))
+
+
+def _replay_list_calls(
+    calls: pl.DataFrame, runtime: ToolRuntime, by_name: pl.DataFrame
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Vectorised replay of list calls written as the builder writes them (the list API's
+    parameter, every name a display name): (their rows, sorted; result (offsets, ids in result
+    order); argument keys ``row << 31 | id``). Others are left to the slow path."""
+    empty = (np.zeros(0, np.int64), (np.zeros(1, np.int64), np.zeros(0, np.int32)))
+    lists = [a for a in runtime.catalog.apis if a.kind == LIST_KIND]
+    if not lists:
+        return (*empty, np.zeros(0, np.int64))
+    apis = pl.DataFrame(
+        {
+            "api": [a.name for a in lists],
+            "want": [a.param_names[0] for a in lists],
+            "rd": [int(a.relation_id or 0) * 2 + (a.direction == "inverse") for a in lists],
+        }
+    )
+    f = (
+        calls.with_row_index("u")
+        .join(apis, on="api", how="inner", maintain_order="left")
+        .with_columns(
+            pl.col("arguments").str.extract(_LIST_ARGS_RE, 1).alias("param"),
+            pl.col("arguments").str.extract(_LIST_ARGS_RE, 2).alias("body"),
+        )
+        .filter((pl.col("param") == pl.col("want")) & pl.col("body").is_not_null())
+    )
+    if f.height == 0:
+        return (*empty, np.zeros(0, np.int64))
+    e = (
+        f.select(
+            "u",
+            "rd",
+            pl.concat_str(pl.lit("["), pl.col("body"), pl.lit("]"))
+            .str.json_decode(pl.List(pl.String))
+            .alias("value"),
+        )
+        .explode("value")
+        .drop_nulls("value")
+        .join(by_name, on="value", how="left", maintain_order="left")
+    )
+    unresolved = e.filter(pl.col("eid").is_null())["u"].unique()
+    rows = np.sort(f.filter(~pl.col("u").is_in(unresolved.implode()))["u"].to_numpy())
+    rows = rows.astype(np.int64)
+    e = e.filter(~pl.col("u").is_in(unresolved.implode()))
+    eu = e["u"].to_numpy().astype(np.int64)
+    eid = e["eid"].to_numpy().astype(np.int64)
+    erd = e["rd"].to_numpy().astype(np.int64)
+    off, val = _neighbor_lists(runtime.kg, erd // 2, (erd % 2).astype(bool), eid)
+    key = _unique((np.repeat(eu, np.diff(off)) << 31) | np.asarray(val, np.int64))
+    cnt = np.bincount(np.searchsorted(rows, key >> 31), minlength=len(rows)).astype(np.int64)
+    ids = _by_rank(cnt, key & ((1 << 31) - 1), runtime.rank).astype(np.int32)
+    return rows, (np.r_[0, np.cumsum(cnt)].astype(np.int64), ids), _unique((eu << 31) | eid)
 
 
 _JSTR = r'"(?:[^"\\]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
 _JLIST = rf"((?:{_JSTR}(?:,{_JSTR})*)?)"
 _SET_ARGS_RE = rf'^\{{"first":\[{_JLIST}\],"second":\[{_JLIST}\]\}}$'
+_LIST_ARGS_RE = rf'^\{{"([A-Za-z0-9_]+)":\[{_JLIST}\]\}}$'
 
 
 def _replay_set_ops(
@@ -1434,7 +1705,8 @@ def verify_many(
     1. Every distinct recorded call (API, arguments JSON) is replayed (see :func:`_replay`) and
        its output must equal the recorded observation byte for byte; error calls must fail.
     2. Per PROJECT op, the union of the replayed results of its calls must equal the engine's
-       set, and the entities the recorded arguments resolve to its input set; per set op, the
+       set, and the entities the recorded arguments resolve to (every listed one, for a list
+       call) its input set; per set op, the
        operation on its input sets must give its set; the last set must equal the exact answer
        set, and the final answer must list exactly the answers' names.
     Returns the ok mask over the concatenated query rows and failure counts by reason.
@@ -1459,7 +1731,7 @@ def verify_many(
         pl.col("sub") if "sub" in steps.columns else pl.lit(-1, pl.Int64).alias("sub"),
         pl.col("pos") if "pos" in steps.columns else pl.lit(0, pl.Int64).alias("pos"),
     ).join(uniq.with_row_index("u"), on=["api", "arguments"], how="left", maintain_order="left")
-    obs, ok_call, r_off, r_val, arg_id, set_keys = _replay(uniq, runtime)
+    obs, ok_call, r_off, r_val, arg_id, set_keys, list_keys = _replay(uniq, runtime)
     u = st["u"].to_numpy().astype(np.int64)
     st_sid = st["sid"].to_numpy().astype(np.int64)
     is_err = (st["kind"] == "error").to_numpy()
@@ -1492,6 +1764,19 @@ def verify_many(
     res = r_val[_ranges(r_off[c_u], cnt)].astype(np.int64)
     rep_res = (np.repeat(c_sid, cnt) << 36) | (np.repeat(c_op, cnt) << 31) | res
     rep_arg = (c_sid << 36) | (c_op << 31) | np.where(arg_id[c_u] >= 0, arg_id[c_u], (1 << 31) - 1)
+    list_names = [a.name for a in runtime.catalog.apis if a.kind == LIST_KIND]
+    if list_names:  # a list call's arguments: every listed entity
+        c_list = uniq["api"].is_in(list_names).to_numpy()[c_u]
+        lu = c_u[c_list]
+        lo = np.searchsorted(list_keys >> 31, lu, side="left")
+        ln = np.searchsorted(list_keys >> 31, lu, side="right") - lo
+        l_arg = list_keys[_ranges(lo, ln)] & ((1 << 31) - 1)
+        rep_arg = np.concatenate(
+            [
+                rep_arg[~c_list],
+                (np.repeat(c_sid[c_list], ln) << 36) | (np.repeat(c_op[c_list], ln) << 31) | l_arg,
+            ]
+        )
     eng_res, eng_arg, bad_plan = [], [], []
     ans_cnt, ans_ids = [], []
     for plan, q in items:

@@ -4,7 +4,8 @@ Every sample carries its provenance: the execution ``trace`` (call, arguments, r
 observation) and its grounding (``formula`` + ``bindings``). ``verify_dataset`` replays
 every call through the runtime of the given KG and recomputes every answer set natively;
 a sample fails when a call's observation or its answers no longer hold, or when a key it
-names is gone from the KG.
+names is gone from the KG. List calls (``call_style="batched"``) are replayed like single
+ones: the runtime's catalogue here includes the list APIs.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def verify_dataset(
     from .engine import execute_queries
     from .runtime import ToolRuntime
 
-    runtime = ToolRuntime(kg, ApiCatalog.from_graph(kg))
+    # with the list APIs: call_style="batched" datasets call them (the other names are the same)
+    runtime = ToolRuntime(kg, ApiCatalog.from_graph(kg, list_apis=True))
     report = VerifyReport()
     need = ["id", "formula", "bindings", "answers", "trace"]
     ent_index = dict(zip(kg.entities["key"].to_list(), range(kg.num_entities), strict=True))
