@@ -24,15 +24,49 @@ namespace {
 // (a walked entry costs a sequential load and a bit test; a source, a relation search).
 constexpr int64_t kRelWalkRatio = 8;
 
+// Adds neighbour slices to a projection's output. Sparse mode writes every neighbour and
+// counts the fresh ones (whether an id was seen is random: a branch on it mispredicts
+// about half the time). Dense mode only sets mark bits, and the sorted output is read off
+// the marks at the end: no output writes, no dependency on the running count.
+struct SliceSink {
+  Marks& marks;
+  Set& out;
+  bool dense;
+  size_t visits = 0;  // neighbours seen (dense mode: an upper bound of the output size)
+  void add(const int32_t* b, const int32_t* e) {
+    visits += size_t(e - b);
+    if (dense) {
+      for (const int32_t* x = b; x < e; ++x) marks.set(*x);
+      return;
+    }
+    size_t w = out.size();
+    out.resize(w + size_t(e - b));
+    int32_t* o = out.data();
+    for (const int32_t* x = b; x < e; ++x) {
+      o[w] = *x;
+      w += size_t(marks.insert(*x));
+    }
+    out.resize(w);
+  }
+  void finish() {
+    if (dense) {
+      collect_and_unmark(marks, out, visits);
+    } else {
+      sort_and_unmark(marks, out);
+    }
+  }
+};
+
 // Union of neighbour slices of every entity in `from` (relation r, adjacency a) into out.
-// Each source costs a chain of dependent loads (its directory range, the binary search
-// for r, the slice bounds, the slice), so sources are taken in groups and every stage
-// prefetches the next stage's memory for the whole group: the misses of a group overlap
-// instead of queueing one after another.
-void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_marks,
+// Dense marks when the mark words are few for the sources (reading them all off is then
+// cheaper than tracking fresh ids one by one).
+__attribute__((noinline)) void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_marks,
              std::vector<uint32_t>& hits, Set& out) {
   out.clear();
   const size_t n = from.size();
+  SliceSink sink{marks, out, marks.bits.size() <= 4 * n};
+  const uint32_t* dir_off = a.dir_off.ptr;
+  const int32_t* nbr = a.nbr.ptr;
   // Many sources against a relation held by few entities: walk the relation's entries in
   // entity order (sequential memory) and keep those whose entity is a source, instead of
   // one relation search per source (a chain of dependent cache misses each).
@@ -42,8 +76,6 @@ void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_
       for (int32_t u : from) src_marks.insert(u);
       const int32_t* owner = a.rel_owner.ptr;
       const uint32_t* entries = a.rel_dir.ptr;
-      const uint32_t* dir_off = a.dir_off.ptr;
-      const int32_t* nbr = a.nbr.ptr;
       // The entries whose entity is a source, found without a branch per entry.
       hits.resize(size_t(re - rb));
       size_t nh = 0;
@@ -51,30 +83,19 @@ void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_
         hits[nh] = entries[j];
         nh += size_t(src_marks.test(owner[j]));
       }
-      for (size_t h = 0; h < nh; ++h) {
-        const uint32_t k = hits[h];
-        const uint32_t sb = dir_off[k], se = dir_off[k + 1];
-        size_t w = out.size();
-        out.resize(w + (se - sb));
-        int32_t* o = out.data();
-        for (uint32_t x = sb; x < se; ++x) {
-          const int32_t v = nbr[x];
-          o[w] = v;
-          w += size_t(marks.insert(v));
-        }
-        out.resize(w);
-      }
       for (int32_t u : from) src_marks.erase(u);
-      sort_and_unmark(marks, out);
+      for (size_t h = 0; h < nh; ++h) sink.add(nbr + dir_off[hits[h]], nbr + dir_off[hits[h] + 1]);
+      sink.finish();
       return;
     }
   }
+  // Otherwise sources are taken in groups and every stage prefetches the next stage's
+  // memory for the whole group (directory range, relation entry, slice bounds, slice): the
+  // cache misses of a group overlap instead of queueing one after another.
   constexpr size_t G = 32;
   int64_t lo[G], hi[G];
   uint32_t sb[G], se[G];
   const int64_t* ent_dir = a.ent_dir.ptr;
-  const uint32_t* dir_off = a.dir_off.ptr;
-  const int32_t* nbr = a.nbr.ptr;
   for (size_t base = 0; base < n; base += G) {
     const size_t m = std::min(G, n - base);
     const int32_t* f = from.data() + base;
@@ -97,22 +118,9 @@ void project(const Adjacency& a, View from, int32_t r, Marks& marks, Marks& src_
       se[i] = dir_off[lo[i] + 1];
       __builtin_prefetch(nbr + sb[i]);
     }
-    // Every neighbour is written and the count advances only for fresh ones: whether an
-    // id was seen is random, and a branch on it mispredicts about half the time.
-    size_t total = 0;
-    for (size_t i = 0; i < m; ++i) total += se[i] - sb[i];
-    size_t k = out.size();
-    out.resize(k + total);
-    int32_t* o = out.data();
-    for (size_t i = 0; i < m; ++i)
-      for (uint32_t x = sb[i]; x < se[i]; ++x) {
-        const int32_t v = nbr[x];
-        o[k] = v;
-        k += size_t(marks.insert(v));
-      }
-    out.resize(k);
+    for (size_t i = 0; i < m; ++i) sink.add(nbr + sb[i], nbr + se[i]);
   }
-  sort_and_unmark(marks, out);
+  sink.finish();
 }
 
 }  // namespace

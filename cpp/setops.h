@@ -236,6 +236,7 @@ struct Marks {
     w |= b;
     return fresh;
   }
+  void set(int32_t v) { bits[size_t(v) >> 6] |= uint64_t(1) << (uint32_t(v) & 63); }
   bool test(int32_t v) const { return (bits[size_t(v) >> 6] >> (uint32_t(v) & 63)) & 1; }
   void erase(int32_t v) { bits[size_t(v) >> 6] &= ~(uint64_t(1) << (uint32_t(v) & 63)); }
 };
@@ -267,6 +268,23 @@ inline void sort_and_unmark(Marks& marks, Set& out) {
   }
   for (int32_t v : out) marks.erase(v);
   std::sort(out.begin(), out.end());
+}
+
+// out = the marked ids, sorted (at most `upper` of them); clears the marks.
+inline void collect_and_unmark(Marks& marks, Set& out, size_t upper) {
+  out.resize(upper);
+  uint64_t* m = marks.bits.data();
+  int32_t* o = out.data();
+  size_t k = 0;
+  const size_t words = marks.bits.size();
+  for (size_t w = 0; w < words; w += 4) {  // most 256-bit blocks are empty
+    if (!(m[w] | m[w + 1] | m[w + 2] | m[w + 3])) continue;
+    for (size_t j = w; j < w + 4; ++j) {
+      for (uint64_t y = m[j]; y; y &= y - 1) o[k++] = int32_t(64 * j + size_t(__builtin_ctzll(y)));
+      m[j] = 0;
+    }
+  }
+  out.resize(k);
 }
 
 // Sorted union of two sorted sets.
