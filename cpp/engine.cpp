@@ -647,6 +647,53 @@ struct Candidate {
   bool ok;
 };
 
+// The first grounding step of a candidate (target t, a random in-edge of t, the source
+// at its end) is a chain of dependent cache misses. Replaying its first random draws a few
+// candidates ahead (the stream is a function of the candidate index) prefetches that chain
+// stage by stage: read what an earlier stage brought in, prefetch the next. Only loads.
+struct GroundAhead {
+  const Graph& g;
+  const Adjacency* a = nullptr;
+  uint64_t seed, key;
+  int32_t op = -1;  // the projection the target is grounded through first, or -1
+  GroundAhead(const Graph& g_, const Plan& p, const SampleOptions& opt, uint64_t seed_)
+      : g(g_), seed(seed_), key(p.key) {
+    int32_t o = p.num_ops() - 1;
+    while (o >= 0) {
+      const int32_t k = p.kind[size_t(o)];
+      if (k == OP_INTERSECT || k == OP_UNION || k == OP_DIFFERENCE || k == OP_TYPE_FILTER) {
+        o = p.input(o, 0);
+        continue;
+      }
+      break;
+    }
+    if (o >= 0 && p.kind[size_t(o)] == OP_PROJECT && p.fixed_rel[size_t(p.arg[size_t(o)])] < 0 &&
+        !opt.degree_weighted && g.num_entities > 0) {
+      op = o;
+      a = &g.adj[p.dir[size_t(o)] == 0 ? 1 : 0];
+    }
+  }
+  // stage 0: the target's directory; 1: the drawn entry; 2: the drawn neighbour.
+  void fetch(uint64_t index, int stage) const {
+    Rng rng(seed, key, index, 0);
+    const int32_t t = int32_t(rng.below(uint64_t(g.num_entities)));
+    if (stage == 0) {
+      __builtin_prefetch(a->ent_dir.ptr + t);
+      return;
+    }
+    const int64_t lo = a->ent_dir[size_t(t)], nent = a->ent_dir[size_t(t) + 1] - lo;
+    if (nent <= 0) return;
+    const int64_t e = lo + int64_t(rng.below(uint64_t(nent)));
+    if (stage == 1) {
+      __builtin_prefetch(a->dir_off.ptr + e);
+      __builtin_prefetch(a->dir_rel.ptr + e);
+      return;
+    }
+    const uint32_t sb = a->dir_off[size_t(e)], se = a->dir_off[size_t(e) + 1];
+    if (se > sb) __builtin_prefetch(a->nbr.ptr + sb + rng.below(se - sb));
+  }
+};
+
 // One attempt: ground, execute, check. Appends the candidate to the arena on success.
 bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, Workspace& ws,
              Arena& arena, Candidate& cand, int& reason, const SeenQueries* known, bool store,
@@ -954,6 +1001,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         kind != OP_TYPE_FILTER)
       positive = false;
   }
+  const GroundAhead ahead(g, p, opt, seed);
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     // Batches of a few thousand candidates: the arenas stay small (and are reused), and
@@ -967,6 +1015,11 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       Workspace& ws = workspaces[size_t(w)];
       Arena& arena = arenas[size_t(w)];
       for (int64_t i = b; i < e; ++i) {
+        if (ahead.op >= 0) {
+          if (i + 12 < e) ahead.fetch(uint64_t(next + i + 12), 0);
+          if (i + 6 < e) ahead.fetch(uint64_t(next + i + 6), 1);
+          if (i + 3 < e) ahead.fetch(uint64_t(next + i + 3), 2);
+        }
         Candidate& c = cands[size_t(i)];
         c.ok = false;
         c.worker = w;
