@@ -1002,12 +1002,21 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       positive = false;
   }
   const GroundAhead ahead(g, p, opt, seed);
+  double last_rate = 1.0;  // acceptances per consumed candidate in the last batch
   while (accepted < n && next - start_candidate < budget(accepted)) {
     const int64_t want = n - accepted;
     // Batches of a few thousand candidates: the arenas stay small (and are reused), and
-    // queries accepted by one batch let the next skip executing their duplicates.
-    const int64_t batch = std::min<int64_t>(budget(accepted) - (next - start_candidate),
-                                            std::min<int64_t>(kBatch, want + want / 4 + 64));
+    // queries accepted by one batch let the next skip executing their duplicates. Sized by
+    // the acceptance rate so far (+10%), so the last queries do not take a tail of ever
+    // smaller batches (each a parallel start and stop). Candidates drawn past the n-th
+    // acceptance are never consumed: the output does not depend on batch sizes.
+    const int64_t used = next - start_candidate;
+    // (the lower of the overall rate and the last batch's: duplicates grow as a pattern's
+    // distinct queries run out)
+    const double rate = accepted > 0 ? std::min(double(accepted) / double(used), last_rate) : 0.8;
+    const double guess = double(want) * 1.1 / std::max(rate, 1e-3) + 64;
+    const int64_t batch = std::min<int64_t>(
+        budget(accepted) - used, std::min<int64_t>(kBatch, int64_t(std::min(guess, 1e18))));
     if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
     for (auto& a : arenas) a.clear();
     const SeenQueries* known = positive && seen.size() > 0 ? &seen : nullptr;
@@ -1077,7 +1086,11 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       res.rel_bind.resize(size_t((q0 + m) * nrel));
       res.anchor_bind.resize(size_t((q0 + m) * nanc));
       res.candidate_index.resize(size_t(q0 + m));
-      const int copiers = int(std::min<int64_t>(nt, std::max<int64_t>(1, m / 64)));
+      // Copies alone (no re-execution) of less than ~1 MB are not worth a thread start.
+      bool copies_only = true;
+      for (int64_t k = 0; k < m && copies_only; ++k) copies_only = cands[size_t(taken[size_t(k)])].ids_begin >= 0;
+      const bool small = copies_only && total - dest[0] < (int64_t(1) << 18);
+      const int copiers = small ? 1 : int(std::min<int64_t>(nt, std::max<int64_t>(1, m / 64)));
       parallel_ranges(m, copiers, [&](int64_t b, int64_t e, int w) {
         Workspace& ws = workspaces[size_t(w)];
         for (int64_t k = b; k < e; ++k) {
@@ -1118,6 +1131,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         }
       });
     }
+    last_rate = i > 0 ? double(m) / double(i) : last_rate;
     next += i;
   }
   res.candidates = next - start_candidate;
