@@ -139,8 +139,10 @@ def test_generate_every_format(runs, fmt, tmp_path_factory, capsys) -> None:
 
 def test_generate_executable_subprocess(tmp_path: Path) -> None:
     """The installed console script: exit 0, summary on stdout, quiet when not a terminal."""
-    exe = shutil.which("kg2tool")
-    assert exe, "kg2tool is not on PATH"
+    # The script installed beside this interpreter (a venv's bin/, on PATH or not), else PATH.
+    beside = Path(sys.executable).parent / "kg2tool"
+    exe = str(beside) if beside.exists() else shutil.which("kg2tool")
+    assert exe, f"no kg2tool console script beside {sys.executable} or on PATH"
     out = tmp_path / "out"
     args = ["generate", "--out", str(out), "-n", str(N), "--shard-size", str(SHARD)]
     proc = subprocess.run(
