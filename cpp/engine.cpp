@@ -459,6 +459,11 @@ int intersection_trivial_early(const Graph& g, const Plan& p, const int32_t* rel
   return 0;
 }
 
+// Why an evaluation stopped early: a join's step budget, or an intermediate set's cap.
+inline int budget_reason(const Workspace& ws) {
+  return ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
+}
+
 struct Grounder {
   const Graph& g;
   const Plan& p;
@@ -527,7 +532,7 @@ struct Grounder {
         const int32_t kept = p.input(op, 0), removed = p.input(op, 1);
         if (!ground(kept, t, avoid)) return false;
         if (!eval_op(g, p, rel.data(), anchor.data(), kept, ws))
-          return fail(ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE);
+          return fail(budget_reason(ws));
         const View K = ws.sets[size_t(kept)];
         const bool has_t = contains(K, t);
         const size_t others = K.size() - (has_t ? 1 : 0);
@@ -750,7 +755,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   if (!known_positive) {
     const int m = member(g, p, rel, anchor, last, t, ws);
     if (m <= 0) {
-      reason = m < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE) : REJ_TARGET_LOST;
+      reason = m < 0 ? budget_reason(ws) : REJ_TARGET_LOST;
       return false;
     }
   }
@@ -758,13 +763,12 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     for (int32_t op = 0; op < nops; ++op) {
       const int u = union_trivial_early(g, p, rel, anchor, op, ws);
       if (u != 0) {
-        reason = u < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE) : REJ_TRIVIAL_UNION;
+        reason = u < 0 ? budget_reason(ws) : REJ_TRIVIAL_UNION;
         return false;
       }
       const int x = intersection_trivial_early(g, p, rel, anchor, op, ws);
       if (x != 0) {
-        reason = x < 0 ? (ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE)
-                       : REJ_TRIVIAL_INTERSECTION;
+        reason = x < 0 ? budget_reason(ws) : REJ_TRIVIAL_INTERSECTION;
         return false;
       }
     }
@@ -776,7 +780,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
     // D), which is found before D is projected.
     const int32_t d = p.input(last, 0);
     if (!eval_op(g, p, rel, anchor, d, ws)) {
-      reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
+      reason = budget_reason(ws);
       return false;
     }
     const View kept = ws.sets[size_t(p.input(d, 0))];
@@ -803,7 +807,7 @@ bool attempt(const Graph& g, const Plan& p, const SampleOptions& opt, Rng& rng, 
   // Not execute_all: sets the grounding already evaluated (a difference's kept branch)
   // stay valid, since grounding later branches binds none of their slots.
   if (!eval_op(g, p, rel, anchor, last, ws)) {
-    reason = ws.match_aborted ? REJ_MATCH_BUDGET : REJ_INTERMEDIATE_LARGE;
+    reason = budget_reason(ws);
     return false;
   }
   const View answers = ws.sets[size_t(last)];

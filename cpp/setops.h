@@ -15,6 +15,15 @@
 
 namespace kg2tool {
 
+// Anonymous memory with transparent huge pages requested: for big buffers written once,
+// faulting them in by 4 KiB pages costs more than the writes. Released with munmap.
+inline void* map_huge(size_t bytes, int extra_flags = 0) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  madvise(p, bytes, MADV_HUGEPAGE);
+  return p;
+}
+
 // An allocator whose resize() leaves new ints uninitialised: big outputs that are filled
 // in parallel afterwards are not first zeroed by one thread.
 template <class T>
@@ -34,16 +43,12 @@ struct UninitAlloc : std::allocator<T> {
   void construct(U* p, Args&&... args) {
     ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
   }
-  // Blocks of kHugeBytes or more are mapped with transparent huge pages requested: a big
-  // result is written once, and faulting it in by 4 KiB pages costs more than the writes.
+  // Blocks of kHugeBytes or more come from map_huge (big results are written once).
   static constexpr size_t kHugeBytes = size_t(8) << 20;
   T* allocate(size_t n) {
     const size_t bytes = n * sizeof(T);
     if (bytes < kHugeBytes) return std::allocator<T>::allocate(n);
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    madvise(p, bytes, MADV_HUGEPAGE);
-    return static_cast<T*>(p);
+    return static_cast<T*>(map_huge(bytes));
   }
   void deallocate(T* p, size_t n) {
     const size_t bytes = n * sizeof(T);
@@ -77,13 +82,7 @@ class IdBuffer {
   void clear() { size_ = 0; }
   // Appends [b, e); the caller keeps size() + (e - b) <= capacity().
   void append(const int32_t* b, const int32_t* e) {
-    if (!data_) {
-      void* p = mmap(nullptr, cap_ * sizeof(int32_t), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (p == MAP_FAILED) throw std::bad_alloc();
-      madvise(p, cap_ * sizeof(int32_t), MADV_HUGEPAGE);
-      data_ = static_cast<int32_t*>(p);
-    }
+    if (!data_) data_ = static_cast<int32_t*>(map_huge(cap_ * sizeof(int32_t), MAP_NORESERVE));
     std::memcpy(data_ + size_, b, size_t(e - b) * sizeof(int32_t));
     size_ += size_t(e - b);
   }
@@ -241,35 +240,6 @@ struct Marks {
   void erase(int32_t v) { bits[size_t(v) >> 6] &= ~(uint64_t(1) << (uint32_t(v) & 63)); }
 };
 
-// out holds the distinct marked ids (in any order): clears their marks and leaves out
-// sorted. When out is dense relative to the id space, scanning the mark words in id order
-// is cheaper than sorting.
-inline void sort_and_unmark(Marks& marks, Set& out) {
-  const size_t n = out.size();
-  if (n <= 1) {
-    for (int32_t v : out) marks.erase(v);
-    return;
-  }
-  const size_t words = marks.bits.size();
-  // Scanning costs ~1 cycle a word, sorting ~5 cycles per element and level.
-  const size_t levels = size_t(64 - __builtin_clzll(uint64_t(n)));
-  if (n * levels * 5 >= words) {
-    uint64_t* m = marks.bits.data();
-    int32_t* o = out.data();
-    size_t k = 0;
-    for (size_t w = 0; w < words; w += 4) {  // most 256-bit blocks are empty
-      if (!(m[w] | m[w + 1] | m[w + 2] | m[w + 3])) continue;
-      for (size_t j = w; j < w + 4; ++j) {
-        for (uint64_t y = m[j]; y; y &= y - 1) o[k++] = int32_t(64 * j + size_t(__builtin_ctzll(y)));
-        m[j] = 0;
-      }
-    }
-    return;
-  }
-  for (int32_t v : out) marks.erase(v);
-  std::sort(out.begin(), out.end());
-}
-
 // out = the marked ids, sorted (at most `upper` of them); clears the marks.
 inline void collect_and_unmark(Marks& marks, Set& out, size_t upper) {
   out.resize(upper);
@@ -285,6 +255,26 @@ inline void collect_and_unmark(Marks& marks, Set& out, size_t upper) {
     }
   }
   out.resize(k);
+}
+
+// out holds the distinct marked ids (in any order): clears their marks and leaves out
+// sorted. When out is dense relative to the id space, scanning the mark words in id order
+// is cheaper than sorting.
+inline void sort_and_unmark(Marks& marks, Set& out) {
+  const size_t n = out.size();
+  if (n <= 1) {
+    for (int32_t v : out) marks.erase(v);
+    return;
+  }
+  const size_t words = marks.bits.size();
+  // Scanning costs ~1 cycle a word, sorting ~5 cycles per element and level.
+  const size_t levels = size_t(64 - __builtin_clzll(uint64_t(n)));
+  if (n * levels * 5 >= words) {
+    collect_and_unmark(marks, out, n);
+    return;
+  }
+  for (int32_t v : out) marks.erase(v);
+  std::sort(out.begin(), out.end());
 }
 
 // Sorted union of two sorted sets.
