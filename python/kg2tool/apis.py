@@ -31,7 +31,7 @@ import re
 import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -855,8 +855,9 @@ def _list_apis(
         param = _plural(a.param_names[0])
         label, meaning = texts.get((str(a.relation), str(a.direction)), ("", ""))
         inputs, outputs = _plural_text(a.input_type), _plural_text(a.output_type)
-        out.append(
-            Api(
+        out.append(  # the single API's relation, direction, types and phrase, a list signature
+            replace(
+                a,
                 name=name,
                 description=_describe_list(a, label, meaning),
                 parameters={
@@ -880,12 +881,6 @@ def _list_apis(
                     "is known.",
                 },
                 kind=LIST_KIND,
-                relation=a.relation,
-                relation_id=a.relation_id,
-                direction=a.direction,
-                input_type=a.input_type,
-                output_type=a.output_type,
-                phrase=a.phrase,
             )
         )
     return out

@@ -1472,13 +1472,7 @@ def _replay(
         fast_set_mask[list_fast] = True  # not the single-call fast path, not the slow one
         fast_mask = fast_mask & ~fast_set_mask
         pick = list_fast[np.argsort(mix_hash(0x1157, list_fast), kind="stable")[:8]]
-        for (api, args), want in zip(
-            calls[pick].select("api", "arguments").iter_rows(),
-            obs.gather(pick).to_list(),
-            strict=True,
-        ):
-            if runtime.call(api, args).to_json() != want:
-                raise Kg2ToolError(f"vectorised list-call replay disagrees for {api}({args})")
+        _cross_check(calls, obs, pick, runtime, "list-call")
     fast = np.flatnonzero(fast_mask)
     slow = np.flatnonzero(~fast_mask & ~fast_set_mask)
     if len(fast):
@@ -1492,25 +1486,10 @@ def _replay(
         pick = fast[np.argsort(mix_hash(0xC0C, fast), kind="stable")[:CROSS_CHECK_CALLS]]
         if len(set_fast):
             pick = np.r_[pick, set_fast[np.argsort(mix_hash(0x5E7, set_fast))[:8]]]
-        sub = calls[pick]
-        for (api, args), want in zip(
-            sub.select("api", "arguments").iter_rows(), obs.gather(pick).to_list(), strict=True
-        ):
-            got = runtime.call(api, args).to_json()
-            if got != want:
-                raise Kg2ToolError(
-                    f"vectorised replay disagrees with runtime.call for {api}({args}): "
-                    f"{want[:80]} != {got[:80]}"
-                )
+        _cross_check(calls, obs, pick, runtime, "")
     if len(set_fast) and not len(fast):  # cross-check the set-operation fast path
         pick = set_fast[np.argsort(mix_hash(0x5E7, set_fast), kind="stable")[:8]]
-        for (api, args), want in zip(
-            calls[pick].select("api", "arguments").iter_rows(),
-            obs.gather(pick).to_list(),
-            strict=True,
-        ):
-            if runtime.call(api, args).to_json() != want:
-                raise Kg2ToolError(f"vectorised set-operation replay disagrees for {api}({args})")
+        _cross_check(calls, obs, pick, runtime, "set-operation")
     if len(slow):
         sub = calls[slow]
         results = runtime.call_many(sub.select("api", "arguments").iter_rows())
@@ -1624,6 +1603,22 @@ _JSTR = r'"(?:[^"\\]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
 _JLIST = rf"((?:{_JSTR}(?:,{_JSTR})*)?)"
 _SET_ARGS_RE = rf'^\{{"first":\[{_JLIST}\],"second":\[{_JLIST}\]\}}$'
 _LIST_ARGS_RE = rf'^\{{"([A-Za-z0-9_]+)":\[{_JLIST}\]\}}$'
+
+
+def _cross_check(
+    calls: pl.DataFrame, obs: pl.Series, pick: np.ndarray, runtime: ToolRuntime, what: str
+) -> None:
+    """Re-run a seeded few of the vectorised replay's calls one by one through
+    ``runtime.call``: the batched paths must give exactly its bytes."""
+    for (api, args), want in zip(
+        calls[pick].select("api", "arguments").iter_rows(), obs.gather(pick).to_list(), strict=True
+    ):
+        got = runtime.call(api, args).to_json()
+        if got != want:
+            raise Kg2ToolError(
+                f"vectorised {what + ' ' if what else ''}replay disagrees with runtime.call for "
+                f"{api}({args}): {want[:80]} != {got[:80]}"
+            )
 
 
 def _replay_set_ops(
