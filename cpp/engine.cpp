@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <unordered_set>
@@ -983,9 +984,12 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
   const int nt = resolve_threads(opt.threads);
   const int32_t nrel = p.num_rel_slots, nanc = p.num_anchor_slots, nb = nrel + nanc;
   seen.reserve(seen.size() + size_t(std::min<int64_t>(n, int64_t(1) << 22)));
-  std::vector<Workspace> workspaces(static_cast<size_t>(nt));  // per thread, reused
-  std::vector<Arena> arenas(static_cast<size_t>(nt));
-  std::vector<Candidate> cands;
+  std::vector<Workspace> workspaces(static_cast<size_t>(nt));  // per worker, reused
+  // Two batches in flight: while the caller de-duplicates and copies out one batch, the
+  // other workers already draw the next (double-buffered candidates and arenas).
+  std::vector<Candidate> cands[2];
+  std::vector<Arena> arenas[2] = {std::vector<Arena>(static_cast<size_t>(nt)),
+                                  std::vector<Arena>(static_cast<size_t>(nt))};
   std::vector<int64_t> taken;  // candidate numbers (within the batch) accepted, in order
   std::vector<int64_t> dest;   // their first set id in res.set_ids
   bool positive = true;  // no negation: every candidate's target is one of its answers
@@ -1006,40 +1010,40 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       positive = false;
   }
   const GroundAhead ahead(g, p, opt, seed);
-  double last_rate = 1.0;  // acceptances per consumed candidate in the last batch
-  while (accepted < n && next - start_candidate < budget(accepted)) {
-    const int64_t want = n - accepted;
-    // Batches of a few thousand candidates: the arenas stay small (and are reused), and
-    // queries accepted by one batch let the next skip executing their duplicates. Sized by
-    // the acceptance rate so far (+10%), so the last queries do not take a tail of ever
-    // smaller batches (each a parallel start and stop). Candidates drawn past the n-th
-    // acceptance are never consumed: the output does not depend on batch sizes.
-    const int64_t used = next - start_candidate;
-    // (the lower of the overall rate and the last batch's: duplicates grow as a pattern's
-    // distinct queries run out)
-    const double rate = accepted > 0 ? std::min(double(accepted) / double(used), last_rate) : 0.8;
+  // A batch: candidates [start, start + size) drawn into buffer buf.
+  struct Batch {
+    int64_t start = 0, size = 0;
+    int buf = 0;
+    std::unique_ptr<TaskPool::Job> job;
+  };
+  // The batch size for `want` more acceptances at `rate` (+10%, so the last queries do not
+  // take a tail of ever smaller batches), within the candidate budget past `used`.
+  auto batch_size = [&](int64_t want, double rate, int64_t used) {
     const double guess = double(want) * 1.1 / std::max(rate, 1e-3) + 64;
-    const int64_t batch = std::min<int64_t>(
-        budget(accepted) - used, std::min<int64_t>(kBatch, int64_t(std::min(guess, 1e18))));
-    if (int64_t(cands.size()) < batch) cands.resize(static_cast<size_t>(batch));
-    for (auto& a : arenas) a.clear();
-    const SeenQueries* known = positive && seen.size() > 0 ? &seen : nullptr;
-    parallel_chunks(batch, 64, nt, [&](int64_t b, int64_t e, int w) {
+    return std::min<int64_t>(budget(accepted) - used,
+                             std::min<int64_t>(kBatch, int64_t(std::min(guess, 1e18))));
+  };
+  auto draw = [&](Batch& bt, const SeenQueries* known) {
+    const int buf = bt.buf;
+    const int64_t start = bt.start;
+    if (int64_t(cands[buf].size()) < bt.size) cands[buf].resize(static_cast<size_t>(bt.size));
+    for (auto& a : arenas[buf]) a.clear();
+    bt.job = std::make_unique<TaskPool::Job>(bt.size, 64, [&, buf, start, known](int64_t b, int64_t e, int w) {
       Workspace& ws = workspaces[size_t(w)];
-      Arena& arena = arenas[size_t(w)];
+      Arena& arena = arenas[buf][size_t(w)];
       for (int64_t i = b; i < e; ++i) {
         if (ahead.op >= 0) {
-          if (i + 12 < e) ahead.fetch(uint64_t(next + i + 12), 0);
-          if (i + 6 < e) ahead.fetch(uint64_t(next + i + 6), 1);
-          if (i + 3 < e) ahead.fetch(uint64_t(next + i + 3), 2);
+          if (i + 12 < e) ahead.fetch(uint64_t(start + i + 12), 0);
+          if (i + 6 < e) ahead.fetch(uint64_t(start + i + 6), 1);
+          if (i + 3 < e) ahead.fetch(uint64_t(start + i + 3), 2);
         }
-        Candidate& c = cands[size_t(i)];
+        Candidate& c = cands[buf][size_t(i)];
         c.ok = false;
         c.worker = w;
         c.fail_begin = int64_t(arena.fails.size());
         c.nfails = 0;
         for (int a = 0; a < opt.max_tries; ++a) {
-          Rng rng(seed, p.key, uint64_t(next + i), uint64_t(a));
+          Rng rng(seed, p.key, uint64_t(start + i), uint64_t(a));
           int reason = REJ_NO_EDGE;
           if (attempt(g, p, opt, rng, ws, arena, c, reason, known, store, positive)) break;
           arena.fails.push_back(uint8_t(reason));
@@ -1047,17 +1051,55 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         }
       }
     });
+  };
+  Batch cur, ahead_batch;
+  // Declared after everything its jobs touch: on an exception it stops and joins first.
+  TaskPool pool(nt);
+  double last_rate = 1.0;  // acceptances per consumed candidate in the last batch
+  // (the lower of the overall rate and the last batch's: duplicates grow as a pattern's
+  // distinct queries run out)
+  auto current_rate = [&] {
+    const int64_t used = next - start_candidate;
+    return accepted > 0 ? std::min(double(accepted) / double(used), last_rate) : 0.8;
+  };
+  if (accepted < n && next - start_candidate < budget(accepted)) {
+    cur.start = next;
+    cur.size = batch_size(n - accepted, current_rate(), next - start_candidate);
+    draw(cur, positive && seen.size() > 0 ? &seen : nullptr);
+    pool.submit(*cur.job);
+  }
+  while (cur.job) {
+    pool.wait(*cur.job);
+    const int64_t batch = cur.size;
+    const std::vector<Candidate>& cb = cands[cur.buf];
+    const std::vector<Arena>& ab = arenas[cur.buf];
+    // Draw the next batch meanwhile, if this one is not expected to finish the job: from
+    // the candidate after this batch (de-duplication stops inside a batch only at the
+    // end). Its duplicates of this batch's queries are found by looking them up while
+    // this batch is inserted (safe while no insert rehashes), or else at de-duplication.
+    if (pool.size() > 1) {
+      const double rate = current_rate();
+      const int64_t expect = n - accepted - int64_t(double(batch) * rate);
+      const int64_t used = cur.start + batch - start_candidate;
+      if (expect > 0 && used < budget(accepted)) {
+        ahead_batch.start = cur.start + batch;
+        ahead_batch.size = batch_size(expect, rate, used);
+        ahead_batch.buf = 1 - cur.buf;
+        draw(ahead_batch, positive && seen.fits(size_t(batch)) ? &seen : nullptr);
+        pool.submit(*ahead_batch.job);
+      }
+    }
     // Consume candidates in index order; counts cover only the candidates consumed, so
     // they too are the same however the stream is cut into calls. Only the de-duplication
-    // is sequential: the accepted candidates' data is copied afterwards, in parallel.
+    // is sequential: the accepted candidates' data is copied afterwards.
     taken.clear();
     int64_t i = 0;
     for (; i < batch && accepted < n && next + i - start_candidate < budget(accepted); ++i) {
-      const Candidate& c = cands[size_t(i)];
-      if (i + 8 < batch && cands[size_t(i + 8)].ok) seen.prefetch(cands[size_t(i + 8)].hash);
+      const Candidate& c = cb[size_t(i)];
+      if (i + 8 < batch && cb[size_t(i + 8)].ok) seen.prefetch(cb[size_t(i + 8)].hash);
       res.attempts += int64_t(c.nfails) + (c.ok ? 1 : 0);
       if (c.nfails) {
-        const uint8_t* f = arenas[size_t(c.worker)].fails.data() + c.fail_begin;
+        const uint8_t* f = ab[size_t(c.worker)].fails.data() + c.fail_begin;
         for (int32_t k = 0; k < c.nfails; ++k) ++res.rejected[f[k]];
       }
       if (!c.ok) continue;
@@ -1075,7 +1117,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       int64_t total = int64_t(res.set_ids.size());
       for (int64_t k = 0; k < m; ++k) {
         dest[size_t(k)] = total;
-        total += cands[size_t(taken[size_t(k)])].ids_len;
+        total += cb[size_t(taken[size_t(k)])].ids_len;
       }
       if (size_t(total) > res.set_ids.capacity()) {
         // Reserve for the queries still to come at the mean size so far (+5%), so the
@@ -1090,17 +1132,13 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
       res.rel_bind.resize(size_t((q0 + m) * nrel));
       res.anchor_bind.resize(size_t((q0 + m) * nanc));
       res.candidate_index.resize(size_t(q0 + m));
-      // Copies alone (no re-execution) of less than ~1 MB are not worth a thread start.
-      bool copies_only = true;
-      for (int64_t k = 0; k < m && copies_only; ++k) copies_only = cands[size_t(taken[size_t(k)])].ids_begin >= 0;
-      const bool small = copies_only && total - dest[0] < (int64_t(1) << 18);
-      const int copiers = small ? 1 : int(std::min<int64_t>(nt, std::max<int64_t>(1, m / 64)));
-      parallel_ranges(m, copiers, [&](int64_t b, int64_t e, int w) {
+      const int64_t first = cur.start;
+      auto copy_out = [&, q0, first](int64_t b, int64_t e, int w) {
         Workspace& ws = workspaces[size_t(w)];
         for (int64_t k = b; k < e; ++k) {
           const int64_t ci = taken[size_t(k)];
-          const Candidate& c = cands[size_t(ci)];
-          const Arena& a = arenas[size_t(c.worker)];
+          const Candidate& c = cb[size_t(ci)];
+          const Arena& a = ab[size_t(c.worker)];
           const int64_t q = q0 + k;
           const int32_t* bd = a.binds.data() + c.item * nb;
           std::copy(bd, bd + nrel, res.rel_bind.data() + q * nrel);
@@ -1108,7 +1146,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
           const int64_t* sz = a.sizes.data() + c.item * nops;
           int64_t off = dest[size_t(k)];
           int64_t* so = res.set_offsets.data() + q * nops + 1;
-          res.candidate_index[size_t(q)] = next + ci;
+          res.candidate_index[size_t(q)] = first + ci;
           if (c.ids_begin >= 0) {
             const int32_t* src = a.ids.data() + c.ids_begin;
             std::copy(src, src + c.ids_len, res.set_ids.data() + off);
@@ -1133,10 +1171,35 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
             so[o] = (off += sz[o]);
           }
         }
-      });
+      };
+      // Copies alone (no re-execution) of less than ~1 MB are done here; the rest is a
+      // job the other workers join once they are done drawing the next batch.
+      bool copies_only = true;
+      for (int64_t k = 0; k < m && copies_only; ++k) copies_only = cb[size_t(taken[size_t(k)])].ids_begin >= 0;
+      if (pool.size() == 1 || (copies_only && total - dest[0] < (int64_t(1) << 18))) {
+        copy_out(0, m, 0);
+      } else {
+        TaskPool::Job copy(m, 64, copy_out);
+        pool.submit(copy);
+        pool.wait(copy);
+      }
     }
+    const bool more = i == batch && accepted < n && next + i - start_candidate < budget(accepted);
     last_rate = i > 0 ? double(m) / double(i) : last_rate;
     next += i;
+    if (!more) {
+      if (ahead_batch.job) pool.cancel(*ahead_batch.job);
+      break;
+    }
+    if (!ahead_batch.job) {
+      ahead_batch.start = next;
+      ahead_batch.size = batch_size(n - accepted, current_rate(), next - start_candidate);
+      ahead_batch.buf = 1 - cur.buf;
+      draw(ahead_batch, positive && seen.size() > 0 ? &seen : nullptr);
+      pool.submit(*ahead_batch.job);
+    }
+    cur = std::move(ahead_batch);
+    ahead_batch = Batch{};
   }
   res.candidates = next - start_candidate;
   res.next_candidate = next;

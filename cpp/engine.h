@@ -120,15 +120,21 @@ class SeenQueries {
     while (cap < 2 * n) cap *= 2;
     if (cap > slots_.size()) rehash(cap);
   }
+  // May run while another thread inserts, as long as no insert rehashes meanwhile (see
+  // fits()): slots are read and written whole, so a concurrent lookup of h sees either
+  // all of h or none of it.
   bool contains(uint64_t h) const {
-    if (h == 0) return has_zero_;
+    if (h == 0) return __atomic_load_n(&has_zero_, __ATOMIC_RELAXED);
     if (slots_.empty()) return false;
     const size_t mask = slots_.size() - 1;
     for (size_t i = slot(h);; i = (i + 1) & mask) {
-      if (slots_[i] == h) return true;
-      if (slots_[i] == 0) return false;
+      const uint64_t v = __atomic_load_n(slots_.data() + i, __ATOMIC_RELAXED);
+      if (v == h) return true;
+      if (v == 0) return false;
     }
   }
+  // True when k more inserts cannot rehash (move the slots under a concurrent lookup).
+  bool fits(size_t k) const { return !slots_.empty() && 2 * (count_ + k) <= slots_.size(); }
   // Starts loading h's slot (the sequential de-duplication pass runs a few ahead).
   void prefetch(uint64_t h) const {
     if (!slots_.empty()) __builtin_prefetch(slots_.data() + slot(h));
@@ -137,7 +143,7 @@ class SeenQueries {
   bool insert(uint64_t h) {
     if (h == 0) {
       const bool fresh = !has_zero_;
-      has_zero_ = true;
+      __atomic_store_n(&has_zero_, true, __ATOMIC_RELAXED);
       return fresh;
     }
     if (2 * (count_ + 1) > slots_.size()) rehash(slots_.empty() ? 16 : 2 * slots_.size());
@@ -145,7 +151,7 @@ class SeenQueries {
     for (size_t i = slot(h);; i = (i + 1) & mask) {
       if (slots_[i] == h) return false;
       if (slots_[i] == 0) {
-        slots_[i] = h;
+        __atomic_store_n(slots_.data() + i, h, __ATOMIC_RELAXED);
         ++count_;
         return true;
       }

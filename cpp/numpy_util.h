@@ -17,7 +17,8 @@ template <class T>
 Span<const T> as_span(const py::handle& obj, const std::string& name) {
   if (!py::isinstance<py::array>(obj)) throw py::value_error(name + ": expected a numpy array");
   auto a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  // Equivalent, not the same object: an unpickled array's int64 dtype is a new instance.
+  if (!py::detail::npy_api::get().PyArray_EquivTypes_(a.dtype().ptr(), py::dtype::of<T>().ptr()))
     throw py::value_error(name + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
                           ", got " + std::string(py::str(a.dtype())));
   if (a.ndim() != 1) throw py::value_error(name + ": expected a 1-D array");

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <condition_variable>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -75,5 +77,145 @@ void parallel_chunks(int64_t n, int64_t chunk, int threads, Fn&& fn) {
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
 }
+
+}  // namespace kg2tool
+
+namespace kg2tool {
+
+// Threads for the length of one call, fed jobs of chunked work. A job's chunks are pulled
+// one at a time by the pool's threads (workers 1..n-1) and by the caller (worker 0) while
+// it waits for that job, so a caller can queue the next job before it works through the
+// results of the last one (the sampler overlaps drawing a batch with de-duplicating the
+// one before). Chunks are cut by index: what a chunk computes never depends on who runs it.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+class TaskPool {
+ public:
+  using Fn = std::function<void(int64_t, int64_t, int)>;  // (begin, end, worker)
+  class Job {
+   public:
+    Job(int64_t n, int64_t chunk, Fn fn)
+        : fn_(std::move(fn)), n_(n), chunk_(std::max<int64_t>(1, chunk)),
+          nchunks_((n + chunk_ - 1) / chunk_) {}
+    Job(const Job&) = delete;
+    Job& operator=(const Job&) = delete;
+
+   private:
+    friend class TaskPool;
+    // Runs chunk c, or skips it once the job is cancelled; false when none was left.
+    bool run_one(int worker, std::mutex& m) {
+      const int64_t c = next_.fetch_add(1);
+      if (c >= nchunks_) return false;
+      if (!cancel_.load(std::memory_order_relaxed)) {
+        try {
+          fn_(c * chunk_, std::min(n_, (c + 1) * chunk_), worker);
+        } catch (...) {
+          std::lock_guard<std::mutex> g(m);
+          if (!error_) error_ = std::current_exception();
+          cancel_ = true;
+        }
+      }
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      return true;
+    }
+    // Every chunk done and no pool thread still holding the job: safe to destroy.
+    bool finished() const {
+      return done_.load(std::memory_order_acquire) >= nchunks_ &&
+             users_.load(std::memory_order_acquire) == 0;
+    }
+    bool exhausted() const { return next_.load(std::memory_order_relaxed) >= nchunks_; }
+    Fn fn_;
+    int64_t n_, chunk_, nchunks_;
+    std::atomic<int64_t> next_{0}, done_{0};
+    std::atomic<int> users_{0};  // pool threads working on the job (taken under the pool's m_)
+    std::atomic<bool> cancel_{false};
+    std::exception_ptr error_;
+  };
+
+  explicit TaskPool(int threads) {
+    for (int w = 1; w < threads; ++w) threads_.emplace_back([this, w] { work(w); });
+  }
+  TaskPool(const TaskPool&) = delete;
+  TaskPool& operator=(const TaskPool&) = delete;
+  ~TaskPool() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      stop_ = true;
+      for (Job* j : queue_) j->cancel_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int size() const { return int(threads_.size()) + 1; }
+
+  // Queues j (which must outlive its wait() or cancel()).
+  void submit(Job& j) {
+    if (threads_.empty()) return;  // the caller runs everything in wait()
+    {
+      std::lock_guard<std::mutex> g(m_);
+      queue_.push_back(&j);
+    }
+    work_cv_.notify_all();
+  }
+  // Works through j's chunks as worker 0, then waits until the other workers finish
+  // theirs; rethrows the first exception a chunk threw.
+  void wait(Job& j) {
+    while (j.run_one(0, m_)) {
+    }
+    settle(j);
+    if (j.error_) std::rethrow_exception(j.error_);
+  }
+  // Starts no more of j's chunks and waits for those running.
+  void cancel(Job& j) {
+    j.cancel_ = true;
+    while (j.run_one(0, m_)) {
+    }
+    settle(j);
+  }
+
+ private:
+  void settle(Job& j) {
+    for (int spin = 0; !j.finished() && spin < (1 << 14); ++spin) cpu_relax();
+    if (!j.finished()) {
+      std::unique_lock<std::mutex> g(m_);
+      done_cv_.wait(g, [&] { return j.finished(); });
+    }
+    std::lock_guard<std::mutex> g(m_);
+    queue_.erase(std::remove(queue_.begin(), queue_.end(), &j), queue_.end());
+  }
+  // The first queued job with chunks left, or nullptr (under m_).
+  Job* pick() {
+    for (Job* j : queue_)
+      if (!j->exhausted()) return j;
+    return nullptr;
+  }
+  void work(int w) {
+    for (;;) {
+      Job* j = nullptr;
+      {
+        std::unique_lock<std::mutex> g(m_);
+        work_cv_.wait(g, [&] { return stop_ || (j = pick()) != nullptr; });
+        if (!j) return;
+        j->users_.fetch_add(1, std::memory_order_relaxed);
+      }
+      while (j->run_one(w, m_)) {
+      }
+      j->users_.fetch_sub(1, std::memory_order_acq_rel);  // the last touch of j
+      std::lock_guard<std::mutex> g(m_);  // the waiter checks under m_: no lost wake-up
+      done_cv_.notify_all();
+    }
+  }
+  std::vector<std::thread> threads_;
+  std::vector<Job*> queue_;
+  std::mutex m_;
+  std::condition_variable work_cv_, done_cv_;
+  bool stop_ = false;
+};
 
 }  // namespace kg2tool

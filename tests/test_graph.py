@@ -9,6 +9,7 @@ boundary: bad ids, bad dtypes, corrupted arrays, empty input, unknown names.
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -393,6 +394,21 @@ def test_graph_rejects_wrong_dtype_or_shape(codex, name, bad, match) -> None:
     arrays = copy_arrays(codex)
     arrays[name] = bad(arrays[name])
     with pytest.raises(ValueError, match=match):
+        graph_of(codex, arrays)
+
+
+def test_graph_takes_equivalent_dtypes(codex) -> None:
+    """Arrays of an equal but distinct dtype object (unpickled, or longlong for int64) are
+    taken; a byte-swapped one is not (its bytes are not the engine's)."""
+    arrays = pickle.loads(pickle.dumps(copy_arrays(codex)))
+    arrays["out.ent_dir"] = arrays["out.ent_dir"].astype(np.longlong)
+    g = graph_of(codex, arrays)
+    assert g.num_entities == codex.num_entities
+    assert np.array_equal(
+        np.asarray(g.arrays["out.nbr"]), np.asarray(codex.native.arrays["out.nbr"])
+    )
+    arrays["in.nbr"] = arrays["in.nbr"].astype(">i4")
+    with pytest.raises(ValueError, match=r"in\.nbr: expected dtype int32, got >i4"):
         graph_of(codex, arrays)
 
 
