@@ -1069,15 +1069,13 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
     pool.submit(*cur.job);
   }
   while (cur.job) {
-    pool.wait(*cur.job);
     const int64_t batch = cur.size;
-    const std::vector<Candidate>& cb = cands[cur.buf];
-    const std::vector<Arena>& ab = arenas[cur.buf];
-    // Draw the next batch meanwhile, if this one is not expected to finish the job: from
-    // the candidate after this batch (de-duplication stops inside a batch only at the
-    // end). Its duplicates of this batch's queries are found by looking them up while
-    // this batch is inserted (safe while no insert rehashes), or else at de-duplication.
-    if (pool.size() > 1) {
+    // Queue the next batch at once, unless this one is expected to finish the job, so no
+    // worker waits between batches: from the candidate after this batch (consumption stops
+    // inside a batch only at the end). It runs while this batch is de-duplicated, and
+    // looks its candidates up in `seen` meanwhile, which is safe while no insert rehashes
+    // (else its duplicates are found at its own de-duplication).
+    if (pool.size() > 1 && !ahead_batch.job) {
       const double rate = current_rate();
       const int64_t expect = n - accepted - int64_t(double(batch) * rate);
       const int64_t used = cur.start + batch - start_candidate;
@@ -1089,6 +1087,9 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
         pool.submit(*ahead_batch.job);
       }
     }
+    pool.wait(*cur.job);
+    const std::vector<Candidate>& cb = cands[cur.buf];
+    const std::vector<Arena>& ab = arenas[cur.buf];
     // Consume candidates in index order; counts cover only the candidates consumed, so
     // they too are the same however the stream is cut into calls. Only the de-duplication
     // is sequential: the accepted candidates' data is copied afterwards.

@@ -4,6 +4,7 @@
 #pragma once
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <condition_variable>
 #include <exception>
@@ -147,6 +148,7 @@ class TaskPool {
     {
       std::lock_guard<std::mutex> g(m_);
       stop_ = true;
+      submitted_.fetch_add(1, std::memory_order_release);
       for (Job* j : queue_) j->cancel_ = true;
     }
     work_cv_.notify_all();
@@ -160,6 +162,7 @@ class TaskPool {
     {
       std::lock_guard<std::mutex> g(m_);
       queue_.push_back(&j);
+      submitted_.fetch_add(1, std::memory_order_release);
     }
     work_cv_.notify_all();
   }
@@ -196,11 +199,19 @@ class TaskPool {
     return nullptr;
   }
   void work(int w) {
+    uint64_t seen = 0;  // submissions already looked at
     for (;;) {
+      // Waking a sleeping thread takes tens of microseconds (more on a VM, whose idle vCPU
+      // halts): spin a while for the next job before sleeping.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
+      while (submitted_.load(std::memory_order_acquire) == seen &&
+             std::chrono::steady_clock::now() < until)
+        for (int k = 0; k < 32; ++k) cpu_relax();
       Job* j = nullptr;
       {
         std::unique_lock<std::mutex> g(m_);
         work_cv_.wait(g, [&] { return stop_ || (j = pick()) != nullptr; });
+        seen = submitted_.load(std::memory_order_relaxed);
         if (!j) return;
         j->users_.fetch_add(1, std::memory_order_relaxed);
       }
@@ -215,7 +226,9 @@ class TaskPool {
   std::vector<Job*> queue_;
   std::mutex m_;
   std::condition_variable work_cv_, done_cv_;
+  std::atomic<uint64_t> submitted_{0};  // jobs submitted (and the stop), for spinning threads
   bool stop_ = false;
+  static constexpr int kSpinMicros = 1000;
 };
 
 }  // namespace kg2tool

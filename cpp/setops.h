@@ -8,6 +8,7 @@
 #include <memory>
 #include <new>
 #include <sys/mman.h>
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -17,10 +18,12 @@ namespace kg2tool {
 
 // Anonymous memory with transparent huge pages requested: for big buffers written once,
 // faulting them in by 4 KiB pages costs more than the writes. Released with munmap.
-inline void* map_huge(size_t bytes, int extra_flags = 0) {
+// `small_head` bytes at the start keep 4 KiB pages: a buffer that often stays small does
+// not fault in (and zero) a whole 2 MiB page for a few ids.
+inline void* map_huge(size_t bytes, int extra_flags = 0, size_t small_head = 0) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
-  madvise(p, bytes, MADV_HUGEPAGE);
+  if (small_head < bytes) madvise(static_cast<char*>(p) + small_head, bytes - small_head, MADV_HUGEPAGE);
   return p;
 }
 
@@ -65,31 +68,74 @@ inline View view_of(const Set& s) { return View(s.data(), s.size()); }
 
 // Ids appended by one worker up to a fixed capacity, in one anonymous mapping reserved
 // at first use (address space only: pages are faulted in as written, with transparent
-// huge pages requested). Never reallocates, so nothing is copied or faulted twice as it
-// fills, and worker threads do not grow (and trim) heaps of their own.
+// huge pages requested past the first 2 MiB). Never reallocates, so nothing is copied or
+// faulted twice as it fills, and worker threads do not grow (and trim) heaps of their own.
+// A released buffer that stayed small keeps its mapping, faulted in, for the next one
+// (a few are kept per process): a call then starts without page faults.
 class IdBuffer {
  public:
   explicit IdBuffer(size_t capacity) : cap_(capacity) {}
   IdBuffer(const IdBuffer&) = delete;
   IdBuffer& operator=(const IdBuffer&) = delete;
-  IdBuffer(IdBuffer&& o) noexcept : data_(o.data_), size_(o.size_), cap_(o.cap_) { o.data_ = nullptr; }
+  IdBuffer(IdBuffer&& o) noexcept : data_(o.data_), size_(o.size_), high_(o.high_), cap_(o.cap_) {
+    o.data_ = nullptr;
+  }
   ~IdBuffer() {
-    if (data_) munmap(data_, cap_ * sizeof(int32_t));
+    if (!data_) return;
+    const size_t used = std::max(high_, size_) * sizeof(int32_t);
+    if (!Spare::get().put(data_, cap_, used)) munmap(data_, cap_ * sizeof(int32_t));
   }
   size_t size() const { return size_; }
   size_t capacity() const { return cap_; }
   const int32_t* data() const { return data_; }
-  void clear() { size_ = 0; }
+  void clear() {
+    high_ = std::max(high_, size_);
+    size_ = 0;
+  }
   // Appends [b, e); the caller keeps size() + (e - b) <= capacity().
   void append(const int32_t* b, const int32_t* e) {
-    if (!data_) data_ = static_cast<int32_t*>(map_huge(cap_ * sizeof(int32_t), MAP_NORESERVE));
+    if (!data_) {
+      data_ = Spare::get().take(cap_);
+      if (!data_)
+        data_ = static_cast<int32_t*>(map_huge(cap_ * sizeof(int32_t), MAP_NORESERVE, size_t(2) << 20));
+    }
     std::memcpy(data_ + size_, b, size_t(e - b) * sizeof(int32_t));
     size_ += size_t(e - b);
   }
 
  private:
+  // Released mappings of at most kKeptBytes written, at most kKept of them.
+  class Spare {
+   public:
+    static Spare& get() {
+      static Spare* s = new Spare;  // never destroyed: buffers may outlive static teardown
+      return *s;
+    }
+    int32_t* take(size_t cap) {
+      std::lock_guard<std::mutex> g(m_);
+      for (size_t i = 0; i < kept_.size(); ++i)
+        if (kept_[i].second == cap) {
+          int32_t* p = kept_[i].first;
+          kept_.erase(kept_.begin() + std::ptrdiff_t(i));
+          return p;
+        }
+      return nullptr;
+    }
+    bool put(int32_t* p, size_t cap, size_t used_bytes) {
+      if (used_bytes > kKeptBytes) return false;
+      std::lock_guard<std::mutex> g(m_);
+      if (kept_.size() >= kKept) return false;
+      kept_.emplace_back(p, cap);
+      return true;
+    }
+
+   private:
+    static constexpr size_t kKept = 8, kKeptBytes = size_t(8) << 20;  // <= 64 MB held
+    std::mutex m_;
+    std::vector<std::pair<int32_t*, size_t>> kept_;
+  };
   int32_t* data_ = nullptr;
-  size_t size_ = 0;
+  size_t size_ = 0, high_ = 0;  // high_: the most ids held before a clear()
   size_t cap_;
 };
 
