@@ -7,8 +7,8 @@
   queries per type: 50,000 with ``KG2TOOL_BENCH_FULL=1``, else 500 (fast enough for CI
   with ``--benchmark-disable``); in full mode each is run ``KG2TOOL_BENCH_ROUNDS`` times
   (default 3; the engine, whose rounds take milliseconds, ``KG2TOOL_BENCH_ENGINE_ROUNDS``
-  times, default 9) and its fastest round kept. Every 2-thread round follows a 1-thread
-  round, so the 2t/1t ratio compares runs taken side by side.
+  times, default 9, taken round-robin over the types, a type's 1- and 2-thread rounds back
+  to back) and its fastest round kept.
 - Execution: answer sets/s for the same grounded queries, engine vs DuckDB's batched SQL
   at the same thread count, on 2p/3p/2i/pi.
 - Matching: 2-hop path counts per anchor on a single-relation projection (engine
@@ -28,6 +28,7 @@ so ratios come out of one run; the summary is printed at the end of the module a
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -144,33 +145,50 @@ SAMPLING_IMPLS = ("engine-1t", "engine-2t", "engine-1t-all", "python")
 SAMPLING_CASES = [(p, impl) for p in BETAE_TYPES for impl in SAMPLING_IMPLS]
 
 
+ENGINE_IMPLS = tuple(i for i in SAMPLING_IMPLS if i.startswith("engine"))
+
+
+def _engine_sample(kg: KnowledgeGraph, plan: Any, impl: str, n: int = N_QUERIES) -> Any:
+    threads = int(impl.split("-")[1][:-1])
+    sets = "all" if impl.endswith("-all") else "answers"
+    return sample_queries(kg, plan, n, seed=0, threads=threads, sets=sets, **NO_CAP)
+
+
+@pytest.fixture(scope="module")
+def engine_rounds(request: Any, fb: dict[str, Any]) -> None:
+    """All but the last of the engine's sampling rounds, taken round-robin over the
+    selected types before their tests run (each test times the last round). A case's
+    rounds are then spread over the whole run instead of one second: a spell of load on
+    this shared machine slows a few rounds of every case, not every round of a few. A
+    type's 1-thread and 2-thread rounds are taken back to back, so their ratio compares
+    runs taken side by side."""
+    selected = [
+        item.callspec.params["pattern"]
+        for item in request.session.items
+        if item.originalname == "test_sampling" and item.callspec.params["impl"] in ENGINE_IMPLS
+    ]
+    plans = {p: resolve_pattern(p) for p in dict.fromkeys(selected)}
+    for plan in plans.values():
+        for impl in ENGINE_IMPLS:
+            _engine_sample(fb["kg"], plan, impl, n=100)  # warm-up
+    for _ in range(ENGINE_ROUNDS - 1):
+        for p, plan in plans.items():
+            store = RESULTS["sampling"].setdefault(p, {})
+            for impl in ENGINE_IMPLS:
+                _timed(functools.partial(_engine_sample, fb["kg"], plan, impl), store, impl, len)
+
+
 @pytest.mark.parametrize(("pattern", "impl"), SAMPLING_CASES)
-def test_sampling(benchmark: Any, fb: dict[str, Any], pattern: str, impl: str) -> None:
+def test_sampling(
+    benchmark: Any, fb: dict[str, Any], engine_rounds: None, pattern: str, impl: str
+) -> None:
     kg, plan = fb["kg"], resolve_pattern(pattern)
     store = RESULTS["sampling"].setdefault(pattern, {})
     benchmark.group = f"sampling {pattern}"
-    if impl.startswith("engine"):
-        threads = int(impl.split("-")[1][:-1])
-        sets = "all" if impl.endswith("-all") else "answers"
-        sample_queries(kg, plan, 100, seed=99, threads=threads, sets=sets, **NO_CAP)  # warm-up
-
-        def run() -> Any:
-            return sample_queries(kg, plan, N_QUERIES, seed=0, threads=threads, sets=sets, **NO_CAP)
-
-        def one_thread() -> Any:
-            return sample_queries(kg, plan, N_QUERIES, seed=0, threads=1, sets=sets, **NO_CAP)
-
-        # Each 2-thread round is preceded by a 1-thread round (untimed by pytest-benchmark,
-        # recorded under engine-1t): the 2t/1t ratio then compares rounds taken side by
-        # side, not minutes apart on a machine whose load drifts. (engine-1t keeps the
-        # fastest of all its rounds, so the ratio can only come out lower for it.)
-        def interleave() -> None:
-            _timed(one_thread, store, "engine-1t", len)
-
+    if impl in ENGINE_IMPLS:
         batch = benchmark.pedantic(
-            lambda: _timed(run, store, impl, len),
-            setup=interleave if impl == "engine-2t" else None,
-            rounds=ENGINE_ROUNDS,
+            lambda: _timed(functools.partial(_engine_sample, kg, plan, impl), store, impl, len),
+            rounds=1,
             iterations=1,
             warmup_rounds=0,
         )
