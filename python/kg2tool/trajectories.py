@@ -514,30 +514,19 @@ _REASONS = [
 _KIND_CODE = {PROJECT: 0, INTERSECT: 1, UNION: 2, DIFFERENCE: 3, JOIN: 4}
 
 
-def _api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
-    """API name and parameter per relation id * 2 + direction."""
+def _api_tables(runtime: ToolRuntime, *, lists: bool = False) -> tuple[pl.Series, pl.Series]:
+    """API name and parameter per relation id * 2 + direction (``lists``: the list APIs)."""
     kg, catalog = runtime.kg, runtime.catalog
-    api_names, api_params = [], []
-    for key in kg.relations["key"].to_list():
-        for d in ("forward", "inverse"):
-            a = catalog.api_for(key, d)
-            api_names.append(a.name)
-            api_params.append(a.param_names[0])
-    return pl.Series(api_names, dtype=pl.String), pl.Series(api_params, dtype=pl.String)
-
-
-def _list_api_tables(runtime: ToolRuntime) -> tuple[pl.Series, pl.Series]:
-    """List API name and parameter per relation id * 2 + direction."""
-    kg, catalog = runtime.kg, runtime.catalog
-    if not catalog.has_list_apis:
+    if lists and not catalog.has_list_apis:
         raise Kg2ToolError(
             "call_style='batched' needs the list APIs in the runtime's catalogue "
             "(ApiCatalog.from_graph(kg, list_apis=True) or catalog.with_list_apis())"
         )
+    api_for = catalog.list_api_for if lists else catalog.api_for
     api_names, api_params = [], []
     for key in kg.relations["key"].to_list():
         for d in ("forward", "inverse"):
-            a = catalog.list_api_for(key, d)
+            a = api_for(key, d)
             api_names.append(a.name)
             api_params.append(a.param_names[0])
     return pl.Series(api_names, dtype=pl.String), pl.Series(api_params, dtype=pl.String)
@@ -611,7 +600,7 @@ def build_trajectories_many(
         raise ValueError(f"call_style must be one of {CALL_STYLES}, got {call_style!r}")
     batched = call_style == "batched"
     if batched:
-        list_api_s, list_param_s = _list_api_tables(runtime)
+        list_api_s, list_param_s = _api_tables(runtime, lists=True)
     kg = runtime.kg
     nm = _names(runtime)
     rank = nm.rank
