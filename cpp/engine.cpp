@@ -1075,7 +1075,7 @@ SampleResult sample(const Graph& g, const Plan& p, int64_t n, uint64_t seed,
     // inside a batch only at the end). It runs while this batch is de-duplicated, and
     // looks its candidates up in `seen` meanwhile, which is safe while no insert rehashes
     // (else its duplicates are found at its own de-duplication).
-    if (pool.size() > 1 && !ahead_batch.job) {
+    if (pool.size() > 1) {
       const double rate = current_rate();
       const int64_t expect = n - accepted - int64_t(double(batch) * rate);
       const int64_t used = cur.start + batch - start_candidate;

@@ -1,4 +1,4 @@
-// parallel.h: a static-partition parallel-for over std::thread.
+// parallel.h: parallel-for over std::thread (static ranges, or dynamic chunks on a pool).
 // Work is cut into fixed chunks by index, never by timing, so results that are written
 // per index do not depend on the number of threads.
 #pragma once
@@ -37,38 +37,6 @@ void parallel_ranges(int64_t n, int threads, Fn&& fn) {
     pool.emplace_back([&, b, e, t] {
       try {
         fn(b, e, t);
-      } catch (...) {
-        std::lock_guard<std::mutex> g(m);
-        if (!error) error = std::current_exception();
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
-}
-
-// Dynamic scheduling over chunks of `chunk` indices (for uneven work); fn(begin, end, worker).
-template <class Fn>
-void parallel_chunks(int64_t n, int64_t chunk, int threads, Fn&& fn) {
-  threads = std::max(1, resolve_threads(threads));
-  int64_t nchunks = (n + chunk - 1) / chunk;
-  threads = int(std::min<int64_t>(threads, std::max<int64_t>(1, nchunks)));
-  if (threads == 1) {
-    for (int64_t c = 0; c < nchunks; ++c) fn(c * chunk, std::min(n, (c + 1) * chunk), 0);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  std::vector<std::thread> pool;
-  std::exception_ptr error;
-  std::mutex m;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      try {
-        for (;;) {
-          int64_t c = next.fetch_add(1);
-          if (c >= nchunks) break;
-          fn(c * chunk, std::min(n, (c + 1) * chunk), t);
-        }
       } catch (...) {
         std::lock_guard<std::mutex> g(m);
         if (!error) error = std::current_exception();
@@ -230,5 +198,15 @@ class TaskPool {
   bool stop_ = false;
   static constexpr int kSpinMicros = 1000;
 };
+
+// Dynamic scheduling over chunks of `chunk` indices (for uneven work); fn(begin, end, worker).
+template <class Fn>
+void parallel_chunks(int64_t n, int64_t chunk, int threads, Fn&& fn) {
+  TaskPool::Job job(n, chunk, std::forward<Fn>(fn));
+  const int64_t nchunks = (n + std::max<int64_t>(1, chunk) - 1) / std::max<int64_t>(1, chunk);
+  TaskPool pool(int(std::min<int64_t>(resolve_threads(threads), std::max<int64_t>(1, nchunks))));
+  pool.submit(job);
+  pool.wait(job);  // the pool, declared after the job, is stopped before the job goes
+}
 
 }  // namespace kg2tool
