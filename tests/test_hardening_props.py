@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.exceptions import PanicException
 
 from kg2tool.engine import execute_queries, sample_queries
 from kg2tool.errors import PatternError, SnapshotError
@@ -236,6 +237,20 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def snapshot_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def test_snapshot_table_that_panics_polars_raises_snapshot_error(
+    pristine: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polars' Parquet reader panics (a BaseException) on some corrupt files, as the
+    property test below found in CI; the loader must still report a SnapshotError."""
+
+    def panics(*args: object, **kwargs: object) -> None:
+        raise PanicException("called `Result::unwrap()` on an `Err` value: OutOfSpec")
+
+    monkeypatch.setattr(pl, "read_parquet", panics)
+    with pytest.raises(SnapshotError, match=r"tables/.*\.parquet: unreadable"):
+        KnowledgeGraph.open_snapshot(pristine, verify=False)
 
 
 @settings(

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from polars.exceptions import PanicException
+
+# What reading a corrupt file can raise: ordinary exceptions, and the panics of polars'
+# Parquet reader on some corrupt files (a BaseException, which `except Exception` misses).
+READ_ERRORS: tuple[type[BaseException], ...] = (Exception, PanicException)
+
 
 class Kg2ToolError(Exception):
     """Base class of every error kg2tool raises on purpose (bad input, bad arguments)."""

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from kg2tool.errors import InputError
+from kg2tool.errors import READ_ERRORS, InputError
 from kg2tool.tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables
 
 __all__ = [
@@ -311,7 +311,7 @@ def _read_triples_parquet(path: Path, columns: Sequence[int] | Sequence[str], gz
     data = _read_bytes(path, gz)
     try:
         df = pl.read_parquet(_io.BytesIO(data))
-    except Exception as exc:  # polars/pyarrow raise many types on corrupt input
+    except READ_ERRORS as exc:  # polars/pyarrow raise many types on corrupt input
         raise InputError(
             f"not a readable Parquet file ({type(exc).__name__})", path=str(path)
         ) from None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .errors import SnapshotError
+from .errors import READ_ERRORS, SnapshotError
 
 FORMAT = "kg2tool-snapshot"
 VERSION = 1
@@ -126,6 +126,6 @@ def load_snapshot(
                 tables[rel[len("tables/") : -len(".parquet")]] = pl.read_parquet(fpath)
         except SnapshotError:
             raise
-        except Exception as exc:
+        except READ_ERRORS as exc:
             raise SnapshotError(f"{fpath}: unreadable ({exc})") from None
     return arrays, tables, manifest.get("meta", {})

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from .errors import InputError
+from .errors import READ_ERRORS, InputError
 
 
 @dataclass
@@ -82,7 +82,7 @@ def verify_dataset(
     for file in dataset_files(path):
         try:
             frame = pl.read_parquet(file, columns=need)
-        except Exception as exc:
+        except READ_ERRORS as exc:
             raise InputError(f"not a kg2tool dataset shard ({exc})", path=str(file)) from None
         report.checked += frame.height
         # 1. replay every recorded call
