@@ -529,7 +529,7 @@ def test_generate_with_paraphrasing(llm, tmp_path, capsys, monkeypatch) -> None:
     assert (
         f"{changed.height:,} of {frame.height:,} questions in the dataset are paraphrases" in card
     )
-    assert card.index("## Paraphrasing") < card.index("## Configuration")
+    assert card.index("## Known shortfalls") < card.index("## Paraphrasing")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["paraphrase"]["accepted"] >= changed.height
     assert manifest["config"]["paraphrase_model"] == "fake-1"

@@ -32,6 +32,7 @@ import orjson
 import polars as pl
 
 from kg2tool.apis import LIST_KIND, ApiCatalog
+from kg2tool.card import CARD_COLUMNS, card_examples, card_stats, write_card
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
 from kg2tool.formats import (
     FORMATS,
@@ -679,8 +680,6 @@ def write_dataset(
     return out
 
 
-CARD_COLUMNS = ["pattern", "split", "n_answers", "num_calls", "qlen", "empty", "recovery"]
-
 # Parquet settings of the shards: zstd level 1 compresses the ~120 MB of JSON text of a
 # 20k-sample openai shard ~10% faster than the default level 3, for ~8% larger files.
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
@@ -703,25 +702,6 @@ def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def card_stats(frame: pl.DataFrame | pl.LazyFrame) -> tuple[pl.DataFrame, int]:
-    """The few per-sample numbers the card needs, and the number of relations covered."""
-    lf = frame.lazy()
-    names = lf.collect_schema().names()
-    stats = lf.select(
-        "pattern",
-        "split",
-        pl.col("answers").list.len().alias("n_answers"),
-        pl.col("num_calls"),
-        pl.col("question").str.len_chars().alias("qlen"),
-        (pl.col("empty") if "empty" in names else pl.lit(False)).alias("empty"),
-        (pl.col("recovery") if "recovery" in names else pl.lit(False)).alias("recovery"),
-    ).collect()
-    rels = 0
-    if "relation_ids" in names:
-        rels = lf.select(pl.col("relation_ids").explode().drop_nulls().n_unique()).collect().item()
-    return stats, int(rels)
 
 
 def write_shard(
@@ -790,11 +770,14 @@ def finalize_outputs(
     *,
     kg: Any = None,
     merged: tuple[dict[str, Path], dict[str, int]] | None = None,
+    report: dict[str, Any] | None = None,
+    sections: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> None:
     """Merge shard records into one file per split (a JSON array for ToolBench, else JSONL),
     the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card. ``merged``:
     JSONL split files already assembled (in shard order) and their sizes, renamed into place
-    (then ``files`` lists no shard record files)."""
+    (then ``files`` lists no shard record files). ``report`` and ``sections`` go to
+    :func:`kg2tool.card.write_card`."""
     del kg
     records = sorted(f for f in files if f.startswith("records/"))
     by_split: dict[str, list[str]] = {}
@@ -841,11 +824,23 @@ def finalize_outputs(
             info.update(dataset_info_entry(f"{split}.jsonl", f"kg2tool_{split}"))
         _atomic_write(out / "dataset_info.json", json.dumps(info, indent=2).encode())
     parquet = [out / f for f in files if f.endswith(".parquet")]
+    examples, columns = None, None
     if parquet:
         stats, rels = card_stats(pl.scan_parquet(parquet))
+        examples, columns = card_examples(pl.scan_parquet(parquet))
     else:
         stats, rels = pl.DataFrame(schema=dict.fromkeys(CARD_COLUMNS, pl.Int64)), 0
-    write_card(stats, out, format, config, relations=rels)
+    write_card(
+        stats,
+        out,
+        format,
+        config,
+        relations=rels,
+        examples=examples,
+        columns=columns,
+        report=report,
+        sections=sections,
+    )
 
 
 def _append_file(src: Path, dst: Path, at: int) -> int:
@@ -921,79 +916,3 @@ def _concat_files(parts: Sequence[Path], dst: Any, workers: int = 2) -> None:
         with open(p, "rb") as src:
             while chunk := src.read(1 << 22):
                 dst.write(chunk)
-
-
-def write_card(
-    frame: pl.DataFrame,
-    out: Path,
-    format: str,
-    config: dict[str, Any] | None,
-    *,
-    relations: int | None = None,
-) -> None:
-    """README.md with counts, histograms and coverage; plots as PNG (matplotlib Agg).
-
-    ``frame`` is either the dataset or its :func:`card_stats` (for datasets on disk)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if "n_answers" not in frame.columns:
-        frame, relations = card_stats(frame)
-    rels = relations or 0
-    per_pattern = frame.group_by("pattern").agg(pl.len().alias("n")).sort("pattern")
-    per_split = frame.group_by("split").agg(pl.len().alias("n")).sort("split")
-    ans = frame["n_answers"]
-    calls = frame["num_calls"]
-    qlen = frame["qlen"]
-    plots = {}
-    for name, series, title in (
-        ("answers_hist.png", ans, "answers per question"),
-        ("calls_hist.png", calls, "tool calls per sample"),
-        ("question_length_hist.png", qlen, "question length (characters)"),
-    ):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.hist(series.to_numpy(), bins=30)
-        ax.set_title(title)
-        fig.tight_layout()
-        buf = out / name
-        fig.savefig(buf.with_suffix(".tmp.png"))
-        plt.close(fig)
-        os.replace(buf.with_suffix(".tmp.png"), buf)
-        plots[name] = title
-    lines = [
-        "# kg2tool dataset",
-        "",
-        f"Format: `{format}`. Samples: {frame.height:,}. Relations covered: {rels}.",
-        "",
-        "## Samples per pattern",
-        "",
-        "| pattern | samples |",
-        "|---|---|",
-        *[f"| {p} | {n:,} |" for p, n in per_pattern.iter_rows()],
-        "",
-        "## Splits",
-        "",
-        "| split | samples |",
-        "|---|---|",
-        *[f"| {s} | {n:,} |" for s, n in per_split.iter_rows()],
-        "",
-        "## Distributions",
-        "",
-        f"- answers per question: mean {ans.mean() or 0:.2f}, max {ans.max() or 0}",
-        f"- tool calls per sample: mean {calls.mean() or 0:.2f}, max {calls.max() or 0}",
-        f"- question length: mean {qlen.mean() or 0:.1f} characters",
-        f"- empty-answer samples: {int(frame['empty'].sum())}",
-        f"- error-recovery samples: {int(frame['recovery'].sum())}",
-        "",
-        *[f"![{t}]({n})" for n, t in plots.items()],
-        "",
-        "## Configuration",
-        "",
-        "```json",
-        json.dumps(config or {}, indent=2, default=str),
-        "```",
-        "",
-    ]
-    _atomic_write(out / "README.md", "\n".join(lines).encode())

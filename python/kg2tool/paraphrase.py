@@ -767,8 +767,10 @@ def summary_line(stats: dict[str, int]) -> str:
     )
 
 
-def card_section(out: Path, parquet: Sequence[Path], stats: dict[str, int], model: str) -> None:
-    """Insert a 'Paraphrasing' section into the dataset card (before its configuration)."""
+def card_section(
+    parquet: Sequence[Path], stats: dict[str, int], model: str
+) -> tuple[str, list[str]]:
+    """The dataset card's 'Paraphrasing' section: (title, lines)."""
     final = total = 0
     if parquet:
         lf = pl.scan_parquet(list(parquet))
@@ -779,8 +781,6 @@ def card_section(out: Path, parquet: Sequence[Path], stats: dict[str, int], mode
         total, final = int(row["n"][0]), int(row["p"][0] or 0)
     rejected = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
     lines = [
-        "## Paraphrasing",
-        "",
         f"{final:,} of {total:,} questions in the dataset are paraphrases by `{model}`; the "
         "template question of every sample is in the `question_template` column.",
         "",
@@ -791,14 +791,4 @@ def card_section(out: Path, parquet: Sequence[Path], stats: dict[str, int], mode
         f"- endpoint failures (template kept): {stats.get('fallback:endpoint_failed', 0):,}",
         "",
     ]
-    card = out / "README.md"
-    text = card.read_text(encoding="utf-8")
-    marker = "## Configuration"
-    text = (
-        text.replace(marker, "\n".join(lines) + "\n" + marker, 1)
-        if marker in text
-        else text + "\n" + "\n".join(lines)
-    )
-    tmp = card.with_name(f".{card.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, card)
+    return "Paraphrasing", lines

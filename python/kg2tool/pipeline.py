@@ -553,13 +553,21 @@ class Generator:
             manifest["paraphrase"] = report.paraphrase
         _atomic_write_text(self.out / "manifest.json", json.dumps(manifest, indent=1, default=str))
         _atomic_write_text(self.out / "config.toml", _to_toml(self.config))
-        dataset.finalize_outputs(
-            self.out, files, self.config.format, self.config.to_dict(), kg=kg, merged=merged
-        )
+        sections = []
         if paraphrase.enabled(self.config):
             parquet = [self.out / f for f in files if f.endswith(".parquet")]
             model = str(self.config.paraphrase_model)
-            paraphrase.card_section(self.out, parquet, report.paraphrase, model)
+            sections.append(paraphrase.card_section(parquet, report.paraphrase, model))
+        dataset.finalize_outputs(
+            self.out,
+            files,
+            self.config.format,
+            self.config.to_dict(),
+            kg=kg,
+            merged=merged,
+            report={"dropped": report.dropped, "exhausted": report.exhausted},
+            sections=sections,
+        )
         return files
 
 
