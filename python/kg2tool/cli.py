@@ -402,6 +402,7 @@ def apis(
     import orjson
 
     from .apis import ApiCatalog
+    from .atomic import write_bytes
     from .graph import KnowledgeGraph
 
     catalog = ApiCatalog.from_graph(
@@ -413,9 +414,7 @@ def apis(
         ("toolbench_tool.json", catalog.to_toolbench()),
         ("xlam_tools.json", catalog.to_xlam_tools()),
     ):
-        tmp = out / f".{name}.tmp"
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        tmp.replace(out / name)
+        write_bytes(out / name, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     catalog.write_manifest(out / "manifest.json")
     typer.echo(f"wrote {len(catalog.names)} APIs to {out}")
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import paraphrase
+from . import atomic, paraphrase
 from .errors import InputError, Kg2ToolError
 
 try:  # the split-file lock (_SplitParts); without it only the driver merges records
@@ -291,11 +291,7 @@ def shard_counts(count: int, num_shards: int) -> list[int]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic.write_text(path, text, fsync=True)
 
 
 def _peak_rss_mb() -> float:
@@ -767,9 +763,7 @@ class _SplitParts:
 
 def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
     """Bytes [at, at + size) of ``src`` into a new file ``dst`` (atomically)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    with open(src, "rb") as fh, open(tmp, "wb") as out:
+    with atomic.atomic_file(dst) as tmp, open(src, "rb") as fh, open(tmp, "wb") as out:
         fh.seek(at)
         left = size
         while left:
@@ -778,7 +772,6 @@ def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
                 raise OSError(f"{src}: shorter than its recorded size")
             out.write(chunk)
             left -= len(chunk)
-    os.replace(tmp, dst)
 
 
 @dataclass
