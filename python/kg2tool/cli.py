@@ -336,6 +336,14 @@ def generate(
         typer.Option("--config", help="TOML file with any of these settings; flags win."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the run already in --out (only the files kg2tool wrote there) "
+            "instead of resuming it.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
     from .pipeline import GenerateConfig
@@ -372,7 +380,7 @@ def generate(
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)
-    report = run(cfg, progress=None if not quiet else False)
+    report = run(cfg, progress=None if not quiet else False, overwrite=overwrite)
     typer.echo(report.summary())
 
 

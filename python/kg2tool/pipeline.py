@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, paraphrase
+from . import atomic, outdir, paraphrase
 from .errors import InputError, Kg2ToolError
 
 try:  # the split-file lock (_SplitParts); without it only the driver merges records
@@ -309,6 +309,7 @@ class Generator:
         *,
         progress: bool | None = None,
         log: Callable[[str], None] | None = None,
+        overwrite: bool = False,
     ) -> None:
         config.validate()
         self.config = config
@@ -316,14 +317,47 @@ class Generator:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log or (lambda msg: None)
         self.hash = config.content_hash()
+        self.overwrite = overwrite  # replace a previous run's own files (see kg2tool.outdir)
+        self._lock: outdir.OutputLock | None = None
+        self._created = False  # whether this run made the output directory
 
     # ----- layout -------------------------------------------------------------------
     def marker(self, shard: int) -> Path:
         return self.out / MARKERS / f"shard-{shard:05d}.json"
 
     def _prepare_out(self) -> None:
+        """Take the output directory: refuse one of the user's (or another run's, or of other
+        settings), lock it, clear what --overwrite or an empty failed run left, write the state."""
+        outdir.check_ownership(self.out)
+        self._created = not self.out.exists()
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            lock = outdir.OutputLock(self.out)
+            self._lock = lock.acquire()
+        except OSError as exc:
+            raise InputError(
+                f"cannot write to the output directory: {exc.strerror}", path=str(self.out)
+            ) from None
+        state = self.out / MARKERS / "config.json"
+        if self.overwrite:
+            outdir.remove_own_files(self.out)
+        elif state.exists():
+            try:
+                old = json.loads(state.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
+            if old.get("hash") != self.hash:
+                if outdir.holds_samples(self.out):
+                    finished = (self.out / "manifest.json").is_file()
+                    shards = len(list((self.out / MARKERS).glob("shard-*.json")))
+                    how = "a finished run" if finished else f"an unfinished run ({shards} shard(s))"
+                    raise InputError(
+                        f"holds a run with different settings ({how}); use the same settings "
+                        "to resume, --overwrite to replace it, or a new --out",
+                        path=str(self.out),
+                    )
+                outdir.remove_own_files(self.out)  # a run that wrote no sample: nothing to keep
+        try:
             (self.out / "data").mkdir(exist_ok=True)
             (self.out / MARKERS).mkdir(exist_ok=True)
             probe = self.out / MARKERS / ".write-test"
@@ -333,18 +367,7 @@ class Generator:
             raise InputError(
                 f"cannot write to the output directory: {exc.strerror}", path=str(self.out)
             ) from None
-        state = self.out / MARKERS / "config.json"
-        if state.exists():
-            try:
-                old = json.loads(state.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = {}
-            if old.get("hash") != self.hash:
-                raise InputError(
-                    "holds a run with different settings; use a new --out, or the same settings to resume",
-                    path=str(self.out),
-                )
-        else:
+        if not state.exists():
             _atomic_write_text(
                 state,
                 json.dumps(
@@ -381,6 +404,28 @@ class Generator:
 
     # ----- the run --------------------------------------------------------------------
     def run(self) -> GenerateReport:
+        """Generate the dataset; the output directory is locked while the run lasts, and a run
+        that fails before writing any sample leaves nothing that would block the next one."""
+        try:
+            return self._run()
+        except BaseException:
+            if self._lock is not None and not outdir.holds_samples(self.out):
+                self._discard()
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _discard(self) -> None:
+        """Remove the state of a run that wrote no sample (and the directory if it made it)."""
+        outdir.remove_own_files(self.out)
+        if self._created:
+            (self.out / outdir.MARKER).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.out.rmdir()
+
+    def _run(self) -> GenerateReport:
         from .engine import QueryStream
         from .graph import KnowledgeGraph
         from .patterns import parse_patterns
@@ -389,6 +434,16 @@ class Generator:
         cfg = self.config
         specs = parse_patterns(cfg.patterns)
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
+        sample_opts = {
+            "min_answers": cfg.min_answers,
+            "max_answers": cfg.max_answers,
+            "max_intermediate": cfg.max_intermediate,
+            "relation_choice": cfg.relation_choice,
+            "threads": _driver_threads(cfg),
+            "sets": "answers",  # workers re-execute the groundings; the driver keeps none
+        }
+        # bad patterns or constraints (unknown relation, ...) fail here, before any state
+        streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         self._prepare_out()
         num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
@@ -408,15 +463,6 @@ class Generator:
             report.written += info["written"]
             _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
-        sample_opts = {
-            "min_answers": cfg.min_answers,
-            "max_answers": cfg.max_answers,
-            "max_intermediate": cfg.max_intermediate,
-            "relation_choice": cfg.relation_choice,
-            "threads": _driver_threads(cfg),
-            "sets": "answers",  # workers re-execute the groundings; the driver keeps none
-        }
-        streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
 
         exhausted = [False] * len(specs)
@@ -949,6 +995,34 @@ def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> di
     return build_and_write_shard(_worker_kg(source), config, task)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the driver ``parent`` dies, however it dies
+    (a SIGKILL runs no shutdown code; a worker left waiting for tasks would live forever).
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); elsewhere a
+    daemon thread watches the parent id."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the driver died before the signal was armed
+                os._exit(1)
+            return
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kg2tool-parent-watch", daemon=True).start()
+
+
 class _LocalRunner:
     """Shards one after another in this process (the C++ parts use the threads asked for)."""
 
@@ -995,7 +1069,12 @@ class _ProcessRunner:
         # lives get ours (jemalloc reads it at start).
         self._env_old = os.environ.get(JEMALLOC_ENV)
         os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         if start_now:
             self._start_workers()
 
@@ -1130,16 +1209,23 @@ def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
 
 
 def generate(
-    config: GenerateConfig | None = None, /, *, progress: bool | None = None, **settings: Any
+    config: GenerateConfig | None = None,
+    /,
+    *,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    **settings: Any,
 ) -> GenerateReport:
     """Generate a dataset: ``generate(out="data", num_samples=10_000, format="openai")``.
 
     Takes a :class:`GenerateConfig` or its fields as keywords; returns a :class:`GenerateReport`.
+    ``overwrite``: replace a previous run's files in ``out`` (only kg2tool's own, see
+    :mod:`kg2tool.outdir`) instead of resuming it or refusing other settings.
     """
     cfg = config if config is not None else GenerateConfig(**settings)
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
-    return Generator(cfg, progress=progress).run()
+    return Generator(cfg, progress=progress, overwrite=overwrite).run()
 
 
 def clean_output(path: str | os.PathLike[str]) -> None:
