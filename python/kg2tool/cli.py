@@ -380,7 +380,12 @@ def generate(
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)
-    report = run(cfg, progress=None if not quiet else False, overwrite=overwrite)
+    report = run(
+        cfg,
+        progress=None if not quiet else False,
+        overwrite=overwrite,
+        log=lambda msg: typer.echo(f"kg2tool: warning: {msg}", err=True),
+    )
     typer.echo(report.summary())
 
 

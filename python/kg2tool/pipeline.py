@@ -250,6 +250,9 @@ class GenerateReport:
     shortfall: int = 0  # samples no pattern could supply (every stream out of distinct queries)
     exhausted: list[str] = field(default_factory=list)
     paraphrase: dict[str, int] = field(default_factory=dict)  # counters when paraphrasing
+    asked: int = 0  # num_samples of the run
+    # patterns the format cannot express (decided up front; their share went to the others)
+    not_expressible: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         rej = ", ".join(
@@ -270,6 +273,18 @@ class GenerateReport:
                 else ""
             )
             + (f"\n{paraphrase.summary_line(self.paraphrase)}" if self.paraphrase else "")
+            + (
+                f"\nnot expressible in this format, left out: {', '.join(self.not_expressible)} "
+                "(their share went to the other patterns)"
+                if self.not_expressible
+                else ""
+            )
+            + (
+                f"\nWARNING: wrote {self.written:,} of the {self.asked:,} samples asked "
+                f"({self.asked - self.written:,} short; see the reasons above)"
+                if 0 < self.written < self.asked
+                else ""
+            )
         )
 
 
@@ -417,6 +432,31 @@ class Generator:
                 self._lock.release()
                 self._lock = None
 
+    def _expressible_only(self, specs: list[tuple[Any, float]]) -> list[str]:
+        """Names of the patterns the format cannot express at all (from their plans, before
+        sampling: their share goes to the others, so the run still writes every sample asked);
+        InputError when that is every pattern."""
+        from .formats import xlam_expressible
+
+        cfg = self.config
+        if cfg.format != "xlam":
+            return []
+        mode = str(cfg.options.get("xlam_mode", "independent"))
+        bad = [s.name or s.formula for s, _ in specs if not xlam_expressible(s, mode)]
+        if len(bad) == len(specs):
+            raise InputError(
+                f"the xlam format cannot express pattern(s) {', '.join(bad)}: its records are "
+                "one set of parallel calls on the question's entities, and these patterns call "
+                "on earlier results; use patterns such as 1p, 2i, 3i, 2in, 3in, 2u, or "
+                'options = {xlam_mode = "first_hop"} for partial records'
+            )
+        if bad:
+            self.log(
+                f"the xlam format cannot express pattern(s) {', '.join(bad)}; they are left out "
+                "and their share goes to the other patterns"
+            )
+        return bad
+
     def _discard(self) -> None:
         """Remove the state of a run that wrote no sample (and the directory if it made it)."""
         outdir.remove_own_files(self.out)
@@ -433,6 +473,8 @@ class Generator:
         t0 = time.perf_counter()
         cfg = self.config
         specs = parse_patterns(cfg.patterns)
+        not_expressible = self._expressible_only(specs)
+        specs = [s for s in specs if (s[0].name or s[0].formula) not in not_expressible]
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
         sample_opts = {
             "min_answers": cfg.min_answers,
@@ -458,7 +500,13 @@ class Generator:
         direct = parts is not None and (
             engine == "local" or (engine == "process" and fcntl is not None)
         )
-        report = GenerateReport(out=self.out, shards=num_shards, shards_skipped=len(done))
+        report = GenerateReport(
+            out=self.out,
+            shards=num_shards,
+            shards_skipped=len(done),
+            asked=cfg.num_samples,
+            not_expressible=not_expressible,
+        )
         for info in done.values():
             report.written += info["written"]
             _merge(report.paraphrase, info.get("paraphrase", {}))
@@ -550,9 +598,14 @@ class Generator:
             top = sorted(report.rejected.items(), key=lambda kv: -kv[1])[:5]
             rej = ", ".join(f"{k}: {v:,}" for k, v in top if v) or "none"
             drop = ", ".join(f"{k}: {v:,}" for k, v in report.dropped.items() if v) or "none"
+            if any(k.startswith("xlam") for k in report.dropped):
+                hint = f"The {cfg.format} format cannot express these samples."
+            elif top and top[0][0] == "unnamable_anchor":
+                hint = "Use a KG with entity names (questions cannot name these anchors)."
+            else:
+                hint = "Loosen the constraints (answer bounds, max_intermediate, patterns)."
             raise Kg2ToolError(
-                f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. "
-                "Loosen the constraints, or use a KG with entity names."
+                f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. {hint}"
             )
         merged = parts.finish() if parts is not None else None
         report.files = self.finalize(kg, num_shards, report, merged=merged)
@@ -591,6 +644,8 @@ class Generator:
             "sampling_rejections": report.rejected,
             "dropped": report.dropped,
         }
+        if report.not_expressible:
+            manifest["not_expressible"] = report.not_expressible
         if paraphrase.enabled(self.config):
             manifest["paraphrase"] = report.paraphrase
         _atomic_write_text(self.out / "manifest.json", json.dumps(manifest, indent=1, default=str))
@@ -1214,6 +1269,7 @@ def generate(
     *,
     progress: bool | None = None,
     overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
     **settings: Any,
 ) -> GenerateReport:
     """Generate a dataset: ``generate(out="data", num_samples=10_000, format="openai")``.
@@ -1225,7 +1281,7 @@ def generate(
     cfg = config if config is not None else GenerateConfig(**settings)
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
-    return Generator(cfg, progress=progress, overwrite=overwrite).run()
+    return Generator(cfg, progress=progress, overwrite=overwrite, log=log).run()
 
 
 def clean_output(path: str | os.PathLike[str]) -> None:
