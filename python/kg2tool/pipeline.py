@@ -335,6 +335,7 @@ class Generator:
         self.overwrite = overwrite  # replace a previous run's own files (see kg2tool.outdir)
         self._lock: outdir.OutputLock | None = None
         self._created = False  # whether this run made the output directory
+        self._was_empty = False  # or found it empty
 
     # ----- layout -------------------------------------------------------------------
     def marker(self, shard: int) -> Path:
@@ -345,6 +346,7 @@ class Generator:
         settings), lock it, clear what --overwrite or an empty failed run left, write the state."""
         outdir.check_ownership(self.out)
         self._created = not self.out.exists()
+        self._was_empty = self._created or (self.out.is_dir() and not any(self.out.iterdir()))
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             lock = outdir.OutputLock(self.out)
@@ -460,8 +462,9 @@ class Generator:
     def _discard(self) -> None:
         """Remove the state of a run that wrote no sample (and the directory if it made it)."""
         outdir.remove_own_files(self.out)
-        if self._created:
+        if self._was_empty:
             (self.out / outdir.MARKER).unlink(missing_ok=True)
+        if self._created:
             with contextlib.suppress(OSError):
                 self.out.rmdir()
 
@@ -486,6 +489,9 @@ class Generator:
         }
         # bad patterns or constraints (unknown relation, ...) fail here, before any state
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
+        for stream in streams:
+            kg.relation_ids([k for k in stream.plan.fixed_relations if k is not None])
+            kg.entity_ids([k for k in stream.plan.fixed_entities if k is not None])
         self._prepare_out()
         num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
