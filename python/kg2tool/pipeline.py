@@ -1208,14 +1208,19 @@ class _RayRunner:
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
-        pending = []
+        pending: list[Any] = []
         config = self.cfg.to_dict()
-        for task in tasks:
-            pending.append(self.remote.remote(self.source, config, task))
-            while len(pending) >= 2 * self.slots:
+        try:
+            for task in tasks:
+                pending.append(self.remote.remote(self.source, config, task))
+                while len(pending) >= 2 * self.slots:
+                    yield self.ray.get(pending.pop(0))
+            while pending:
                 yield self.ray.get(pending.pop(0))
-        for ref in pending:
-            yield self.ray.get(ref)
+        finally:  # a failed or interrupted run: its shards must not write on after it
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
         if self.started:
@@ -1288,8 +1293,3 @@ def generate(
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
     return Generator(cfg, progress=progress, overwrite=overwrite, log=log).run()
-
-
-def clean_output(path: str | os.PathLike[str]) -> None:
-    """Remove a generated dataset directory (used by tests and --overwrite)."""
-    shutil.rmtree(path, ignore_errors=True)
