@@ -167,6 +167,34 @@ def test_second_concurrent_run_gets_one_line_and_the_first_is_intact(tmp_path: P
     assert written == lines == pl.read_parquet(out / "data").height == 4000
 
 
+def test_runs_started_together_one_runs_one_gets_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [*CLI, "--out", str(out), "-n", "600", "--shard-size", "200", "--seed", "4", "-q"]
+    procs = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    err = next(e for code, _, e in results if code == 2)
+    assert err.count("\n") == 1 and "another kg2tool generate" in err and "Traceback" not in err
+    assert not (out / "records").exists()
+    lines = sum(len(p.read_bytes().splitlines()) for p in out.glob("*.jsonl"))
+    assert lines == pl.read_parquet(out / "data").height == 600
+
+
+def test_directory_of_an_older_kg2tool_still_resumes(tmp_path: Path) -> None:
+    """A run made before the marker existed (it has .progress/config.json) is still ours."""
+    out = tmp_path / "out"
+    settings = {"num_samples": 10, "patterns": "1p", "progress": False, "engine": "local"}
+    pipeline.generate(out=str(out), **settings)
+    (out / MARKER).unlink()
+    report = pipeline.generate(out=str(out), **settings)
+    assert report.shards_skipped == 1 and report.written == 10
+    assert (out / MARKER).is_file()
+
+
 # ----- 6. workers die with the driver -----------------------------------------------------
 
 
@@ -264,7 +292,8 @@ def test_summary_warns_when_a_run_is_short() -> None:
 
 
 @pytest.mark.parametrize(
-    ("umask", "fmode", "dmode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)]
+    ("umask", "fmode", "dmode"),
+    [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750), (0o002, 0o664, 0o775)],
 )
 @pytest.mark.parametrize("fmt", ["sharegpt", "toolbench"])
 def test_files_and_directories_get_the_umask_modes(

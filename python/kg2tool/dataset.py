@@ -612,7 +612,7 @@ def write_lines_at(path: Path, at: int, lines: Lines, *, atomic: bool = False) -
                 return lines.write(fd)
             finally:
                 os.close(fd)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
     try:
         os.ftruncate(fd, at)
         os.lseek(fd, at, os.SEEK_SET)
@@ -824,7 +824,7 @@ def _append_file(src: Path, dst: Path, at: int) -> int:
     """Write ``src`` into ``dst`` (created if missing) at offset ``at``, cutting ``dst`` there
     first; returns the new size of ``dst``. A kernel copy (``os.copy_file_range``) when it can."""
     size = src.stat().st_size
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
     try:
         os.ftruncate(fd, at)
         with open(src, "rb") as fh:

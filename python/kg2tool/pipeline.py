@@ -707,7 +707,7 @@ class _SplitParts:
     def locked(self) -> Iterator[None]:
         """Exclusive access to the parts and the state (a no-op where ``flock`` is missing:
         then only the driver merges, see ``direct`` in :meth:`Generator.run`)."""
-        fd = os.open(self.out / MARKERS / "merge.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.out / MARKERS / "merge.lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
