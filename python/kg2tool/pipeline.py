@@ -427,7 +427,8 @@ class Generator:
             return self._run()
         except BaseException:
             if self._lock is not None and not outdir.holds_samples(self.out):
-                self._discard()
+                with contextlib.suppress(OSError):  # never hide the run's own error
+                    self._discard()
             raise
         finally:
             if self._lock is not None:
