@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -745,20 +744,10 @@ class ApiCatalog:
 
     def write_manifest(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`manifest` as JSON atomically (temp file + rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from .atomic import write_bytes
+
         data = orjson.dumps(self.manifest(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_bytes(path, data + b"\n", fsync=True)
 
 
 # ---------------------------------------------------------------- helpers of from_graph

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
@@ -21,6 +20,8 @@ from typing import Any
 import polars as pl
 import tomli_w
 import yaml
+
+from kg2tool.atomic import atomic_file, write_text
 
 __all__ = [
     "CARD_COLUMNS",
@@ -260,21 +261,6 @@ def _first_record(out: Path, format: str, splits: Sequence[str]) -> str | None:
     return None
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    """``text`` to ``path`` through a temporary file and a rename, mode per the umask."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _plots(frame: pl.DataFrame, out: Path) -> dict[str, str]:
     import matplotlib
 
@@ -291,11 +277,9 @@ def _plots(frame: pl.DataFrame, out: Path) -> dict[str, str]:
         ax.hist(frame[col].to_numpy(), bins=30)
         ax.set_title(title)
         fig.tight_layout()
-        path = out / name
-        tmp = path.with_suffix(".tmp.png")
-        fig.savefig(tmp)
+        with atomic_file(out / name) as tmp:
+            fig.savefig(tmp, format="png")
         plt.close(fig)
-        os.replace(tmp, path)
         plots[name] = title
     return plots
 
@@ -498,4 +482,4 @@ def write_card(
     ]
     for title, body in sections:
         lines += [f"## {title}", "", *body, ""]
-    _atomic_text(out / "README.md", "\n".join(lines))
+    write_text(out / "README.md", "\n".join(lines))

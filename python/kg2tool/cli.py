@@ -336,6 +336,14 @@ def generate(
         typer.Option("--config", help="TOML file with any of these settings; flags win."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the run already in --out (only the files kg2tool wrote there) "
+            "instead of resuming it.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
     from .pipeline import GenerateConfig
@@ -372,7 +380,12 @@ def generate(
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)
-    report = run(cfg, progress=None if not quiet else False)
+    report = run(
+        cfg,
+        progress=None if not quiet else False,
+        overwrite=overwrite,
+        log=lambda msg: typer.echo(f"kg2tool: warning: {msg}", err=True),
+    )
     typer.echo(report.summary())
 
 
@@ -402,6 +415,7 @@ def apis(
     import orjson
 
     from .apis import ApiCatalog
+    from .atomic import write_bytes
     from .graph import KnowledgeGraph
 
     catalog = ApiCatalog.from_graph(
@@ -413,9 +427,7 @@ def apis(
         ("toolbench_tool.json", catalog.to_toolbench()),
         ("xlam_tools.json", catalog.to_xlam_tools()),
     ):
-        tmp = out / f".{name}.tmp"
-        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-        tmp.replace(out / name)
+        write_bytes(out / name, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     catalog.write_manifest(out / "manifest.json")
     typer.echo(f"wrote {len(catalog.names)} APIs to {out}")
 

@@ -21,7 +21,6 @@ import contextlib
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import orjson
 import polars as pl
 
 from kg2tool.apis import LIST_KIND, ApiCatalog
+from kg2tool.atomic import atomic_file, write_bytes
 from kg2tool.card import CARD_COLUMNS, card_examples, card_stats, write_card
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
 from kg2tool.formats import (
@@ -563,16 +563,8 @@ def build_dataset(
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to path via a temp file + rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write bytes to path via a temp file + rename (:mod:`kg2tool.atomic`)."""
+    write_bytes(path, data)
 
 
 def _write_lines(path: Path, col: pl.Series) -> None:
@@ -583,17 +575,10 @@ def _write_lines(path: Path, col: pl.Series) -> None:
     seconds)."""
     if col.null_count():
         raise ValueError("null record")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         pl.DataFrame([col.alias("r")]).write_csv(
             tmp, include_header=False, quote_style="never", line_terminator="\n"
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -622,18 +607,13 @@ def write_lines_at(path: Path, at: int, lines: Lines, *, atomic: bool = False) -
     same directory, then renamed over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if atomic:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
+        with atomic_file(path) as tmp:
+            fd = os.open(tmp, os.O_WRONLY)
             try:
-                size = lines.write(fd)
+                return lines.write(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return size
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
     try:
         os.ftruncate(fd, at)
         os.lseek(fd, at, os.SEEK_SET)
@@ -694,14 +674,8 @@ def parquet_frame(frame: pl.DataFrame, *, with_record: bool = False) -> pl.DataF
 
 def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
     """``frame`` to ``path`` atomically (a temporary name in the same directory, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         frame.write_parquet(tmp, **PARQUET_OPTIONS)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_shard(
@@ -798,8 +772,7 @@ def finalize_outputs(
         if merged is not None and split in merged[0]:
             continue
         target = out / (f"{split}.json" if format == "toolbench" else f"{split}.jsonl")
-        tmp = target.with_name(f".{target.name}.tmp")
-        with open(tmp, "wb") as dst:
+        with atomic_file(target) as tmp, open(tmp, "wb") as dst:
             if format == "toolbench":  # each line is one step record: make one JSON array
                 dst.write(b"[")
                 first = True
@@ -817,7 +790,6 @@ def finalize_outputs(
                 dst.write(b"]")
             else:
                 _concat_files([out / p for p in parts], dst)
-        os.replace(tmp, target)
     if format == "sharegpt":
         info = {}
         for split in sorted(by_split):
@@ -847,7 +819,7 @@ def _append_file(src: Path, dst: Path, at: int) -> int:
     """Write ``src`` into ``dst`` (created if missing) at offset ``at``, cutting ``dst`` there
     first; returns the new size of ``dst``. A kernel copy (``os.copy_file_range``) when it can."""
     size = src.stat().st_size
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
     try:
         os.ftruncate(fd, at)
         with open(src, "rb") as fh:

@@ -512,6 +512,21 @@ def _xlam(
     return out.with_columns(pl.when(keep).then(record).otherwise(None).alias("record"))
 
 
+def xlam_expressible(pattern: Any, mode: str = "independent") -> bool:
+    """Whether xLAM records can say a pattern's samples, decided from its plan before sampling:
+    with ``"independent"`` every relation call must start at an anchor (no projection from an
+    earlier result, no JOIN), so 2p or a cycle never can; ``"first_hop"`` takes any pattern."""
+    from kg2tool.patterns.compile import ANCHOR, JOIN, PROJECT, compile_pattern
+
+    if mode == "first_hop":
+        return True
+    plan = compile_pattern(pattern)
+    kinds = plan.op_kind.tolist()
+    return JOIN not in kinds and all(
+        kinds[j] == ANCHOR for i, k in enumerate(kinds) if k == PROJECT for j in plan.inputs(i)
+    )
+
+
 def dataset_info_entry(file_name: str, name: str = "kg2tool") -> dict[str, Any]:
     """The LLaMA-Factory ``dataset_info.json`` entry for a ShareGPT file."""
     return {

@@ -27,14 +27,13 @@ from __future__ import annotations
 import gzip
 import io as _io
 import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
+from kg2tool.atomic import atomic_dir
 from kg2tool.errors import READ_ERRORS, InputError
 from kg2tool.tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables
 
@@ -793,10 +792,7 @@ def write_kg_dir(
     )
     type_labels = text_table(tables.type_labels, type_keys, "type_labels")
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the KG directory is ordinary data
+    with atomic_dir(root) as tmp:
         for split, df in frames.items():
             stem = SPLIT_FILES[split]
             if triples_format == "parquet":
@@ -811,14 +807,4 @@ def write_kg_dir(
         ):
             if df is not None:
                 _write_tsv(df, tmp / name, header=True)
-        if root.exists():
-            old = root.parent / f"{tmp.name}.old"
-            root.rename(old)
-            tmp.rename(root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return root

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import polars as pl
 
+from .atomic import write_text
 from .errors import InputError, Kg2ToolError
 from .verbalize import RAW_ID_PATTERN, mix_hash
 
@@ -255,13 +256,9 @@ class _Cache:
         if self.root is None:
             return
         path = self._path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(value, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
+            write_text(path, json.dumps(value, ensure_ascii=False))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise InputError(
                 f"cannot write the paraphrase cache: {exc.strerror or exc}", path=str(path.parent)
             ) from None

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from . import paraphrase
+from . import atomic, outdir, paraphrase
 from .errors import InputError, Kg2ToolError
 
 try:  # the split-file lock (_SplitParts); without it only the driver merges records
@@ -250,6 +250,9 @@ class GenerateReport:
     shortfall: int = 0  # samples no pattern could supply (every stream out of distinct queries)
     exhausted: list[str] = field(default_factory=list)
     paraphrase: dict[str, int] = field(default_factory=dict)  # counters when paraphrasing
+    asked: int = 0  # num_samples of the run
+    # patterns the format cannot express (decided up front; their share went to the others)
+    not_expressible: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         rej = ", ".join(
@@ -270,6 +273,18 @@ class GenerateReport:
                 else ""
             )
             + (f"\n{paraphrase.summary_line(self.paraphrase)}" if self.paraphrase else "")
+            + (
+                f"\nnot expressible in this format, left out: {', '.join(self.not_expressible)} "
+                "(their share went to the other patterns)"
+                if self.not_expressible
+                else ""
+            )
+            + (
+                f"\nWARNING: wrote {self.written:,} of the {self.asked:,} samples asked "
+                f"({self.asked - self.written:,} short; see the reasons above)"
+                if 0 < self.written < self.asked
+                else ""
+            )
         )
 
 
@@ -291,11 +306,7 @@ def shard_counts(count: int, num_shards: int) -> list[int]:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic.write_text(path, text, fsync=True)
 
 
 def _peak_rss_mb() -> float:
@@ -313,6 +324,7 @@ class Generator:
         *,
         progress: bool | None = None,
         log: Callable[[str], None] | None = None,
+        overwrite: bool = False,
     ) -> None:
         config.validate()
         self.config = config
@@ -320,14 +332,49 @@ class Generator:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log or (lambda msg: None)
         self.hash = config.content_hash()
+        self.overwrite = overwrite  # replace a previous run's own files (see kg2tool.outdir)
+        self._lock: outdir.OutputLock | None = None
+        self._created = False  # whether this run made the output directory
+        self._was_empty = False  # or found it empty
 
     # ----- layout -------------------------------------------------------------------
     def marker(self, shard: int) -> Path:
         return self.out / MARKERS / f"shard-{shard:05d}.json"
 
     def _prepare_out(self) -> None:
+        """Take the output directory: refuse one of the user's (or another run's, or of other
+        settings), lock it, clear what --overwrite or an empty failed run left, write the state."""
+        outdir.check_ownership(self.out)
+        self._created = not self.out.exists()
+        self._was_empty = self._created or (self.out.is_dir() and not any(self.out.iterdir()))
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            lock = outdir.OutputLock(self.out)
+            self._lock = lock.acquire()
+        except OSError as exc:
+            raise InputError(
+                f"cannot write to the output directory: {exc.strerror}", path=str(self.out)
+            ) from None
+        state = self.out / MARKERS / "config.json"
+        if self.overwrite:
+            outdir.remove_own_files(self.out)
+        elif state.exists():
+            try:
+                old = json.loads(state.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
+            if old.get("hash") != self.hash:
+                if outdir.holds_samples(self.out):
+                    finished = (self.out / "manifest.json").is_file()
+                    shards = len(list((self.out / MARKERS).glob("shard-*.json")))
+                    how = "a finished run" if finished else f"an unfinished run ({shards} shard(s))"
+                    raise InputError(
+                        f"holds a run with different settings ({how}); use the same settings "
+                        "to resume, --overwrite to replace it, or a new --out",
+                        path=str(self.out),
+                    )
+                outdir.remove_own_files(self.out)  # a run that wrote no sample: nothing to keep
+        try:
             (self.out / "data").mkdir(exist_ok=True)
             (self.out / MARKERS).mkdir(exist_ok=True)
             probe = self.out / MARKERS / ".write-test"
@@ -337,18 +384,7 @@ class Generator:
             raise InputError(
                 f"cannot write to the output directory: {exc.strerror}", path=str(self.out)
             ) from None
-        state = self.out / MARKERS / "config.json"
-        if state.exists():
-            try:
-                old = json.loads(state.read_text())
-            except (OSError, json.JSONDecodeError):
-                old = {}
-            if old.get("hash") != self.hash:
-                raise InputError(
-                    "holds a run with different settings; use a new --out, or the same settings to resume",
-                    path=str(self.out),
-                )
-        else:
+        if not state.exists():
             _atomic_write_text(
                 state,
                 json.dumps(
@@ -385,6 +421,55 @@ class Generator:
 
     # ----- the run --------------------------------------------------------------------
     def run(self) -> GenerateReport:
+        """Generate the dataset; the output directory is locked while the run lasts, and a run
+        that fails before writing any sample leaves nothing that would block the next one."""
+        try:
+            return self._run()
+        except BaseException:
+            if self._lock is not None and not outdir.holds_samples(self.out):
+                with contextlib.suppress(OSError):  # never hide the run's own error
+                    self._discard()
+            raise
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _expressible_only(self, specs: list[tuple[Any, float]]) -> list[str]:
+        """Names of the patterns the format cannot express at all (from their plans, before
+        sampling: their share goes to the others, so the run still writes every sample asked);
+        InputError when that is every pattern."""
+        from .formats import xlam_expressible
+
+        cfg = self.config
+        if cfg.format != "xlam":
+            return []
+        mode = str(cfg.options.get("xlam_mode", "independent"))
+        bad = [s.name or s.formula for s, _ in specs if not xlam_expressible(s, mode)]
+        if len(bad) == len(specs):
+            raise InputError(
+                f"the xlam format cannot express pattern(s) {', '.join(bad)}: its records are "
+                "one set of parallel calls on the question's entities, and these patterns call "
+                "on earlier results; use patterns such as 1p, 2i, 3i, 2in, 3in, 2u, or "
+                'options = {xlam_mode = "first_hop"} for partial records'
+            )
+        if bad:
+            self.log(
+                f"the xlam format cannot express pattern(s) {', '.join(bad)}; they are left out "
+                "and their share goes to the other patterns"
+            )
+        return bad
+
+    def _discard(self) -> None:
+        """Remove the state of a run that wrote no sample (and the directory if it made it)."""
+        outdir.remove_own_files(self.out)
+        if self._was_empty:
+            (self.out / outdir.MARKER).unlink(missing_ok=True)
+        if self._created:
+            with contextlib.suppress(OSError):
+                self.out.rmdir()
+
+    def _run(self) -> GenerateReport:
         from .engine import QueryStream
         from .graph import KnowledgeGraph
         from .patterns import parse_patterns
@@ -392,7 +477,22 @@ class Generator:
         t0 = time.perf_counter()
         cfg = self.config
         specs = parse_patterns(cfg.patterns)
+        not_expressible = self._expressible_only(specs)
+        specs = [s for s in specs if (s[0].name or s[0].formula) not in not_expressible]
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
+        sample_opts = {
+            "min_answers": cfg.min_answers,
+            "max_answers": cfg.max_answers,
+            "max_intermediate": cfg.max_intermediate,
+            "relation_choice": cfg.relation_choice,
+            "threads": _driver_threads(cfg),
+            "sets": "answers",  # workers re-execute the groundings; the driver keeps none
+        }
+        # bad patterns or constraints (unknown relation, ...) fail here, before any state
+        streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
+        for stream in streams:
+            kg.relation_ids([k for k in stream.plan.fixed_relations if k is not None])
+            kg.entity_ids([k for k in stream.plan.fixed_entities if k is not None])
         self._prepare_out()
         num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
@@ -407,20 +507,17 @@ class Generator:
         direct = parts is not None and (
             engine == "local" or (engine == "process" and fcntl is not None)
         )
-        report = GenerateReport(out=self.out, shards=num_shards, shards_skipped=len(done))
+        report = GenerateReport(
+            out=self.out,
+            shards=num_shards,
+            shards_skipped=len(done),
+            asked=cfg.num_samples,
+            not_expressible=not_expressible,
+        )
         for info in done.values():
             report.written += info["written"]
             _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
-        sample_opts = {
-            "min_answers": cfg.min_answers,
-            "max_answers": cfg.max_answers,
-            "max_intermediate": cfg.max_intermediate,
-            "relation_choice": cfg.relation_choice,
-            "threads": _driver_threads(cfg),
-            "sets": "answers",  # workers re-execute the groundings; the driver keeps none
-        }
-        streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         runner = _make_runner(cfg, kg)
 
         exhausted = [False] * len(specs)
@@ -508,9 +605,14 @@ class Generator:
             top = sorted(report.rejected.items(), key=lambda kv: -kv[1])[:5]
             rej = ", ".join(f"{k}: {v:,}" for k, v in top if v) or "none"
             drop = ", ".join(f"{k}: {v:,}" for k, v in report.dropped.items() if v) or "none"
+            if any(k.startswith("xlam") for k in report.dropped):
+                hint = f"The {cfg.format} format cannot express these samples."
+            elif top and top[0][0] == "unnamable_anchor":
+                hint = "Use a KG with entity names (questions cannot name these anchors)."
+            else:
+                hint = "Loosen the constraints (answer bounds, max_intermediate, patterns)."
             raise Kg2ToolError(
-                f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. "
-                "Loosen the constraints, or use a KG with entity names."
+                f"no sample could be made; sampling rejections: {rej}; dropped: {drop}. {hint}"
             )
         merged = parts.finish() if parts is not None else None
         report.files = self.finalize(kg, num_shards, report, merged=merged)
@@ -549,6 +651,8 @@ class Generator:
             "sampling_rejections": report.rejected,
             "dropped": report.dropped,
         }
+        if report.not_expressible:
+            manifest["not_expressible"] = report.not_expressible
         if paraphrase.enabled(self.config):
             manifest["paraphrase"] = report.paraphrase
         _atomic_write_text(self.out / "manifest.json", json.dumps(manifest, indent=1, default=str))
@@ -612,7 +716,7 @@ class _SplitParts:
     def locked(self) -> Iterator[None]:
         """Exclusive access to the parts and the state (a no-op where ``flock`` is missing:
         then only the driver merges, see ``direct`` in :meth:`Generator.run`)."""
-        fd = os.open(self.out / MARKERS / "merge.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.out / MARKERS / "merge.lock", os.O_RDWR | os.O_CREAT, 0o666)
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -775,9 +879,7 @@ class _SplitParts:
 
 def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
     """Bytes [at, at + size) of ``src`` into a new file ``dst`` (atomically)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    with open(src, "rb") as fh, open(tmp, "wb") as out:
+    with atomic.atomic_file(dst) as tmp, open(src, "rb") as fh, open(tmp, "wb") as out:
         fh.seek(at)
         left = size
         while left:
@@ -786,7 +888,6 @@ def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
                 raise OSError(f"{src}: shorter than its recorded size")
             out.write(chunk)
             left -= len(chunk)
-    os.replace(tmp, dst)
 
 
 @dataclass
@@ -964,6 +1065,34 @@ def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> di
     return build_and_write_shard(_worker_kg(source), config, task)
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the driver ``parent`` dies, however it dies
+    (a SIGKILL runs no shutdown code; a worker left waiting for tasks would live forever).
+    Linux: the kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``); elsewhere a
+    daemon thread watches the parent id."""
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the driver died before the signal was armed
+                os._exit(1)
+            return
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="kg2tool-parent-watch", daemon=True).start()
+
+
 class _LocalRunner:
     """Shards one after another in this process (the C++ parts use the threads asked for)."""
 
@@ -1010,7 +1139,12 @@ class _ProcessRunner:
         # lives get ours (jemalloc reads it at start).
         self._env_old = os.environ.get(JEMALLOC_ENV)
         os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         if start_now:
             self._start_workers()
 
@@ -1083,14 +1217,19 @@ class _RayRunner:
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
-        pending = []
+        pending: list[Any] = []
         config = self.cfg.to_dict()
-        for task in tasks:
-            pending.append(self.remote.remote(self.source, config, task))
-            while len(pending) >= 2 * self.slots:
+        try:
+            for task in tasks:
+                pending.append(self.remote.remote(self.source, config, task))
+                while len(pending) >= 2 * self.slots:
+                    yield self.ray.get(pending.pop(0))
+            while pending:
                 yield self.ray.get(pending.pop(0))
-        for ref in pending:
-            yield self.ray.get(ref)
+        finally:  # a failed or interrupted run: its shards must not write on after it
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    self.ray.cancel(ref, force=True)
 
     def close(self) -> None:
         if self.started:
@@ -1145,18 +1284,21 @@ def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
 
 
 def generate(
-    config: GenerateConfig | None = None, /, *, progress: bool | None = None, **settings: Any
+    config: GenerateConfig | None = None,
+    /,
+    *,
+    progress: bool | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = None,
+    **settings: Any,
 ) -> GenerateReport:
     """Generate a dataset: ``generate(out="data", num_samples=10_000, format="openai")``.
 
     Takes a :class:`GenerateConfig` or its fields as keywords; returns a :class:`GenerateReport`.
+    ``overwrite``: replace a previous run's files in ``out`` (only kg2tool's own, see
+    :mod:`kg2tool.outdir`) instead of resuming it or refusing other settings.
     """
     cfg = config if config is not None else GenerateConfig(**settings)
     if config is not None and settings:
         cfg = dataclasses.replace(config, **settings)
-    return Generator(cfg, progress=progress).run()
-
-
-def clean_output(path: str | os.PathLike[str]) -> None:
-    """Remove a generated dataset directory (used by tests and --overwrite)."""
-    shutil.rmtree(path, ignore_errors=True)
+    return Generator(cfg, progress=progress, overwrite=overwrite, log=log).run()

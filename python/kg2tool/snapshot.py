@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .atomic import atomic_dir
 from .errors import READ_ERRORS, SnapshotError
 
 FORMAT = "kg2tool-snapshot"
@@ -48,9 +47,7 @@ def save_snapshot(
 ) -> Path:
     """Write arrays and tables atomically to ``path`` (replacing a previous snapshot there)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         files: dict[str, dict[str, Any]] = {}
         (tmp / "arrays").mkdir()
         (tmp / "tables").mkdir()
@@ -67,17 +64,6 @@ def save_snapshot(
             info["crc32"] = _crc32(tmp / rel)
         manifest = {"format": FORMAT, "version": VERSION, "meta": meta, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            old.rmdir()
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
