@@ -183,6 +183,8 @@ def entry_problems(key: str, entry: dict[str, Any]) -> list[str]:
         for kind in PHRASES:
             if kind in table:
                 out += [f"{side}.{kind}: {p}" for p in phrase_problems(kind, table[kind])]
+        if table.get("one") is not None and table.get("one") == table.get("many"):
+            out.append(f"{side}: one and many are the same phrase (want singular and plural)")
     for field in ("domain", "range"):
         if field in entry:
             out += [f"{field}: {p}" for p in type_word_problems(entry[field])]
