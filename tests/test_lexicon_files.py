@@ -185,6 +185,11 @@ def entry_problems(key: str, entry: dict[str, Any]) -> list[str]:
                 out += [f"{side}.{kind}: {p}" for p in phrase_problems(kind, table[kind])]
         if table.get("one") is not None and table.get("one") == table.get("many"):
             out.append(f"{side}: one and many are the same phrase (want singular and plural)")
+    fwd, inv = entry.get("forward"), entry.get("inverse")
+    if isinstance(fwd, dict) and isinstance(inv, dict):
+        same = [k for k in PHRASES if fwd.get(k) is not None and fwd.get(k) == inv.get(k)]
+        if same:
+            out.append(f"forward and inverse share {same} (each direction names its own answer)")
     for field in ("domain", "range"):
         if field in entry:
             out += [f"{field}: {p}" for p in type_word_problems(entry[field])]
@@ -267,6 +272,13 @@ def test_checker_entry_fields() -> None:
     assert "missing field 'domain'" in problems
     assert "unknown field 'colour'" in problems
     assert "forward: missing phrase 'many'" in problems
+    same = {"one": "the birthplace of {x}", "many": "the birthplaces of {x}"}
+    problems = entry_problems("k", {"forward": dict(same), "inverse": dict(same)})
+    assert any("forward and inverse share" in p for p in problems)
+    problems = entry_problems(
+        "k", {"forward": {"one": "a sibling of {x}", "many": "a sibling of {x}"}}
+    )
+    assert any("one and many are the same" in p for p in problems)
 
 
 # ---------------------------------------------------------------- the shipped files
