@@ -39,7 +39,9 @@ COVERAGE = {
 }
 
 REQUIRED = {"gloss", "domain", "range", "description", "inverse_description", "forward", "inverse"}
-OPTIONAL = {"name", "inverse_name", "exclude"}
+OPTIONAL = {"name", "inverse_name", "exclude", "symmetric"}
+# Nouns whose singular and plural are one word ("the Olympics at which ..."; "species").
+INVARIANT_NOUNS = frozenset({"olympics", "games", "series", "species"})
 PHRASES = ("one", "many", "verb", "question")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PREPOSITIONS = frozenset(
@@ -139,7 +141,7 @@ def type_word_problems(text: Any) -> list[str]:
     if not isinstance(text, str) or not re.fullmatch(r"[a-z]+(?:[ -][a-z]+)*", text):
         return ["must be lower-case English words (letters, spaces, hyphens)"]
     last = text.split()[-1].split("-")[-1]
-    return [f"{last!r} is plural"] if _is_plural(last) else []
+    return [f"{last!r} is plural"] if _is_plural(last) and last not in INVARIANT_NOUNS else []
 
 
 def text_problems(field: str, text: Any, key: str) -> list[str]:
@@ -183,12 +185,14 @@ def entry_problems(key: str, entry: dict[str, Any]) -> list[str]:
         for kind in PHRASES:
             if kind in table:
                 out += [f"{side}.{kind}: {p}" for p in phrase_problems(kind, table[kind])]
-        if table.get("one") is not None and table.get("one") == table.get("many"):
+        head = _words(str(table.get("one") or ""))[1:2]
+        invariant = bool(head) and head[0].lower() in INVARIANT_NOUNS
+        if table.get("one") is not None and table.get("one") == table.get("many") and not invariant:
             out.append(f"{side}: one and many are the same phrase (want singular and plural)")
     fwd, inv = entry.get("forward"), entry.get("inverse")
     if isinstance(fwd, dict) and isinstance(inv, dict):
         same = [k for k in PHRASES if fwd.get(k) is not None and fwd.get(k) == inv.get(k)]
-        if same:
+        if same and entry.get("symmetric") is not True:
             out.append(f"forward and inverse share {same} (each direction names its own answer)")
     for field in ("domain", "range"):
         if field in entry:
