@@ -54,6 +54,7 @@ __all__ = [
     "STYLES",
     "Api",
     "ApiCatalog",
+    "close_api_names",
     "load_overrides",
 ]
 
@@ -603,7 +604,7 @@ class ApiCatalog:
         try:
             return self._by_name[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._by_name), n=3, cutoff=0.5)
+            close = close_api_names(name, list(self._by_name))
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownNameError(f"unknown API {name!r}{hint}") from None
 
@@ -975,3 +976,52 @@ def _resolve_collisions(drafts: list[_Draft], reserved: set[str], source: str | 
             i += 1
         d.name = name
         seen.add(name)
+
+
+# Compound words a caller may type for a relation's words (both sides are normalised).
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "birthplace": ("place", "birth"),
+    "deathplace": ("place", "death"),
+    "birthdate": ("date", "birth"),
+    "birthday": ("date", "birth"),
+    "deathdate": ("date", "death"),
+    "hometown": ("place", "birth"),
+    "born": ("birth",),
+    "died": ("death",),
+    "nationality": ("country", "citizenship"),
+    "citizen": ("citizenship",),
+    "job": ("occupation",),
+    "profession": ("occupation",),
+    "wife": ("spouse",),
+    "husband": ("spouse",),
+}
+_FILLER = {"get", "find", "of", "the", "a", "an", "in", "by", "for", "to", "is", "are", "list"}
+
+
+def _api_words(name: str) -> frozenset[str]:
+    """The content words of an API name (snake or camel case), singular, synonyms expanded."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    words: set[str] = set()
+    for word in re.split(r"[^a-z0-9]+", spaced):
+        if not word or word in _FILLER:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        words.update(_SYNONYMS.get(word, (word,)))
+    return frozenset(words)
+
+
+def close_api_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """API names close to ``name``: by shared relation words (synonyms such as birthplace /
+    place of birth count as the same words) or by spelling, best first."""
+    names = list(names)
+    want = _api_words(name)
+    scored = []
+    for i, other in enumerate(names):
+        have = _api_words(other)
+        overlap = len(want & have) / len(want | have) if want or have else 0.0
+        spelling = difflib.SequenceMatcher(None, name, other).ratio()
+        score = max(overlap, spelling)
+        if score >= 0.5:
+            scored.append((-score, i, other))
+    return [other for _, _, other in sorted(scored)[:n]]

@@ -38,7 +38,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import LIST_KIND, Api, ApiCatalog
+from kg2tool.apis import LIST_KIND, Api, ApiCatalog, close_api_names
 
 __all__ = ["CallResult", "ToolRuntime"]
 
@@ -223,7 +223,7 @@ class ToolRuntime:
     ) -> tuple[Api, dict]:
         """Validate the API name and arguments against its schema (structured errors)."""
         if api_name not in self.catalog:
-            close = difflib.get_close_matches(str(api_name), self.catalog.names, n=3, cutoff=0.5)
+            close = close_api_names(str(api_name), self.catalog.names)
             raise _CallError(_err("unknown_api", f"no API is named {api_name!r}", close))
         api = self.catalog[api_name]
         if isinstance(arguments, str | bytes | bytearray):
