@@ -79,8 +79,7 @@ def test_clean_dataset_holds_everywhere(datasets: dict[str, Path], fmt: str, tmp
     rep = verify_dataset(ds, kg, report_path=tmp_path / "r.json")
     frames = pl.concat([pl.read_parquet(f) for f in sorted((ds / "data").glob("*.parquet"))])
     assert rep.checked == frames.height and rep.failed == 0 and not rep.failures
-    if fmt != "xlam":  # every call of the conversation (xLAM records keep the anchor calls)
-        assert rep.calls_checked == int(frames["num_calls"].sum())
+    assert rep.calls_checked == int(frames["num_calls"].sum())
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["checked"] == rep.checked and saved["failures"] == []
     split = verify_dataset(_split_file(ds), kg)

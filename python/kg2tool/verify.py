@@ -250,15 +250,13 @@ class _Checker:
         if entry.trace:
             self.check_calls(entry, "trace", entry.trace)
         trace_keys = [_key(c.name, c.arguments) for c in entry.trace]
-        counted = False
+        calls = len(entry.trace)  # the sample's calls: its trace, or its longest reading
         labels = None if entry.row is None else entry.row.get("answer_labels")
         partial = False
         for source, sample in entry.readings:
             returned = self.check_calls(entry, source, sample.calls)
-            if not counted:
-                last = sample.parts[-1] if sample.parts else (0, len(sample.calls))
-                rep.calls_checked += last[1] - last[0]
-                counted = True
+            last = sample.parts[-1] if sample.parts else (0, len(sample.calls))
+            calls = max(calls, last[1] - last[0])
             keys = [_key(c.name, c.arguments) for c in sample.calls]
             if entry.row is not None and entry.row.get("trace") is not None:
                 if not _same_calls(sample, keys, trace_keys):
@@ -286,6 +284,7 @@ class _Checker:
                         "replayed call returned",
                     )
         rep.partial += partial
+        rep.calls_checked += calls
 
 
 def _same_calls(sample: ReadSample, keys: list[tuple[str, str]], trace: list[Any]) -> bool:
