@@ -26,6 +26,7 @@ changes no other API's name or position.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import tempfile
@@ -998,6 +999,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
 _FILLER = {"get", "find", "of", "the", "a", "an", "in", "by", "for", "to", "is", "are", "list"}
 
 
+@functools.lru_cache(maxsize=65536)
 def _api_words(name: str) -> frozenset[str]:
     """The content words of an API name (snake or camel case), singular, synonyms expanded."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
@@ -1014,14 +1016,21 @@ def _api_words(name: str) -> frozenset[str]:
 def close_api_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
     """API names close to ``name``: by shared relation words (synonyms such as birthplace /
     place of birth count as the same words) or by spelling, best first."""
-    names = list(names)
     want = _api_words(name)
-    scored = []
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(name)
+    words, spelled = [], []
     for i, other in enumerate(names):
         have = _api_words(other)
         overlap = len(want & have) / len(want | have) if want or have else 0.0
-        spelling = difflib.SequenceMatcher(None, name, other).ratio()
-        score = max(overlap, spelling)
-        if score >= 0.5:
-            scored.append((-score, i, other))
-    return [other for _, _, other in sorted(scored)[:n]]
+        matcher.set_seq1(other)
+        words.append((overlap, i, other))
+        spelled.append((matcher.quick_ratio(), i, other))
+    # the exact spelling ratio (slow) only for the few names that could reach the cut-off
+    best = {i: overlap for overlap, i, _ in words}
+    for quick, i, other in sorted(spelled, key=lambda t: (-t[0], t[1]))[: 4 * n]:
+        if quick > max(best[i], 0.5):
+            matcher.set_seq1(other)
+            best[i] = max(best[i], matcher.ratio())
+    scored = sorted((-best[i], i, other) for _, i, other in words if best[i] >= 0.5)
+    return [other for _, _, other in scored[:n]]
