@@ -29,6 +29,7 @@ from kg2tool.tables import KGTables
 from kg2tool.verify import stated_answers, verify_dataset
 
 PATTERNS = "1p,2p,2i,pi,2in,ip"
+BATCHED = ("openai-batched", "toolbench-batched")  # list calls <name>_batch
 OTHER = "Douglas Adams"  # a real entity to put where another was
 
 
@@ -51,14 +52,16 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One small dataset per format (set operations as tool calls, so they are replayed too)."""
     root = tmp_path_factory.mktemp("verify-ds")
     out = {}
-    for fmt in FORMATS:
-        path = root / fmt
+    for name in [*FORMATS, *BATCHED]:
+        fmt, _, batched = name.partition("-")
+        path = root / name
         code = main(
             ["generate", "--out", str(path), "-n", "120", "--patterns", PATTERNS, "--seed", "5",
-             "--format", fmt, "--set-ops", "tools", "--shard-size", "40", "-q"]
+             "--format", fmt, "--set-ops", "tools", "--shard-size", "40", "-q",
+             "--call-style", "batched" if batched else "single"]
         )  # fmt: skip
         assert code == 0
-        out[fmt] = path
+        out[name] = path
     return out
 
 
@@ -195,15 +198,16 @@ def _tamper_split_file(path: Path, fmt: str, rng: random.Random, k: int) -> list
 
 
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", [*FORMATS, *BATCHED])
 def test_tampered_records_are_found_exactly(
-    datasets: dict[str, Path], fmt: str, seed: int, tmp_path: Path
+    datasets: dict[str, Path], name: str, seed: int, tmp_path: Path
 ) -> None:
     """Random observations, answers or call arguments changed in the split file: verify
-    fails exactly those samples (seeded property test), and the CLI exits 1."""
-    rng = random.Random(seed * 31 + FORMATS.index(fmt))
+    fails exactly those samples (seeded property test)."""
+    fmt = name.partition("-")[0]
+    rng = random.Random(seed * 31 + len(name))
     ds = tmp_path / "ds"
-    shutil.copytree(datasets[fmt], ds)
+    shutil.copytree(datasets[name], ds)
     ids = _train_ids(ds)
     chosen = _tamper_split_file(_split_file(ds), fmt, rng, k=rng.randint(1, 6))
     rep = verify_dataset(ds, KnowledgeGraph.load("codex-s"))
@@ -331,31 +335,54 @@ def _plain_replay_broken(samples, reduced: KnowledgeGraph, triples: pl.DataFrame
     for h, r, t in triples.iter_rows():
         forward.setdefault((r, h), set()).add(t)
         inverse.setdefault((r, t), set()).add(h)
-    apis = {a.name: a for a in ApiCatalog.from_graph(reduced).apis}
+    apis = {a.name: a for a in ApiCatalog.from_graph(reduced, list_apis=True).apis}
+
+    def run(name: str, arguments: dict) -> set[str] | None:
+        """The result names of one call, None when the API or an entity is gone."""
+        api = apis.get(name)
+        if api is None:
+            return None
+        if api.kind == "set_operation":
+            first, second = set(arguments["first"]), set(arguments["second"])
+            if not (first | second) <= key_of.keys():
+                return None
+            return {"intersection": first & second, "union": first | second}.get(
+                api.operation, first - second
+            )
+        (arg,) = arguments.values()
+        args = arg if isinstance(arg, list) else [arg]  # a list API: the union over its list
+        if not set(args) <= key_of.keys():
+            return None
+        table = forward if api.direction == "forward" else inverse
+        return {labels[k] for a in args for k in table.get((api.relation, key_of[a]), ())}
+
     broken = set()
     for sid, calls in samples:
         for name, arguments, observation in calls:
-            api = apis.get(name)
-            (arg,) = arguments.values()
-            if api is None or arg not in key_of:
-                broken.add(sid)  # the API or the entity is gone
-                break
-            table = forward if api.direction == "forward" else inverse
-            got = {labels[k] for k in table.get((api.relation, key_of[arg]), ())}
-            if got != set(json.loads(observation)):
+            got = run(name, arguments)
+            if got is None or got != set(json.loads(observation)):
                 broken.add(sid)
                 break
     return broken
 
 
-def test_broken_count_on_reduced_codex_equals_plain_python(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("call_style", "set_ops"), [("single", "thought"), ("batched", "tools")])
+def test_broken_count_on_reduced_codex_equals_plain_python(
+    tmp_path: Path, call_style: str, set_ops: str
+) -> None:
     """Generate on CoDEx-S, remove 10% of its triples (seeded), verify: the broken samples
-    are exactly those with a call a plain-Python replay over the remaining triples changes."""
+    are exactly those with a call a plain-Python replay over the remaining triples changes
+    (relation calls, list calls and set-operation calls)."""
     out = tmp_path / "ds"
     assert main(["generate", "--out", str(out), "-n", "600", "--patterns", PATTERNS,
-                 "--seed", "2", "--format", "sharegpt", "-q"]) == 0  # fmt: skip
+                 "--seed", "2", "--format", "sharegpt", "--call-style", call_style,
+                 "--set-ops", set_ops, "-q"]) == 0  # fmt: skip
     reduced, triples = _reduced_codex(0.10, seed=13)
     samples = _sharegpt_calls(out)
+    called = {name for _, calls in samples for name, _, _ in calls}
+    if call_style == "batched":  # list calls and set-operation calls are among them
+        assert any(n.endswith("_batch") for n in called)
+        assert {"get_intersection_of", "get_negation_of"} <= called
     want = _plain_replay_broken(samples, reduced, triples)
     rep = verify_dataset(out, reduced, report_path=tmp_path / "report.json")
     got = {f["id"] for f in rep.failures}
