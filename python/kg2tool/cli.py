@@ -503,8 +503,13 @@ def verify(
     if target.is_dir():
         _fail(f"{target}: --report names a directory; give a file path")
     result = verify_dataset(dataset, graph, report_path=target)
-    for f in result.failures[:show]:
-        typer.echo(f"{f['id']}: {f['reason']}: {f['detail']}")
+    shown: set[str] = set()
+    for f in result.failures:  # the first failure of each of the first `show` samples
+        if len(shown) >= show:
+            break
+        if f["id"] not in shown:
+            shown.add(f["id"])
+            typer.echo(f"{f['id']}: {f['reason']}: {f['detail']} (in {f['where']})")
     typer.echo(result.summary())
     typer.echo(f"full report: {target}")
     if result.failed or (strict and result.partial):

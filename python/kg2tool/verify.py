@@ -232,14 +232,15 @@ class _Checker:
                 returned.update(result.result)
             if c.observation is None:
                 if not result.ok:
-                    self.fail(entry, "call_fails", f"{source}: {c.name}: now {got[:160]}")
+                    self.fail(entry, "call_fails", f"{c.name}: now {got[:160]}", source)
                 continue
             want_error = result.error["message"] if result.error else ""
             if c.observation != got or (c.error is not None and c.error != want_error):
                 self.fail(
                     entry,
                     "observation_changed",
-                    f"{source}: {c.name}: recorded {c.observation[:120]} now {got[:120]}",
+                    f"{c.name}: recorded {c.observation[:120]} now {got[:120]}",
+                    source,
                 )
         return returned
 
@@ -248,7 +249,7 @@ class _Checker:
         rep = self.report
         rep.checked += 1
         if entry.trace:
-            self.check_calls(entry, "trace", entry.trace)
+            self.check_calls(entry, f"{entry.where} trace", entry.trace)
         trace_keys = [_key(c.name, c.arguments) for c in entry.trace]
         calls = len(entry.trace)  # the sample's calls: its trace, or its longest reading
         labels = None if entry.row is None else entry.row.get("answer_labels")
@@ -260,7 +261,7 @@ class _Checker:
             keys = [_key(c.name, c.arguments) for c in sample.calls]
             if entry.row is not None and entry.row.get("trace") is not None:
                 if not _same_calls(sample, keys, trace_keys):
-                    self.fail(entry, "call_changed", f"{source}: the calls are not the trace's")
+                    self.fail(entry, "call_changed", "the calls are not the trace's", source)
             if sample.format == "xlam":
                 partial = partial or labels is None
                 continue
@@ -270,8 +271,9 @@ class _Checker:
                     self.fail(
                         entry,
                         "final_answer_changed",
-                        f"{source}: {str(sample.final_text)[-160:]!r} does not name exactly "
+                        f"{str(sample.final_text)[-160:]!r} does not name exactly "
                         f"{list(labels)[:8]}",
+                        source,
                     )
             else:
                 partial = True
@@ -280,8 +282,9 @@ class _Checker:
                     self.fail(
                         entry,
                         "final_answer_changed",
-                        f"{source}: {str(sample.final_text)[-160:]!r} names an entity no "
+                        f"{str(sample.final_text)[-160:]!r} names an entity no "
                         "replayed call returned",
+                        source,
                     )
         rep.partial += partial
         rep.calls_checked += calls
