@@ -480,3 +480,31 @@ def test_stated_answers_parses_names_with_commas_and_and() -> None:
     assert stated_answers("So the answer is Atlantis.", names) is None
     assert stated_answers('The answers: ["Paris", "Rome"]', names) == ["Paris", "Rome"]
     assert stated_answers("So no entity satisfies the question: none left.", names) == []
+
+
+@pytest.mark.parametrize("fmt", ["openai", "sharegpt"])
+def test_record_column_of_a_run_without_jsonl_is_checked(fmt: str, tmp_path: Path) -> None:
+    """``jsonl = false`` keeps the records in the Parquet ``record`` column: they are read
+    and replayed too, so a changed observation there is found."""
+    conf = tmp_path / "run.toml"
+    conf.write_text("jsonl = false\n")
+    out = tmp_path / "ds"
+    assert main(["generate", "--out", str(out), "-n", "40", "--patterns", PATTERNS, "--seed", "4",
+                 "--format", fmt, "--config", str(conf), "-q"]) == 0  # fmt: skip
+    assert not list(out.glob("*.jsonl"))
+    kg = KnowledgeGraph.load("codex-s")
+    assert verify_dataset(out, kg).failed == 0
+    shard = sorted((out / "data").glob("train-*.parquet"))[0]
+    frame = pl.read_parquet(shard)
+    records = frame["record"].to_list()
+    victim = next(i for i, r in enumerate(records) if '"observation"' in r or '"tool"' in r)
+    rec = json.loads(records[victim])
+    if fmt == "openai":
+        _tamper_openai(rec["messages"], "observation", random.Random(0))
+    else:
+        _tamper_sharegpt(rec["conversations"], "observation", random.Random(0))
+    records[victim] = json.dumps(rec)
+    frame.with_columns(pl.Series("record", records)).write_parquet(shard)
+    rep = verify_dataset(out, kg)
+    assert {f["id"] for f in rep.failures} == {frame["id"][victim]}
+    assert {f["where"] for f in rep.failures} == {f"{shard.name}[row {victim}] record"}

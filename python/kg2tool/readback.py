@@ -33,7 +33,14 @@ import orjson
 
 from .errors import InputError
 
-__all__ = ["ReadCall", "ReadSample", "detect_format", "read_file", "samples_of_messages"]
+__all__ = [
+    "ReadCall",
+    "ReadSample",
+    "detect_format",
+    "read_file",
+    "sample_of_record",
+    "samples_of_messages",
+]
 
 
 @dataclass
@@ -243,6 +250,21 @@ def samples_of_messages(value: str, where: str) -> ReadSample:
         raise InputError(f"{where}: cannot read the messages: {exc}") from None
 
 
+def sample_of_record(value: str, where: str) -> ReadSample:
+    """One sample from a Parquet ``record`` value: a format line, or ToolBench's array of the
+    sample's step records."""
+    try:
+        rec = orjson.loads(value)
+        if isinstance(rec, list):
+            sample = ReadSample(where, "toolbench")
+            for step in rec:
+                _toolbench_record(step, sample)
+            return sample
+        return _of_record(rec, where)
+    except (orjson.JSONDecodeError, _Bad, AttributeError, TypeError) as exc:
+        raise InputError(f"{where}: cannot read the record: {exc}") from None
+
+
 def _of_record(rec: Any, where: str) -> ReadSample:
     fmt = detect_format(rec)
     if fmt == "openai":
@@ -257,42 +279,31 @@ def _of_record(rec: Any, where: str) -> ReadSample:
 
 
 def _records(path: Path) -> Iterator[tuple[Any, str]]:
-    """(parsed record, place) of a JSON array / JSONL file, or of a Parquet ``record`` column."""
+    """(parsed record, place) of a JSON array file, or of a JSONL file read line by line."""
     name = path.name
-    if path.suffix == ".parquet":
-        import polars as pl
-
-        from .errors import READ_ERRORS
-
-        try:
-            column = pl.read_parquet(path, columns=["record"])["record"]
-        except READ_ERRORS as exc:
-            raise InputError(f"cannot read a record column ({exc})", path=str(path)) from None
-        for i, line in enumerate(column.to_list()):
-            yield orjson.loads(line) if line is not None else None, f"{name}[row {i}]"
-        return
-    data = path.read_bytes()
-    head = data.lstrip()[:1]
-    if head == b"[":
-        try:
-            array = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON: {exc}", path=str(path)) from None
-        for i, rec in enumerate(array):
-            yield rec, f"{name}[{i}]"
-        return
-    for lineno, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"not a JSON record: {exc}", path=str(path), line=lineno) from None
-        yield rec, f"{name}:{lineno}"
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip()[:1]
+        fh.seek(0)
+        if head == b"[":
+            try:
+                array = orjson.loads(fh.read())
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"not valid JSON: {exc}", path=str(path)) from None
+            for i, rec in enumerate(array):
+                yield rec, f"{name}[{i}]"
+            return
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InputError(f"not a JSON record: {exc}", path=str(path), line=lineno) from None
+            yield rec, f"{name}:{lineno}"
 
 
 def read_file(path: str | os.PathLike[str]) -> list[ReadSample]:
-    """Every sample of one JSON / JSONL file (or a Parquet ``record`` column), any format.
+    """Every sample of one JSON / JSONL file, any format.
 
     ToolBench step records are grouped into samples (each sample's records end with its
     ``Finish`` step). Raises :class:`InputError` naming the file (and line) when a record is

@@ -36,7 +36,7 @@ import orjson
 import polars as pl
 
 from .errors import READ_ERRORS, InputError
-from .readback import ReadCall, ReadSample, read_file, samples_of_messages
+from .readback import ReadCall, ReadSample, read_file, sample_of_record, samples_of_messages
 
 __all__ = ["VerifyReport", "dataset_files", "stated_answers", "verify_dataset"]
 
@@ -341,6 +341,8 @@ def _row_entries(rows: pl.DataFrame) -> list[_Entry]:
         where = f"{row['_file']}[row {i}]"
         sid = str(row["id"]) if row.get("id") is not None else where
         readings = []
+        if row.get("record") is not None:  # a run that wrote no JSON(L) keeps its records here
+            readings.append((f"{where} record", sample_of_record(row["record"], where)))
         if row.get("messages") is not None:
             readings.append((f"{where} messages", samples_of_messages(row["messages"], where)))
         entry = _Entry(sid, where, readings, row, _trace_calls(row.get("trace")))
@@ -401,11 +403,7 @@ def _dataset_entries(root: Path, report: VerifyReport) -> list[_Entry]:
 def _file_entries(path: Path, report: VerifyReport) -> list[_Entry]:
     report.sources.append(path.name)
     if path.suffix == ".parquet":
-        rows = _read_rows([path])
-        entries = _row_entries(rows)
-        if "record" in rows.columns:
-            _pair(entries, read_file(path), path)
-        return entries
+        return _row_entries(_read_rows([path]))
     if path.suffix not in (".jsonl", ".json"):
         raise InputError(
             "not a dataset: give a dataset directory or a .jsonl, .json or .parquet file",
