@@ -53,6 +53,22 @@ class ReadCall:
     arguments: Any
     observation: str | None = None
     error: str | None = None
+    _key: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The call's identity: its name and canonical arguments text (computed once)."""
+        if self._key is None:
+            args = self.arguments
+            if isinstance(args, str):
+                self._key = (self.name, "s" + args)
+            else:
+                try:
+                    text = orjson.dumps(args, option=orjson.OPT_SORT_KEYS).decode()
+                    self._key = (self.name, "j" + text)
+                except TypeError:
+                    self._key = (self.name, "r" + repr(args))
+        return self._key
 
 
 @dataclass

@@ -165,16 +165,6 @@ def stated_answers(text: str | None, vocabulary: Iterable[str]) -> list[str] | N
 # ------------------------------------------------------------------------------ checking
 
 
-def _key(name: str, arguments: Any) -> tuple[str, str]:
-    """A call's identity: name and canonical arguments text."""
-    if isinstance(arguments, str):
-        return name, "s" + arguments
-    try:
-        return name, "j" + orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:
-        return name, "r" + repr(arguments)
-
-
 @dataclass
 class _Entry:
     """One sample to check: its id, its readings (records, messages), its Parquet row."""
@@ -197,7 +187,7 @@ class _Checker:
         self.kg = kg
         self.runtime = ToolRuntime(kg, ApiCatalog.from_graph(kg, list_apis=True))
         self.report = VerifyReport()
-        self.results: dict[tuple[str, str], Any] = {}
+        self.results: dict[tuple[str, str], tuple[bool, str, list[str], str]] = {}
 
     def fail(self, entry: _Entry, reason: str, detail: str, where: str | None = None) -> None:
         self.report.failures.append(
@@ -210,39 +200,36 @@ class _Checker:
         )
 
     def replay(self, entries: list[_Entry]) -> None:
-        """Run every distinct call of ``entries`` through the runtime, once."""
+        """Run every distinct call of ``entries`` through the runtime, once; keep per call
+        (ok, result JSON, result names, error message)."""
         todo: dict[tuple[str, str], tuple[str, Any]] = {}
         for e in entries:
-            calls = [c for _, s in e.readings for c in s.calls] + e.trace
-            for c in calls:
-                k = _key(c.name, c.arguments)
+            for c in [c for _, s in e.readings for c in s.calls] + e.trace:
+                k = c.key
                 if k not in self.results and k not in todo:
                     todo[k] = (c.name, c.arguments)
-        keys = list(todo)
-        for k, result in zip(keys, self.runtime.call_many(todo.values()), strict=True):
-            self.results[k] = result
+        for k, r in zip(list(todo), self.runtime.call_many(todo.values()), strict=True):
+            self.results[k] = (r.ok, r.to_json(), r.result, r.error["message"] if r.error else "")
 
-    def check_calls(self, entry: _Entry, source: str, calls: list[ReadCall]) -> set[str]:
-        """Compare each call's replay with its recorded observation; the names they returned."""
-        returned: set[str] = set()
+    def check_calls(
+        self, entry: _Entry, source: str, calls: list[ReadCall], returned: set[str] | None = None
+    ) -> None:
+        """Compare each call's replay with its recorded observation (``returned``: add the
+        names the calls returned)."""
         for c in calls:
-            result = self.results[_key(c.name, c.arguments)]
-            got = result.to_json()
-            if result.ok:
-                returned.update(result.result)
+            ok, got, names, error = self.results[c.key]
+            if returned is not None and ok:
+                returned.update(names)
             if c.observation is None:
-                if not result.ok:
+                if not ok:
                     self.fail(entry, "call_fails", f"{c.name}: now {got[:160]}", source)
-                continue
-            want_error = result.error["message"] if result.error else ""
-            if c.observation != got or (c.error is not None and c.error != want_error):
+            elif c.observation != got or (c.error is not None and c.error != error):
                 self.fail(
                     entry,
                     "observation_changed",
                     f"{c.name}: recorded {c.observation[:120]} now {got[:120]}",
                     source,
                 )
-        return returned
 
     def check_entry(self, entry: _Entry) -> None:
         """Every check of one sample (see the module docstring)."""
@@ -250,15 +237,16 @@ class _Checker:
         rep.checked += 1
         if entry.trace:
             self.check_calls(entry, f"{entry.where} trace", entry.trace)
-        trace_keys = [_key(c.name, c.arguments) for c in entry.trace]
+        trace_keys = [c.key for c in entry.trace]
         calls = len(entry.trace)  # the sample's calls: its trace, or its longest reading
         labels = None if entry.row is None else entry.row.get("answer_labels")
         partial = False
         for source, sample in entry.readings:
-            returned = self.check_calls(entry, source, sample.calls)
+            returned: set[str] | None = set() if labels is None else None
+            self.check_calls(entry, source, sample.calls, returned)
             last = sample.parts[-1] if sample.parts else (0, len(sample.calls))
             calls = max(calls, last[1] - last[0])
-            keys = [_key(c.name, c.arguments) for c in sample.calls]
+            keys = [c.key for c in sample.calls]
             if entry.row is not None and entry.row.get("trace") is not None:
                 if not _same_calls(sample, keys, trace_keys):
                     self.fail(entry, "call_changed", "the calls are not the trace's", source)
@@ -277,7 +265,7 @@ class _Checker:
                     )
             else:
                 partial = True
-                stated = stated_answers(sample.final_text, returned)
+                stated = stated_answers(sample.final_text, returned or ())
                 if stated is None:
                     self.fail(
                         entry,
