@@ -508,3 +508,21 @@ def test_record_column_of_a_run_without_jsonl_is_checked(fmt: str, tmp_path: Pat
     rep = verify_dataset(out, kg)
     assert {f["id"] for f in rep.failures} == {frame["id"][victim]}
     assert {f["where"] for f in rep.failures} == {f"{shard.name}[row {victim}] record"}
+
+
+def test_split_file_out_of_step_with_its_shards_is_one_line(
+    datasets: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    """A split file missing a sample, or ToolBench steps cut before Finish: exit 2, one line
+    naming the file."""
+    ds = tmp_path / "ds"
+    shutil.copytree(datasets["sharegpt"], ds)
+    lines = (ds / "train.jsonl").read_text().splitlines()
+    (ds / "train.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    code, _, err = _cli(capsys, "verify", ds)
+    assert code == 2 and "train.jsonl" in _one_line(err) and "Parquet" in err
+    tb = tmp_path / "tb.json"
+    records = json.loads((datasets["toolbench"] / "train.json").read_text())
+    tb.write_text(json.dumps(records[:-1]))
+    code, _, err = _cli(capsys, "verify", tb)
+    assert code == 2 and "without a Finish step" in _one_line(err)
