@@ -417,7 +417,8 @@ def test_cli_exit_status_report_and_strict(
     shutil.copytree(datasets["sharegpt"], ds)
     code, out, _ = _cli(capsys, "verify", ds)
     assert code == 0 and " 0 no longer hold" in out
-    assert json.loads((ds / "verify-report.json").read_text())["failed"] == 0
+    assert json.loads((tmp_path / "ds.verify-report.json").read_text())["failed"] == 0
+    assert not list(ds.glob("*report*"))  # nothing written into the dataset
     lone = tmp_path / "lone" / "x.jsonl"
     lone.parent.mkdir()
     shutil.copy(ds / "train.jsonl", lone)
@@ -526,3 +527,12 @@ def test_split_file_out_of_step_with_its_shards_is_one_line(
     tb.write_text(json.dumps(records[:-1]))
     code, _, err = _cli(capsys, "verify", tb)
     assert code == 2 and "without a Finish step" in _one_line(err)
+
+
+def test_cli_report_that_cannot_be_written_is_one_line(
+    datasets: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    code, _, err = _cli(capsys, "verify", datasets["xlam"], "--report", tmp_path / "no" / "r.json")
+    assert code == 2 and "cannot write the report" in _one_line(err) and "Errno" not in err
+    code, _, err = _cli(capsys, "verify", datasets["xlam"], "--report", tmp_path)
+    assert code == 2 and "names a directory" in _one_line(err)

@@ -487,8 +487,8 @@ def verify(
         Path | None,
         typer.Option(
             "--report",
-            help="Where to write the full JSON report (default: verify-report.json beside "
-            "the dataset).",
+            help="Where to write the full JSON report (default: DATASET.verify-report.json "
+            "beside the dataset).",
         ),
     ] = None,
 ) -> None:
@@ -499,10 +499,16 @@ def verify(
     if not dataset.exists():
         _fail(f"{dataset}: no such file or directory")
     graph = KnowledgeGraph.load(kg)
-    target = report or (dataset if dataset.is_dir() else dataset.parent) / "verify-report.json"
+    # beside the dataset, not inside it (a dataset directory holds only what generate wrote)
+    where = dataset.resolve()
+    target = report or where.parent / f"{where.name}.verify-report.json"
     if target.is_dir():
         _fail(f"{target}: --report names a directory; give a file path")
-    result = verify_dataset(dataset, graph, report_path=target)
+    result = verify_dataset(dataset, graph)
+    try:
+        result.write(target)
+    except OSError as exc:
+        _fail(f"{target}: cannot write the report ({exc.strerror or exc}); give --report PATH")
     shown: set[str] = set()
     for f in result.failures:  # the first failure of each of the first `show` samples
         if len(shown) >= show:
