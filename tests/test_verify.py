@@ -480,6 +480,8 @@ def test_stated_answers_parses_names_with_commas_and_and() -> None:
     assert stated_answers("So the 2 answers are Paris.", names) is None  # count disagrees
     assert stated_answers("So the answer is Atlantis.", names) is None
     assert stated_answers('The answers: ["Paris", "Rome"]', names) == ["Paris", "Rome"]
+    assert stated_answers('It is ["Foo [band]", "B]"].', names) == ["Foo [band]", "B]"]
+    assert stated_answers("So the answer is [1].", names) is None  # not a list of names
     assert stated_answers("So no entity satisfies the question: none left.", names) == []
 
 

@@ -111,7 +111,6 @@ def dataset_files(path: str | os.PathLike[str]) -> list[Path]:
 
 # ------------------------------------------------------------------------- final answers
 
-_JSON_LIST = re.compile(r"(\[[^\[\]]*\])\s*\.?\s*$")
 _ANSWER_HEAD = re.compile(r"So the (?:answer is|(\d+) answers are) ")
 _SEPARATORS = (", ", " and ", ",")
 
@@ -124,14 +123,20 @@ def stated_answers(text: str | None, vocabulary: Iterable[str]) -> list[str] | N
     into names of ``vocabulary`` (names may hold commas or "and"), and must have N names."""
     if text is None:
         return None
-    match = _JSON_LIST.search(text)
-    if match:
-        try:
-            names = orjson.loads(match.group(1))
-        except orjson.JSONDecodeError:
-            names = None
-        if isinstance(names, list) and all(isinstance(n, str) for n in names):
-            return names
+    end = text.rstrip().removesuffix(".").rstrip()
+    if end.endswith("]"):  # a trailing JSON list (names may hold brackets: try each "[")
+        start = len(end)
+        for _ in range(64):
+            start = end.rfind("[", 0, start)
+            if start < 0:
+                break
+            try:
+                names = orjson.loads(end[start:])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                return names
+            break
     if "no entity satisfies" in text:
         return []
     heads = list(_ANSWER_HEAD.finditer(text))
