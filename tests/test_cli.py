@@ -438,8 +438,8 @@ def test_verify_detects_tampering(runs, tmp_path, tmp_path_factory, capsys) -> N
     assert f"{victim}: observation_changed" in stdout
     assert "Atlantis" in stdout
     assert re.search(r": 1 no longer hold", stdout)
-    code, stdout, _ = cli(capsys, "verify", out)  # report only
-    assert code == 0 and victim in stdout
+    code, stdout, _ = cli(capsys, "verify", out)  # exit 1 without --strict too
+    assert code == 1 and victim in stdout
     code, stdout, _ = cli(capsys, "verify", shard, "--strict")  # one shard
     assert code == 1 and victim in stdout
     code, _, err = cli(capsys, "verify", tmp_path / "empty-dir-x")

@@ -26,6 +26,7 @@ changes no other API's name or position.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import unicodedata
@@ -53,6 +54,7 @@ __all__ = [
     "STYLES",
     "Api",
     "ApiCatalog",
+    "close_api_names",
     "load_overrides",
 ]
 
@@ -602,7 +604,7 @@ class ApiCatalog:
         try:
             return self._by_name[name]
         except KeyError:
-            close = difflib.get_close_matches(name, list(self._by_name), n=3, cutoff=0.5)
+            close = close_api_names(name, list(self._by_name))
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownNameError(f"unknown API {name!r}{hint}") from None
 
@@ -964,3 +966,60 @@ def _resolve_collisions(drafts: list[_Draft], reserved: set[str], source: str | 
             i += 1
         d.name = name
         seen.add(name)
+
+
+# Compound words a caller may type for a relation's words (both sides are normalised).
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "birthplace": ("place", "birth"),
+    "deathplace": ("place", "death"),
+    "birthdate": ("date", "birth"),
+    "birthday": ("date", "birth"),
+    "deathdate": ("date", "death"),
+    "hometown": ("place", "birth"),
+    "born": ("birth",),
+    "died": ("death",),
+    "nationality": ("country", "citizenship"),
+    "citizen": ("citizenship",),
+    "job": ("occupation",),
+    "profession": ("occupation",),
+    "wife": ("spouse",),
+    "husband": ("spouse",),
+}
+_FILLER = {"get", "find", "of", "the", "a", "an", "in", "by", "for", "to", "is", "are", "list"}
+
+
+@functools.lru_cache(maxsize=65536)
+def _api_words(name: str) -> frozenset[str]:
+    """The content words of an API name (snake or camel case), singular, synonyms expanded."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    words: set[str] = set()
+    for word in re.split(r"[^a-z0-9]+", spaced):
+        if not word or word in _FILLER:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        words.update(_SYNONYMS.get(word, (word,)))
+    return frozenset(words)
+
+
+def close_api_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """API names close to ``name``: by shared relation words (synonyms such as birthplace /
+    place of birth count as the same words) or by spelling, best first."""
+    want = _api_words(name)
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq2(name)
+    words, spelled = [], []
+    for i, other in enumerate(names):
+        have = _api_words(other)
+        overlap = len(want & have) / len(want | have) if want or have else 0.0
+        matcher.set_seq1(other)
+        words.append((overlap, i, other))
+        spelled.append((matcher.quick_ratio(), i, other))
+    # the exact spelling ratio (slow) only for the few names that could reach the cut-off
+    best = {i: overlap for overlap, i, _ in words}
+    for quick, i, other in sorted(spelled, key=lambda t: (-t[0], t[1]))[: 4 * n]:
+        if quick > max(best[i], 0.5):
+            matcher.set_seq1(other)
+            best[i] = max(best[i], matcher.ratio())
+    scored = sorted((-best[i], i, other) for _, i, other in words if best[i] >= 0.5)
+    return [other for _, _, other in scored[:n]]

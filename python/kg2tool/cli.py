@@ -421,7 +421,12 @@ def apis(
     catalog = ApiCatalog.from_graph(
         KnowledgeGraph.load(kg), style=style, overrides=overrides, list_apis=list_apis
     )
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: is a file; --out names the directory for the tool definitions")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{out}: cannot create the output directory: {exc.strerror or exc}")
     for name, data in (
         ("openai_tools.json", catalog.to_openai_tools()),
         ("toolbench_tool.json", catalog.to_toolbench()),
@@ -474,23 +479,58 @@ def call(
 @app.command()
 def verify(
     dataset: Annotated[
-        Path, typer.Argument(help="A dataset directory written by generate (or one Parquet shard).")
+        Path,
+        typer.Argument(
+            help="A dataset directory written by generate, or one .jsonl/.json/.parquet file "
+            "of any format."
+        ),
     ],
     kg: KgOption = "codex-s",
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit 1 when any sample no longer holds.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Also exit 1 when a sample could only be partly checked (no recorded answer "
+            "set, or xLAM calls without observations).",
+        ),
     ] = False,
     show: Annotated[int, typer.Option("--show", help="How many failures to print.")] = 10,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Where to write the full JSON report (default: DATASET.verify-report.json "
+            "beside the dataset).",
+        ),
+    ] = None,
 ) -> None:
-    """Replay every sample's calls and answers against a KG; report those that no longer hold."""
+    """Replay every call of every training sample against a KG; exit 1 if any no longer holds."""
     from .graph import KnowledgeGraph
     from .verify import verify_dataset
 
-    report = verify_dataset(dataset, KnowledgeGraph.load(kg))
-    for f in report.failures[:show]:
-        typer.echo(f"{f['id']}: {f['reason']}: {f['detail']}")
-    typer.echo(report.summary())
-    if strict and report.failed:
+    if not dataset.exists():
+        _fail(f"{dataset}: no such file or directory")
+    graph = KnowledgeGraph.load(kg)
+    # beside the dataset, not inside it (a dataset directory holds only what generate wrote)
+    where = dataset.resolve()
+    target = report or where.parent / f"{where.name}.verify-report.json"
+    if target.is_dir():
+        _fail(f"{target}: --report names a directory; give a file path")
+    result = verify_dataset(dataset, graph)
+    try:
+        result.write(target)
+    except OSError as exc:
+        _fail(f"{target}: cannot write the report ({exc.strerror or exc}); give --report PATH")
+    shown: set[str] = set()
+    for f in result.failures:  # the first failure of each of the first `show` samples
+        if len(shown) >= show:
+            break
+        if f["id"] not in shown:
+            shown.add(f["id"])
+            typer.echo(f"{f['id']}: {f['reason']}: {f['detail']} (in {f['where']})")
+    typer.echo(result.summary())
+    typer.echo(f"full report: {target}")
+    if result.failed or (strict and result.partial):
         raise typer.Exit(1)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import LIST_KIND, Api, ApiCatalog
+from kg2tool.apis import LIST_KIND, Api, ApiCatalog, close_api_names
 
 __all__ = ["CallResult", "ToolRuntime"]
 
@@ -86,6 +86,7 @@ class ToolRuntime:
         self.kg = kg
         self.catalog = catalog
         self.max_candidates = max_candidates
+        self._api_hints: dict[str, list[str]] = {}  # unknown API name -> close names
         ents = kg.entities.select(
             pl.col("id").cast(pl.Int32),
             pl.col("key").cast(pl.String),
@@ -158,6 +159,7 @@ class ToolRuntime:
         other = object.__new__(ToolRuntime)
         other.__dict__.update(self.__dict__)
         other.catalog = catalog
+        other._api_hints = {}  # close names depend on the catalogue
         other.__dict__.pop("_api_tables_cache", None)
         return other
 
@@ -223,7 +225,11 @@ class ToolRuntime:
     ) -> tuple[Api, dict]:
         """Validate the API name and arguments against its schema (structured errors)."""
         if api_name not in self.catalog:
-            close = difflib.get_close_matches(str(api_name), self.catalog.names, n=3, cutoff=0.5)
+            close = self._api_hints.get(str(api_name))
+            if close is None:
+                close = self._api_hints[str(api_name)] = close_api_names(
+                    str(api_name), self.catalog.names
+                )
             raise _CallError(_err("unknown_api", f"no API is named {api_name!r}", close))
         api = self.catalog[api_name]
         if isinstance(arguments, str | bytes | bytearray):
