@@ -482,6 +482,71 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A dataset directory written by generate.")],
+    kg: KgOption = "codex-s",
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name the endpoint serves.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="OpenAI-compatible API root, e.g. http://localhost:8000/v1."
+        ),
+    ] = None,
+    agent: Annotated[
+        str,
+        typer.Option(
+            "--agent",
+            help="'model' (the endpoint) or 'reference' (replay the dataset's own trajectories: "
+            "the harness's self-test).",
+        ),
+    ] = "model",
+    split: Annotated[
+        str, typer.Option("--split", help="Split to evaluate ('all' for every split).")
+    ] = "test",
+    limit: Annotated[int | None, typer.Option("--limit", help="First N samples (by id).")] = None,
+    max_turns: Annotated[
+        int, typer.Option("--max-turns", help="Assistant turns before an episode is cut.")
+    ] = 30,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Episodes run at once.")] = 4,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report directory (default DATASET/eval).")
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries of a failed request (exponential backoff).")
+    ] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per reply.")] = 120.0,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a model (any OpenAI-compatible endpoint) as an agent on a dataset and score it exactly."""
+    from .evaluate import evaluate
+    from .graph import KnowledgeGraph
+
+    target = out if out is not None else dataset / "eval"
+    report = evaluate(
+        dataset,
+        KnowledgeGraph.load(kg),
+        agent=agent,
+        model=model,
+        base_url=base_url,
+        split=None if split == "all" else split,
+        limit=limit,
+        max_turns=max_turns,
+        concurrency=concurrency,
+        out=target,
+        kg_name=kg,
+        retries=retries,
+        timeout=timeout,
+        temperature=temperature,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    typer.echo(report.table(), nl=False)
+    typer.echo(f"wrote {', '.join(report.files)} to {target}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning kg2tool errors into one line and exit status 2."""
     try:
