@@ -482,6 +482,40 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    kg: KgOption = "codex-s",
+    transport: Annotated[
+        str, typer.Option("--transport", help="stdio (the client starts the server) or http.")
+    ] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (http).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (http).")] = 8000,
+    list_apis: Annotated[
+        bool,
+        typer.Option("--list-apis", help="Also the list (batched) form of every relation API."),
+    ] = False,
+    style: Annotated[
+        str, typer.Option("--style", help="Naming style: kg2tool, plain or camel.")
+    ] = "kg2tool",
+    overrides: Annotated[
+        Path | None,
+        typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
+    ] = None,
+    page_size: Annotated[
+        int, typer.Option("--page-size", help="Tools per page of the tool list.")
+    ] = 200,
+) -> None:
+    """Give an agent the KG's tools: an MCP server (stdio or streamable HTTP) over the runtime."""
+    from .apis import ApiCatalog
+    from .graph import KnowledgeGraph
+    from .runtime import ToolRuntime
+    from .serve import serve as run
+
+    graph = KnowledgeGraph.load(kg)
+    catalog = ApiCatalog.from_graph(graph, style=style, overrides=overrides, list_apis=list_apis)
+    run(ToolRuntime(graph, catalog), transport=transport, host=host, port=port, page_size=page_size)
+
+
 @app.command("eval")
 def eval_cmd(
     dataset: Annotated[Path, typer.Argument(help="A dataset directory written by generate.")],
