@@ -127,6 +127,6 @@ def serve(
     import uvicorn
 
     check_port(host, port)
-    app = server.streamable_http_app(host=host)
+    app = server.streamable_http_app(host=host, json_response=True)
     print(f"kg2tool serve: {n} tools on http://{host}:{port}/mcp", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
