@@ -144,3 +144,41 @@ def test_verl_tool_executes_on_runtime(runtime: ToolRuntime) -> None:
     ok, bad = asyncio.run(go())
     assert ok[0] == runtime.call(name, {param: "Douglas Adams"}).to_json() and ok[1] == 0.0
     assert json.loads(bad[0])["error"] == "unknown_entity" and bad[2] == {"tool_error": 1.0}
+
+
+def test_verifiers_environment(verl_dir: Path, shards: pl.DataFrame, runtime: ToolRuntime) -> None:
+    """The verifiers (v1) environment built by the real package on CoDEx-S: tasks, tools on
+    the runtime, and the reward on reference and perturbed conversations. A full rollout is
+    not run: verifiers' harnesses run the agent as a uv script (see README)."""
+    pytest.importorskip("verifiers.v1", reason="verifiers is not installed (optional)")
+    from types import SimpleNamespace
+
+    from kg2tool.rl.verifiers_env import load_environment
+
+    env = load_environment(kg="codex-s", dataset=str(verl_dir), split=None)
+    tasks = list(env.taskset)
+    name_of = dict(zip(runtime.keys, runtime.names, strict=True))
+    assert [t.data.id for t in tasks] == shards["id"].to_list()
+    toolset = type(env.taskset).toolsets(env.taskset.config)[0]
+    tools = asyncio.run(toolset.list_tools())
+    assert [t.name for t in tools] == runtime.catalog.names
+    for task, (msgs, answers, question) in zip(
+        tasks, shards.select("messages", "answers", "question").iter_rows(), strict=True
+    ):
+        assert task.data.prompt == question
+        assert task.data.answers == [name_of[k] for k in answers]
+        messages = json.loads(msgs)
+        for m in messages:  # every reference call through the toolset equals the runtime
+            for c in m.get("tool_calls") or ():
+                name, args = c["function"]["name"], json.loads(c["function"]["arguments"])
+                got = asyncio.run(toolset.call_tool(name, args))
+                assert got.content[0].text == runtime.call(name, args).to_json()
+        assert asyncio.run(task.f1(SimpleNamespace(messages=messages))) == 1.0
+        n = len(task.data.answers)
+        if n >= 2:
+            cut = [*messages[:-1], {"role": "assistant", "content": "The answers are: "
+                                    + json.dumps(task.data.answers[1:])}]  # fmt: skip
+            got = asyncio.run(task.answer_metrics(SimpleNamespace(messages=cut)))
+            assert got["recall"] == pytest.approx((n - 1) / n) and got["precision"] == 1.0
+    bad = asyncio.run(toolset.call_tool("get_nothing", {}))
+    assert bad.is_error and json.loads(bad.content[0].text)["error"] == "unknown_api"
