@@ -55,7 +55,7 @@ class ScriptedPolicies:
             self.requests += 1
         policy = body.get("model")
         messages = body["messages"]
-        question = messages[0]["content"]
+        question = next(m["content"] for m in messages if m["role"] == "user")
         t = sum(1 for m in messages if m["role"] == "assistant")
         if policy == "not_chat":
             return 200, {"object": "list", "data": []}

@@ -164,6 +164,18 @@ def test_not_a_chat_completion(dataset: Path, codex_s: Any, policies: ScriptedPo
         run(dataset, codex_s, url, "not_chat", limit=2)
 
 
+def test_http_404_and_system_message(
+    dataset: Path, codex_s: Any, policies: ScriptedPolicies
+) -> None:
+    with serve_policies(policies) as url:
+        with pytest.raises(EndpointError, match=r"HTTP 404: no route /chat/completions"):
+            run(dataset, codex_s, url.removesuffix("/v1"), "reference", limit=1)
+        report = run(dataset, codex_s, url, "reference", limit=3, system="Use the tools.")
+    for e in report.episodes:
+        assert e["messages"][0] == {"role": "system", "content": "Use the tools."}
+        assert e["exact_match"] == 1.0
+
+
 def test_dataset_of_another_kg(dataset: Path, shared_dir: Path) -> None:
     from kg2tool.datasets import load_dataset
     from kg2tool.graph import KnowledgeGraph

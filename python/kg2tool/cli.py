@@ -553,6 +553,10 @@ def eval_cmd(
     ] = 3,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per reply.")] = 120.0,
     temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    system: Annotated[
+        str | None,
+        typer.Option("--system", help="A system message before each question (default none)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a model (any OpenAI-compatible endpoint) as an agent on a dataset and score it exactly."""
@@ -576,6 +580,7 @@ def eval_cmd(
         timeout=timeout,
         temperature=temperature,
         progress=not quiet and sys.stderr.isatty(),
+        system=system,
     )
     typer.echo(report.table(), nl=False)
     typer.echo(f"wrote {', '.join(report.files)} to {target}")

@@ -175,7 +175,10 @@ class ModelAgent:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
-        import httpx
+        try:
+            import httpx
+        except ImportError:
+            raise InputError("kg2tool eval needs httpx: pip install 'kg2tool[eval]'") from None
 
         self.endpoint = self.base_url.rstrip("/") + "/chat/completions"
         self.cache = _Cache(Path(self.cache_dir) if self.cache_dir is not None else None)
@@ -324,10 +327,13 @@ def run_episode(
     agent: Agent,
     runtime: Any,
     max_turns: int = 10,
+    system: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int], bool]:
-    """Play one episode: (messages, token usage, ended by a reply without calls)."""
+    """Play one episode: (messages, token usage, ended by a reply without calls). ``system``:
+    an optional system message before the question."""
     offered = {t["function"]["name"] for t in tools}
-    messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": question})
     usage = {"prompt_tokens": 0, "completion_tokens": 0}
     for _ in range(max_turns):
         reply, used = agent(messages, tools)
@@ -433,11 +439,13 @@ def evaluate(
     timeout: float = 120.0,
     temperature: float = 0.0,
     progress: bool = False,
+    system: str | None = None,
 ) -> EvalReport:
     """Run ``agent`` ("model": the endpoint; "reference": the dataset's own trajectories) on
     the samples of ``split`` and score every episode; write the report files to ``out``.
 
-    The reply cache defaults to ``out/.eval-cache``."""
+    The reply cache defaults to ``out/.eval-cache``. ``system``: a system message sent before
+    each question (none by default: the datasets' conversations have none)."""
     from .apis import ApiCatalog
     from .runtime import ToolRuntime
 
@@ -477,7 +485,9 @@ def evaluate(
             turns = max(max_turns, len(player.turns))  # type: ignore[attr-defined]
         else:
             player = client
-        messages, usage, finished = run_episode(row["question"], tools, player, runtime, turns)
+        messages, usage, finished = run_episode(
+            row["question"], tools, player, runtime, turns, system
+        )
         gold = [runtime.names[key_id[k]] for k in row["answers"]]
         score = score_episode(
             messages,
