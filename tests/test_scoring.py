@@ -116,6 +116,9 @@ def test_call_stats_counts() -> None:
     assert observed_names(m["content"] for m in messages if m["role"] == "tool") == ["A"]
     score = score_episode(messages, ["A"], tools, reference_calls=1)
     assert score.answer.exact_match == 1.0 and score.reference_calls == 1
+    # a reasoning block is not part of the reply
+    thinking = [*messages[:-1], {"role": "assistant", "content": "<think>is it B? or A</think>"}]
+    assert score_episode(thinking, ["A"], tools).answer.predicted == []
 
 
 def test_reference_replies_match_brute_force(codex_s: Any) -> None:

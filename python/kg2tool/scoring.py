@@ -12,6 +12,8 @@ answer is read in the reply:
    text ("Checking the links rules out X, which leaves Y. So the answer is Y." names Y);
 3. else the whole reply.
 
+Reasoning blocks (``<think>...</think>``) in the final reply are left out first.
+
 In text an entity is named when its display name or its label occurs as a whole word (not
 inside a longer word), case-insensitively; longer names are matched first and a matched span is
 not matched again, so "African Union – United Nations Hybrid Operation in Darfur" does not also
@@ -266,8 +268,12 @@ def call_stats(
     }
 
 
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
+
+
 def final_reply(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The content of the last assistant message when it makes no calls, else ``""``."""
+    """The content of the last assistant message when it makes no calls, else ``""``;
+    reasoning blocks (``<think>...</think>``) are not part of the reply."""
     for m in reversed(messages):
         if m.get("role") == "assistant":
             if m.get("tool_calls"):
@@ -275,7 +281,7 @@ def final_reply(messages: Sequence[Mapping[str, Any]]) -> str:
             content = m.get("content") or ""
             if isinstance(content, list):  # content parts
                 content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content)
+            return _THINK.sub(" ", str(content))
     return ""
 
 
