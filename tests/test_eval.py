@@ -64,9 +64,14 @@ def test_reference_over_http_cached_and_resumed(
     dataset: Path, codex_s: Any, policies: ScriptedPolicies, tmp_path: Path
 ) -> None:
     with serve_policies(policies) as url:
+        # an eval stopped after 5 samples, then the whole one: it resumes from the cache
+        first = run(dataset, codex_s, url, "reference", out=tmp_path / "r", limit=5)
+        before = policies.requests
+        assert before == sum(e["turns"] for e in first.episodes)
         report = run(dataset, codex_s, url, "reference", out=tmp_path / "r", concurrency=3)
         sent = policies.requests
         assert sent == sum(e["turns"] for e in report.episodes)
+        assert report.summary["requests"] == {"sent": sent - before, "cached": before}
         assert all(e["exact_match"] == 1.0 for e in report.episodes)
         # tokens as the server reports them: 10 per message sent, 7 per reply
         e = report.episodes[0]
