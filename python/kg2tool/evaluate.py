@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -597,6 +596,7 @@ class _Bar:
     def __init__(self, total: int, *, enabled: bool) -> None:
         self.bar = None
         if enabled:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -606,11 +606,14 @@ class _Bar:
             )
 
             self.bar = Progress(
-                TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+                TextColumn("[bold]eval"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
             )
             self.bar.start()
             self.task = self.bar.add_task("eval", total=total)
-        self.t0 = time.perf_counter()
 
     def advance(self) -> None:
         if self.bar is not None:
