@@ -193,7 +193,7 @@ def generate(
         int | None, typer.Option("--seed", help="Random seed (same seed, same output).")
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", help="openai, toolbench, sharegpt or xlam.")
+        str | None, typer.Option("--format", help="openai, toolbench, sharegpt, xlam or verl.")
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Native threads (0: all cores).")
