@@ -193,7 +193,7 @@ def generate(
         int | None, typer.Option("--seed", help="Random seed (same seed, same output).")
     ] = None,
     format: Annotated[
-        str | None, typer.Option("--format", help="openai, toolbench, sharegpt or xlam.")
+        str | None, typer.Option("--format", help="openai, toolbench, sharegpt, xlam or verl.")
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Native threads (0: all cores).")
@@ -532,6 +532,110 @@ def verify(
     typer.echo(f"full report: {target}")
     if result.failed or (strict and result.partial):
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    kg: KgOption = "codex-s",
+    transport: Annotated[
+        str, typer.Option("--transport", help="stdio (the client starts the server) or http.")
+    ] = "stdio",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (http).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (http).")] = 8000,
+    list_apis: Annotated[
+        bool,
+        typer.Option("--list-apis", help="Also the list (batched) form of every relation API."),
+    ] = False,
+    style: Annotated[
+        str, typer.Option("--style", help="Naming style: kg2tool, plain or camel.")
+    ] = "kg2tool",
+    overrides: Annotated[
+        Path | None,
+        typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
+    ] = None,
+    page_size: Annotated[
+        int, typer.Option("--page-size", help="Tools per page of the tool list.")
+    ] = 200,
+) -> None:
+    """Give an agent the KG's tools: an MCP server (stdio or streamable HTTP) over the runtime."""
+    from .apis import ApiCatalog
+    from .graph import KnowledgeGraph
+    from .runtime import ToolRuntime
+    from .serve import serve as run
+
+    graph = KnowledgeGraph.load(kg)
+    catalog = ApiCatalog.from_graph(graph, style=style, overrides=overrides, list_apis=list_apis)
+    run(ToolRuntime(graph, catalog), transport=transport, host=host, port=port, page_size=page_size)
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: Annotated[Path, typer.Argument(help="A dataset directory written by generate.")],
+    kg: KgOption = "codex-s",
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model name the endpoint serves.")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url", help="OpenAI-compatible API root, e.g. http://localhost:8000/v1."
+        ),
+    ] = None,
+    agent: Annotated[
+        str,
+        typer.Option(
+            "--agent",
+            help="'model' (the endpoint) or 'reference' (replay the dataset's own trajectories: "
+            "the harness's self-test).",
+        ),
+    ] = "model",
+    split: Annotated[
+        str, typer.Option("--split", help="Split to evaluate ('all' for every split).")
+    ] = "test",
+    limit: Annotated[int | None, typer.Option("--limit", help="First N samples (by id).")] = None,
+    max_turns: Annotated[
+        int, typer.Option("--max-turns", help="Assistant turns before an episode is cut.")
+    ] = 30,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Episodes run at once.")] = 4,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Report directory (default DATASET/eval).")
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries of a failed request (exponential backoff).")
+    ] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per reply.")] = 120.0,
+    temperature: Annotated[float, typer.Option("--temperature")] = 0.0,
+    system: Annotated[
+        str | None,
+        typer.Option("--system", help="A system message before each question (default none)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a model (any OpenAI-compatible endpoint) as an agent on a dataset and score it exactly."""
+    from .evaluate import evaluate
+    from .graph import KnowledgeGraph
+
+    target = out if out is not None else dataset / "eval"
+    report = evaluate(
+        dataset,
+        KnowledgeGraph.load(kg),
+        agent=agent,
+        model=model,
+        base_url=base_url,
+        split=None if split == "all" else split,
+        limit=limit,
+        max_turns=max_turns,
+        concurrency=concurrency,
+        out=target,
+        kg_name=kg,
+        retries=retries,
+        timeout=timeout,
+        temperature=temperature,
+        progress=not quiet and sys.stderr.isatty(),
+        system=system,
+    )
+    typer.echo(report.table(), nl=False)
+    typer.echo(f"wrote {', '.join(report.files)} to {target}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,9 @@
   whose arguments are earlier results), observations, error calls and the final answer are left
   out; JOIN (cyclic) samples are never independent, and in ``first_hop`` mode give their calls
   from anchors.
+- ``verl``: the ``openai`` lines (for an SFT warm-up), and at the end of a run the RL rows
+  ``verl/{split}.parquet`` and the tool config ``verl/tool_config.yaml`` of
+  :mod:`kg2tool.rl.verl`.
 
 Validators implementing each format's rules are at the end (used by the tests).
 """
@@ -54,7 +57,9 @@ __all__ = [
     "validate_xlam",
 ]
 
-FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
+FORMATS = ("openai", "toolbench", "sharegpt", "xlam", "verl")
+# formats whose records are the openai lines (verl adds its RL files at the end of a run)
+_OPENAI_RECORDS = ("openai", "verl")
 
 # toolbench/inference/Prompts/ReAct_prompts.py (typos are ToolBench's and must stay).
 FORMAT_INSTRUCTIONS_SYSTEM_FUNCTION = """You are AutoGPT, you can use many tools(functions) to do the following task.
@@ -172,7 +177,7 @@ def build_records(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
-    if fmt == "openai":
+    if fmt in _OPENAI_RECORDS:
         return _openai(samples, steps, fragments, with_record=with_record)
     tools_openai = _lists(samples["tool_ids"], fragments.openai, ",")
     base = samples.select("sid", "question", "final_text").with_columns(
@@ -340,7 +345,7 @@ def record_parts(fmt: str, columns: Any, rows: np.ndarray | None = None) -> list
     positions; all rows when None), built from the other columns (``columns[name]``: a
     DataFrame, or a mapping to String Series / :class:`~kg2tool.textops.Strings`); None for
     formats whose record is not a concatenation of them (use the ``record`` column)."""
-    if fmt != "openai":
+    if fmt not in _OPENAI_RECORDS:
         return None
     idx = None if rows is None else np.asarray(rows, dtype=np.int64)
     head, mid, tail = _OPENAI_RECORD
@@ -641,7 +646,7 @@ def validate_xlam(rec: dict[str, Any]) -> None:
 def validate_record(fmt: str, record: str, question: str) -> None:
     """Validate one written record of a format."""
     data = json.loads(record)
-    if fmt == "openai":
+    if fmt in _OPENAI_RECORDS:
         validate_openai(data)
     elif fmt == "toolbench":
         validate_toolbench(data, question)

@@ -48,7 +48,7 @@ try:  # the split-file lock (_SplitParts); without it only the driver merges rec
 except ImportError:  # pragma: no cover - not on POSIX
     fcntl = None  # type: ignore[assignment]
 
-FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
+FORMATS = ("openai", "toolbench", "sharegpt", "xlam", "verl")
 ENGINES = ("auto", "local", "process", "ray")
 # ``engine="auto"`` uses the process pool from this many samples (and more than 2 shards, more
 # than one CPU): below it, starting workers costs more than it saves.
@@ -641,11 +641,16 @@ class Generator:
         files = sorted(f for info in done.values() for f in info["files"])
         if merged is not None:  # the records are in the split files only
             files += sorted(f"{split}.jsonl" for split in merged[0])
+        rl_files: list[str] = []
+        if self.config.format == "verl":  # the RL rows and tool config, from the shards
+            from .rl.verl import write_verl
+
+            rl_files = write_verl(self.out, [self.out / f for f in files], kg, str(self.config.kg))
         manifest = {
             "format": self.config.format,
             "num_samples": report.written,
             "num_shards": num_shards,
-            "files": files,
+            "files": files + rl_files,
             "config_hash": self.hash,
             "config": self.config.to_dict(),
             "sampling_rejections": report.rejected,
@@ -672,7 +677,7 @@ class Generator:
             report={"dropped": report.dropped, "exhausted": report.exhausted},
             sections=sections,
         )
-        return files
+        return files + rl_files
 
 
 def appends_records(cfg: GenerateConfig) -> bool:
