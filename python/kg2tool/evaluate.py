@@ -30,8 +30,16 @@ from typing import Any
 import orjson
 import polars as pl
 
+from .endpoint import (
+    ReplyCache,
+    RequestFailure,
+    RequestStopped,
+    content_text,
+    one_line,
+    post_with_retries,
+    redact,
+)
 from .errors import READ_ERRORS, InputError, Kg2ToolError
-from .paraphrase import _Cache, _one_line, _redact, _retry_after, _server_message
 from .scoring import score_episode
 
 __all__ = [
@@ -180,7 +188,7 @@ class ModelAgent:
             raise InputError("kg2tool eval needs httpx: pip install 'kg2tool[eval]'") from None
 
         self.endpoint = self.base_url.rstrip("/") + "/chat/completions"
-        self.cache = _Cache(Path(self.cache_dir) if self.cache_dir is not None else None)
+        self.cache = ReplyCache(Path(self.cache_dir) if self.cache_dir is not None else None)
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.key_env)
         if key:
@@ -195,7 +203,7 @@ class ModelAgent:
 
     def _fail(self, problem: str) -> EndpointError:
         """The error that stops the run (the first one is kept in ``self.error``)."""
-        err = EndpointError(f"endpoint {_redact(self.endpoint)}: {_one_line(problem, 300)}")
+        err = EndpointError(f"endpoint {redact(self.endpoint)}: {one_line(problem, 300)}")
         with self._lock:
             if self.error is None:
                 self.error = err
@@ -225,40 +233,30 @@ class ModelAgent:
         return reply, usage
 
     def _post(self, payload: dict[str, Any]) -> Any:
-        import httpx
+        """The JSON of one chat completion reply, retried on transient failures."""
+        try:
+            r = post_with_retries(
+                lambda: self._client.post(self.endpoint, content=orjson.dumps(payload)),
+                retries=self.retries,
+                backoff=self.backoff,
+                timeout=self.timeout,
+                stop=self._stop,
+                count=self._count,
+            )
+        except RequestStopped:
+            raise EndpointError("stopped after another request failed") from None
+        except RequestFailure as exc:
+            raise self._fail(str(exc)) from None
+        try:
+            return r.json()
+        except ValueError:
+            raise self._fail(
+                f"the reply is not an OpenAI chat completion: {one_line(r.text, 120)!r}"
+            ) from None
 
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if self._stop.is_set():
-                raise EndpointError("stopped after another request failed")
-            delay = min(self.backoff * 2**attempt, 30.0)
-            with self._lock:
-                self.requests += 1
-            try:
-                r = self._client.post(self.endpoint, content=orjson.dumps(payload))
-            except httpx.TimeoutException:
-                problem = f"no reply within {self.timeout:g} s"
-            except httpx.ConnectError as exc:
-                problem = f"cannot connect ({_one_line(exc) or 'connection failed'})"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {_one_line(exc)}"
-            else:
-                if r.status_code == 200:
-                    try:
-                        return r.json()
-                    except ValueError:
-                        raise self._fail(
-                            f"the reply is not an OpenAI chat completion: {_one_line(r.text, 120)!r}"
-                        ) from None
-                detail = _server_message(r)
-                problem = f"HTTP {r.status_code}" + (f": {detail}" if detail else "")
-                if r.status_code not in (408, 409, 425, 429) and r.status_code < 500:
-                    raise self._fail(problem)
-                delay = max(delay, _retry_after(r))
-            if attempt < self.retries and not self._stop.wait(delay):
-                continue
-        n = self.retries + 1
-        raise self._fail(f"{problem} after {n} attempt{'s' if n > 1 else ''}")
+    def _count(self) -> None:
+        with self._lock:
+            self.requests += 1
 
 
 def _chat_message(data: Any, agent: ModelAgent) -> tuple[dict[str, Any], dict[str, int]]:
@@ -269,15 +267,9 @@ def _chat_message(data: Any, agent: ModelAgent) -> tuple[dict[str, Any], dict[st
             raise TypeError
     except (KeyError, IndexError, TypeError):
         raise agent._fail(
-            f"the reply is not an OpenAI chat completion: {_one_line(json.dumps(data), 120)!r}"
+            f"the reply is not an OpenAI chat completion: {one_line(json.dumps(data), 120)!r}"
         ) from None
-    content = msg.get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    out: dict[str, Any] = {
-        "role": "assistant",
-        "content": content if isinstance(content, str) else "",
-    }
+    out: dict[str, Any] = {"role": "assistant", "content": content_text(msg.get("content"))}
     calls = []
     for i, c in enumerate(msg.get("tool_calls") or ()):
         fn = c.get("function") if isinstance(c, dict) else None

@@ -40,12 +40,19 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import polars as pl
 
-from .atomic import write_text
+from .endpoint import (
+    ReplyCache,
+    RequestFailure,
+    content_text,
+    one_line,
+    post_with_retries,
+    redact,
+)
 from .errors import InputError, Kg2ToolError
 from .verbalize import RAW_ID_PATTERN, mix_hash
 
@@ -164,20 +171,6 @@ def validation_problem(c: ParaphraseConfig) -> str | None:
     return None
 
 
-def _redact(url: str) -> str:
-    """The URL without user info or query (which could hold a key)."""
-    p = urlsplit(url)
-    host = p.hostname or ""
-    if p.port:
-        host = f"{host}:{p.port}"
-    return urlunsplit((p.scheme, host, p.path, "", ""))
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # ----- checking a reply ---------------------------------------------------------------------
 
 
@@ -230,49 +223,7 @@ def check_paraphrase(
     return text, "ok"
 
 
-# ----- the on-disk cache ----------------------------------------------------------------------
-
-
-class _Cache:
-    """One JSON file per key under ``root/ab/abcdef....json``, written atomically."""
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
-
-    def _path(self, key: str) -> Path:
-        assert self.root is not None
-        return self.root / key[:2] / f"{key}.json"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        if self.root is None:
-            return None
-        try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and "reply" in data else None
-
-    def put(self, key: str, value: dict[str, Any]) -> None:
-        if self.root is None:
-            return
-        path = self._path(key)
-        try:
-            write_text(path, json.dumps(value, ensure_ascii=False))
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the paraphrase cache: {exc.strerror or exc}", path=str(path.parent)
-            ) from None
-
-
 # ----- the client -----------------------------------------------------------------------------
-
-
-class _Failure(Exception):
-    """One request failed after its retries (internal; becomes a ParaphraseError)."""
-
-    def __init__(self, problem: str, *, transient: bool) -> None:
-        super().__init__(problem)
-        self.transient = transient
 
 
 class Paraphraser:
@@ -299,7 +250,7 @@ class Paraphraser:
             ) from None
         self.config = config
         self.endpoint = config.endpoint
-        self.cache = _Cache(Path(cache_dir) if cache_dir is not None else None)
+        self.cache = ReplyCache(Path(cache_dir) if cache_dir is not None else None)
         self._httpx = httpx
         self._client: Any = None
         self._transport = transport
@@ -330,7 +281,7 @@ class Paraphraser:
             key = os.environ.get(self.config.key_env)
             if key:
                 if not key.isascii() or any(c in key for c in "\r\n"):
-                    raise _Failure(
+                    raise RequestFailure(
                         f"the API key in ${self.config.key_env} has characters an HTTP header "
                         "cannot carry",
                         transient=False,
@@ -381,7 +332,7 @@ class Paraphraser:
             else ""
         )
         return ParaphraseError(
-            f"paraphrase endpoint {_redact(self.endpoint)}: {_one_line(problem, 300)}{hint}"
+            f"paraphrase endpoint {redact(self.endpoint)}: {one_line(problem, 300)}{hint}"
         )
 
     def _post(self, messages: list[dict[str, str]]) -> str:
@@ -394,56 +345,43 @@ class Paraphraser:
             "seed": int(c.seed),
             "stream": False,
         }
-        httpx = self._httpx
-        attempts = c.retries + 1
-        problem = ""
-        for attempt in range(attempts):
-            if self._stop.is_set():
-                raise _Failure("stopped after another request failed", transient=True)
-            delay = min(c.backoff * (2**attempt), 30.0)
-            with self._lock:
-                self.requests += 1
-            try:
-                r = self._http().post(self.endpoint, json=payload)
-            except httpx.TimeoutException:
-                problem = f"no reply within {c.timeout:g} s"
-            except httpx.ConnectError as exc:
-                problem = f"cannot connect ({_one_line(exc) or 'connection failed'})"
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {_one_line(exc)}"
-            else:
-                if r.status_code == 200:
-                    return _reply_text(r)
-                detail = _server_message(r)
-                status = f"HTTP {r.status_code}" + (f": {detail}" if detail else "")
-                if 300 <= r.status_code < 400:
-                    where = r.headers.get("location", "?")
-                    raise _Failure(
-                        f"HTTP {r.status_code}: redirects to {_redact(where)}; give that URL "
-                        "as the paraphrase URL",
-                        transient=False,
-                    )
-                if r.status_code in (401, 403):
-                    have = "set" if os.environ.get(c.key_env) else "not set"
-                    raise _Failure(
-                        f"{status} (the API key is read from ${c.key_env}, which is {have})",
-                        transient=False,
-                    )
-                if r.status_code == 404:
-                    raise _Failure(
-                        f"{status} (is the base URL right, e.g. http://HOST:PORT/v1, and is "
-                        f"model {c.model!r} served there?)",
-                        transient=False,
-                    )
-                if r.status_code not in (408, 409, 425, 429) and r.status_code < 500:
-                    raise _Failure(status, transient=False)
-                problem = status
-                delay = max(delay, _retry_after(r))
-            if attempt + 1 < attempts and not self._stop.wait(delay):
-                continue
-        raise _Failure(
-            f"{problem} after {attempts} attempt{'s' if attempts > 1 else ''}", transient=True
+        r = post_with_retries(
+            lambda: self._http().post(self.endpoint, json=payload),
+            retries=c.retries,
+            backoff=c.backoff,
+            timeout=c.timeout,
+            stop=self._stop,
+            count=self._count,
+            check=self._check_status,
         )
+        return _reply_text(r)
+
+    def _count(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def _check_status(self, r: Any, status: str) -> None:
+        """Failures with a hint at what to fix: a redirect, a refused key, a wrong URL."""
+        c = self.config
+        if 300 <= r.status_code < 400:
+            where = r.headers.get("location", "?")
+            raise RequestFailure(
+                f"HTTP {r.status_code}: redirects to {redact(where)}; give that URL "
+                "as the paraphrase URL",
+                transient=False,
+            )
+        if r.status_code in (401, 403):
+            have = "set" if os.environ.get(c.key_env) else "not set"
+            raise RequestFailure(
+                f"{status} (the API key is read from ${c.key_env}, which is {have})",
+                transient=False,
+            )
+        if r.status_code == 404:
+            raise RequestFailure(
+                f"{status} (is the base URL right, e.g. http://HOST:PORT/v1, and is "
+                f"model {c.model!r} served there?)",
+                transient=False,
+            )
 
     def _request(self, items: list[tuple[str, list[str]]]) -> list[str | None]:
         """Replies for a group of (question, names): one request, or one per question."""
@@ -491,7 +429,7 @@ class Paraphraser:
         b = self.config.batch_size
         groups = [todo[k : k + b] for k in range(0, len(todo), b)]
         self._stop.clear()
-        error: _Failure | None = None
+        error: RequestFailure | None = None
         pool = ThreadPoolExecutor(max_workers=min(self.config.max_concurrency, len(groups)))
         try:
             futures = {
@@ -504,7 +442,7 @@ class Paraphraser:
                 group = futures[fut]
                 try:
                     got = fut.result()
-                except _Failure as exc:
+                except RequestFailure as exc:
                     if exc.transient and self.config.lenient:
                         for i in group:
                             source[i] = "failed"
@@ -629,34 +567,16 @@ def _gather_lists(ids: pl.Series, table: pl.Series) -> list[list[Any]]:
 
 
 def _reply_text(r: Any) -> str:
+    """The text of a chat completion reply; RequestFailure when it is not one."""
     try:
         data = r.json()
         content = data["choices"][0]["message"].get("content")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise _Failure(
-            f"the reply is not an OpenAI chat completion: {_one_line(r.text, 120)!r}",
+        raise RequestFailure(
+            f"the reply is not an OpenAI chat completion: {one_line(r.text, 120)!r}",
             transient=False,
         ) from None
-    if isinstance(content, list):  # content parts
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else ""
-
-
-def _server_message(r: Any) -> str:
-    try:
-        data = r.json()
-        err = data.get("error", data) if isinstance(data, dict) else data
-        msg = err.get("message") if isinstance(err, dict) else err
-        return _one_line(msg if isinstance(msg, str) else json.dumps(msg), 200)
-    except ValueError:
-        return _one_line(r.text, 200)
-
-
-def _retry_after(r: Any) -> float:
-    try:
-        return min(float(r.headers.get("retry-after", 0)), 60.0)
-    except ValueError:
-        return 0.0
+    return content_text(content)
 
 
 def _parse_batch(text: str, n: int) -> list[str | None]:
