@@ -164,6 +164,21 @@ def test_endpoint_down_one_line(
     assert not (tmp_path / "o" / "report.json").exists()
 
 
+def test_api_key_a_header_cannot_carry_is_one_line(
+    dataset: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KG2TOOL_TEST_KEY", "sk-\u00e9t\u00e9\nsecret")
+    args = ["eval", str(dataset), "--model", "m", "--base-url", free_url(), "--split", "all",
+            "--key-env", "KG2TOOL_TEST_KEY", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "$KG2TOOL_TEST_KEY has characters" in err
+    assert "secret" not in err
+
+
 def test_not_a_chat_completion(dataset: Path, codex_s: Any, policies: ScriptedPolicies) -> None:
     with serve_policies(policies) as url, pytest.raises(EndpointError, match="not an OpenAI chat"):
         run(dataset, codex_s, url, "not_chat", limit=2)

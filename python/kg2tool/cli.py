@@ -609,6 +609,10 @@ def eval_cmd(
         str | None,
         typer.Option("--system", help="A system message before each question (default none)."),
     ] = None,
+    key_env: Annotated[
+        str,
+        typer.Option("--key-env", help="Environment variable holding the API key (unset: none)."),
+    ] = "OPENAI_API_KEY",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a model (any OpenAI-compatible endpoint) as an agent on a dataset and score it exactly."""
@@ -633,6 +637,7 @@ def eval_cmd(
         temperature=temperature,
         progress=not quiet and sys.stderr.isatty(),
         system=system,
+        key_env=key_env,
     )
     typer.echo(report.table(), nl=False)
     typer.echo(f"wrote {', '.join(report.files)} to {target}")

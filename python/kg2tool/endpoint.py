@@ -19,6 +19,7 @@ its headers, reading the reply, and the error a failure becomes (``ParaphraseErr
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -99,8 +100,8 @@ class ReplyCache:
     ``root=None`` caches nothing. A file that cannot be read or parsed is a miss; a file that
     cannot be written is an :class:`~kg2tool.errors.InputError` naming its folder."""
 
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
+    def __init__(self, root: Path | None, what: str = "reply") -> None:
+        self.root, self.what = root, what
 
     def path(self, key: str) -> Path:
         """The file of ``key``."""
@@ -126,7 +127,7 @@ class ReplyCache:
             write_text(path, json.dumps(value, ensure_ascii=False))
         except OSError as exc:
             raise InputError(
-                f"cannot write the paraphrase cache: {exc.strerror or exc}", path=str(path.parent)
+                f"cannot write the {self.what} cache: {exc.strerror or exc}", path=str(path.parent)
             ) from None
 
 
@@ -203,3 +204,18 @@ def post_with_retries(
     raise RequestFailure(
         f"{problem} after {attempts} attempt{'s' if attempts > 1 else ''}", transient=True
     )
+
+
+def auth_headers(key_env: str) -> dict[str, str]:
+    """JSON content type, and a bearer token from ``$key_env`` when it is set; a key an HTTP
+    header cannot carry (non-ASCII, a line break) is a :class:`RequestFailure`, not a crash."""
+    headers = {"Content-Type": "application/json"}
+    key = os.environ.get(key_env)
+    if key:
+        if not key.isascii() or any(c in key for c in "\r\n"):
+            raise RequestFailure(
+                f"the API key in ${key_env} has characters an HTTP header cannot carry",
+                transient=False,
+            )
+        headers["Authorization"] = f"Bearer {key.strip()}"
+    return headers

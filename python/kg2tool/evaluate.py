@@ -30,10 +30,12 @@ from typing import Any
 import orjson
 import polars as pl
 
+from .atomic import write_bytes
 from .endpoint import (
     ReplyCache,
     RequestFailure,
     RequestStopped,
+    auth_headers,
     content_text,
     one_line,
     post_with_retries,
@@ -188,11 +190,13 @@ class ModelAgent:
             raise InputError("kg2tool eval needs httpx: pip install 'kg2tool[eval]'") from None
 
         self.endpoint = self.base_url.rstrip("/") + "/chat/completions"
-        self.cache = ReplyCache(Path(self.cache_dir) if self.cache_dir is not None else None)
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key.strip()}"
+        self.cache = ReplyCache(
+            Path(self.cache_dir) if self.cache_dir is not None else None, "eval"
+        )
+        try:
+            headers = auth_headers(self.key_env)
+        except RequestFailure as exc:
+            raise InputError(str(exc)) from None
         self._client = httpx.Client(
             timeout=httpx.Timeout(self.timeout), headers=headers, transport=self.transport
         )
@@ -431,12 +435,14 @@ def evaluate(
     temperature: float = 0.0,
     progress: bool = False,
     system: str | None = None,
+    key_env: str = "OPENAI_API_KEY",
 ) -> EvalReport:
     """Run ``agent`` ("model": the endpoint; "reference": the dataset's own trajectories) on
     the samples of ``split`` and score every episode; write the report files to ``out``.
 
     The reply cache defaults to ``out/.eval-cache``. ``system``: a system message sent before
-    each question (none by default: the datasets' conversations have none)."""
+    each question (none by default: the datasets' conversations have none). ``key_env``: the
+    environment variable holding the API key (never written anywhere)."""
     from .apis import ApiCatalog
     from .runtime import ToolRuntime
 
@@ -462,7 +468,7 @@ def evaluate(
             cache_dir = Path(out) / CACHE_DIR
         client = ModelAgent(
             model, base_url, temperature=temperature, timeout=timeout, retries=retries,
-            backoff=backoff, cache_dir=cache_dir,
+            backoff=backoff, cache_dir=cache_dir, key_env=key_env,
         )  # fmt: skip
 
     rows = samples.to_dicts()
@@ -535,21 +541,12 @@ def _check_writable(out: Path) -> None:
         ) from None
 
 
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_report(report: EvalReport, out: Path) -> list[str]:
     """Write report.json, report.md, report.png and episodes.jsonl (each atomically)."""
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "report.json", orjson.dumps(report.summary, option=orjson.OPT_INDENT_2))
-    _atomic(out / "report.md", report.table().encode())
-    _atomic(out / "episodes.jsonl", b"".join(orjson.dumps(e) + b"\n" for e in report.episodes))
+    write_bytes(out / "report.json", orjson.dumps(report.summary, option=orjson.OPT_INDENT_2))
+    write_bytes(out / "report.md", report.table().encode())
+    write_bytes(out / "episodes.jsonl", b"".join(orjson.dumps(e) + b"\n" for e in report.episodes))
     _plot(report.summary, out / "report.png")
     return ["report.json", "report.md", "report.png", "episodes.jsonl"]
 

@@ -48,6 +48,7 @@ import polars as pl
 from .endpoint import (
     ReplyCache,
     RequestFailure,
+    auth_headers,
     content_text,
     one_line,
     post_with_retries,
@@ -250,7 +251,7 @@ class Paraphraser:
             ) from None
         self.config = config
         self.endpoint = config.endpoint
-        self.cache = ReplyCache(Path(cache_dir) if cache_dir is not None else None)
+        self.cache = ReplyCache(Path(cache_dir) if cache_dir is not None else None, "paraphrase")
         self._httpx = httpx
         self._client: Any = None
         self._transport = transport
@@ -277,16 +278,7 @@ class Paraphraser:
     def _open(self) -> Any:
         if self._client is None:
             httpx = self._httpx
-            headers = {"Content-Type": "application/json"}
-            key = os.environ.get(self.config.key_env)
-            if key:
-                if not key.isascii() or any(c in key for c in "\r\n"):
-                    raise RequestFailure(
-                        f"the API key in ${self.config.key_env} has characters an HTTP header "
-                        "cannot carry",
-                        transient=False,
-                    )
-                headers["Authorization"] = f"Bearer {key.strip()}"
+            headers = auth_headers(self.config.key_env)
             n = self.config.max_concurrency
             self._client = httpx.Client(
                 timeout=httpx.Timeout(self.config.timeout),
