@@ -482,6 +482,58 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+def betae(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")],
+    kg: Annotated[
+        str,
+        typer.Option(
+            "--kg",
+            help="Shared dataset name (fb15k-237, codex-m, ...), bundled codex-s, canonical "
+            "directory with valid/test, or a folder of train.txt/valid.txt/test.txt.",
+        ),
+    ] = "codex-s",
+    counts: Annotated[
+        str,
+        typer.Option(
+            "--counts",
+            help="Changes to the default counts (KGReasoning's FB15k-237 ones): split.type=N, "
+            "comma-separated; '*' for every split or type, 'all' for every 1p query, 0 for none. "
+            "E.g. 'train.*=1000,valid.*=100,test.*=100'.",
+        ),
+    ] = "",
+    max_answers: Annotated[
+        int | None,
+        typer.Option(
+            "--max-answers",
+            help="KGReasoning's max_ans_num: at most this many train answers, hard answers and "
+            "answers lost to a negation per query (default: no cap).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Native threads (0: all cores).")] = 0,
+    tables: Annotated[
+        bool,
+        typer.Option("--tables/--no-tables", help="Also queries.parquet and queries.jsonl."),
+    ] = True,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Export a logical-query benchmark in the BetaE/KGReasoning layout (easy/hard answers)."""
+    from .betae import export_betae, parse_counts
+
+    report = export_betae(
+        kg,
+        out,
+        counts=parse_counts(counts),
+        max_answers=max_answers,
+        seed=seed,
+        threads=threads,
+        overwrite=overwrite,
+        tables=tables,
+    )
+    typer.echo(report.summary())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning kg2tool errors into one line and exit status 2."""
     try:
