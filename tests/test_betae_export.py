@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -18,6 +20,7 @@ from kg2tool.betae import (
     export_betae,
     parse_counts,
 )
+from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
 from kg2tool.errors import InputError
 from kg2tool.reference import ReferenceKG, evaluate
 
@@ -93,7 +96,7 @@ def read_edges(folder: Path, splits: tuple[str, ...]) -> list[tuple[int, int, in
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     out = tmp_path_factory.mktemp("betae") / "codex-s"
-    report = export_betae("codex-s", out, counts=SMALL, seed=3, threads=2)
+    report = export_betae("codex-s", out, counts=SMALL, seed=3, threads=2, jsonl=True)
     return out, report
 
 
@@ -266,7 +269,9 @@ def test_same_seed_same_files_at_any_thread_count(tmp_path):
 
 def test_answer_cap_bounds_train_answers_and_hard_answers(tmp_path):
     counts = {"train": {"1p": None, "2p": 50}, "valid": {"1p": None, "2p": 20, "2in": 10}}
-    export_betae("codex-s", tmp_path / "cap", counts=counts, max_answers=3, threads=2)
+    export_betae(
+        "codex-s", tmp_path / "cap", counts=counts, max_answers=3, max_answers_1p=3, threads=2
+    )
     frame = pl.read_parquet(tmp_path / "cap" / "queries.parquet")
     assert frame.height > 0
     assert frame["hard_answers"].list.len().max() <= 3
@@ -285,6 +290,33 @@ def test_parquet_rows_carry_names_and_formula(export):
     assert len(row["anchor_labels"]) == 2 and row["hard_answer_keys"]
     jsonl = pl.read_ndjson(out / "queries.jsonl")
     assert jsonl.height == frame.height
+
+
+def test_pickle_writer_gives_what_pickle_dump_would(tmp_path):
+    rng = np.random.default_rng(0)
+    rel = rng.integers(0, 500, (50, 3), dtype=np.int32)
+    anc = rng.integers(0, 70_000, (50, 2), dtype=np.int32)
+    template = (("s1", ("r1", "r2", -2)), ("s2", ("r3",)))
+    cols = {"r1": rel[:, 0], "r2": rel[:, 1], "r3": rel[:, 2], "s1": anc[:, 0], "s2": anc[:, 1]}
+    keys = encode_keys(template, cols, 50)
+    lengths = rng.integers(0, 5, 50)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    ids = rng.integers(0, 2**31 - 1, int(offsets[-1]), dtype=np.int32)
+    tuples = [
+        ((int(a[0]), (int(r[0]), int(r[1]), -2)), (int(a[1]), (int(r[2]),)))
+        for r, a in zip(rel, anc, strict=True)
+    ]
+    structure = (("e", ("r", "r", "n")), ("e", ("r",)))
+    tmp = tmp_path
+    write_queries(tmp / "q.pkl", [(structure, keys)])
+    write_answers(tmp / "a.pkl", [(keys, offsets, ids)])
+    q = pickle.loads((tmp / "q.pkl").read_bytes())
+    a = pickle.loads((tmp / "a.pkl").read_bytes())
+    assert isinstance(q, defaultdict) and q.default_factory is set
+    assert q == {structure: set(tuples)}
+    want = {t: set(ids[offsets[i] : offsets[i + 1]].tolist()) for i, t in enumerate(tuples)}
+    assert a == want and isinstance(a, defaultdict)
+    assert pickle.loads(pickle.dumps(want)) == a
 
 
 def test_parse_counts_over_defaults():

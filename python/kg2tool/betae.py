@@ -42,6 +42,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import _core
+from .betae_pickle import encode_keys, write_answers, write_queries
 from .engine import QueryStream, execute_queries, resolve_pattern
 from .errors import InputError
 from .graph import KnowledgeGraph, _text_table
@@ -284,6 +285,43 @@ class BetaEGraphs:
 
 
 @dataclass
+class Ragged:
+    """Per-row sorted id lists as one flat array: row i is ``ids[offsets[i]:offsets[i+1]]``."""
+
+    offsets: np.ndarray  # int64 [n + 1]
+    ids: np.ndarray  # int32
+
+    @classmethod
+    def empty(cls, n: int) -> Ragged:
+        """``n`` empty rows."""
+        return cls(np.zeros(n + 1, np.int64), np.zeros(0, np.int32))
+
+    @classmethod
+    def concat(cls, parts: list[Ragged]) -> Ragged:
+        """Rows of ``parts`` one after another."""
+        if not parts:
+            return cls.empty(0)
+        shifts = np.cumsum([0] + [len(p.ids) for p in parts[:-1]])
+        offsets = np.concatenate(
+            [np.zeros(1, np.int64)]
+            + [p.offsets[1:] + s for p, s in zip(parts, shifts, strict=True)]
+        )
+        return cls(offsets.astype(np.int64), np.concatenate([p.ids for p in parts]))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        """Row ``i`` (a view)."""
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of every row."""
+        return np.diff(self.offsets)
+
+
+@dataclass
 class TypeQueries:
     """One split's queries of one type: groundings and answer sets as flat id arrays."""
 
@@ -291,8 +329,8 @@ class TypeQueries:
     split: str
     relation_ids: np.ndarray  # [n, slots] int32
     anchor_ids: np.ndarray  # [n, slots] int32
-    easy: list[np.ndarray]  # per query, sorted ids (empty arrays on train)
-    hard: list[np.ndarray]  # per query (train: the answers)
+    easy: Ragged  # answers on the smaller graph (empty rows on train)
+    hard: Ragged  # the additional answers (train: the answers)
     requested: int | None = None
     candidates: int = 0
 
@@ -305,49 +343,52 @@ def _split_seed(seed: int, split: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF
 
 
-def _answer_sets(batch_offsets: np.ndarray, ids: np.ndarray, num_ops: int, n: int):
-    """(starts, ends) of the answer set (the last op) of each of ``n`` queries."""
-    starts = batch_offsets[num_ops - 1 :: num_ops][:n]
-    ends = batch_offsets[num_ops::num_ops][:n]
-    return starts, ends
-
-
-def _flat_keys(offsets_start: np.ndarray, offsets_end: np.ndarray, ids: np.ndarray, n_ent: int):
-    """Each (query i, entity x) of the answer sets as the int64 key i * n_ent + x, sorted."""
-    counts = (offsets_end - offsets_start).astype(np.int64)
+def _answer_keys(batch: Any, n: int, n_ent: int) -> np.ndarray:
+    """Each (query i, answer x) of a batch as the int64 key ``i * n_ent + x``, sorted."""
+    ops = batch.num_ops
+    starts = batch.set_offsets[ops - 1 :: ops][:n]
+    counts = (batch.set_offsets[ops::ops][:n] - starts).astype(np.int64)
     total = int(counts.sum())
     if total == 0:
-        return np.zeros(0, np.int64), counts
-    base = np.repeat(offsets_start - np.r_[0, np.cumsum(counts)[:-1]], counts)
-    take = base + np.arange(total)
-    q = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    return q * n_ent + ids[take].astype(np.int64), counts
+        return np.zeros(0, np.int64)
+    take = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(total)
+    q = np.repeat(np.arange(n, dtype=np.int64), counts)
+    return q * n_ent + batch.set_ids[take].astype(np.int64)
+
+
+def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted unique ``a`` without the members of sorted unique ``b``."""
+    if len(b) == 0 or len(a) == 0:
+        return a
+    at = np.searchsorted(b, a)
+    found = b[np.minimum(at, len(b) - 1)] == a
+    return a[~found]
 
 
 def _compare(big: Any, small: Any | None, n: int, n_ent: int):
-    """Per query: big-only (hard) keys and counts, small-only (lost) counts, small keys."""
-    bs, be = _answer_sets(big.set_offsets, big.set_ids, big.num_ops, n)
-    big_keys, big_counts = _flat_keys(bs, be, big.set_ids, n_ent)
+    """Answer keys of both graphs: (hard keys, small keys, per-query hard and lost counts)."""
+    big_keys = _answer_keys(big, n, n_ent)
     if small is None:
         empty = np.zeros(0, np.int64)
-        return big_keys, big_counts, empty, np.zeros(n, np.int64), np.zeros(n, np.int64)
-    ss, se = _answer_sets(small.set_offsets, small.set_ids, small.num_ops, n)
-    small_keys, _ = _flat_keys(ss, se, small.set_ids, n_ent)
-    in_small = np.isin(big_keys, small_keys, assume_unique=True)
-    hard_keys = big_keys[~in_small]
+        return big_keys, empty, np.bincount(big_keys // n_ent, minlength=n), np.zeros(n, np.int64)
+    small_keys = _answer_keys(small, n, n_ent)
+    hard_keys = _minus(big_keys, small_keys)
+    lost_keys = _minus(small_keys, big_keys)
     hard_counts = np.bincount(hard_keys // n_ent, minlength=n)
-    lost = small_keys[~np.isin(small_keys, big_keys, assume_unique=True)]
-    lost_counts = np.bincount(lost // n_ent, minlength=n)
-    return hard_keys, hard_counts, small_keys, lost_counts, big_counts
+    lost_counts = np.bincount(lost_keys // n_ent, minlength=n)
+    return hard_keys, small_keys, hard_counts, lost_counts
 
 
-def _split_rows(keys: np.ndarray, rows: np.ndarray, n_ent: int) -> list[np.ndarray]:
-    """Per selected query row, its entity ids from the flat sorted keys."""
+def _select_rows(keys: np.ndarray, rows: np.ndarray, n_ent: int) -> Ragged:
+    """The answer lists of the (sorted) query ``rows`` from flat sorted keys."""
     q = keys // n_ent
     lo = np.searchsorted(q, rows, side="left")
     hi = np.searchsorted(q, rows, side="right")
-    ent = (keys % n_ent).astype(np.int32)
-    return [ent[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+    lengths = (hi - lo).astype(np.int64)
+    total = int(lengths.sum())
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    take = np.repeat(lo - offsets[:-1], lengths) + np.arange(total)
+    return Ragged(offsets, (keys[take] % n_ent).astype(np.int32))
 
 
 def _row_keys(rel: np.ndarray, anc: np.ndarray) -> list[bytes]:
@@ -370,7 +411,7 @@ def _one_hop(
         prev = "train" if split == "valid" else "valid"
         small = execute_queries(graphs.graphs[prev], "1p", rel, anc, threads=threads)
     n_ent = graphs.num_entities
-    hard_keys, hard_counts, small_keys, _lost, _ = _compare(big, small, len(pairs), n_ent)
+    hard_keys, small_keys, hard_counts, _lost = _compare(big, small, len(pairs), n_ent)
     keep = hard_counts > 0
     if cap is not None:
         keep &= hard_counts <= cap
@@ -378,12 +419,8 @@ def _one_hop(
     if count is not None and count < len(rows):
         rng = np.random.default_rng(_split_seed(seed, f"{split}/1p"))
         rows = np.sort(rng.choice(rows, size=count, replace=False))
-    hard = _split_rows(hard_keys, rows, n_ent)
-    easy = (
-        _split_rows(small_keys, rows, n_ent)
-        if small is not None
-        else [np.zeros(0, np.int32)] * len(rows)
-    )
+    hard = _select_rows(hard_keys, rows, n_ent)
+    easy = _select_rows(small_keys, rows, n_ent) if small is not None else Ragged.empty(len(rows))
     return TypeQueries("1p", split, rel[rows], anc[rows], easy, hard, count, len(pairs))
 
 
@@ -429,28 +466,22 @@ def _sampled(
                 small_graph, plan, batch.relation_ids, batch.anchor_ids, threads=threads
             )
         )
-        hard_keys, hard_counts, small_keys, lost_counts, _ = _compare(batch, small, n, n_ent)
+        hard_keys, small_keys, hard_counts, lost_counts = _compare(batch, small, n, n_ent)
         ok = hard_counts > 0
         if small is not None and name in NEGATION_TYPES:
             ok &= lost_counts > 0
         if cap is not None:
             ok &= np.maximum(hard_counts, lost_counts) <= cap
-        row_keys = _row_keys(batch.relation_ids, batch.anchor_ids)
-        rows = []
-        for i in np.flatnonzero(ok).tolist():
-            if row_keys[i] in exclude:
-                continue
-            rows.append(i)
-            if kept + len(rows) == count:
-                break
-        rows_a = np.asarray(rows, dtype=np.int64)
-        rels.append(batch.relation_ids[rows_a])
-        ancs.append(batch.anchor_ids[rows_a])
-        hard += _split_rows(hard_keys, rows_a, n_ent)
-        easy += (
-            _split_rows(small_keys, rows_a, n_ent)
-            if small is not None
-            else [np.zeros(0, np.int32)] * len(rows)
+        good = np.flatnonzero(ok)
+        if exclude:
+            fresh = _row_keys(batch.relation_ids[good], batch.anchor_ids[good])
+            good = good[np.fromiter((k not in exclude for k in fresh), bool, len(good))]
+        rows = good[: count - kept]
+        rels.append(batch.relation_ids[rows])
+        ancs.append(batch.anchor_ids[rows])
+        hard.append(_select_rows(hard_keys, rows, n_ent))
+        easy.append(
+            _select_rows(small_keys, rows, n_ent) if small is not None else Ragged.empty(len(rows))
         )
         kept += len(rows)
         if batch.exhausted or n < chunk:
@@ -460,7 +491,9 @@ def _sampled(
     nr, na = len(plan.relation_slots), len(plan.anchor_slots)
     rel = np.concatenate(rels) if rels else np.zeros((0, nr), np.int32)
     anc = np.concatenate(ancs) if ancs else np.zeros((0, na), np.int32)
-    return TypeQueries(name, split, rel, anc, easy, hard, count, candidates)
+    return TypeQueries(
+        name, split, rel, anc, Ragged.concat(easy), Ragged.concat(hard), count, candidates
+    )
 
 
 # ----------------------------------------------------------------------------- export
@@ -568,58 +601,76 @@ def parse_counts(text: str) -> dict[str, dict[str, int | None]]:
     return _check_counts(counts)
 
 
+def _leaf_template(t: Any) -> Any:
+    """The template with the 'n' / 'u' markers as KGReasoning's -2 / -1."""
+    if isinstance(t, tuple):
+        return tuple(_leaf_template(x) for x in t)
+    return {"n": -2, "u": -1}.get(t, t)
+
+
+def _slot_columns(tq: TypeQueries) -> dict[str, np.ndarray]:
+    cols = {f"r{j + 1}": tq.relation_ids[:, j] for j in range(tq.relation_ids.shape[1])}
+    cols.update({f"s{j + 1}": tq.anchor_ids[:, j] for j in range(tq.anchor_ids.shape[1])})
+    return cols
+
+
+def _json_format(t: Any, leaves: list[str]) -> str:
+    """A pl.format string writing the nested tuple as a JSON array ({} per slot leaf)."""
+    if isinstance(t, tuple):
+        return "[" + ", ".join(_json_format(x, leaves) for x in t) + "]"
+    if isinstance(t, int):
+        return str(t)
+    leaves.append(t)
+    return "{}"
+
+
+def _list_column(r: Ragged, values: pl.Series | None = None) -> pl.Series:
+    """A Ragged as a list column of ids, or of ``values[id]``."""
+    flat = pa.array(r.ids) if values is None else values.gather(r.ids).to_arrow()
+    dtype = pl.Int32 if values is None else values.dtype
+    return pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(r.offsets), flat)).cast(
+        pl.List(dtype)
+    )
+
+
 def _query_frame(graphs: BetaEGraphs, tq: TypeQueries) -> pl.DataFrame:
-    """One row per query: ids, names, nested tuple, formula and answers."""
+    """One row per query: ids, names, nested tuple (JSON), formula and answers."""
     plan = resolve_pattern(tq.name)
     n = len(tq)
     ent_keys = graphs.entities["key"]
-    ent_labels = graphs.entities["label"]
     rel_keys = graphs.graphs["train"].relations["key"]
-    tuples = [
-        json.dumps(grounded_tuple(tq.name, r, a))
-        for r, a in zip(tq.relation_ids.tolist(), tq.anchor_ids.tolist(), strict=True)
-    ]
-    slot_rel = {
-        s: rel_keys.gather(tq.relation_ids[:, j]) for j, s in enumerate(plan.relation_slots)
-    }
-    slot_anc = {s: ent_keys.gather(tq.anchor_ids[:, j]) for j, s in enumerate(plan.anchor_slots)}
-    bindings = pl.DataFrame({**slot_rel, **slot_anc}).select(
-        pl.struct(pl.all()).struct.json_encode().alias("bindings")
-    )["bindings"]
-
-    def id_lists(arrs: list[np.ndarray]) -> pl.Series:
-        return pl.Series([a.tolist() for a in arrs], dtype=pl.List(pl.Int32))
-
-    easy, hard = id_lists(tq.easy), id_lists(tq.hard)
-    frame = pl.DataFrame(
+    slots = pl.DataFrame({k: v for k, v in _slot_columns(tq).items()})
+    leaves: list[str] = []
+    fmt = _json_format(_leaf_template(_TEMPLATES[tq.name]), leaves)
+    query = slots.select(pl.format(fmt, *leaves).alias("query"))["query"]
+    named = {s: rel_keys.gather(slots[s]) for s in plan.relation_slots}
+    named.update({s: ent_keys.gather(slots[s]) for s in plan.anchor_slots})
+    bindings = pl.DataFrame(named).select(pl.struct(pl.all()).struct.json_encode())
+    anchors = Ragged(
+        np.arange(0, n * tq.anchor_ids.shape[1] + 1, tq.anchor_ids.shape[1], dtype=np.int64),
+        tq.anchor_ids.ravel(),
+    )
+    relations = Ragged(
+        np.arange(0, n * tq.relation_ids.shape[1] + 1, tq.relation_ids.shape[1], dtype=np.int64),
+        tq.relation_ids.ravel(),
+    )
+    return pl.DataFrame(
         {
-            "split": [tq.split] * n,
-            "type": [tq.name] * n,
-            "structure": [repr(BETAE_STRUCTURES[tq.name])] * n,
-            "query": tuples,
-            "formula": [plan.formula] * n,
-            "bindings": bindings,
-            "relation_ids": pl.Series(tq.relation_ids.tolist(), dtype=pl.List(pl.Int32)),
-            "anchor_ids": pl.Series(tq.anchor_ids.tolist(), dtype=pl.List(pl.Int32)),
-            "easy_answers": easy,
-            "hard_answers": hard,
+            "split": pl.Series([tq.split] * n, dtype=pl.String),
+            "type": pl.Series([tq.name] * n, dtype=pl.String),
+            "structure": pl.Series([repr(BETAE_STRUCTURES[tq.name])] * n, dtype=pl.String),
+            "query": query,
+            "formula": pl.Series([plan.formula] * n, dtype=pl.String),
+            "bindings": bindings.to_series(),
+            "relation_ids": _list_column(relations),
+            "relations": _list_column(relations, rel_keys),
+            "anchor_ids": _list_column(anchors),
+            "anchors": _list_column(anchors, ent_keys),
+            "anchor_labels": _list_column(anchors, graphs.entities["label"]),
+            "easy_answers": _list_column(tq.easy),
+            "hard_answers": _list_column(tq.hard),
+            "hard_answer_keys": _list_column(tq.hard, ent_keys),
         }
-    )
-    return frame.with_columns(
-        relations=_gather_lists(frame["relation_ids"], rel_keys),
-        anchors=_gather_lists(frame["anchor_ids"], ent_keys),
-        anchor_labels=_gather_lists(frame["anchor_ids"], ent_labels),
-        hard_answer_keys=_gather_lists(frame["hard_answers"], ent_keys),
-    )
-
-
-def _gather_lists(ids: pl.Series, values: pl.Series) -> pl.Series:
-    """A List(Int32) column of ids as a list column of ``values[id]`` (row by row)."""
-    lengths = ids.list.len().fill_null(0).to_numpy().astype(np.int64)
-    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    flat = values.gather(ids.explode().drop_nulls()).to_arrow()
-    return pl.from_arrow(pa.LargeListArray.from_arrays(pa.array(offsets), flat)).cast(
-        pl.List(values.dtype)
     )
 
 
@@ -633,24 +684,28 @@ def export_betae(
     out: str | os.PathLike[str],
     *,
     counts: Mapping[str, Mapping[str, int | None]] | None = None,
-    max_answers: int | None = None,
+    max_answers: int | None = 100,
+    max_answers_1p: int | None = None,
     seed: int = 0,
     threads: int = 0,
     overwrite: bool = False,
     tables: bool = True,
+    jsonl: bool = False,
     sampler: Mapping[str, Any] | None = None,
 ) -> ExportReport:
     """Write a KGReasoning-format dataset of ``source`` (name, folder or (tables, held-out)).
 
     ``counts`` maps split -> type -> number (``None``: every 1p query; absent or 0: none;
-    defaults :data:`DEFAULT_COUNTS`). ``max_answers`` is KGReasoning's ``max_ans_num``
-    (None: no cap). ``tables`` also writes ``queries.parquet`` and ``queries.jsonl``.
+    defaults :data:`DEFAULT_COUNTS`). ``max_answers`` is KGReasoning's ``max_ans_num`` for
+    the multi-hop types, ``max_answers_1p`` for 1p (None: no cap; the defaults, 100 and no
+    cap, give the released FB15k-237 1p counts and answer sizes). ``tables`` also writes ``queries.parquet``, ``jsonl`` ``queries.jsonl``.
     ``sampler`` passes options to :func:`kg2tool.engine.sample_queries`. The output
     directory appears atomically; the same seed gives the same files at any thread count.
     """
     t0 = time.perf_counter()
-    if max_answers is not None and max_answers < 1:
-        raise InputError(f"max_answers must be >= 1 (or None for no cap), got {max_answers}")
+    for what, cap in (("max_answers", max_answers), ("max_answers_1p", max_answers_1p)):
+        if cap is not None and cap < 1:
+            raise InputError(f"{what} must be >= 1 (or None for no cap), got {cap}")
     wanted = _check_counts(DEFAULT_COUNTS if counts is None else counts)
     root = Path(out)
     if root.exists() and not overwrite:
@@ -668,7 +723,7 @@ def export_betae(
                 continue
             n = wanted[split][name]
             if name == "1p":
-                tq = _one_hop(graphs, split, n, max_answers, seed, threads)
+                tq = _one_hop(graphs, split, n, max_answers_1p, seed, threads)
             else:
                 assert n is not None
                 tq = _sampled(
@@ -686,7 +741,7 @@ def export_betae(
         ) from None
     try:
         tmp.chmod(0o755)
-        _write_files(graphs, results, tmp, tables)
+        _write_files(graphs, results, tmp, tables, jsonl)
         report_counts = {
             s: {
                 t: {"requested": q.requested, "written": len(q), "candidates": q.candidates}
@@ -699,6 +754,7 @@ def export_betae(
             "source": str(kg_tables.source),
             "seed": seed,
             "max_answers": max_answers,
+            "max_answers_1p": max_answers_1p,
             "numentity": graphs.num_entities,
             "numrelations": graphs.num_relations,
             "dropped_held_out_triples": graphs.dropped,
@@ -726,7 +782,11 @@ def export_betae(
 
 
 def _write_files(
-    graphs: BetaEGraphs, results: dict[str, dict[str, TypeQueries]], tmp: Path, tables: bool
+    graphs: BetaEGraphs,
+    results: dict[str, dict[str, TypeQueries]],
+    tmp: Path,
+    tables: bool,
+    jsonl: bool,
 ) -> None:
     ent_keys = graphs.entities["key"].to_list()
     _dump(dict(enumerate(ent_keys)), tmp / "id2ent.pkl")
@@ -743,28 +803,27 @@ def _write_files(
         )
     frames = []
     for split in SPLITS:
-        queries: defaultdict[Any, set] = defaultdict(set)
-        easy: defaultdict[Any, set] = defaultdict(set)
-        hard: defaultdict[Any, set] = defaultdict(set)
-        for name, tq in results[split].items():
-            structure = BETAE_STRUCTURES[name]
-            for i, (r, a) in enumerate(
-                zip(tq.relation_ids.tolist(), tq.anchor_ids.tolist(), strict=True)
-            ):
-                q = grounded_tuple(name, r, a)
-                queries[structure].add(q)
-                hard[q] = set(tq.hard[i].tolist())
-                if split != "train":
-                    easy[q] = set(tq.easy[i].tolist())
-            if tables and len(tq):
-                frames.append(_query_frame(graphs, tq))
-        _dump(queries, tmp / f"{split}-queries.pkl")
+        per = results[split]
+        keys = {
+            name: encode_keys(_leaf_template(_TEMPLATES[name]), _slot_columns(tq), len(tq))
+            for name, tq in per.items()
+        }
+        write_queries(
+            tmp / f"{split}-queries.pkl",
+            [(BETAE_STRUCTURES[name], keys[name]) for name in per if len(per[name])],
+        )
+        hard = [(keys[name], tq.hard.offsets, tq.hard.ids) for name, tq in per.items()]
         if split == "train":
-            _dump(hard, tmp / "train-answers.pkl")
+            write_answers(tmp / "train-answers.pkl", hard)
         else:
-            _dump(easy, tmp / f"{split}-easy-answers.pkl")
-            _dump(hard, tmp / f"{split}-hard-answers.pkl")
-    if tables:
+            easy = [(keys[name], tq.easy.offsets, tq.easy.ids) for name, tq in per.items()]
+            write_answers(tmp / f"{split}-easy-answers.pkl", easy)
+            write_answers(tmp / f"{split}-hard-answers.pkl", hard)
+        if tables or jsonl:
+            frames += [_query_frame(graphs, tq) for tq in per.values() if len(tq)]
+    if tables or jsonl:
         frame = pl.concat(frames) if frames else pl.DataFrame()
-        frame.write_parquet(tmp / "queries.parquet", compression="zstd", compression_level=1)
-        frame.write_ndjson(tmp / "queries.jsonl")
+        if tables:
+            frame.write_parquet(tmp / "queries.parquet", compression="zstd", compression_level=1)
+        if jsonl:
+            frame.write_ndjson(tmp / "queries.jsonl")

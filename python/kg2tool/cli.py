@@ -503,19 +503,26 @@ def betae(
         ),
     ] = "",
     max_answers: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--max-answers",
-            help="KGReasoning's max_ans_num: at most this many train answers, hard answers and "
-            "answers lost to a negation per query (default: no cap).",
+            help="KGReasoning's max_ans_num for multi-hop types: at most this many train "
+            "answers, hard answers and answers lost to a negation per query (0: no cap).",
         ),
-    ] = None,
+    ] = 100,
+    max_answers_1p: Annotated[
+        int,
+        typer.Option("--max-answers-1p", help="The same cap for 1p (0, the default: no cap)."),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
     threads: Annotated[int, typer.Option("--threads", help="Native threads (0: all cores).")] = 0,
     tables: Annotated[
         bool,
-        typer.Option("--tables/--no-tables", help="Also queries.parquet and queries.jsonl."),
+        typer.Option("--tables/--no-tables", help="Also every query in queries.parquet."),
     ] = True,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Also every query in queries.jsonl.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Export a logical-query benchmark in the BetaE/KGReasoning layout (easy/hard answers)."""
@@ -525,11 +532,13 @@ def betae(
         kg,
         out,
         counts=parse_counts(counts),
-        max_answers=max_answers,
+        max_answers=max_answers or None,
+        max_answers_1p=max_answers_1p or None,
         seed=seed,
         threads=threads,
         overwrite=overwrite,
         tables=tables,
+        jsonl=jsonl,
     )
     typer.echo(report.summary())
 
