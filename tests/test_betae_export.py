@@ -21,6 +21,7 @@ from kg2tool.betae import (
     parse_counts,
 )
 from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
+from kg2tool.datasets import shared_data_dir
 from kg2tool.errors import InputError
 from kg2tool.reference import ReferenceKG, evaluate
 
@@ -369,3 +370,17 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
     assert manifest["max_answers"] == 50 and "1p" not in manifest["counts"]["train"]
     assert (out / "test-hard-answers.pkl").is_file()
     assert (out / "stats.txt").read_text() == "numentity: 14\nnumrelations: 110"
+
+
+def test_benchmark_folder_and_canonical_dir_give_the_same_export(tmp_path):
+    shared = shared_data_dir() / "nations"
+    folder = tmp_path / "bench"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").write_bytes((shared / f"{split}.txt").read_bytes())
+    counts = {"train": {"1p": None, "2p": 30}, "valid": {"1p": None, "pi": 10}}
+    export_betae(folder, tmp_path / "a", counts=counts, seed=2, threads=1, tables=False)
+    export_betae("nations", tmp_path / "b", counts=counts, seed=2, threads=1, tables=False)
+    for name in ("train-queries.pkl", "valid-hard-answers.pkl", "id2rel.pkl", "valid.txt"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert not (tmp_path / "a" / "queries.parquet").exists()
