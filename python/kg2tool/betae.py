@@ -343,17 +343,35 @@ def _split_seed(seed: int, split: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF
 
 
-def _answer_keys(batch: Any, n: int, n_ent: int) -> np.ndarray:
-    """Each (query i, answer x) of a batch as the int64 key ``i * n_ent + x``, sorted."""
+def _answer_spans(batch: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(start, length) of each query's answer set (the last op) in ``batch.set_ids``."""
     ops = batch.num_ops
     starts = batch.set_offsets[ops - 1 :: ops][:n]
-    counts = (batch.set_offsets[ops::ops][:n] - starts).astype(np.int64)
+    return starts, (batch.set_offsets[ops::ops][:n] - starts).astype(np.int64)
+
+
+def _answer_keys(batch: Any, rows: np.ndarray, n_ent: int) -> np.ndarray:
+    """Each (query i, answer x) of the sorted ``rows`` as the int64 key ``i * n_ent + x``."""
+    starts, counts = _answer_spans(batch, len(batch.relation_ids))
+    starts, counts = starts[rows], counts[rows]
     total = int(counts.sum())
     if total == 0:
         return np.zeros(0, np.int64)
     take = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(total)
-    q = np.repeat(np.arange(n, dtype=np.int64), counts)
+    q = np.repeat(rows.astype(np.int64), counts)
     return q * n_ent + batch.set_ids[take].astype(np.int64)
+
+
+def _set_fingerprints(batch: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Size and an order-free hash (wrapping sum of mixed ids) of each answer set."""
+    starts, counts = _answer_spans(batch, n)
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if n else 0
+    take = np.repeat(starts - (ends - counts), counts) + np.arange(total)
+    mixed = (batch.set_ids[take].astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    mixed ^= mixed >> np.uint64(29)
+    csum = np.concatenate([np.zeros(1, np.uint64), np.cumsum(mixed, dtype=np.uint64)])
+    return counts, csum[ends] - csum[ends - counts]
 
 
 def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -365,13 +383,26 @@ def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[~found]
 
 
-def _compare(big: Any, small: Any | None, n: int, n_ent: int):
-    """Answer keys of both graphs: (hard keys, small keys, per-query hard and lost counts)."""
-    big_keys = _answer_keys(big, n, n_ent)
+def _compare(big: Any, small: Any | None, n: int, n_ent: int, cap: int | None):
+    """Answer keys of both graphs: (hard keys, small keys, per-query hard and lost counts).
+
+    Only queries whose two answer sets differ (by size or fingerprint) and whose size gap
+    is within the cap are compared element by element; the others have no hard answer
+    (or too many) and get a hard count of 0.
+    """
+    every = np.arange(n, dtype=np.int64)
     if small is None:
+        big_keys = _answer_keys(big, every, n_ent)
         empty = np.zeros(0, np.int64)
         return big_keys, empty, np.bincount(big_keys // n_ent, minlength=n), np.zeros(n, np.int64)
-    small_keys = _answer_keys(small, n, n_ent)
+    big_size, big_hash = _set_fingerprints(big, n)
+    small_size, small_hash = _set_fingerprints(small, n)
+    differ = (big_size != small_size) | (big_hash != small_hash)
+    if cap is not None:
+        differ &= np.abs(big_size - small_size) <= cap
+    rows = np.flatnonzero(differ)
+    big_keys = _answer_keys(big, rows, n_ent)
+    small_keys = _answer_keys(small, rows, n_ent)
     hard_keys = _minus(big_keys, small_keys)
     lost_keys = _minus(small_keys, big_keys)
     hard_counts = np.bincount(hard_keys // n_ent, minlength=n)
@@ -411,7 +442,7 @@ def _one_hop(
         prev = "train" if split == "valid" else "valid"
         small = execute_queries(graphs.graphs[prev], "1p", rel, anc, threads=threads)
     n_ent = graphs.num_entities
-    hard_keys, small_keys, hard_counts, _lost = _compare(big, small, len(pairs), n_ent)
+    hard_keys, small_keys, hard_counts, _lost = _compare(big, small, len(pairs), n_ent, cap)
     keep = hard_counts > 0
     if cap is not None:
         keep &= hard_counts <= cap
@@ -466,7 +497,7 @@ def _sampled(
                 small_graph, plan, batch.relation_ids, batch.anchor_ids, threads=threads
             )
         )
-        hard_keys, small_keys, hard_counts, lost_counts = _compare(batch, small, n, n_ent)
+        hard_keys, small_keys, hard_counts, lost_counts = _compare(batch, small, n, n_ent, cap)
         ok = hard_counts > 0
         if small is not None and name in NEGATION_TYPES:
             ok &= lost_counts > 0
