@@ -18,6 +18,7 @@ from kg2tool.betae import (
     DEFAULT_COUNTS,
     NEGATION_TYPES,
     export_betae,
+    grounded_tuple,
     parse_counts,
 )
 from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
@@ -285,6 +286,8 @@ def test_parquet_rows_carry_names_and_formula(export):
     row = frame.filter(pl.col("type") == "pi").row(0, named=True)
     assert row["formula"] == "r1(s1,e1)&r2(e1,f)&r3(s2,f)"
     q = json.loads(row["query"])
+    as_lists = json.loads(json.dumps(grounded_tuple("pi", row["relation_ids"], row["anchor_ids"])))
+    assert q == as_lists
     assert q[0][0] == row["anchor_ids"][0] and q[1][0] == row["anchor_ids"][1]
     assert q[0][1] == row["relation_ids"][:2] and q[1][1] == row["relation_ids"][2:]
     assert all(k[0] in "+-" for k in row["relations"])

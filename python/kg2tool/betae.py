@@ -53,12 +53,15 @@ __all__ = [
     "BETAE_NAMES",
     "BETAE_STRUCTURES",
     "DEFAULT_COUNTS",
+    "NEGATION_TYPES",
+    "SPLITS",
     "BetaEGraphs",
     "ExportReport",
     "default_counts",
     "export_betae",
     "grounded_tuple",
     "load_splits",
+    "parse_counts",
 ]
 
 SPLITS = ("train", "valid", "test")
