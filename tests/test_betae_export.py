@@ -23,7 +23,7 @@ from kg2tool.betae import (
 )
 from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
 from kg2tool.datasets import shared_data_dir
-from kg2tool.errors import InputError
+from kg2tool.errors import InputError, UnknownNameError
 from kg2tool.reference import ReferenceKG, evaluate
 
 # KGReasoning's query_name_dict (its main.py), written out here as its README documents it.
@@ -343,6 +343,8 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     (only_train / "triples.tsv").write_text("a\tr\tb\nb\tr\tc\n")
     with pytest.raises(InputError, match="no valid split"):
         export_betae(only_train, tmp_path / "x", counts={"train": {"2p": 1}})
+    with pytest.raises(UnknownNameError, match="did you mean nations"):
+        export_betae("nation", tmp_path / "y")
     code = cli.main(
         ["betae", "--kg", "nations", "--out", str(tmp_path / "c"), "--counts", "x.2p=1"]
     )

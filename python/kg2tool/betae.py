@@ -13,8 +13,11 @@ it has a *hard* answer, one not reachable on the train graph; its easy answers a
 answers on the train graph (KGReasoning's ``tp`` set), its hard answers the additional
 ones. Test likewise on train+valid+test, easy answers from train+valid. A valid/test
 query of a negation type must also lose an answer to the new edges (an answer on the
-smaller graph that the larger graph's negation removes). The cap bounds the answers on
-train, and the hard and the lost answers on valid/test (KGReasoning's ``max_ans_num``).
+smaller graph that the larger graph's negation removes). The cap (KGReasoning's
+``max_ans_num``; 100 for the multi-hop types, none for 1p by default, as in the released
+FB15k-237 set) bounds the answers on train, and the hard and the lost answers on
+valid/test. The sampler's own checks apply too: distinct anchors, no step straight back,
+every intersection, union and negation branch changing the answers on the graph drawn from.
 ``1p`` is link prediction as KGReasoning writes it: every (entity, relation) pair of the
 split's own edges, the same pair also being a train query when it has train edges; every
 other type is sampled by the native engine, no grounded query repeated across splits.
@@ -24,6 +27,7 @@ indexes train only), and counted in the manifest.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -44,7 +48,7 @@ import pyarrow as pa
 from . import _core
 from .betae_pickle import encode_keys, write_answers, write_queries
 from .engine import QueryStream, execute_queries, resolve_pattern
-from .errors import InputError
+from .errors import InputError, UnknownNameError
 from .graph import KnowledgeGraph, _text_table
 from .patterns import get_pattern
 from .tables import KGTables
@@ -184,10 +188,14 @@ def load_splits(source: str | os.PathLike[str]) -> tuple[KGTables, dict[str, pl.
         return load_splits(folder)
     if name.lower() in datasets.dataset_names():
         return datasets.load_dataset(name)
-    raise InputError(
-        f"unknown KG {name!r}: not a directory with held-out splits, a bundled name "
+    close = difflib.get_close_matches(
+        name.lower(), [*datasets.bundled_names(), *datasets.dataset_names()], n=3
+    )
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UnknownNameError(
+        f"unknown KG {name!r}{hint} (not a directory with held-out splits, a bundled name "
         f"({', '.join(datasets.bundled_names())}) or a shared dataset "
-        f"({', '.join(datasets.dataset_names())})"
+        f"({', '.join(datasets.dataset_names())}))"
     )
 
 
