@@ -643,6 +643,67 @@ def eval_cmd(
     typer.echo(f"wrote {', '.join(report.files)} to {target}")
 
 
+@app.command()
+def betae(
+    out: Annotated[Path, typer.Option("--out", help="Output directory (written atomically).")],
+    kg: Annotated[
+        str,
+        typer.Option(
+            "--kg",
+            help="Shared dataset name (fb15k-237, codex-m, ...), bundled codex-s, canonical "
+            "directory with valid/test, or a folder of train.txt/valid.txt/test.txt.",
+        ),
+    ] = "codex-s",
+    counts: Annotated[
+        str,
+        typer.Option(
+            "--counts",
+            help="Changes to the default counts (KGReasoning's FB15k-237 ones): split.type=N, "
+            "comma-separated; '*' for every split or type, 'all' for every 1p query, 0 for none. "
+            "E.g. 'train.*=1000,valid.*=100,test.*=100'.",
+        ),
+    ] = "",
+    max_answers: Annotated[
+        int,
+        typer.Option(
+            "--max-answers",
+            help="KGReasoning's max_ans_num for multi-hop types: at most this many train "
+            "answers, hard answers and answers lost to a negation per query (0: no cap).",
+        ),
+    ] = 100,
+    max_answers_1p: Annotated[
+        int,
+        typer.Option("--max-answers-1p", help="The same cap for 1p (0, the default: no cap)."),
+    ] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same files).")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="Native threads (0: all cores).")] = 0,
+    tables: Annotated[
+        bool,
+        typer.Option("--tables/--no-tables", help="Also every query in queries.parquet."),
+    ] = True,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="Also every query in queries.jsonl.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Export a logical-query benchmark in the BetaE/KGReasoning layout (easy/hard answers)."""
+    from .betae import export_betae, parse_counts
+
+    report = export_betae(
+        kg,
+        out,
+        counts=parse_counts(counts),
+        max_answers=max_answers or None,
+        max_answers_1p=max_answers_1p or None,
+        seed=seed,
+        threads=threads,
+        overwrite=overwrite,
+        tables=tables,
+        jsonl=jsonl,
+    )
+    typer.echo(report.summary())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning kg2tool errors into one line and exit status 2."""
     try:
