@@ -184,7 +184,7 @@ def _tamper_split_file(path: Path, fmt: str, rng: random.Random, k: int) -> list
     for i in chosen:
         rec = json.loads(lines[i])
         kind = rng.choice(_tampered_samples(fmt, ["observation", "answer", "argument"]))
-        if fmt == "openai":
+        if fmt in ("openai", "verl"):  # verl runs write the openai records beside its rows
             _tamper_openai(rec["messages"], kind, rng)
         elif fmt == "sharegpt":
             _tamper_sharegpt(rec["conversations"], kind, rng)
@@ -232,6 +232,7 @@ def test_tampered_parquet_messages_are_found_exactly(
         kind = rng.choice(_tampered_samples(fmt, ["observation", "answer", "argument"]))
         {
             "openai": lambda v, k: _tamper_openai(v, k, rng),
+            "verl": lambda v, k: _tamper_openai(v, k, rng),  # verl runs carry openai messages
             "sharegpt": lambda v, k: _tamper_sharegpt(v, k, rng),
             "toolbench": lambda v, k: _tamper_toolbench(v, k, rng),
             "xlam": lambda v, k: _tamper_xlam(v, rng),
