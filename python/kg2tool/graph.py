@@ -20,7 +20,7 @@ import polars as pl
 from . import _core
 from .errors import InputError, SnapshotError, UnknownNameError
 from .snapshot import is_snapshot, load_snapshot, save_snapshot
-from .tables import KGTables
+from .tables import KGTables, clean_text
 
 MAX_ENTITIES = 2**31 - 1
 
@@ -29,7 +29,9 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     """id/key/label/description frame for sorted ``keys``; label falls back to the key."""
     base = pl.DataFrame({"id": pl.int_range(0, len(keys), dtype=pl.Int32, eager=True), "key": keys})
     if source is None or source.height == 0:
-        return base.with_columns(label=pl.col("key"), description=pl.lit(None, dtype=pl.String))
+        return base.with_columns(
+            label=clean_text(pl.col("key")), description=pl.lit(None, dtype=pl.String)
+        )
     src = source.select(
         pl.col("key").cast(pl.String),
         pl.col("label").cast(pl.String)
@@ -41,9 +43,12 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     ).unique(subset="key", keep="first", maintain_order=True)
     out = base.join(src, on="key", how="left", maintain_order="left")
     return out.with_columns(
-        label=pl.when(pl.col("label").is_null() | (pl.col("label").str.strip_chars() == ""))
-        .then(pl.col("key"))
-        .otherwise(pl.col("label"))
+        label=clean_text(
+            pl.when(pl.col("label").is_null() | (pl.col("label").str.strip_chars() == ""))
+            .then(pl.col("key"))
+            .otherwise(pl.col("label"))
+        ),
+        description=clean_text(pl.col("description")),
     ).select("id", "key", "label", "description")
 
 
@@ -166,17 +171,27 @@ class KnowledgeGraph:
         splits: tuple[str, ...] = ("train",),
         threads: int = 0,
         verify: bool = True,
+        strict: bool = False,
+        **read_options: Any,
     ) -> KnowledgeGraph:
-        """Load a bundled KG by name (``codex-s``), a snapshot, a canonical KG directory or a triples file."""
+        """Load a bundled KG by name (``codex-s``), a snapshot, a canonical KG directory, a
+        benchmark folder (``train.txt`` ...) or a triples file.
+
+        ``strict`` makes label/type rows naming keys outside the triples an error instead of
+        skipped and counted; ``read_options`` (``separator``, ``columns``, ``has_header``,
+        ``format``) go to :func:`kg2tool.io.read_triples` for a single file.
+        """
         from . import datasets, io
 
         path = Path(name_or_path)
         if path.is_dir():
             if is_snapshot(path):
                 return cls.open_snapshot(path, verify=verify)
-            return cls.from_tables(io.read_kg_dir(path, splits=splits), threads=threads)
+            return cls.from_tables(
+                io.read_kg_dir(path, splits=splits, strict=strict), threads=threads
+            )
         if path.is_file():
-            return cls.from_tables(io.read_triples(path), threads=threads)
+            return cls.from_tables(io.read_triples(path, **read_options), threads=threads)
         name = str(name_or_path)
         if name in datasets.bundled_names():
             return cls.from_tables(
@@ -303,6 +318,16 @@ class KnowledgeGraph:
             "types": int(self.native.num_types),
             "duplicates_dropped": int(self.report.get("duplicates", 0)),
             "native_bytes": int(self.native.nbytes),
+            **self.load_report(),
+        }
+
+    def load_report(self) -> dict[str, int]:
+        """What the loader skipped or detected: unknown label keys, header line, literals, ..."""
+        shown = ("skipped_unknown_keys", "header_line", "literal_triples", "blank_node_triples")
+        return {
+            k: int(v)
+            for k, v in self.report.items()
+            if isinstance(v, int) and v and k.startswith(shown)
         }
 
     def __repr__(self) -> str:
