@@ -996,12 +996,9 @@ def _label_file_columns(
         .then(parts.struct.field("field_1"))
         .otherwise(pl.col("description"))
         .alias("description"),
-    ).with_columns(
-        pl.when(pl.col("label").str.contains(r"^\s*\d+\s*$"))
-        .then(None)
-        .otherwise(pl.col("label"))
-        .alias("label")
     )
+    if out["label"].drop_nulls().str.contains(r"^\s*\d+\s*$").all():
+        out = out.with_columns(label=pl.lit(None, pl.String))  # an id column (entities.dict)
     return out, label, desc
 
 
@@ -1068,6 +1065,7 @@ def read_benchmark_dir(
     root = Path(path)
     splits = tuple(splits)
     frames: dict[str, pl.DataFrame] = {}
+    headers = 0
     for split in SPLIT_FILES:
         file = _benchmark_split_path(root, split)
         if file is None:
@@ -1076,10 +1074,14 @@ def read_benchmark_dir(
                     f"missing {split}.txt (or .tsv) for split {split!r}", path=str(root)
                 )
             continue
-        frames[split] = read_triples(file, format="tsv").triples
+        read = read_triples(file, format="tsv")
+        frames[split] = read.triples
+        headers += read.report.get("header_line", 0)
     triples = pl.concat([frames[s] for s in splits])
     report: dict[str, int] = {f"triples_{s}": frames[s].height for s in splits}
     report["triples"] = triples.height
+    if headers:
+        report["header_line"] = headers
     every = pl.concat(frames.values())
     entity_keys = pl.concat([every["head"], every["tail"]]).unique()
     relation_keys = every["relation"].unique()
