@@ -187,6 +187,12 @@ def import_kg(
             lang=lang,
             progress=sys.stderr.isatty(),
         )
+        counts = {k: v for k, v in tables.report.items() if v and k not in ("items", "triples")}
+        typer.echo(
+            f"read {tables.report['items']:,} items, {tables.report['triples']:,} triples; "
+            "counted and left out or noted: "
+            + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "nothing")
+        )
     elif properties is not None:
         _fail(
             f"--properties applies to Wikidata JSON dumps (.json, .json.gz, .json.bz2), not {source}"
