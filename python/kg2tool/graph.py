@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from .snapshot import is_snapshot, load_snapshot, save_snapshot
 from .tables import KGTables, clean_text
 
 MAX_ENTITIES = 2**31 - 1
+#: A table, or a loader that reads it on first use.
+Table = pl.DataFrame | Callable[[], pl.DataFrame]
 
 
 def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
@@ -77,24 +80,55 @@ class KnowledgeGraph:
     def __init__(
         self,
         native: _core.Graph,
-        entities: pl.DataFrame,
-        relations: pl.DataFrame,
-        entity_types: pl.DataFrame,
-        type_labels: pl.DataFrame,
+        entities: Table,
+        relations: Table,
+        entity_types: Table,
+        type_labels: Table,
         *,
         report: dict[str, Any] | None = None,
         source: str = "",
+        snapshot: str | None = None,
     ) -> None:
+        """Tables are frames or loaders (called once, on first use: a snapshot's names)."""
         self.native = native
-        self.entities = entities
-        self.relations = relations
-        self.entity_types = entity_types
-        self.type_labels = type_labels
+        self._tables: dict[str, Table] = {
+            "entities": entities,
+            "relations": relations,
+            "entity_types": entity_types,
+            "type_labels": type_labels,
+        }
         self.report = dict(report or {})
         self.source = source
+        self.snapshot = snapshot
         self._triples: pl.DataFrame | None = None
         self._entity_index: dict[str, int] | None = None
         self._relation_index: dict[str, int] | None = None
+
+    def _table(self, name: str) -> pl.DataFrame:
+        table = self._tables[name]
+        if not isinstance(table, pl.DataFrame):
+            table = self._tables[name] = table()
+        return table
+
+    @property
+    def entities(self) -> pl.DataFrame:
+        """id, key, label, description of every entity (row i is id i)."""
+        return self._table("entities")
+
+    @property
+    def relations(self) -> pl.DataFrame:
+        """id, key, label, description of every relation (row i is id i)."""
+        return self._table("relations")
+
+    @property
+    def entity_types(self) -> pl.DataFrame:
+        """(entity id, type key) pairs."""
+        return self._table("entity_types")
+
+    @property
+    def type_labels(self) -> pl.DataFrame:
+        """id, key, label, description of every type key."""
+        return self._table("type_labels")
 
     # ----- construction -------------------------------------------------------------
     @classmethod
@@ -170,7 +204,7 @@ class KnowledgeGraph:
         *,
         splits: tuple[str, ...] = ("train",),
         threads: int = 0,
-        verify: bool = True,
+        verify: bool | None = None,
         strict: bool = False,
         **read_options: Any,
     ) -> KnowledgeGraph:
@@ -225,21 +259,60 @@ class KnowledgeGraph:
         return save_snapshot(path, arrays, tables, meta)
 
     @classmethod
-    def open_snapshot(cls, path: str | os.PathLike[str], *, verify: bool = True) -> KnowledgeGraph:
-        """Memory-map a snapshot; every invariant is re-checked natively, so corruption is an error."""
-        arrays, tables, meta = load_snapshot(path, verify=verify)
+    def open_snapshot(
+        cls, path: str | os.PathLike[str], *, verify: bool | None = None
+    ) -> KnowledgeGraph:
+        """Memory-map a snapshot. By default the cheap check only (manifest, sizes, headers,
+        checksums of small files; see :mod:`kg2tool.snapshot`) and names read on first use;
+        ``verify=True`` (or :meth:`validate` later) checks every checksum and CSR invariant
+        now, ``verify=False`` the invariants without checksums."""
+        arrays, loaders, meta = load_snapshot(path, verify=verify)
         try:
             n_ent, n_rel, n_typ = (
                 int(meta[k]) for k in ("num_entities", "num_relations", "num_types")
             )
-            native = _core.Graph(n_ent, n_rel, n_typ, dict(arrays), validate=True)
-            ent, rel = tables["entities"], tables["relations"]
-            et, tl = tables["entity_types"], tables["type_labels"]
+            native = _core.Graph(n_ent, n_rel, n_typ, dict(arrays), validate=verify is not None)
+            rows = meta["table_rows"]
+            counts = (rows["entities"], rows["relations"], rows["type_labels"])
+            tables = [loaders[k] for k in ("entities", "relations", "entity_types", "type_labels")]
+            if verify is not None:
+                tables = [load() for load in tables]
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"{path}: inconsistent snapshot ({exc})") from None
-        if ent.height != n_ent or rel.height != n_rel or tl.height != n_typ:
+        if counts != (n_ent, n_rel, n_typ):
             raise SnapshotError(f"{path}: id tables do not match the graph's counts")
-        return cls(native, ent, rel, et, tl, report=meta.get("report", {}), source=str(path))
+        return cls(
+            native, *tables, report=meta.get("report", {}), source=str(path), snapshot=str(path)
+        )
+
+    def validate(self, *, threads: int = 0) -> None:
+        """The full check: every CSR invariant (native) and, for a snapshot, every file's
+        checksum, in parallel; raises SnapshotError (or ValueError for an in-memory graph)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .snapshot import verify_checksums
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            crc = (
+                pool.submit(verify_checksums, self.snapshot, threads=threads)
+                if self.snapshot
+                else None
+            )
+            try:
+                _core.Graph(
+                    self.num_entities,
+                    self.num_relations,
+                    int(self.native.num_types),
+                    dict(self.native.arrays),
+                    validate=True,
+                )
+            except ValueError as exc:
+                if crc is not None:
+                    crc.result()  # a checksum mismatch explains a broken invariant better
+                    raise SnapshotError(f"{self.snapshot}: inconsistent snapshot ({exc})") from None
+                raise
+            if crc is not None:
+                crc.result()
 
     # ----- look-ups -----------------------------------------------------------------
     @property

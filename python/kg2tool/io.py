@@ -120,7 +120,7 @@ def _lines(text: str) -> pl.DataFrame:
     )
 
 
-def _fast_read(data: bytes, sep: str, quoted: bool = False) -> pl.DataFrame | None:
+def _fast_read(data: bytes | Path, sep: str, quoted: bool = False) -> pl.DataFrame | None:
     """Parse well-formed delimited text with Polars' CSV reader; None if anything looks off.
 
     Short lines, blank lines and empty fields come back as nulls and long lines raise, so a
@@ -128,7 +128,7 @@ def _fast_read(data: bytes, sep: str, quoted: bool = False) -> pl.DataFrame | No
     """
     try:
         df = pl.read_csv(
-            _io.BytesIO(data),
+            data if isinstance(data, Path) else _io.BytesIO(data),
             separator=sep,
             has_header=False,
             quote_char='"' if quoted else None,
@@ -284,8 +284,12 @@ def read_triples(
             path=str(p),
         )
     sep = _normalise_separator(separator if separator is not None else TEXT_FORMATS[f".{fmt}"], p)
+    if not gz and not p.is_file():
+        _read_bytes(p, gz)  # the one error for a missing path, a directory, no permission
+    # Uncompressed files are parsed straight from disk (memory-mapped by Polars): no copy of
+    # the file in Python, and the text is decoded only to name a bad line.
     triples, report = _parse_delimited_triples(
-        p, _read_bytes(p, gz), sep, columns, has_header, quoted=fmt == "csv"
+        p, _read_bytes(p, gz) if gz else p, sep, columns, has_header, quoted=fmt == "csv"
     )
     return KGTables(triples=triples, report=report, source=str(p))
 
@@ -322,7 +326,7 @@ def _looks_like_header(fields: Sequence[str]) -> bool:
 
 def _parse_delimited_triples(
     path: Path,
-    data: bytes,
+    data: bytes | Path,
     sep: str,
     columns: Sequence[int] | Sequence[str] | None,
     has_header: bool | None,
@@ -330,7 +334,6 @@ def _parse_delimited_triples(
     quoted: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Parse delimited text into a triple frame, validating counts and empty fields."""
-    text = _decode(data, path)
     fast = _fast_read(data, sep, quoted)
     if fast is not None:
         first = [str(v) for v in fast.row(0)]
@@ -346,6 +349,9 @@ def _parse_delimited_triples(
             if not quoted or not _has_empty(triples):
                 return triples, _text_report(triples.height, header_found)
     # Slow path: something is off (or blank lines); split line by line to name the place.
+    if isinstance(data, Path):
+        data = _read_bytes(data, False)
+    text = _decode(data, path)
     if quoted:
         df = _csv_lines(text, sep, path)
     else:
