@@ -17,9 +17,12 @@ Canonical KG directory (what :func:`read_kg_dir` reads and :func:`write_kg_dir` 
     entity_types.tsv                optional, header key<TAB>type (one row per pair)
     types.tsv                       optional, header key<TAB>label<TAB>description (type keys)
 
-TSV files have no quoting: a field runs from tab to tab, quotes are ordinary characters.
-Empty label/description fields mean "none". Writers replace tabs and newlines inside
-labels and descriptions by spaces.
+TSV files have no quoting: a field runs from tab to tab, quotes are ordinary characters;
+CSV files are read as CSV (double quotes). Empty label/description fields mean "none".
+Label/type rows naming keys outside the triples are skipped and counted (``strict=True``:
+an error). Writers replace tabs and newlines inside labels and descriptions by spaces
+(:func:`kg2tool.tables.clean_text`, the graph build does the same). Benchmark folders
+(``train.txt`` ...) are read by :func:`read_benchmark_dir`, see its label file list.
 """
 
 from __future__ import annotations
