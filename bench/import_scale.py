@@ -4,8 +4,8 @@
 # headerless TSV with Wikidata-like keys: entity i is `Q<i+1>`, relation r is `P<r+1>`.
 # Jobs, each in a fresh interpreter so peak RSS (VmHWM) is the job's own:
 #   write     generate N triples and write the TSV (not timed as part of the import)
-#   import    kg2tool import: read_triples -> KnowledgeGraph.from_tables -> save_snapshot,
-#             wall time per phase and peak RSS
+#   import    kg2tool import TSV --out SNAPSHOT: KnowledgeGraph.load (read, key mapping, CSR)
+#             then save_snapshot; wall time per phase and peak RSS
 #   open      KnowledgeGraph.load(snapshot) (the cheap check), then what a run needing names
 #             pays (entities table), then the full `validate()`
 # `--src DIR` runs the import/open jobs against another checkout's python/ directory (the
@@ -54,16 +54,11 @@ def write_tsv(triples: int, path: str, seed: int = 0) -> dict[str, Any]:
 def import_job(tsv: str, snapshot: str) -> dict[str, Any]:
     """What `kg2tool import TSV --out SNAPSHOT` does, timed per phase."""
     from kg2tool.graph import KnowledgeGraph
-    from kg2tool.io import read_triples
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
-    tables = read_triples(tsv)
-    out["read_s"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    kg = KnowledgeGraph.from_tables(tables)
-    out["build_s"] = time.perf_counter() - t1
-    del tables
+    kg = KnowledgeGraph.load(tsv)
+    out["load_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     kg.save_snapshot(snapshot)
     out["save_s"] = time.perf_counter() - t1

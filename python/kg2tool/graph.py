@@ -69,6 +69,79 @@ def _checked_ids(values: Any, limit: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32).ravel()
 
 
+def _key_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
+    """Keys handed over by the native reader (Arrow offsets + UTF-8 bytes) as a String Series."""
+    import pyarrow as pa
+
+    arr = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    return pl.Series("key", arr, dtype=pl.String)
+
+
+def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGraph | None:
+    """A plain tab-separated triples file read natively (keys hashed once, no string frames).
+
+    Only for what the native reader does exactly as :func:`kg2tool.io.read_triples` would:
+    an uncompressed .tsv/.txt, tab separator, columns 0, 1, 2; the header line is detected
+    here. Anything else, and any file the native reader gives up on (a malformed line, a
+    blank line, bytes that are not UTF-8), returns None: the general reader names the place.
+    """
+    from .io import _format_of, _looks_like_header
+
+    suffix, gz = _format_of(path)
+    fmt = str(options.get("format") or suffix).lower().lstrip(".")
+    if (
+        gz
+        or fmt not in ("tsv", "txt")
+        or set(options) - {"format", "separator", "columns", "has_header"}
+    ):
+        return None
+    if options.get("separator") not in (None, "\t", "\\t", "tab"):
+        return None
+    if options.get("columns") not in (None, (0, 1, 2), [0, 1, 2]):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+        fields = first.decode("utf-8").rstrip("\r\n").split("\t")
+    except (OSError, UnicodeDecodeError):
+        return None
+    has_header = options.get("has_header")
+    detected = has_header is None and options.get("columns") is None and _looks_like_header(fields)
+    if detected and _role_order(fields) != [0, 1, 2]:
+        return None  # named columns in another order: the general reader maps them
+    start = len(first) if (has_header or detected) else 0
+    t0 = time.perf_counter()
+    try:
+        got = _core.read_tsv_ids(str(path), start, threads)
+    except RuntimeError:
+        return None
+    if not got["ok"]:
+        return None
+    ent_keys = _key_series(got["entity_offsets"], got["entity_bytes"])
+    rel_keys = _key_series(got["relation_offsets"], got["relation_bytes"])
+    report: dict[str, Any] = {"triples": len(got["heads"])}
+    if detected:
+        report["header_line"] = 1
+    return KnowledgeGraph._from_ids(
+        got["heads"],
+        got["relations"],
+        got["tails"],
+        ent_keys,
+        rel_keys,
+        KGTables(triples=pl.DataFrame(schema={"head": pl.String}), report=report, source=str(path)),
+        threads=threads,
+        t0=t0,
+    )
+
+
+def _role_order(fields: list[str]) -> list[int] | None:
+    from .io import _role_columns
+
+    return _role_columns(fields)
+
+
 def _codes(col: pl.Series, keys: pl.Series) -> np.ndarray:
     """Dense int32 ids of ``col`` values in the sorted ``keys`` (all values must be present)."""
     return col.cast(pl.Enum(keys)).to_physical().cast(pl.Int32).to_numpy()
@@ -150,6 +223,22 @@ class KnowledgeGraph:
         heads = _codes(triples.get_column("head"), ent_keys)
         rels = _codes(triples.get_column("relation"), rel_keys)
         tails = _codes(triples.get_column("tail"), ent_keys)
+        return cls._from_ids(heads, rels, tails, ent_keys, rel_keys, tables, threads=threads, t0=t0)
+
+    @classmethod
+    def _from_ids(
+        cls,
+        heads: np.ndarray,
+        rels: np.ndarray,
+        tails: np.ndarray,
+        ent_keys: pl.Series,
+        rel_keys: pl.Series,
+        tables: KGTables,
+        *,
+        threads: int,
+        t0: float,
+    ) -> KnowledgeGraph:
+        """The CSR and id tables from int32 id columns over sorted keys (+ the label tables)."""
         arrays, duplicates = _core.build_arrays(
             heads, rels, tails, len(ent_keys), len(rel_keys), threads
         )
@@ -183,7 +272,7 @@ class KnowledgeGraph:
         )
         report = dict(tables.report)
         report.update(
-            triples_read=triples.height,
+            triples_read=len(heads),
             duplicates=int(duplicates),
             build_seconds=round(time.perf_counter() - t0, 4),
         )
@@ -225,6 +314,9 @@ class KnowledgeGraph:
                 io.read_kg_dir(path, splits=splits, strict=strict), threads=threads
             )
         if path.is_file():
+            fast = _fast_tsv(path, threads, read_options)
+            if fast is not None:
+                return fast
             return cls.from_tables(io.read_triples(path, **read_options), threads=threads)
         name = str(name_or_path)
         if name in datasets.bundled_names():

@@ -150,10 +150,8 @@ def _read_table(fpath: Path, rows: int | None) -> pl.DataFrame:
 
 def _footer_rows(fpath: Path) -> int:
     """Row count from a Parquet footer (reads the footer only)."""
-    import pyarrow.parquet as pq
-
     try:
-        return int(pq.read_metadata(fpath).num_rows)
+        return int(pl.scan_parquet(fpath).select(pl.len()).collect().item())
     except READ_ERRORS as exc:
         raise SnapshotError(f"{fpath}: unreadable ({exc})") from None
 
