@@ -392,3 +392,18 @@ def test_write_then_read_round_trip_of_a_benchmark_folder(tmp_path: Path) -> Non
     back = read_kg_dir(out, splits=("train", "test"))
     assert back.triples.rows() == [("a", "r", "b"), ("b", "r", "c")]
     assert back.entities.rows() == [("a", "A", "first"), ("c", "C", None)]
+
+
+def test_long_loads_show_phase_rows_and_rate_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kg2tool.cli as cli
+
+    p = write(tmp_path / "t.tsv", "".join(f"e{i}\tr\te{i + 1}\n" for i in range(1000)))
+    assert main(["import", str(p), "--out", str(tmp_path / "quiet")]) == 0
+    assert "rows/s" not in capsys.readouterr().err  # not a terminal: no progress
+    monkeypatch.setattr(cli, "_is_tty", lambda: True)
+    assert main(["import", str(p), "--out", str(tmp_path / "snap")]) == 0
+    err = capsys.readouterr().err
+    assert f"loading {p}: 1,000 rows" in err and "rows/s" in err
+    assert "writing snapshot:" in err

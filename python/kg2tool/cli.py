@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +95,33 @@ def _read_options(
     return options
 
 
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _phase(what: str) -> Iterator[Callable[[int], None]]:
+    """On a terminal: a spinner while a long phase runs, then its time, rows and rate.
+
+    Yields a function to report the phase's row count; off a terminal it does nothing.
+    """
+    rows: list[int] = []
+    if not _is_tty():
+        yield rows.append
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    with console.status(f"{what} ..."):
+        yield rows.append
+    dt = time.perf_counter() - t0
+    n = rows[-1] if rows else None
+    rate = f", {n / dt:,.0f} rows/s" if n and dt > 0 else ""
+    line = f"{what}: " + (f"{n:,} rows, " if n else "") + f"{dt:.1f} s{rate}"
+    console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
 def _echo_load_report(report: dict[str, int]) -> None:
     """Say what the loader skipped or detected (unknown label keys, a header line, ...)."""
     notes = {
@@ -126,7 +156,11 @@ def stats(
     """Print entity, relation and triple counts of a KG, and what its loading skipped."""
     from .graph import KnowledgeGraph
 
-    graph = KnowledgeGraph.load(kg, strict=strict, **_read_options(separator, header, columns, fmt))
+    with _phase(f"loading {kg}") as done:
+        graph = KnowledgeGraph.load(
+            kg, strict=strict, **_read_options(separator, header, columns, fmt)
+        )
+        done(graph.num_triples)
     info = graph.stats()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -210,13 +244,18 @@ def import_kg(
             return
         tables = io.read_kg_dir(src, strict=strict)
     elif src.is_file() and snapshot:
-        graph = KnowledgeGraph.load(src, **options)  # a plain TSV takes the native fast path
+        with _phase(f"loading {source}") as done:
+            graph = KnowledgeGraph.load(src, **options)  # a plain TSV: the native fast path
+            done(graph.num_triples)
         _echo_load_report(graph.report)
-        graph.save_snapshot(out)
+        with _phase("writing snapshot"):
+            graph.save_snapshot(out)
         typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
         return
     elif src.is_file():
-        tables = io.read_triples(src, **options)
+        with _phase(f"reading {source}") as done:
+            tables = io.read_triples(src, **options)
+            done(tables.triples.height)
     else:
         KnowledgeGraph.load(source)  # raises the unknown-name error with suggestions
         return
@@ -225,8 +264,11 @@ def import_kg(
         io.write_kg_dir(tables, out, splits=tables.held_out, overwrite=overwrite)
         typer.echo(f"wrote {out} ({tables.triples.height:,} triples)")
         return
-    graph = KnowledgeGraph.from_tables(tables)
-    graph.save_snapshot(out)
+    with _phase("building the graph") as done:
+        graph = KnowledgeGraph.from_tables(tables)
+        done(graph.num_triples)
+    with _phase("writing snapshot"):
+        graph.save_snapshot(out)
     typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
 
 
