@@ -13,12 +13,12 @@ namespace kg2tool {
 void register_keys(py::module_& m) {
   m.def(
       "read_tsv_ids",
-      [](const std::string& path, int64_t start, int threads) {
+      [](const std::string& path, int64_t start, int threads, int64_t split_bytes) {
         if (start < 0) throw py::value_error("start must be >= 0");
         keys::TsvIds r;
         {
           py::gil_scoped_release nogil;
-          r = keys::read_tsv_ids(path, start, threads);
+          r = keys::read_tsv_ids(path, start, threads, split_bytes);
         }
         py::dict d;
         d["ok"] = r.ok;
@@ -36,6 +36,7 @@ void register_keys(py::module_& m) {
         return d;
       },
       py::arg("path"), py::arg("start") = 0, py::arg("threads") = 0,
+      py::arg("split_bytes") = int64_t(1) << 26,
       "A plain head<TAB>relation<TAB>tail file to int32 ids by sorted key, or ok=False "
       "(with the reason) when the file needs the general reader.");
 }

@@ -578,8 +578,10 @@ def python_ids(lines: list[str]) -> tuple[list[str], list[str], list[tuple[int, 
     return ents, rels, [(e[h], r[p], e[t]) for h, p, t in rows]
 
 
-def native_ids(path: Path, start: int = 0) -> tuple[list[str], list[str], list[tuple]]:
-    got = _core.read_tsv_ids(str(path), start, 2)
+def native_ids(
+    path: Path, start: int = 0, split_bytes: int = 1 << 26
+) -> tuple[list[str], list[str], list[tuple]]:
+    got = _core.read_tsv_ids(str(path), start, 2, split_bytes)
     assert got["ok"], got["reason"]
 
     def keys(offsets: np.ndarray, data: np.ndarray) -> list[str]:
@@ -607,6 +609,14 @@ def test_native_tsv_reader_matches_python(tmp_path: Path) -> None:
     p = tmp_path / "t.tsv"
     p.write_text("\n".join(lines))  # no final newline
     assert native_ids(p) == python_ids(lines)
+    # cut into two halves parsed in parallel (split at a line start), keys merged: the same
+    for split in (1, 100, p.stat().st_size // 3, p.stat().st_size - 5):
+        assert native_ids(p, split_bytes=split) == python_ids(lines), split
+    headed = tmp_path / "h.tsv"
+    headed.write_text("head\trelation\ttail\n" + "\n".join(lines[:300]) + "\n")
+    assert native_ids(headed, start=len("head\trelation\ttail\n"), split_bytes=64) == python_ids(
+        lines[:300]
+    )
     crlf = tmp_path / "crlf.tsv"
     crlf.write_bytes(("\r\n".join(lines[:500]) + "\r\n").encode())
     assert native_ids(crlf) == python_ids(lines[:500])
@@ -627,11 +637,15 @@ def test_native_tsv_reader_gives_up_where_the_general_reader_must_speak(tmp_path
         b"a\tr\tb\rc\n": ("carriage return inside a line", 1),
         b"": ("no triples", 0),
     }
+    # a problem in the second half names its line in the whole file
+    half = b"".join(b"e%d\tr\te%d\n" % (i, i + 1) for i in range(200))
+    cases[half + b"x\ty\n" + half] = ("field count", 201)
     for data, (reason, line) in cases.items():
         p = tmp_path / "bad.tsv"
         p.write_bytes(data)
-        got = _core.read_tsv_ids(str(p), 0, 1)
-        assert (got["ok"], got["reason"], got["line"]) == (False, reason, line), data
+        for split_bytes in (0, 64):  # one thread's pass, and two halves
+            got = _core.read_tsv_ids(str(p), 0, 2, split_bytes)
+            assert (got["ok"], got["reason"], got["line"]) == (False, reason, line), data
     with pytest.raises(RuntimeError, match="cannot open"):
         _core.read_tsv_ids(str(tmp_path / "none.tsv"), 0, 1)
     # through load, the general reader names the place as before
