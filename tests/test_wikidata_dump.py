@@ -251,3 +251,11 @@ def test_cli_import_to_snapshot_and_canonical(
         )
         == 2
     )
+
+
+def test_progress_bar_reads_the_same(dump: Path, tmp_path: Path) -> None:
+    gz = tmp_path / "d.json.gz"
+    gz.write_bytes(gzip.compress(dump.read_bytes()))
+    for p in (dump, gz):
+        shown = read_wikidata_dump(p, progress=True)  # bytes/s bar over the compressed file
+        assert shown.triples.equals(read_wikidata_dump(p).triples)
