@@ -72,9 +72,11 @@ def save_snapshot(
             rel = f"tables/{name}.parquet"
             df.write_parquet(tmp / rel)
             files[rel] = {}
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            crcs = dict(zip(files, pool.map(lambda rel: _crc32(tmp / rel), files), strict=True))
         for rel, info in files.items():
             info["bytes"] = (tmp / rel).stat().st_size
-            info["crc32"] = _crc32(tmp / rel)
+            info["crc32"] = crcs[rel]
         manifest = {"format": FORMAT, "version": VERSION, "meta": meta, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
         if target.exists():
