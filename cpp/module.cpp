@@ -6,6 +6,7 @@
 #include "bindings.h"
 
 namespace kg2tool { void register_text(pybind11::module_& m); }  // register_text.cpp
+namespace kg2tool { void register_keys(pybind11::module_& m); }  // register_keys.cpp
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "kg2tool native core: CSR graph, query sampling, execution and matching.";
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
   kg2tool::register_graph(m);
   kg2tool::register_engine(m);
   kg2tool::register_text(m);
+  kg2tool::register_keys(m);
 }

@@ -75,9 +75,13 @@ def test_unknown_key_in_label_file(tmp_path: Path) -> None:
     write(root / "triples.tsv", "a\tr\tb\n")
     write(root / "entities.tsv", "key\tlabel\tdescription\na\tA\t\nzz\tZ\t\n")
     with pytest.raises(InputError, match="'zz' is not an entity") as info:
-        read_kg_dir(root)
+        read_kg_dir(root, strict=True)
     assert (info.value.path, info.value.line) == (str(root / "entities.tsv"), 3)
     assert str(info.value).startswith(f"{root / 'entities.tsv'}:3")
+    # without strict the row is skipped and counted, the rest is read
+    kg = read_kg_dir(root)
+    assert kg.entities.rows() == [("a", "A", None)]
+    assert kg.report["skipped_unknown_keys.entities.tsv"] == 1
 
 
 def test_unknown_kg_name() -> None:

@@ -563,3 +563,111 @@ def test_unknown_bundled_name_suggests_close_match() -> None:
     with pytest.raises(UnknownNameError, match="did you mean codex-s") as info:
         KnowledgeGraph.load("codex-x")
     assert "codex-x" in str(info.value)
+
+
+# ----- the native reader of plain TSV files (the fast path of load) ----------------------
+
+
+def python_ids(lines: list[str]) -> tuple[list[str], list[str], list[tuple[int, int, int]]]:
+    """Keys sorted bytewise and triples as ids, in plain Python (the contract)."""
+    rows = [line.split("\t") for line in lines]
+    ents = sorted({r[0] for r in rows} | {r[2] for r in rows}, key=lambda k: k.encode())
+    rels = sorted({r[1] for r in rows}, key=lambda k: k.encode())
+    e = {k: i for i, k in enumerate(ents)}
+    r = {k: i for i, k in enumerate(rels)}
+    return ents, rels, [(e[h], r[p], e[t]) for h, p, t in rows]
+
+
+def native_ids(
+    path: Path, start: int = 0, split_bytes: int = 1 << 26
+) -> tuple[list[str], list[str], list[tuple]]:
+    got = _core.read_tsv_ids(str(path), start, 2, split_bytes)
+    assert got["ok"], got["reason"]
+
+    def keys(offsets: np.ndarray, data: np.ndarray) -> list[str]:
+        raw = bytes(data)
+        return [raw[offsets[i] : offsets[i + 1]].decode() for i in range(len(offsets) - 1)]
+
+    triples = list(
+        zip(got["heads"].tolist(), got["relations"].tolist(), got["tails"].tolist(), strict=True)
+    )
+    return (
+        keys(got["entity_offsets"], got["entity_bytes"]),
+        keys(got["relation_offsets"], got["relation_bytes"]),
+        triples,
+    )
+
+
+def test_native_tsv_reader_matches_python(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    # keys of 1..20 bytes (inline and arena slots), non-ASCII, enough to grow the table
+    words = [f"Q{i}" for i in range(30_000)] + ["é", "e\u0301", "日本", "x" * 8, "y" * 9, "Z" * 20]
+    lines = [
+        f"{words[rng.integers(len(words))]}\tP{rng.integers(40)}\t{words[rng.integers(len(words))]}"
+        for _ in range(60_000)
+    ]
+    p = tmp_path / "t.tsv"
+    p.write_text("\n".join(lines))  # no final newline
+    assert native_ids(p) == python_ids(lines)
+    # cut into two halves parsed in parallel (split at a line start), keys merged: the same
+    for split in (1, 100, p.stat().st_size // 3, p.stat().st_size - 5):
+        assert native_ids(p, split_bytes=split) == python_ids(lines), split
+    headed = tmp_path / "h.tsv"
+    headed.write_text("head\trelation\ttail\n" + "\n".join(lines[:300]) + "\n")
+    assert native_ids(headed, start=len("head\trelation\ttail\n"), split_bytes=64) == python_ids(
+        lines[:300]
+    )
+    crlf = tmp_path / "crlf.tsv"
+    crlf.write_bytes(("\r\n".join(lines[:500]) + "\r\n").encode())
+    assert native_ids(crlf) == python_ids(lines[:500])
+    # the same triples in another order give the same keys and the same set of id triples
+    shuffled = tmp_path / "s.tsv"
+    shuffled.write_text("\n".join(rng.permutation(lines).tolist()) + "\n")
+    a, b = native_ids(p), native_ids(shuffled)
+    assert a[:2] == b[:2] and sorted(a[2]) == sorted(b[2])
+
+
+def test_native_tsv_reader_gives_up_where_the_general_reader_must_speak(tmp_path: Path) -> None:
+    cases = {
+        b"a\tr\tb\nc\tr\n": ("field count", 2),
+        b"a\tr\tb\nc\tr\td\te\n": ("field count", 2),
+        b"a\tr\tb\n\nc\tr\td\n": ("blank line", 2),
+        b"a\tr\tb\nc\t\td\n": ("empty field", 2),
+        b"a\tr\tb\nok\t\xc3\x28x\tb\n": ("not UTF-8", 2),
+        b"a\tr\tb\rc\n": ("carriage return inside a line", 1),
+        b"": ("no triples", 0),
+    }
+    # a problem in the second half names its line in the whole file
+    half = b"".join(b"e%d\tr\te%d\n" % (i, i + 1) for i in range(200))
+    cases[half + b"x\ty\n" + half] = ("field count", 201)
+    for data, (reason, line) in cases.items():
+        p = tmp_path / "bad.tsv"
+        p.write_bytes(data)
+        for split_bytes in (0, 64):  # one thread's pass, and two halves
+            got = _core.read_tsv_ids(str(p), 0, 2, split_bytes)
+            assert (got["ok"], got["reason"], got["line"]) == (False, reason, line), data
+    with pytest.raises(RuntimeError, match="cannot open"):
+        _core.read_tsv_ids(str(tmp_path / "none.tsv"), 0, 1)
+    # through load, the general reader names the place as before
+    p = tmp_path / "bad.tsv"
+    p.write_bytes(b"a\tr\tb\nc\t\td\n")
+    with pytest.raises(InputError, match="empty relation field") as info:
+        KnowledgeGraph.load(p)
+    assert (info.value.line, info.value.column) == (2, 2)
+
+
+@pytest.mark.skipif(not FB15K_TRAIN.is_file(), reason="shared data missing")
+def test_load_of_a_tsv_takes_the_native_path_with_the_same_graph(tmp_path: Path) -> None:
+    fast = KnowledgeGraph.load(FB15K_TRAIN)
+    general = KnowledgeGraph.from_tables(read_triples(FB15K_TRAIN))
+    assert fast.entities.equals(general.entities)
+    assert fast.relations.equals(general.relations)
+    assert fast.triples.equals(general.triples)
+    assert fast.report["duplicates"] == general.report["duplicates"]
+    headed = tmp_path / "h.tsv"
+    headed.write_text("head\trelation\ttail\na\tr\tb\n")
+    kg = KnowledgeGraph.load(headed)
+    assert kg.entities["key"].to_list() == ["a", "b"] and kg.report["header_line"] == 1
+    reordered = tmp_path / "o.tsv"
+    reordered.write_text("tail\thead\trelation\nb\ta\tr\n")
+    assert KnowledgeGraph.load(reordered).relations["key"].to_list() == ["r"]

@@ -422,3 +422,59 @@ def test_save_creates_parent_directories(codex: KnowledgeGraph, tmp_path: Path) 
     target = tmp_path / "a" / "b" / "snap"
     assert codex.save_snapshot(target) == target
     assert KnowledgeGraph.open_snapshot(target).num_triples == codex.num_triples
+
+
+# ----- the cheap open and the explicit full check ----------------------------------------
+
+
+def test_cheap_open_reads_no_table_until_names_are_needed(
+    codex: KnowledgeGraph, snap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    real = snapshot_module.pl.read_parquet
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(snapshot_module.pl, "read_parquet", counting)
+    kg = KnowledgeGraph.load(snap)
+    assert reads == []
+    assert kg.num_triples == codex.num_triples
+    assert kg.triples.equals(codex.triples)  # the graph works without any name
+    assert kg.entities.equals(codex.entities)
+    assert reads == ["entities.parquet"]
+    assert kg.relations.equals(codex.relations) and kg.type_labels.equals(codex.type_labels)
+    assert kg.entity_types.equals(codex.entity_types)
+    assert sorted(reads) == sorted(f"{t}.parquet" for t in TABLES)
+    kg.validate()  # an intact snapshot passes the full check
+    codex.validate()  # so does an in-memory graph
+
+
+def test_cheap_open_leaves_large_files_to_validate(
+    snap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_module, "SMALL_FILE", 0)  # every file counts as large
+    _flip_array("arrays/out.nbr.npy", at_end=True)(snap)
+    kg = KnowledgeGraph.open_snapshot(snap)  # sizes and headers are fine: opens
+    with pytest.raises(SnapshotError, match=r"out.nbr.npy: checksum mismatch"):
+        kg.validate()
+    with pytest.raises(SnapshotError, match=r"out.nbr.npy: checksum mismatch"):
+        KnowledgeGraph.open_snapshot(snap, verify=True)
+    # forged checksum: only the native invariants catch it, and validate() runs them
+    forge(snap, "arrays/out.nbr.npy")
+    kg = KnowledgeGraph.open_snapshot(snap)
+    with pytest.raises(SnapshotError, match=r"inconsistent snapshot \(invalid graph arrays"):
+        kg.validate()
+
+
+def test_cheap_open_checksums_small_files(snap: Path) -> None:
+    flip(snap / "arrays" / "out.ent_dir.npy", npy_data_offset(snap / "arrays" / "out.ent_dir.npy"))
+    with pytest.raises(SnapshotError, match=r"out.ent_dir.npy: checksum mismatch"):
+        KnowledgeGraph.open_snapshot(snap)
+
+
+def test_cheap_open_checks_table_row_counts(snap: Path) -> None:
+    _forged_table("entities", lambda df: df.head(10))(snap)
+    with pytest.raises(SnapshotError, match=r"id tables do not match the graph's counts"):
+        KnowledgeGraph.open_snapshot(snap)

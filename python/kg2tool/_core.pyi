@@ -18,6 +18,9 @@ def build_arrays(
 ) -> tuple[dict[str, np.ndarray], int]:
     """Build the CSR arrays of both directions from id columns; returns (arrays, duplicates)."""
 
+def read_tsv_ids(
+    path: str, start: int = 0, threads: int = 0, split_bytes: int = 1 << 26
+) -> dict[str, Any]: ...
 def build_type_arrays(
     entities: npt.NDArray[np.int32],
     types: npt.NDArray[np.int32],

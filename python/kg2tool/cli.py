@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -36,15 +39,128 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+SeparatorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--separator", help="Field separator of a triples file (one character, or tab/comma)."
+    ),
+]
+HeaderOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="The triples file has a header line (default: detected when it names the columns).",
+    ),
+]
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="Head, relation and tail columns: indices (2,0,1) or header names (s,p,o).",
+    ),
+]
+FormatOption = Annotated[
+    str | None,
+    typer.Option("--format", help="Triples file format (tsv, csv, txt, parquet, nt, ttl, ...)."),
+]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Label/type rows naming keys outside the triples are an error."),
+]
+
+
+def _read_options(
+    separator: str | None, header: bool | None, columns: str | None, fmt: str | None
+) -> dict[str, object]:
+    """The CLI's triples-file options as keyword arguments of ``kg2tool.io.read_triples``."""
+    options: dict[str, object] = {}
+    if separator is not None:
+        options["separator"] = separator
+    if header is not None:
+        options["has_header"] = header
+    if fmt is not None:
+        options["format"] = fmt
+    if columns is not None:
+        parts = [c.strip() for c in columns.split(",")]
+        if len(parts) != 3 or not all(parts):
+            raise typer.BadParameter(
+                f"three comma-separated columns (head,relation,tail), got {columns!r}",
+                param_hint="--columns",
+            )
+        if all(p.isdigit() for p in parts):
+            options["columns"] = [int(p) for p in parts]
+        else:
+            options["columns"] = parts
+            options.setdefault("has_header", True)
+    return options
+
+
+def _is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _phase(what: str) -> Iterator[Callable[[int], None]]:
+    """On a terminal: a spinner while a long phase runs, then its time, rows and rate.
+
+    Yields a function to report the phase's row count; off a terminal it does nothing.
+    """
+    rows: list[int] = []
+    if not _is_tty():
+        yield rows.append
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    with console.status(f"{what} ..."):
+        yield rows.append
+    dt = time.perf_counter() - t0
+    n = rows[-1] if rows else None
+    rate = f", {n / dt:,.0f} rows/s" if n and dt > 0 else ""
+    line = f"{what}: " + (f"{n:,} rows, " if n else "") + f"{dt:.1f} s{rate}"
+    console.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def _echo_load_report(report: dict[str, int]) -> None:
+    """Say what the loader skipped or detected (unknown label keys, a header line, ...)."""
+    notes = {
+        "header_line": "the first line was read as a header (--no-header reads it as a triple)",
+        "skipped_unknown_keys": "label/type rows skipped: their key is in no triple (--strict "
+        "makes this an error)",
+        "literal_triples": "literal-valued triples left out",
+        "blank_node_triples": "triples with a blank node left out",
+    }
+    for key, value in report.items():
+        base = key.split(".", 1)[0]
+        if base in notes and key == base:
+            typer.echo(
+                f"note: {notes[base]}: {value:,}"
+                if base != "header_line"
+                else f"note: {notes[base]}"
+            )
+        elif base == "skipped_unknown_keys":
+            typer.echo(f"note:   {key.split('.', 1)[1]}: {value:,}")
+
+
 @app.command()
 def stats(
     kg: KgOption = "codex-s",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    separator: SeparatorOption = None,
+    header: HeaderOption = None,
+    columns: ColumnsOption = None,
+    fmt: FormatOption = None,
+    strict: StrictOption = False,
 ) -> None:
-    """Print entity, relation and triple counts of a KG."""
+    """Print entity, relation and triple counts of a KG, and what its loading skipped."""
     from .graph import KnowledgeGraph
 
-    graph = KnowledgeGraph.load(kg)
+    with _phase(f"loading {kg}") as done:
+        graph = KnowledgeGraph.load(
+            kg, strict=strict, **_read_options(separator, header, columns, fmt)
+        )
+        done(graph.num_triples)
     info = graph.stats()
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -56,7 +172,11 @@ def stats(
 @app.command("import")
 def import_kg(
     source: Annotated[
-        str, typer.Argument(help="Triples file, canonical directory, or shared dataset name.")
+        str,
+        typer.Argument(
+            help="Triples file, canonical directory, benchmark folder, Wikidata JSON dump "
+            "or shared dataset name."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Output directory.")],
     snapshot: Annotated[
@@ -67,26 +187,88 @@ def import_kg(
         ),
     ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    separator: SeparatorOption = None,
+    header: HeaderOption = None,
+    columns: ColumnsOption = None,
+    fmt: FormatOption = None,
+    strict: StrictOption = False,
+    properties: Annotated[
+        str | None,
+        typer.Option(
+            "--properties",
+            help="Wikidata dump: comma-separated properties to keep (default: every "
+            "item-valued one).",
+        ),
+    ] = None,
+    lang: Annotated[
+        str, typer.Option("--lang", help="Wikidata dump: language of labels and descriptions.")
+    ] = "en",
 ) -> None:
     """Import a KG into a snapshot (fast to open) or the canonical KG directory layout."""
-    from . import datasets, io
+    from . import datasets, io, wikidata
     from .graph import KnowledgeGraph
 
     if out.exists() and not overwrite:
         _fail(f"{out} exists; pass --overwrite to replace it")
-    if not snapshot:
-        if source in datasets.dataset_names():
-            datasets.import_dataset(source, datasets.shared_data_dir(), out, overwrite=overwrite)
-        else:
-            io.write_kg_dir(io.read_kg(source), out, overwrite=overwrite)
-        typer.echo(f"wrote {out}")
+    options = _read_options(separator, header, columns, fmt)
+    src = Path(source)
+    if wikidata.is_wikidata_dump(src):
+        tables = wikidata.read_wikidata_dump(
+            src,
+            properties=[p.strip() for p in properties.split(",") if p.strip()]
+            if properties
+            else None,
+            lang=lang,
+            progress=sys.stderr.isatty(),
+        )
+        counts = {k: v for k, v in tables.report.items() if v and k not in ("items", "triples")}
+        typer.echo(
+            f"read {tables.report['items']:,} items, {tables.report['triples']:,} triples; "
+            "counted and left out or noted: "
+            + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "nothing")
+        )
+    elif properties is not None:
+        _fail(
+            f"--properties applies to Wikidata JSON dumps (.json, .json.gz, .json.bz2), not {source}"
+        )
+    elif source in datasets.dataset_names() and not src.exists():
+        tables, held_out = datasets.load_dataset(source)
+        tables.held_out = held_out
+    elif src.is_dir():
+        if (src / "manifest.json").is_file():
+            graph = KnowledgeGraph.load(src)
+            if not snapshot:
+                _fail(f"{source} is a snapshot; import its source files with --canonical")
+            graph.save_snapshot(out)
+            typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
+            return
+        tables = io.read_kg_dir(src, strict=strict)
+    elif src.is_file() and snapshot:
+        with _phase(f"loading {source}") as done:
+            graph = KnowledgeGraph.load(src, **options)  # a plain TSV: the native fast path
+            done(graph.num_triples)
+        _echo_load_report(graph.report)
+        with _phase("writing snapshot"):
+            graph.save_snapshot(out)
+        typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
         return
-    if source in datasets.dataset_names() and not Path(source).exists():
-        tables, _ = datasets.load_dataset(source)
-        graph = KnowledgeGraph.from_tables(tables)
+    elif src.is_file():
+        with _phase(f"reading {source}") as done:
+            tables = io.read_triples(src, **options)
+            done(tables.triples.height)
     else:
-        graph = KnowledgeGraph.load(source)
-    graph.save_snapshot(out)
+        KnowledgeGraph.load(source)  # raises the unknown-name error with suggestions
+        return
+    _echo_load_report(tables.report)
+    if not snapshot:
+        io.write_kg_dir(tables, out, splits=tables.held_out, overwrite=overwrite)
+        typer.echo(f"wrote {out} ({tables.triples.height:,} triples)")
+        return
+    with _phase("building the graph") as done:
+        graph = KnowledgeGraph.from_tables(tables)
+        done(graph.num_triples)
+    with _phase("writing snapshot"):
+        graph.save_snapshot(out)
     typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,20 @@ import polars as pl
 from . import _core
 from .errors import InputError, SnapshotError, UnknownNameError
 from .snapshot import is_snapshot, load_snapshot, save_snapshot
-from .tables import KGTables
+from .tables import KGTables, clean_text
 
 MAX_ENTITIES = 2**31 - 1
+#: A table, or a loader that reads it on first use.
+Table = pl.DataFrame | Callable[[], pl.DataFrame]
 
 
 def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     """id/key/label/description frame for sorted ``keys``; label falls back to the key."""
     base = pl.DataFrame({"id": pl.int_range(0, len(keys), dtype=pl.Int32, eager=True), "key": keys})
     if source is None or source.height == 0:
-        return base.with_columns(label=pl.col("key"), description=pl.lit(None, dtype=pl.String))
+        return base.with_columns(
+            label=clean_text(pl.col("key")), description=pl.lit(None, dtype=pl.String)
+        )
     src = source.select(
         pl.col("key").cast(pl.String),
         pl.col("label").cast(pl.String)
@@ -41,9 +46,12 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     ).unique(subset="key", keep="first", maintain_order=True)
     out = base.join(src, on="key", how="left", maintain_order="left")
     return out.with_columns(
-        label=pl.when(pl.col("label").is_null() | (pl.col("label").str.strip_chars() == ""))
-        .then(pl.col("key"))
-        .otherwise(pl.col("label"))
+        label=clean_text(
+            pl.when(pl.col("label").is_null() | (pl.col("label").str.strip_chars() == ""))
+            .then(pl.col("key"))
+            .otherwise(pl.col("label"))
+        ),
+        description=clean_text(pl.col("description")),
     ).select("id", "key", "label", "description")
 
 
@@ -61,6 +69,79 @@ def _checked_ids(values: Any, limit: int, what: str) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int32).ravel()
 
 
+def _key_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
+    """Keys handed over by the native reader (Arrow offsets + UTF-8 bytes) as a String Series."""
+    import pyarrow as pa
+
+    arr = pa.LargeStringArray.from_buffers(
+        len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data)
+    )
+    return pl.Series("key", arr, dtype=pl.String)
+
+
+def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGraph | None:
+    """A plain tab-separated triples file read natively (keys hashed once, no string frames).
+
+    Only for what the native reader does exactly as :func:`kg2tool.io.read_triples` would:
+    an uncompressed .tsv/.txt, tab separator, columns 0, 1, 2; the header line is detected
+    here. Anything else, and any file the native reader gives up on (a malformed line, a
+    blank line, bytes that are not UTF-8), returns None: the general reader names the place.
+    """
+    from .io import _format_of, _looks_like_header
+
+    suffix, gz = _format_of(path)
+    fmt = str(options.get("format") or suffix).lower().lstrip(".")
+    if (
+        gz
+        or fmt not in ("tsv", "txt")
+        or set(options) - {"format", "separator", "columns", "has_header"}
+    ):
+        return None
+    if options.get("separator") not in (None, "\t", "\\t", "tab"):
+        return None
+    if options.get("columns") not in (None, (0, 1, 2), [0, 1, 2]):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+        fields = first.decode("utf-8").rstrip("\r\n").split("\t")
+    except (OSError, UnicodeDecodeError):
+        return None
+    has_header = options.get("has_header")
+    detected = has_header is None and options.get("columns") is None and _looks_like_header(fields)
+    if detected and _role_order(fields) != [0, 1, 2]:
+        return None  # named columns in another order: the general reader maps them
+    start = len(first) if (has_header or detected) else 0
+    t0 = time.perf_counter()
+    try:
+        got = _core.read_tsv_ids(str(path), start, threads)
+    except RuntimeError:
+        return None
+    if not got["ok"]:
+        return None
+    ent_keys = _key_series(got["entity_offsets"], got["entity_bytes"])
+    rel_keys = _key_series(got["relation_offsets"], got["relation_bytes"])
+    report: dict[str, Any] = {"triples": len(got["heads"])}
+    if detected:
+        report["header_line"] = 1
+    return KnowledgeGraph._from_ids(
+        got["heads"],
+        got["relations"],
+        got["tails"],
+        ent_keys,
+        rel_keys,
+        KGTables(triples=pl.DataFrame(schema={"head": pl.String}), report=report, source=str(path)),
+        threads=threads,
+        t0=t0,
+    )
+
+
+def _role_order(fields: list[str]) -> list[int] | None:
+    from .io import _role_columns
+
+    return _role_columns(fields)
+
+
 def _codes(col: pl.Series, keys: pl.Series) -> np.ndarray:
     """Dense int32 ids of ``col`` values in the sorted ``keys`` (all values must be present)."""
     return col.cast(pl.Enum(keys)).to_physical().cast(pl.Int32).to_numpy()
@@ -72,24 +153,55 @@ class KnowledgeGraph:
     def __init__(
         self,
         native: _core.Graph,
-        entities: pl.DataFrame,
-        relations: pl.DataFrame,
-        entity_types: pl.DataFrame,
-        type_labels: pl.DataFrame,
+        entities: Table,
+        relations: Table,
+        entity_types: Table,
+        type_labels: Table,
         *,
         report: dict[str, Any] | None = None,
         source: str = "",
+        snapshot: str | None = None,
     ) -> None:
+        """Tables are frames or loaders (called once, on first use: a snapshot's names)."""
         self.native = native
-        self.entities = entities
-        self.relations = relations
-        self.entity_types = entity_types
-        self.type_labels = type_labels
+        self._tables: dict[str, Table] = {
+            "entities": entities,
+            "relations": relations,
+            "entity_types": entity_types,
+            "type_labels": type_labels,
+        }
         self.report = dict(report or {})
         self.source = source
+        self.snapshot = snapshot
         self._triples: pl.DataFrame | None = None
         self._entity_index: dict[str, int] | None = None
         self._relation_index: dict[str, int] | None = None
+
+    def _table(self, name: str) -> pl.DataFrame:
+        table = self._tables[name]
+        if not isinstance(table, pl.DataFrame):
+            table = self._tables[name] = table()
+        return table
+
+    @property
+    def entities(self) -> pl.DataFrame:
+        """id, key, label, description of every entity (row i is id i)."""
+        return self._table("entities")
+
+    @property
+    def relations(self) -> pl.DataFrame:
+        """id, key, label, description of every relation (row i is id i)."""
+        return self._table("relations")
+
+    @property
+    def entity_types(self) -> pl.DataFrame:
+        """(entity id, type key) pairs."""
+        return self._table("entity_types")
+
+    @property
+    def type_labels(self) -> pl.DataFrame:
+        """id, key, label, description of every type key."""
+        return self._table("type_labels")
 
     # ----- construction -------------------------------------------------------------
     @classmethod
@@ -111,6 +223,22 @@ class KnowledgeGraph:
         heads = _codes(triples.get_column("head"), ent_keys)
         rels = _codes(triples.get_column("relation"), rel_keys)
         tails = _codes(triples.get_column("tail"), ent_keys)
+        return cls._from_ids(heads, rels, tails, ent_keys, rel_keys, tables, threads=threads, t0=t0)
+
+    @classmethod
+    def _from_ids(
+        cls,
+        heads: np.ndarray,
+        rels: np.ndarray,
+        tails: np.ndarray,
+        ent_keys: pl.Series,
+        rel_keys: pl.Series,
+        tables: KGTables,
+        *,
+        threads: int,
+        t0: float,
+    ) -> KnowledgeGraph:
+        """The CSR and id tables from int32 id columns over sorted keys (+ the label tables)."""
         arrays, duplicates = _core.build_arrays(
             heads, rels, tails, len(ent_keys), len(rel_keys), threads
         )
@@ -144,7 +272,7 @@ class KnowledgeGraph:
         )
         report = dict(tables.report)
         report.update(
-            triples_read=triples.height,
+            triples_read=len(heads),
             duplicates=int(duplicates),
             build_seconds=round(time.perf_counter() - t0, 4),
         )
@@ -165,18 +293,31 @@ class KnowledgeGraph:
         *,
         splits: tuple[str, ...] = ("train",),
         threads: int = 0,
-        verify: bool = True,
+        verify: bool | None = None,
+        strict: bool = False,
+        **read_options: Any,
     ) -> KnowledgeGraph:
-        """Load a bundled KG by name (``codex-s``), a snapshot, a canonical KG directory or a triples file."""
+        """Load a bundled KG by name (``codex-s``), a snapshot, a canonical KG directory, a
+        benchmark folder (``train.txt`` ...) or a triples file.
+
+        ``strict`` makes label/type rows naming keys outside the triples an error instead of
+        skipped and counted; ``read_options`` (``separator``, ``columns``, ``has_header``,
+        ``format``) go to :func:`kg2tool.io.read_triples` for a single file.
+        """
         from . import datasets, io
 
         path = Path(name_or_path)
         if path.is_dir():
             if is_snapshot(path):
                 return cls.open_snapshot(path, verify=verify)
-            return cls.from_tables(io.read_kg_dir(path, splits=splits), threads=threads)
+            return cls.from_tables(
+                io.read_kg_dir(path, splits=splits, strict=strict), threads=threads
+            )
         if path.is_file():
-            return cls.from_tables(io.read_triples(path), threads=threads)
+            fast = _fast_tsv(path, threads, read_options)
+            if fast is not None:
+                return fast
+            return cls.from_tables(io.read_triples(path, **read_options), threads=threads)
         name = str(name_or_path)
         if name in datasets.bundled_names():
             return cls.from_tables(
@@ -210,21 +351,60 @@ class KnowledgeGraph:
         return save_snapshot(path, arrays, tables, meta)
 
     @classmethod
-    def open_snapshot(cls, path: str | os.PathLike[str], *, verify: bool = True) -> KnowledgeGraph:
-        """Memory-map a snapshot; every invariant is re-checked natively, so corruption is an error."""
-        arrays, tables, meta = load_snapshot(path, verify=verify)
+    def open_snapshot(
+        cls, path: str | os.PathLike[str], *, verify: bool | None = None
+    ) -> KnowledgeGraph:
+        """Memory-map a snapshot. By default the cheap check only (manifest, sizes, headers,
+        checksums of small files; see :mod:`kg2tool.snapshot`) and names read on first use;
+        ``verify=True`` (or :meth:`validate` later) checks every checksum and CSR invariant
+        now, ``verify=False`` the invariants without checksums."""
+        arrays, loaders, meta = load_snapshot(path, verify=verify)
         try:
             n_ent, n_rel, n_typ = (
                 int(meta[k]) for k in ("num_entities", "num_relations", "num_types")
             )
-            native = _core.Graph(n_ent, n_rel, n_typ, dict(arrays), validate=True)
-            ent, rel = tables["entities"], tables["relations"]
-            et, tl = tables["entity_types"], tables["type_labels"]
+            native = _core.Graph(n_ent, n_rel, n_typ, dict(arrays), validate=verify is not None)
+            rows = meta["table_rows"]
+            counts = (rows["entities"], rows["relations"], rows["type_labels"])
+            tables = [loaders[k] for k in ("entities", "relations", "entity_types", "type_labels")]
+            if verify is not None:
+                tables = [load() for load in tables]
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"{path}: inconsistent snapshot ({exc})") from None
-        if ent.height != n_ent or rel.height != n_rel or tl.height != n_typ:
+        if counts != (n_ent, n_rel, n_typ):
             raise SnapshotError(f"{path}: id tables do not match the graph's counts")
-        return cls(native, ent, rel, et, tl, report=meta.get("report", {}), source=str(path))
+        return cls(
+            native, *tables, report=meta.get("report", {}), source=str(path), snapshot=str(path)
+        )
+
+    def validate(self, *, threads: int = 0) -> None:
+        """The full check: every CSR invariant (native) and, for a snapshot, every file's
+        checksum, in parallel; raises SnapshotError (or ValueError for an in-memory graph)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .snapshot import verify_checksums
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            crc = (
+                pool.submit(verify_checksums, self.snapshot, threads=threads)
+                if self.snapshot
+                else None
+            )
+            try:
+                _core.Graph(
+                    self.num_entities,
+                    self.num_relations,
+                    int(self.native.num_types),
+                    dict(self.native.arrays),
+                    validate=True,
+                )
+            except ValueError as exc:
+                if crc is not None:
+                    crc.result()  # a checksum mismatch explains a broken invariant better
+                    raise SnapshotError(f"{self.snapshot}: inconsistent snapshot ({exc})") from None
+                raise
+            if crc is not None:
+                crc.result()
 
     # ----- look-ups -----------------------------------------------------------------
     @property
@@ -303,6 +483,16 @@ class KnowledgeGraph:
             "types": int(self.native.num_types),
             "duplicates_dropped": int(self.report.get("duplicates", 0)),
             "native_bytes": int(self.native.nbytes),
+            **self.load_report(),
+        }
+
+    def load_report(self) -> dict[str, int]:
+        """What the loader skipped or detected: unknown label keys, header line, literals, ..."""
+        shown = ("skipped_unknown_keys", "header_line", "literal_triples", "blank_node_triples")
+        return {
+            k: int(v)
+            for k, v in self.report.items()
+            if isinstance(v, int) and v and k.startswith(shown)
         }
 
     def __repr__(self) -> str:

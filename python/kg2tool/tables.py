@@ -26,6 +26,7 @@ class KGTables:
     - ``entity_types``: key, type (one row per (entity, type) pair); a type key may have a
       label in ``type_labels`` (key, label, description).
     - ``report``: counts a loader wants to tell the user (e.g. ``literal_triples`` skipped).
+    - ``held_out``: split name -> triples read but not part of the graph (valid, test).
     """
 
     triples: pl.DataFrame
@@ -35,3 +36,13 @@ class KGTables:
     type_labels: pl.DataFrame | None = None
     report: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    held_out: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+
+def clean_text(expr: pl.Expr) -> pl.Expr:
+    """A label or description on one line: each tab, CR or LF becomes a space.
+
+    The one rule for every path (graph build, canonical writer), so a label reads the same
+    in a question, in a call argument and after an import.
+    """
+    return expr.cast(pl.String).str.replace_all(r"[\t\r\n]", " ")
