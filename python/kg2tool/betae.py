@@ -32,8 +32,6 @@ import hashlib
 import json
 import os
 import pickle
-import shutil
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -46,6 +44,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import _core
+from .atomic import atomic_dir, write_text
 from .betae_pickle import encode_keys, write_answers, write_queries
 from .engine import QueryStream, execute_queries, resolve_pattern
 from .errors import InputError, UnknownNameError
@@ -774,45 +773,32 @@ def export_betae(
                 used[name].update(_row_keys(tq.relation_ids, tq.anchor_ids))
             results[split][name] = tq
 
-    root.parent.mkdir(parents=True, exist_ok=True)
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
+        with atomic_dir(root) as tmp:
+            _write_files(graphs, results, tmp, tables, jsonl)
+            report_counts = {
+                s: {
+                    t: {"requested": q.requested, "written": len(q), "candidates": q.candidates}
+                    for t, q in per.items()
+                }
+                for s, per in results.items()
+            }
+            manifest = {
+                "format": "KGReasoning (BetaE) logical queries",
+                "source": str(kg_tables.source),
+                "seed": seed,
+                "max_answers": max_answers,
+                "max_answers_1p": max_answers_1p,
+                "numentity": graphs.num_entities,
+                "numrelations": graphs.num_relations,
+                "dropped_held_out_triples": graphs.dropped,
+                "counts": report_counts,
+            }
+            write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:
         raise InputError(
-            f"cannot write to the output directory: {exc.strerror}", path=str(root.parent)
+            f"cannot write the export: {exc.strerror or exc}", path=str(root.parent)
         ) from None
-    try:
-        tmp.chmod(0o755)
-        _write_files(graphs, results, tmp, tables, jsonl)
-        report_counts = {
-            s: {
-                t: {"requested": q.requested, "written": len(q), "candidates": q.candidates}
-                for t, q in per.items()
-            }
-            for s, per in results.items()
-        }
-        manifest = {
-            "format": "KGReasoning (BetaE) logical queries",
-            "source": str(kg_tables.source),
-            "seed": seed,
-            "max_answers": max_answers,
-            "max_answers_1p": max_answers_1p,
-            "numentity": graphs.num_entities,
-            "numrelations": graphs.num_relations,
-            "dropped_held_out_triples": graphs.dropped,
-            "counts": report_counts,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if root.exists():
-            old = root.parent / f"{tmp.name}.old"
-            root.rename(old)
-            tmp.rename(root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ExportReport(
         root,
         report_counts,
