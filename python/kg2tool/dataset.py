@@ -86,7 +86,7 @@ class Context:
     def __init__(self, kg: Any, catalog: ApiCatalog | None = None, overrides: Any = None) -> None:
         """Build everything the per-batch work needs."""
         self.kg = kg
-        self.catalog = catalog or ApiCatalog.from_graph(kg)
+        self.catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
         self.runtime = ToolRuntime(kg, self.catalog)
         self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
         self.fragments = ToolFragments(self.catalog)

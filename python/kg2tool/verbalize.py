@@ -24,8 +24,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kg2tool.apis import ApiCatalog, load_overrides, relation_words
+from kg2tool.apis import ApiCatalog
 from kg2tool.errors import InputError
+from kg2tool.lexicon import plural as _plural_noun
+from kg2tool.lexicon import resolve_lexicon
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 
 __all__ = [
@@ -42,74 +44,6 @@ RAW_ID_PATTERN = r"\b[QP]\d+\b|/m/|/g/"
 # A type word is used in "Which <types> ..." only when this share of the answers carries it.
 TYPE_COVERAGE = 0.95
 _PEOPLE_TYPES = {"human", "person", "people"}
-
-# normalised label -> (forward phrase, inverse phrase); {x} the argument, {dom} plural of the
-# domain type ("people" for humans), {rng} plural of the range type.
-CURATED: dict[str, tuple[str, str]] = {
-    "founded by": ("the founders of {x}", "the {dom} founded by {x}"),
-    "influenced by": ("the people who influenced {x}", "the people influenced by {x}"),
-    "directed by": ("the director of {x}", "the {dom} directed by {x}"),
-    "director": ("the director of {x}", "the {dom} directed by {x}"),
-    "written by": ("the writer of {x}", "the {dom} written by {x}"),
-    "produced by": ("the producer of {x}", "the {dom} produced by {x}"),
-    "member of political party": ("the political party of {x}", "the members of {x}"),
-    "member of": ("the organizations that {x} is a member of", "the members of {x}"),
-    "part of": ("the {rng} that {x} is part of", "the parts of {x}"),
-    "named after": ("the namesake of {x}", "the {dom} named after {x}"),
-    "cast member": ("the cast members of {x}", "the {dom} starring {x}"),
-    "practiced by": ("the groups that practice {x}", "the {dom} practiced by {x}"),
-    "spouse": ("the spouse of {x}", "the people married to {x}"),
-    "sibling": ("the siblings of {x}", "the people whose sibling is {x}"),
-    "child": ("the children of {x}", "the parents of {x}"),
-    "unmarried partner": ("the unmarried partner of {x}", "the people whose partner is {x}"),
-    "educated at": ("the schools that {x} attended", "the people educated at {x}"),
-    "diplomatic relation": (
-        "the countries that {x} has diplomatic relations with",
-        "the countries that have diplomatic relations with {x}",
-    ),
-    "shares border with": ("the neighbours of {x}", "the {dom} bordering {x}"),
-    "place of birth": ("the birthplace of {x}", "the people born in {x}"),
-    "place of death": ("the place where {x} died", "the people who died in {x}"),
-    "place of burial": ("the burial place of {x}", "the people buried in {x}"),
-    "headquarters location": ("the headquarters location of {x}", "the {dom} headquartered in {x}"),
-    "country of citizenship": ("the country of citizenship of {x}", "the citizens of {x}"),
-    "residence": ("the residence of {x}", "the residents of {x}"),
-    "languages spoken written or signed": (
-        "the languages spoken by {x}",
-        "the people who speak {x}",
-    ),
-    "notable works": ("the notable works of {x}", "the people whose notable works include {x}"),
-    "location of formation": ("the place where {x} was formed", "the {dom} formed in {x}"),
-    "employer": ("the employers of {x}", "the people employed by {x}"),
-    "instrument": ("the instruments played by {x}", "the people who play {x}"),
-    "genre": ("the genre of {x}", "the {dom} in the {x} genre"),
-    "record label": ("the record label of {x}", "the artists signed to {x}"),
-    "occupation": ("the occupation of {x}", "the people whose occupation is {x}"),
-    "field of work": ("the field of work of {x}", "the people who work in {x}"),
-    "cause of death": ("the cause of death of {x}", "the people who died of {x}"),
-    "medical condition": ("the medical conditions of {x}", "the people with {x}"),
-    "head of state": ("the head of state of {x}", "the {dom} whose head of state is {x}"),
-    "continent": ("the continent of {x}", "the {dom} in {x}"),
-    "country": ("the country of {x}", "the {dom} from {x}"),
-    "country of origin": ("the country of origin of {x}", "the {dom} from {x}"),
-    "official language": ("the official language of {x}", "the {dom} where {x} is official"),
-    "parent organization": ("the parent organization of {x}", "the subsidiaries of {x}"),
-    "narrative location": ("the setting of {x}", "the {dom} set in {x}"),
-    "time period": ("the time period of {x}", "the people of {x}"),
-    "ethnic group": ("the ethnic group of {x}", "the people of the {x} ethnic group"),
-    "religion": ("the religion of {x}", "the people whose religion is {x}"),
-    "movement": ("the movement of {x}", "the people of the {x} movement"),
-    "contains administrative territorial entity": (
-        "the subdivisions of {x}",
-        "the region that contains {x}",
-    ),
-    "located in the administrative territorial entity": (
-        "the region where {x} is located",
-        "the places located in {x}",
-    ),
-    "capital": ("the capital of {x}", "the {dom} whose capital is {x}"),
-    "capital of": ("the {rng} whose capital is {x}", "the capital of {x}"),
-}
 
 
 def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
@@ -129,16 +63,7 @@ def _plural(word: str) -> str:
     """English plural of the last word of a type phrase ("city" -> "cities")."""
     if word in _PEOPLE_TYPES:
         return "people"
-    head, _, last = word.rpartition(" ")
-    if last.endswith("s") and not last.endswith("ss"):
-        pass
-    elif re.search(r"[^aeiou]y$", last):
-        last = last[:-1] + "ies"
-    elif re.search(r"(s|x|z|ch|sh)$", last):
-        last += "es"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
+    return _plural_noun(word)
 
 
 # Words that end the head noun of a phrase ("the people | who influenced {x}").
@@ -209,6 +134,19 @@ def _plural_arg(pre: str, post: str) -> tuple[str, str]:
     return pre, post
 
 
+def _plural_verb_after(post: str) -> str:
+    """A phrase suffix whose first word is a 3rd-person verb, made plural for a plural
+    argument (" interacts" -> " interact")."""
+    words = post.split(" ")
+    if len(words) >= 2 and words[0] == "":
+        from kg2tool.lexicon import _verb_lemma
+
+        lemma = _verb_lemma(words[1])
+        if lemma is not None:
+            words[1] = lemma
+    return " ".join(words)
+
+
 def _split(template: str) -> tuple[str, str]:
     """(prefix, suffix) of a phrase with one ``{x}``."""
     if template.count("{x}") != 1:
@@ -263,36 +201,33 @@ def build_lexicon(
     catalog: ApiCatalog | None = None,
     overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> RelationLexicon:
-    """The relation lexicon of a KG: curated table, then label rules; ``overrides`` win."""
-    catalog = catalog or ApiCatalog.from_graph(kg)
-    over = load_overrides(overrides) if overrides is not None else {}
+    """The question lexicon of a KG, from the catalogue's resolved relation lexicon (shipped
+    lexicons, user overrides, grammatical fallback; :mod:`kg2tool.lexicon`); ``overrides``
+    given here win over the catalogue's."""
+    catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
+    entries = catalog.lexicon
+    if overrides is not None or not entries:
+        keys = kg.relations["key"].to_list()
+        types = {}
+        for key in keys:
+            try:
+                api = catalog.api_for(key, "forward")
+                types[key] = (api.input_type, api.output_type)
+            except Exception:
+                types[key] = ("entity", "entity")
+        entries = resolve_lexicon(
+            zip(keys, kg.relations["label"], kg.relations["description"], strict=True),
+            types=types,
+            overrides=overrides,
+        )
     cover = _type_coverage(kg)
-    rows: list[tuple[int, str, str, str, bool]] = []
+    rows: list[tuple[Any, ...]] = []
     keys = kg.relations["key"].to_list()
-    labels = kg.relations["label"].to_list()
-    for rid, (key, label) in enumerate(zip(keys, labels, strict=True)):
-        words = relation_words(key, label)
-        norm = " ".join(words)
-        try:
-            fwd_api = catalog.api_for(key, "forward")
-            dom, rng = fwd_api.input_type, fwd_api.output_type
-        except Exception:
-            dom = rng = "entity"
-        dom_pl, rng_pl = _plural(dom) if dom != "entity" else "entities", _plural(rng)
-        if norm in CURATED:
-            fwd, inv = CURATED[norm]
-        elif words[-1] == "by":
-            fwd, inv = f"the {rng_pl} that {{x}} was {norm}", f"the {{dom}} {norm} {{x}}"
-        elif words[-1] in ("of", "in", "with", "at", "to", "from"):
-            fwd, inv = f"the {rng_pl} that {{x}} is {norm}", f"the {{dom}} that are {norm} {{x}}"
-        else:
-            fwd, inv = f"the {norm} of {{x}}", f"the {{dom}} whose {norm} is {{x}}"
-        fwd = fwd.replace("{dom}", dom_pl).replace("{rng}", rng_pl)
-        inv = inv.replace("{dom}", dom_pl).replace("{rng}", rng_pl)
-        phrasing = (over.get(key) or {}).get("phrasing") or {}
-        fwd, inv = phrasing.get("forward", fwd), phrasing.get("inverse", inv)
-        for d, text in ((0, fwd), (1, inv)):
-            pre, post = _split(text)
+    for rid, key in enumerate(keys):
+        entry = entries[key]
+        for d, side in ((0, entry.forward), (1, entry.inverse)):
+            pre, post = _split(side.one)
+            pre_many, post_many = _split(side.many)
             tlabel, share = cover.get((rid, d), ("entity", 0.0))
             person = tlabel in _PEOPLE_TYPES and share >= TYPE_COVERAGE
             if person:
@@ -304,14 +239,16 @@ def build_lexicon(
             qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
             j, noun = _head_span(pre)
             head = " ".join(pre.split(" ")[1:j]) if j else ""
-            plural = bool(head) and _is_plural_word(pre.split(" ")[noun])
-            pre_p = _pluralize_head(pre)
-            head_pl = " ".join(pre_p.split(" ")[1:j]) if j else ""
-            pre_m, post_m = _plural_arg(pre, post)
+            plural_ = bool(head) and _is_plural_word(pre.split(" ")[noun])
+            jp, _ = _head_span(pre_many)
+            head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
+            pre_m, post_m = _plural_arg(pre_many, post_many)
+            if post_m == post_many and post == post_many:
+                post_m = _plural_verb_after(post_m)
             rows.append(
                 (
-                    rid * 2 + d, pre, post, qword, person, plural, qword_one, pre_p, pre_m,
-                    post_m, head, head_pl,
+                    rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
+                    post_m, head, head_pl, side.verb, side.question,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -329,6 +266,8 @@ def build_lexicon(
             "suffix_m": pl.String,
             "head": pl.String,
             "head_pl": pl.String,
+            "verb": pl.String,
+            "question": pl.String,
         },
         orient="row",
     )
