@@ -53,7 +53,13 @@ from kg2tool.trajectories import (
     join_call_counts,
     verify_many,
 )
-from kg2tool.verbalize import RAW_ID_PATTERN, RelationLexicon, build_lexicon, mix_hash, verbalize
+from kg2tool.verbalize import (
+    RAW_ID_PATTERN,
+    RelationLexicon,
+    build_lexicon,
+    mix_hash,
+    verbalize_linted,
+)
 
 __all__ = [
     "COLUMNS",
@@ -330,16 +336,15 @@ def _questions(
     dropped = report["dropped"]
     if (~ok_anchor).any():
         dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())
-    question = verbalize(
-        plan,
-        rel,
-        anchor_names,
-        q["num_answers"].to_numpy(),
-        q["qid"].to_numpy(),
-        ctx.lexicon,
-        seed=seed,
+    question, lint = verbalize_linted(
+        plan, rel, anchor_names, q["qid"].to_numpy(), ctx.lexicon, seed=seed
     )
-    return q.with_columns(question.alias("question")).filter(pl.Series(ok_anchor))
+    # no template of the pattern reads well for these relations: dropped and counted
+    bad_text = lint.is_not_null().to_numpy() & ok_anchor
+    if bad_text.any():
+        dropped["question_lint"] = dropped.get("question_lint", 0) + int(bad_text.sum())
+    keep = ok_anchor & ~bad_text
+    return q.with_columns(question.alias("question")).filter(pl.Series(keep))
 
 
 def _shard_rows(

@@ -351,8 +351,8 @@ _CURATED: dict[str, tuple[str, str]] = {
     "written by": ("the writer of {x}", "the {dom} written by {x}"),
     "produced by": ("the producer of {x}", "the {dom} produced by {x}"),
     "member of political party": ("the political party of {x}", "the members of {x}"),
-    "member of": ("the organizations that {x} is a member of", "the members of {x}"),
-    "part of": ("the {rng} that {x} is part of", "the parts of {x}"),
+    "member of": ("the organizations that have {x} as a member", "the members of {x}"),
+    "part of": ("the {rng} that have {x} as a part", "the parts of {x}"),
     "named after": ("the namesake of {x}", "the {dom} named after {x}"),
     "cast member": ("the cast members of {x}", "the {dom} starring {x}"),
     "practiced by": ("the groups that practice {x}", "the {dom} practiced by {x}"),
@@ -362,7 +362,7 @@ _CURATED: dict[str, tuple[str, str]] = {
     "unmarried partner": ("the unmarried partner of {x}", "the people whose partner is {x}"),
     "educated at": ("the schools that {x} attended", "the people educated at {x}"),
     "diplomatic relation": (
-        "the countries that {x} has diplomatic relations with",
+        "the countries with which {x} has diplomatic relations",
         "the countries that have diplomatic relations with {x}",
     ),
     "shares border with": ("the neighbours of {x}", "the {dom} bordering {x}"),
@@ -435,19 +435,21 @@ def _participle(lemma: str) -> str:
 
 
 def _is_participle(word: str) -> bool:
-    from lemminflect import getAllLemmas
+    """Whether a word is a verb's past participle ("located", "born", "spoken")."""
+    from lemminflect import getAllLemmas, getInflection
 
     if word in ("born", "made", "known", "written", "held", "found", "built", "led", "set"):
         return True
-    return word.endswith("ed") and "VERB" in getAllLemmas(word)
+    lemmas = getAllLemmas(word).get("VERB")
+    return bool(lemmas) and word in getInflection(lemmas[0], "VBN") and word != lemmas[0]
 
 
 def relation_text(key: str, label: str | None) -> str:
     """The words a relation is read from: its label, else its key turned into words."""
-    if label and label != key and not label.startswith("/"):
-        text = label
-    elif key.startswith("/") and key.count("/") >= 3:  # a Freebase path: its last property
+    if key.startswith("/") and key.count("/") >= 3:  # a Freebase path: its last property
         text = re.sub(r"_s$", "", key.rsplit("/", 1)[-1]).replace("_", " ")
+    elif label and label != key:
+        text = label
     else:
         text = humanise_key(key)
     text = re.sub(r"-(?=(?:in|of|by|with|to|from|at|on|for)\b)", " ", text.lower())

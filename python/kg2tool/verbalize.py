@@ -127,6 +127,9 @@ def _plural_arg(pre: str, post: str) -> tuple[str, str]:
         return pre[: -len("the ")], ""
     if pre.endswith(" is "):
         pre += "one of "
+    role = re.fullmatch(r" as an? ([a-z][a-z ]*)", post)
+    if role:  # "that have {x} as a member" -> "that have {xs} as members"
+        post = f" as {_plural(role.group(1))}"
     for one, many in _ARG_VERBS:
         if post == one or post.startswith(one + " "):
             post = many + post[len(one) :]
@@ -372,13 +375,23 @@ def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
         bare = _all_of(texts)
     elif kind == UNION:
         bare = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
-    else:
+    else:  # scope made explicit: "those among A that are not among B"
         bare = pl.concat_str(texts[0], pl.lit(" but not "), texts[1])
     person = pl.lit(parts[0].person)
-    noun = pl.concat_str(
-        pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
-        bare,
-    )
+    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
+    if kind == DIFFERENCE:
+        noun = pl.concat_str(
+            pl.lit("those among "),
+            pl.lit(parts[0].noun),
+            that,
+            pl.lit("are not among "),
+            pl.lit(parts[1].noun),
+        )
+    else:
+        noun = pl.concat_str(
+            pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
+            bare,
+        )
     return _materialise(
         len(parts[0].text),
         text=bare,
@@ -600,7 +613,89 @@ def verbalize(
     seed: int = 0,
 ) -> pl.Series:
     """One question per row, from the plan's phrases and a seeded template choice."""
+    del num_answers  # the question never gives the number of answers away
+    templates = _templates(plan, relation_ids, anchor_names, lexicon)
+    choice = (mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64)
+    return _render(templates, choice, len(query_ids))
+
+
+def verbalize_linted(
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    query_ids: np.ndarray,
+    lexicon: RelationLexicon,
+    *,
+    seed: int = 0,
+) -> tuple[pl.Series, pl.Series]:
+    """:func:`verbalize` whose template choice is redrawn where the question fails the lint
+    (:func:`kg2tool.lint.lint_texts`, on the template with placeholder anchor names, so a
+    name such as "Duran Duran" is not taken for a doubled word): the seeded choice first,
+    then the next templates in turn. Returns (questions, lint reason per row): the reason
+    is null for a question that passes, else the first template's reason and a null
+    question."""
+    from kg2tool.lint import lint_texts
+
     n = len(query_ids)
+    placeholders = [
+        pl.Series([f"Xanchor{j}"] * n, dtype=pl.String) for j in range(len(anchor_names))
+    ]
+    probe = _templates(plan, relation_ids, placeholders, lexicon)
+    k = len(probe)
+    ok = np.zeros((k, n), bool)
+    reasons: list[pl.Series] = []
+    texts = pl.select(*(_finish(body, mark).alias(f"t{t}") for t, (body, mark) in enumerate(probe)))
+    for t in range(k):
+        why = lint_texts(texts[f"t{t}"] if texts.height == n else pl.Series([None] * n))
+        reasons.append(why)
+        ok[t] = why.is_null().to_numpy()
+    first = (mix_hash(seed, query_ids) % np.uint64(k)).astype(np.int64)
+    choice = np.full(n, -1, np.int64)
+    for step in range(k - 1, -1, -1):  # the earliest passing template in cyclic order wins
+        t = (first + step) % k
+        choice = np.where(ok[t, np.arange(n)], t, choice)
+    templates = _templates(plan, relation_ids, anchor_names, lexicon)
+    out = _render(templates, np.maximum(choice, 0), n)
+    failed = choice < 0
+    reason = pl.Series("reason", [None] * n, dtype=pl.String)
+    if failed.any():
+        rows = np.flatnonzero(failed)
+        table = np.stack([r.to_numpy() for r in reasons])  # (template, row) -> reason
+        why_first = pl.Series(table[first[rows], rows].tolist(), dtype=pl.String)
+        reason = reason.scatter(rows, why_first)
+        out = out.scatter(rows, pl.Series([None] * len(rows), dtype=pl.String))
+    return out, reason
+
+
+def _render(templates: list[tuple[pl.Expr, str]], choice: np.ndarray, n: int) -> pl.Series:
+    """The question of every row from its chosen template, finished."""
+    chosen = pl.lit(pl.Series(choice.astype(np.int64)))
+    # the chosen template's body first, then one _finish pass (not one per template)
+    body_expr: Any = None
+    mark_expr: Any = None
+    for t, (body, mark) in enumerate(templates):
+        if body_expr is None:
+            body_expr = pl.when(chosen == t).then(body)
+            mark_expr = pl.when(chosen == t).then(pl.lit(mark))
+        else:
+            body_expr = body_expr.when(chosen == t).then(body)
+            mark_expr = mark_expr.when(chosen == t).then(pl.lit(mark))
+    expr = _finish_expr(
+        body_expr.otherwise(pl.lit(None, pl.String)), mark_expr.otherwise(pl.lit(None, pl.String))
+    )
+    out = pl.select(expr.alias("question")).to_series()
+    if out.len() != n:
+        out = pl.Series("question", [None] * n, dtype=pl.String)
+    return out
+
+
+def _templates(
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    lexicon: RelationLexicon,
+) -> list[tuple[pl.Expr, str]]:
+    """The question templates of a pattern over its rows (body expression, final mark)."""
     phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
     last = plan.num_ops - 1
     kind = int(plan.op_kind[last])
@@ -611,7 +706,6 @@ def verbalize(
     # The verb agrees with the question word and the phrase, never with the number of
     # answers (which it would otherwise give away): "which cities are the birthplaces of
     # ...", "which city is the birthplace of X", "who are the people ...", "what is the ...".
-    del num_answers
     ins = [p for p in (phrases[i] for i in plan.inputs(last)) if p is not None]
     lead = ins[0] if kind in (INTERSECT, UNION, DIFFERENCE) else top
     many = pl.lit(lead.many)
@@ -622,7 +716,6 @@ def verbalize(
     )
     be = _be(many)
     person = pl.lit(lead.person)
-    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
     each = (
         pl.when(person)
         .then(pl.lit("each person who is "))
@@ -638,6 +731,9 @@ def verbalize(
             (pl.concat_str(pl.lit("can you tell me "), whole), "?"),
             (pl.concat_str(pl.lit("I would like to know "), whole), "."),
         ]
+        direct = _direct_question(plan, relation_ids, anchor_names, lexicon)
+        if direct is not None:  # the lexicon's one-hop question, where it has one
+            templates.append((pl.when(direct != "").then(direct).otherwise(templates[0][0]), "?"))
     elif kind == INTERSECT:
         texts = [pl.lit(p.text) for p in ins]
         others = _expr_join([_bare(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
@@ -646,64 +742,55 @@ def verbalize(
             (pl.concat_str(pl.lit("list "), each, _one_of(ins, " and also ")), "."),
             (
                 pl.concat_str(
-                    pl.lit("find "), pl.lit(ins[0].noun), that, pl.lit("are also "), others
-                ),
-                ".",
-            ),
-            (
-                pl.concat_str(
                     pl.lit("which of "), pl.lit(ins[0].noun), pl.lit(" are also "), others
                 ),
                 "?",
             ),
         ]
     elif kind == DIFFERENCE:
+        # the kept set is named first and whole, so "not" cannot reach into it
         keep, drop = ins
         kn, dn = pl.lit(keep.noun), _bare(pl.lit(drop.noun))
         templates = [
-            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?"),
-            (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
-            (pl.concat_str(pl.lit("name "), kn, that, pl.lit("are not "), dn), "."),
             (pl.concat_str(pl.lit("among "), kn, pl.lit(", which are not "), dn), "?"),
+            (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
+            (pl.concat_str(pl.lit("of "), kn, pl.lit(", name those that are not "), dn), "."),
         ]
     elif kind == UNION:
         texts = [pl.lit(p.text) for p in ins]
         either = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
-        nouns = [pl.lit(p.noun) for p in ins]
         templates = [
             (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), either), "?"),
-            (
-                pl.concat_str(
-                    pl.lit("list "),
-                    _expr_join(nouns, ", ", " and "),
-                    pl.lit(", all together" if len(nouns) > 2 else " together"),
-                ),
-                ".",
-            ),
             (pl.concat_str(pl.lit("name "), each, _one_of(ins, " or ")), "."),
         ]
     else:
         templates = [(pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?")]
-    choice = pl.lit(
-        pl.Series((mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64))
+    return templates
+
+
+def _direct_question(
+    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+) -> pl.Expr | None:
+    """The lexicon's one-hop question ("Where was X born?") of a projection from an anchor, per
+    row ("" where the relation has none); None when the last op is not such a projection."""
+    last = plan.num_ops - 1
+    if int(plan.op_kind[last]) != PROJECT:
+        return None
+    inner = plan.inputs(last)[0]
+    if int(plan.op_kind[inner]) != ANCHOR:
+        return None
+    rd = relation_ids[:, int(plan.op_arg[last])].astype(np.int64) * 2 + int(plan.op_dir[last])
+    q = _lex(lexicon, rd, "question")
+    parts = q.str.split_exact("{x}", 1)
+    name = pl.lit(anchor_names[int(plan.op_arg[inner])])
+    pre = pl.lit(parts.struct.field("field_0"))
+    post = pl.lit(parts.struct.field("field_1"))
+    # a trailing "?" is put back by the template's mark
+    return (
+        pl.when(pl.lit(q) == "")
+        .then(pl.lit(""))
+        .otherwise(pl.concat_str(pre, name, post.str.strip_suffix("?")))
     )
-    # the chosen template's body first, then one _finish pass (not one per template)
-    body_expr: Any = None
-    mark_expr: Any = None
-    for t, (body, mark) in enumerate(templates):
-        if body_expr is None:
-            body_expr = pl.when(choice == t).then(body)
-            mark_expr = pl.when(choice == t).then(pl.lit(mark))
-        else:
-            body_expr = body_expr.when(choice == t).then(body)
-            mark_expr = mark_expr.when(choice == t).then(pl.lit(mark))
-    expr = _finish_expr(
-        body_expr.otherwise(pl.lit(None, pl.String)), mark_expr.otherwise(pl.lit(None, pl.String))
-    )
-    out = pl.select(expr.alias("question")).to_series()
-    if out.len() != n:
-        out = pl.Series("question", [None] * n, dtype=pl.String)
-    return out
 
 
 def _one_of(parts: list[_Phrase], last: str) -> pl.Expr:
