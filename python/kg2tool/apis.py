@@ -488,7 +488,7 @@ class ApiCatalog:
         )
         drafts: list[_Draft] = []
         info: dict[tuple[str, str], dict[str, Any]] = {}
-        for rel_id, key, desc in zip(rels["id"], rels["key"], rels["description"], strict=True):
+        for rel_id, key in zip(rels["id"], rels["key"], strict=True):
             rel_id = int(rel_id)
             entry = lexicon[key]
             domain, range_ = entry.domain, entry.range
@@ -524,7 +524,7 @@ class ApiCatalog:
                     fixed="inverse_name" in o,
                 )
             )
-            meaning = entry.gloss or clean_description(desc)
+            meaning = entry.gloss  # the lexicon's, or the KG's description cleaned
             for d, inp, outp in (("forward", domain, range_), ("inverse", range_, domain)):
                 info[(key, d)] = {
                     "description": o.get("description" if d == "forward" else "inverse_description")
@@ -903,9 +903,8 @@ def _describe_list(single: Api, label: str, meaning: str, entry: Entry | None = 
     else:
         what = f"Batch form of {single.name}: looks up several {_plural_text(inp)} in one call."
     gloss = _relation_gloss(entry, meaning)
-    batch = f" Batch form of {single.name}." if entry is not None else ""
     return (
-        f"{what}{gloss}{batch} Input: a list of {inp} names. Output: one list of {outp} "
+        f"{what}{gloss} Input: a list of {inp} names. Output: one list of {outp} "
         "names, the union of the results for every given entity, sorted and without "
         "duplicates (it does not say which input each came from); empty if none is known."
     )

@@ -242,6 +242,14 @@ def generate(
             "'batched' (one call of a list API, e.g. get_x_of_y_batch, per projection step).",
         ),
     ] = None,
+    allow_raw_keys: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-raw-keys",
+            help="Keep samples that show entities without a name (opaque keys such as Q42); "
+            "by default they are dropped and counted.",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -358,6 +366,7 @@ def generate(
         "max_intermediate": max_intermediate,
         "set_ops": set_ops,
         "call_style": call_style,
+        "allow_raw_keys": allow_raw_keys,
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,

@@ -40,6 +40,7 @@ from kg2tool.formats import (
     dataset_info_entry,
     record_parts,
 )
+from kg2tool.lexicon import RAW_KEY_PATTERN
 from kg2tool.patterns import JOIN
 from kg2tool.pipeline import pattern_counts
 from kg2tool.runtime import ToolRuntime
@@ -97,6 +98,7 @@ class Context:
         self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
         self.fragments = ToolFragments(self.catalog)
         self.namable = namable_entities(self.runtime)
+        self.unlabelled = unlabelled_entities(kg)
 
     def batched(self) -> Context:
         """This context with the list APIs (``call_style="batched"``), made once: the same
@@ -124,6 +126,32 @@ def namable_entities(runtime: ToolRuntime) -> np.ndarray:
     names = pl.Series(runtime.names, dtype=pl.String)
     ok = (names == labels).fill_null(False) & ~labels.str.contains(RAW_ID_PATTERN).fill_null(False)
     return ok.to_numpy().astype(bool)
+
+
+def unlabelled_entities(kg: Any) -> np.ndarray:
+    """Per entity id: whether its name is an opaque key (no label, and a key such as ``Q42``
+    or ``/m/0x`` that no words can be read from). Samples showing one are dropped unless
+    ``allow_raw_keys``."""
+    ents = kg.entities
+    raw = (ents["label"] == ents["key"]).fill_null(True) & ents["key"].str.contains(RAW_KEY_PATTERN)
+    return raw.to_numpy().astype(bool)
+
+
+def _shows_raw_key(ctx: Context, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray:
+    """Per query row: whether an anchor, an intermediate entity or an answer has no name."""
+    raw = ctx.unlabelled
+    bad = raw[anc].any(axis=1) if anc.size else np.zeros(q.height, bool)
+    if not raw.any():
+        return bad
+    col = "sets" if "sets" in q.columns else "answer_ids"
+    ids = q.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("r"), pl.col(col).alias("i"))
+    ids = ids.explode("i")
+    if col == "sets":
+        ids = ids.explode("i")
+    ids = ids.drop_nulls("i")
+    rows = ids["r"].to_numpy()[raw[ids["i"].to_numpy().astype(np.int64)]]
+    bad[rows] = True
+    return bad
 
 
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
@@ -228,8 +256,12 @@ def build_from_batches(
     max_join_calls: int = MAX_JOIN_CALLS,
     call_style: str = "single",
     with_record: bool = True,
+    allow_raw_keys: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
+
+    Queries whose question or trajectory would show an entity without a name (an opaque key
+    such as ``Q42``) are dropped and counted (``raw_key_entity``) unless ``allow_raw_keys``.
 
     ``set_ops``: ``"thought"`` (set operations explained in the thoughts) or ``"tools"``
     (calls of the set-operation APIs). ``call_style``: ``"single"`` (one call per entity) or
@@ -285,7 +317,7 @@ def build_from_batches(
         # sids unique across the shard's patterns (rows stay in pattern order)
         q = q.with_columns(pl.col("sid") + base, pl.lit(len(specs), pl.Int32).alias("_p"))
         base += 2 * n + 1
-        q = _questions(ctx, plan, q, seed, report)
+        q = _questions(ctx, plan, q, seed, report, allow_raw_keys)
         items.append((plan, q))
         specs.append(str(spec))
     if paraphraser is not None:
@@ -323,9 +355,16 @@ def _empty_frame() -> pl.DataFrame:
 
 
 def _questions(
-    ctx: Context, plan: Any, q: pl.DataFrame, seed: int, report: dict[str, Any]
+    ctx: Context,
+    plan: Any,
+    q: pl.DataFrame,
+    seed: int,
+    report: dict[str, Any],
+    allow_raw_keys: bool = False,
 ) -> pl.DataFrame:
-    """One pattern's queries with their question; anchors that cannot be named are dropped."""
+    """One pattern's queries with their question; anchors that cannot be named are dropped,
+    and (unless ``allow_raw_keys``) queries whose trajectory would show an entity without a
+    name (``raw_key_entity``)."""
     labels = ctx.kg.entities["label"]
     k_anc = len(plan.anchor_slots)
     anc = _matrix(q["anchor_ids"], k_anc)
@@ -344,6 +383,11 @@ def _questions(
     if bad_text.any():
         dropped["question_lint"] = dropped.get("question_lint", 0) + int(bad_text.sum())
     keep = ok_anchor & ~bad_text
+    if not allow_raw_keys:
+        raw = _shows_raw_key(ctx, q, anc) & keep
+        if raw.any():
+            dropped["raw_key_entity"] = dropped.get("raw_key_entity", 0) + int(raw.sum())
+        keep &= ~raw
     return q.with_columns(question.alias("question")).filter(pl.Series(keep))
 
 

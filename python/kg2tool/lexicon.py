@@ -30,12 +30,16 @@ except ModuleNotFoundError:  # Python 3.10
 __all__ = [
     "FIELDS",
     "GENERAL_TYPES",
+    "RAW_KEY_PATTERN",
     "SIDE_FIELDS",
     "Entry",
     "Side",
     "a_an",
+    "entity_name_expr",
+    "entity_name_from_key",
     "fallback_fields",
     "humanise_key",
+    "is_raw_key",
     "plural",
     "read_lexicon",
     "resolve_lexicon",
@@ -116,6 +120,43 @@ def humanise_key(key: str) -> str:
     text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", text)
     text = re.sub(r"[_/.\s]+", " ", text)
     return text.strip().lower() if not text.isupper() or len(text) > 4 else text.strip()
+
+
+# Opaque identifiers that are no name: Wikidata/UMLS-style ids, Freebase mids, numbers, IRIs.
+_RAW_KEY = re.compile(r"[A-Za-z]{0,2}\d[\w.-]*|/[mg]/\w+|[a-z][a-z0-9+.-]*://\S+|_:\w+")
+
+
+RAW_KEY_PATTERN = f"^(?:{_RAW_KEY.pattern})$"
+
+
+def is_raw_key(key: str) -> bool:
+    """Whether a key is an opaque id ("Q216458", "/m/0x", "C0001175", an IRI) rather than
+    words that can stand for a name ("population_group", "BobDylan")."""
+    return _RAW_KEY.fullmatch(key) is not None
+
+
+def entity_name_expr(keys: Any) -> Any:
+    """Polars expression: the name of an entity that has no label, from its key (a
+    ``pl.Expr`` of keys): a key made of words becomes them ("population_group" ->
+    "population group", "concept:city_paris" -> "city paris", "BobDylan" -> "Bob Dylan"),
+    case kept; an opaque id (:func:`is_raw_key`) stays as it is."""
+    import polars as pl
+
+    words = (
+        keys.str.replace(r"^[A-Za-z]\w*:([^/])", "$1")
+        .str.replace_all(r"([a-z])([A-Z])", "$1 $2")
+        .str.replace_all(r"[_\s]+", " ")
+        .str.strip_chars()
+    )
+    raw = keys.str.contains(RAW_KEY_PATTERN)
+    return pl.when(raw | (words == "")).then(keys).otherwise(words)
+
+
+def entity_name_from_key(key: str) -> str:
+    """:func:`entity_name_expr` for one key."""
+    import polars as pl
+
+    return pl.select(entity_name_expr(pl.lit(key, pl.String))).item()
 
 
 def _words(text: str) -> list[str]:
@@ -380,7 +421,7 @@ _CURATED: dict[str, tuple[str, str]] = {
     "location of formation": ("the place where {x} was formed", "the {dom} formed in {x}"),
     "employer": ("the employers of {x}", "the people employed by {x}"),
     "instrument": ("the instruments played by {x}", "the people who play {x}"),
-    "genre": ("the genre of {x}", "the {dom} in the {x} genre"),
+    "genre": ("the genre of {x}", "the {dom} in the genre {x}"),
     "record label": ("the record label of {x}", "the artists signed to {x}"),
     "occupation": ("the occupation of {x}", "the people whose occupation is {x}"),
     "field of work": ("the field of work of {x}", "the people who work in {x}"),
@@ -394,9 +435,9 @@ _CURATED: dict[str, tuple[str, str]] = {
     "parent organization": ("the parent organization of {x}", "the subsidiaries of {x}"),
     "narrative location": ("the setting of {x}", "the {dom} set in {x}"),
     "time period": ("the time period of {x}", "the people of {x}"),
-    "ethnic group": ("the ethnic group of {x}", "the people of the {x} ethnic group"),
+    "ethnic group": ("the ethnic group of {x}", "the people who belong to {x}"),
     "religion": ("the religion of {x}", "the people whose religion is {x}"),
-    "movement": ("the movement of {x}", "the people of the {x} movement"),
+    "movement": ("the movement of {x}", "the people associated with {x}"),
     "contains administrative territorial entity": (
         "the subdivisions of {x}",
         "the region that contains {x}",
@@ -442,6 +483,14 @@ def _is_participle(word: str) -> bool:
         return True
     lemmas = getAllLemmas(word).get("VERB")
     return bool(lemmas) and word in getInflection(lemmas[0], "VBN") and word != lemmas[0]
+
+
+def _is_adjective(word: str) -> bool:
+    """Whether a word reads as an adjective only ("adjacent", "similar"), not a noun."""
+    from lemminflect import getAllLemmas
+
+    lemmas = getAllLemmas(word)
+    return "ADJ" in lemmas and "NOUN" not in lemmas
 
 
 def relation_text(key: str, label: str | None) -> str:
@@ -490,7 +539,7 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
             "api_inverse": "find_kinds_of",
         }
     lemma = _verb_lemma(w[0]) if w[0] not in ("is", "has", "was") else None
-    if lemma is not None and (len(w) == 1 or w[-1] in _PREPS or len(w) <= 3):
+    if lemma is not None and (len(w) == 1 or (w[-1] in _PREPS and len(w) <= 3)):
         rest = " ".join(w[1:])
         prep = w[-1] if len(w) > 1 and w[-1] in _PREPS else ""
         body = " ".join(w[1:-1]) if prep else rest
@@ -530,7 +579,7 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
         }
     if w[0] in ("is", "was") and len(w) >= 3 and _is_participle(w[1]) and w[-1] in _PREPS:
         w = w[1:]  # "is located in" -> "located in"
-    if len(w) >= 2 and w[-1] in _PREPS and _is_participle(w[-2]):
+    if len(w) >= 2 and w[-1] in _PREPS and (_is_participle(w[-2]) or _is_adjective(w[-2])):
         phrase = " ".join(w)  # "located in", "born in", "influenced by"
         core, prep = " ".join(w[:-1]), w[-1]
         return {
@@ -551,10 +600,19 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
         }
     if w[0] in ("has", "have") and len(w) >= 2:
         w = w[1:]  # "has part" -> the noun "part"
-    if len(w) <= 3 and w[-1] not in _PREPS and not w[-1].endswith(("ss", "us", "is")):
-        single = eng.singular_noun(w[-1])  # "combatants" -> "combatant"
-        if single and w[-1] not in ("news", "series", "species"):
-            w = [*w[:-1], single]
+    if w in (["also", "see"], ["see", "also"]):
+        w = ["related", "entry"]
+
+    def singular(word: str) -> str:  # "combatants" -> "combatant"
+        if word in _PREPS or word.endswith(("ss", "us", "is")) or word in ("news", "series"):
+            return word
+        return eng.singular_noun(word) or word
+
+    if len(w) <= 4:  # the last word of each conjunct: "disciplines or subjects"
+        w = [
+            singular(x) if i == len(w) - 1 or w[i + 1] in ("or", "and") else x
+            for i, x in enumerate(w)
+        ]
     noun = " ".join(w)
     if len(w) >= 2 and w[-1] == "of":  # "capital of", "part of", "member of"
         n = " ".join(w[:-1])
@@ -640,7 +698,7 @@ def resolve_lexicon(
                 )
             sides[d] = side
         from_lexicon = "forward" in fields or "inverse" in fields
-        gloss = fields.get("gloss") or _gloss(desc)
+        gloss = fields.get("gloss") or _gloss(desc, key)
         out[key] = Entry(
             key=key,
             label=relation_text(key, label),
@@ -681,9 +739,13 @@ def _plural_phrase(one: str) -> str:
     return one
 
 
-def _gloss(desc: str | None) -> str:
-    """A one-line gloss from a relation description without raw ids (empty when none)."""
+def _gloss(desc: str | None, key: str = "") -> str:
+    """A one-line gloss from a relation description without raw ids; empty when there is none
+    or it only repeats the key's words (Freebase paths as descriptions)."""
     if not desc:
+        return ""
+    key_words = set(re.findall(r"[a-z0-9]+", key.lower()))
+    if set(re.findall(r"[a-z0-9]+", desc.lower())) <= key_words:
         return ""
     from kg2tool.apis import clean_description
 

@@ -17,6 +17,7 @@ import polars as pl
 
 __all__ = ["RULES", "lint_text", "lint_texts", "rule_matches"]
 
+_TOKEN = r"[a-z0-9']+|[^\sa-z0-9']"
 _PREP = r"(?:of|in|by|with|to|from|at|on|for|into|about|as)"
 # rule name -> pattern (Rust regex syntax, also valid for Python's re)
 RULES: dict[str, str] = {
@@ -28,7 +29,7 @@ RULES: dict[str, str] = {
     "a_an": r"\b[Aa] [AEIOaeio]\w|\b[Aa]n [B-DF-GJ-NP-TV-Zb-df-gj-np-tv-z]\w",
     "dangling_preposition": rf"\b{_PREP}(?:\s*[.,;:!]|\s*$|\s+{_PREP}\b)",
     "empty_phrase": r"\b(?:the|a|an) (?:of|is|are|that|who|whose|which)\b|\s[,.?]|^\W",
-    "number_agreement": r"\b(?:people|children) (?:is|was|has)\b",
+    "number_agreement": r"\b(?:the|these|those) (?:people|children) (?:is|was|has)\b",
 }
 
 
@@ -40,7 +41,8 @@ def _doubled(texts: pl.Expr) -> pl.Expr:
 def _doubled_batch(texts: pl.Series) -> pl.Series:
     """Per text: whether two adjacent words are the same (or the same stem of 4+ letters
     with a plural "s")."""
-    words = texts.str.to_lowercase().str.extract_all(r"[a-z0-9']+")
+    # punctuation marks are tokens too, so "relations. Relation" is no repetition
+    words = texts.str.to_lowercase().str.extract_all(_TOKEN)
     counts = words.list.len().fill_null(0).to_numpy()
     flat = words.explode()  # an empty or null list gives one null
     row = np.repeat(np.arange(len(texts)), np.maximum(counts, 1))
@@ -79,7 +81,7 @@ def lint_text(text: str) -> str | None:
 def rule_matches(name: str, text: str) -> bool:
     """Whether one rule fires on a text (for tests and debugging)."""
     if name == "doubled_word":
-        words = re.findall(r"[a-z0-9']+", text.lower())
+        words = re.findall(_TOKEN, text.lower())
         return any(
             a == b or (a.rstrip("s") == b.rstrip("s") and len(a.rstrip("s")) >= 4)
             for a, b in itertools.pairwise(words)

@@ -98,6 +98,9 @@ class GenerateConfig:
     # "single": one relation call per entity; "batched": one list-API call per projection op
     # (kg2tool.trajectories). Left out of to_dict (dumps, resume hash) at the default.
     call_style: str = "single"
+    # Show entities without a name (opaque keys such as Q42) in samples; off by default, when
+    # such samples are dropped (raw_key_entity). Left out of to_dict at the default.
+    allow_raw_keys: bool = False
     # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
@@ -164,6 +167,8 @@ class GenerateConfig:
             d.pop("set_ops")
         if d.get("call_style") == "single":  # and the default call_style
             d.pop("call_style")
+        if not d.get("allow_raw_keys"):
+            d.pop("allow_raw_keys", None)
         return d
 
     def content_hash(self) -> str:
@@ -217,6 +222,7 @@ _FIELD_TYPES: dict[str, type] = {
     "options": dict,
     "set_ops": str,
     "call_style": str,
+    "allow_raw_keys": bool,
 }
 
 
@@ -898,6 +904,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             paraphraser=para,
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
+            **({"allow_raw_keys": True} if cfg.allow_raw_keys else {}),
             **({"with_record": False} if records is not None else {}),
             **cfg.options,
         )
