@@ -250,6 +250,21 @@ def generate(
             "by default they are dropped and counted.",
         ),
     ] = None,
+    exclude_relations: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-relations",
+            help="Comma-separated patterns (shell-style, case-insensitive) of relation keys or "
+            "labels to leave out, e.g. 'P1038,*slur*'.",
+        ),
+    ] = None,
+    exclude_entities: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-entities",
+            help="Comma-separated patterns of entity keys or labels to leave out.",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -367,6 +382,8 @@ def generate(
         "set_ops": set_ops,
         "call_style": call_style,
         "allow_raw_keys": allow_raw_keys,
+        "exclude_relations": exclude_relations,
+        "exclude_entities": exclude_entities,
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,

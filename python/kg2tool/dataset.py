@@ -21,6 +21,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,6 +101,17 @@ class Context:
         self.namable = namable_entities(self.runtime)
         self.unlabelled = unlabelled_entities(kg)
 
+    def exclusions(
+        self, relations: tuple[str, ...], entities: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(relation mask, entity mask) of what is excluded: the patterns given and the
+        lexicon's ``exclude = true`` relations; None when nothing is. Cached per patterns."""
+        cache = self.__dict__.setdefault("_exclusions", {})
+        if (relations, entities) not in cache:
+            flagged = [k for k, e in self.catalog.lexicon.items() if e.exclude]
+            cache[(relations, entities)] = exclusion_masks(self.kg, relations, entities, flagged)
+        return cache[(relations, entities)]
+
     def batched(self) -> Context:
         """This context with the list APIs (``call_style="batched"``), made once: the same
         names, lexicon and anchors; distractors drawn from the list APIs."""
@@ -137,11 +149,10 @@ def unlabelled_entities(kg: Any) -> np.ndarray:
     return raw.to_numpy().astype(bool)
 
 
-def _shows_raw_key(ctx: Context, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray:
-    """Per query row: whether an anchor, an intermediate entity or an answer has no name."""
-    raw = ctx.unlabelled
-    bad = raw[anc].any(axis=1) if anc.size else np.zeros(q.height, bool)
-    if not raw.any():
+def _touches(mask: np.ndarray, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray:
+    """Per query row: whether an anchor, an intermediate entity or an answer is in ``mask``."""
+    bad = mask[anc].any(axis=1) if anc.size else np.zeros(q.height, bool)
+    if not mask.any():
         return bad
     col = "sets" if "sets" in q.columns else "answer_ids"
     ids = q.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("r"), pl.col(col).alias("i"))
@@ -149,9 +160,42 @@ def _shows_raw_key(ctx: Context, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray
     if col == "sets":
         ids = ids.explode("i")
     ids = ids.drop_nulls("i")
-    rows = ids["r"].to_numpy()[raw[ids["i"].to_numpy().astype(np.int64)]]
+    rows = ids["r"].to_numpy()[mask[ids["i"].to_numpy().astype(np.int64)]]
     bad[rows] = True
     return bad
+
+
+def exclusion_masks(
+    kg: Any, relations: Sequence[str], entities: Sequence[str], flagged: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(relation mask, entity mask) by id of what matches the patterns (keys in ``flagged``:
+    relations a lexicon excludes); None when nothing is excluded."""
+    rel = excluded(kg.relations, relations, flagged)
+    ent = excluded(kg.entities, entities)
+    return (rel, ent) if rel.any() or ent.any() else None
+
+
+def _pattern_regex(patterns: Sequence[str]) -> str | None:
+    """One case-insensitive regex for shell-style patterns ("*slur*", "P1?"), None if none."""
+    pats = [p.strip() for p in patterns if p and p.strip()]
+    if not pats:
+        return None
+
+    def glob(p: str) -> str:
+        return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+
+    return "(?i)^(?:" + "|".join(glob(p) for p in pats) + ")$"
+
+
+def excluded(table: pl.DataFrame, patterns: Sequence[str], extra: Sequence[str] = ()) -> np.ndarray:
+    """Per row of an id/key/label table: whether its key or label matches one of the
+    shell-style ``patterns`` (case-insensitive), or its key is in ``extra``."""
+    mask = table["key"].is_in(list(extra)).to_numpy() if extra else np.zeros(table.height, bool)
+    regex = _pattern_regex(patterns)
+    if regex is not None:
+        hit = table["key"].str.contains(regex) | table["label"].str.contains(regex).fill_null(False)
+        mask |= hit.to_numpy()
+    return mask
 
 
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
@@ -257,8 +301,15 @@ def build_from_batches(
     call_style: str = "single",
     with_record: bool = True,
     allow_raw_keys: bool = False,
+    exclude_relations: Sequence[str] = (),
+    exclude_entities: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
+
+    ``exclude_relations`` / ``exclude_entities``: shell-style patterns (``"*slur*"``,
+    ``"P1?"``) matched case-insensitively against keys and labels; queries using such a
+    relation or showing such an entity are dropped and counted (``excluded``). Relations
+    whose lexicon entry says ``exclude = true`` are always excluded.
 
     Queries whose question or trajectory would show an entity without a name (an opaque key
     such as ``Q42``) are dropped and counted (``raw_key_entity``) unless ``allow_raw_keys``.
@@ -284,6 +335,7 @@ def build_from_batches(
     if call_style == "batched":
         ctx = ctx.batched()
     report: dict[str, Any] = {"dropped": {}, "skipped_patterns": {}, "per_pattern": {}}
+    exclusions = ctx.exclusions(tuple(exclude_relations), tuple(exclude_entities))
     items: list[tuple[Any, pl.DataFrame]] = []
     specs: list[str] = []
     base = 0
@@ -317,7 +369,7 @@ def build_from_batches(
         # sids unique across the shard's patterns (rows stay in pattern order)
         q = q.with_columns(pl.col("sid") + base, pl.lit(len(specs), pl.Int32).alias("_p"))
         base += 2 * n + 1
-        q = _questions(ctx, plan, q, seed, report, allow_raw_keys)
+        q = _questions(ctx, plan, q, seed, report, allow_raw_keys, exclusions)
         items.append((plan, q))
         specs.append(str(spec))
     if paraphraser is not None:
@@ -361,6 +413,7 @@ def _questions(
     seed: int,
     report: dict[str, Any],
     allow_raw_keys: bool = False,
+    exclusions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pl.DataFrame:
     """One pattern's queries with their question; anchors that cannot be named are dropped,
     and (unless ``allow_raw_keys``) queries whose trajectory would show an entity without a
@@ -384,10 +437,18 @@ def _questions(
         dropped["question_lint"] = dropped.get("question_lint", 0) + int(bad_text.sum())
     keep = ok_anchor & ~bad_text
     if not allow_raw_keys:
-        raw = _shows_raw_key(ctx, q, anc) & keep
+        raw = _touches(ctx.unlabelled, q, anc) & keep
         if raw.any():
             dropped["raw_key_entity"] = dropped.get("raw_key_entity", 0) + int(raw.sum())
         keep &= ~raw
+    if exclusions is not None:  # excluded relations and entities
+        bad_rel, bad_ent = exclusions
+        out = (bad_rel[rel].any(axis=1) if rel.size else np.zeros(q.height, bool)) & keep
+        if bad_ent.any():
+            out |= _touches(bad_ent, q, anc) & keep
+        if out.any():
+            dropped["excluded"] = dropped.get("excluded", 0) + int(out.sum())
+        keep &= ~out
     return q.with_columns(question.alias("question")).filter(pl.Series(keep))
 
 

@@ -1,0 +1,84 @@
+"""Relations and entities a user excludes (by key or label pattern), and lexicon ``exclude =
+true`` relations, never appear in the samples; the generate driver draws others instead."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from kg2tool.dataset import Context, build_shard, excluded
+from kg2tool.graph import KnowledgeGraph
+from kg2tool.pipeline import generate
+
+
+@pytest.fixture(scope="module")
+def codex() -> KnowledgeGraph:
+    return KnowledgeGraph.load("codex-s")
+
+
+def _relations_used(frame) -> set[str]:  # type: ignore[no-untyped-def]
+    keys = []
+    for bindings in frame["bindings"].to_list():
+        keys += [v for k, v in orjson.loads(bindings).items() if k.startswith("r")]
+    return set(keys)
+
+
+def test_patterns_match_keys_and_labels(codex: KnowledgeGraph) -> None:
+    rel = excluded(codex.relations, ["p106", "*INFLUENCED*"])
+    hit = set(codex.relations.filter(rel)["key"].to_list())
+    labels = dict(zip(codex.relations["key"], codex.relations["label"], strict=True))
+    assert "P106" in hit and "P737" in hit and labels["P737"] == "influenced by"
+    assert len(hit) == 2
+    assert not excluded(codex.relations, []).any()
+    ent = excluded(codex.entities, ["Mark Twain"])
+    assert codex.entities.filter(ent)["label"].to_list() == ["Mark Twain"]
+
+
+def test_excluded_relations_and_entities_never_appear(codex: KnowledgeGraph) -> None:
+    base, _ = build_shard(codex, ["1p", "2p", "2i"], 0, 1, 150, seed=2)
+    used = _relations_used(base)
+    assert "P106" in used  # the exclusion below has something to remove
+    frame, report = build_shard(
+        codex,
+        ["1p", "2p", "2i"],
+        0,
+        1,
+        150,
+        seed=2,
+        exclude_relations=["P106"],
+        exclude_entities=["United States of America"],
+    )
+    assert report["dropped"]["excluded"] > 0
+    assert "P106" not in _relations_used(frame)
+    for messages in frame["messages"].to_list():
+        for m in orjson.loads(messages):
+            assert "United States of America" not in (m.get("content") or "")
+
+
+def test_lexicon_exclude_flag_excludes_by_default(codex: KnowledgeGraph) -> None:
+    ctx = Context(codex, overrides={"P106": {"exclude": True}})
+    frame, report = build_shard(codex, ["1p", "2p"], 0, 1, 120, seed=2, context=ctx)
+    assert report["dropped"]["excluded"] > 0 and "P106" not in _relations_used(frame)
+
+
+def test_generate_draws_others_in_place_of_excluded(codex: KnowledgeGraph, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    report = generate(
+        out=str(out),
+        kg="codex-s",
+        patterns="1p,2p",
+        num_samples=120,
+        seed=1,
+        exclude_relations="P106,*influenced*",
+        progress=False,
+    )
+    assert report.written == 120 and report.rejected.get("excluded", 0) > 0
+    keys = set()
+    for line in (out / "train.jsonl").read_text().splitlines():
+        for m in json.loads(line)["messages"]:
+            for call in m.get("tool_calls") or []:
+                keys.add(call["function"]["name"])
+    assert keys and not any("occupation" in k or "influenced" in k for k in keys)
