@@ -188,3 +188,26 @@ def test_raw_keys_are_kept_out_unless_allowed() -> None:
     allowed, rep2 = build_shard(kg, ["1p", "2p"], 0, 1, 40, seed=0, allow_raw_keys=True)
     assert rep2["dropped"].get("raw_key_entity", 0) == 0
     assert any("Q20" in m or 'Q2"' in m for m in allowed["messages"].to_list())
+
+
+def test_intersections_use_the_lexicon_verb_frames() -> None:
+    """2i/3i over projections from anchors read as one predicate ("Who influenced each of A
+    and B?", "Who was born in X and died in Y?") when the lexicon gives verbs."""
+    from kg2tool.dataset import Context
+
+    kg = KnowledgeGraph.load("codex-s")
+    lexicon = {
+        "P737": {
+            "forward": {
+                "one": "the person who influenced {x}",
+                "many": "the people who influenced {x}",
+                "verb": "influenced {x}",
+                "question": "Who influenced {x}?",
+            }
+        }
+    }
+    frame, _ = build_shard(kg, ["2i", "3i"], 0, 1, 120, seed=0, context=Context(kg, lexicon))
+    framed = [q for q in frame["question"].to_list() if q.startswith("Who influenced each of ")]
+    assert framed and all(lint_text(q.split(" each of ")[0] + "?") is None for q in framed)
+    anchors = [q.removeprefix("Who influenced each of ").rstrip("?") for q in framed]
+    assert all(" and " in a for a in anchors)

@@ -747,6 +747,18 @@ def _templates(
                 "?",
             ),
         ]
+        frames = _verb_frames(plan, relation_ids, anchor_names, lexicon)
+        if frames is not None:  # "Who was born in Paris and died in London?"
+            verbs, shared = frames
+            one = pl.lit(_lex(lexicon, rd, "qword_one"))
+            frame_q = pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+            if shared is not None:  # one relation: "Who influenced each of A and B?"
+                frame_q = pl.when(shared != "").then(pl.concat_str(one, pl.lit(" "), shared))
+                frame_q = frame_q.otherwise(
+                    pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+                )
+            missing = pl.any_horizontal([v == "" for v in verbs])
+            templates.append((pl.when(missing).then(templates[0][0]).otherwise(frame_q), "?"))
     elif kind == DIFFERENCE:
         # the kept set is named first and whole, so "not" cannot reach into it
         keep, drop = ins
@@ -766,6 +778,50 @@ def _templates(
     else:
         templates = [(pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?")]
     return templates
+
+
+def _verb_frames(
+    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+) -> tuple[list[pl.Expr], pl.Expr | None] | None:
+    """Per input of the last op (an intersection of projections from anchors): the lexicon's
+    predicate with the anchor's name ("was born in Paris"), "" where the relation has none;
+    and, where every input is the same relation, its predicate over all the names ("influenced
+    each of A and B"; "" on other rows). None when an input is not such a projection."""
+    last = plan.num_ops - 1
+    out: list[pl.Expr] = []
+    rds: list[np.ndarray] = []
+    names: list[pl.Expr] = []
+    for k in plan.inputs(last):
+        if int(plan.op_kind[k]) != PROJECT:
+            return None
+        inner = plan.inputs(k)[0]
+        if int(plan.op_kind[inner]) != ANCHOR:
+            return None
+        rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
+        name = pl.lit(anchor_names[int(plan.op_arg[inner])])
+        out.append(_fill(_lex(lexicon, rd, "verb"), name))
+        rds.append(rd)
+        names.append(name)
+    same = np.all([r == rds[0] for r in rds], axis=0)
+    if not same.any():
+        return out, None
+    each = pl.concat_str(pl.lit("each of "), _expr_join(names, ", ", " and "))
+    shared = pl.when(pl.lit(pl.Series(same))).then(_fill(_lex(lexicon, rds[0], "verb"), each))
+    return out, shared.otherwise(pl.lit(""))
+
+
+def _fill(template: pl.Series, x: pl.Expr) -> pl.Expr:
+    """Per row, a lexicon phrase with ``{x}`` filled ("" where the phrase is empty)."""
+    parts = template.str.split_exact("{x}", 1)
+    return (
+        pl.when(pl.lit(template) == "")
+        .then(pl.lit(""))
+        .otherwise(
+            pl.concat_str(
+                pl.lit(parts.struct.field("field_0")), x, pl.lit(parts.struct.field("field_1"))
+            )
+        )
+    )
 
 
 def _direct_question(
