@@ -206,7 +206,9 @@ def test_intersections_use_the_lexicon_verb_frames() -> None:
             }
         }
     }
-    frame, _ = build_shard(kg, ["2i", "3i"], 0, 1, 120, seed=0, context=Context(kg, lexicon))
+    frame, _ = build_shard(
+        kg, ["2i", "3i"], 0, 1, 120, seed=0, context=Context(kg, overrides=lexicon)
+    )
     framed = [q for q in frame["question"].to_list() if q.startswith("Who influenced each of ")]
     assert framed and all(lint_text(q.split(" each of ")[0] + "?") is None for q in framed)
     anchors = [q.removeprefix("Who influenced each of ").rstrip("?") for q in framed]
