@@ -614,6 +614,22 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
             for i, x in enumerate(w)
         ]
     noun = " ".join(w)
+    if len(w) >= 2 and w[-1] == "by":  # "story by", "music by": the maker of a work
+        n = " ".join(w[:-1])
+        return {
+            "form": "noun_by",
+            "forward": {
+                "one": f"the {rng} credited with the {n} of {{x}}",
+                "many": f"the {rngs} credited with the {n} of {{x}}",
+                "verb": f"is credited with the {n} of {{x}}",
+                "question": f"Who is credited with the {n} of {{x}}?",
+            },
+            "inverse": {
+                "one": f"the {dom} with {n} by {{x}}",
+                "many": f"the {doms} with {n} by {{x}}",
+                "question": f"What has {n} by {{x}}?",
+            },
+        }
     if len(w) >= 2 and w[-1] == "of":  # "capital of", "part of", "member of"
         n = " ".join(w[:-1])
         return {
