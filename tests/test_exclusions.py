@@ -53,6 +53,11 @@ def test_excluded_relations_and_entities_never_appear(codex: KnowledgeGraph) -> 
     )
     assert report["dropped"]["excluded"] > 0
     assert "P106" not in _relations_used(frame)
+    cat = Context(codex).catalog
+    banned = {cat.api_for("P106", d).name for d in ("forward", "inverse")}
+    assert any(n in t for t in base["tools"].to_list() for n in banned)  # offered before
+    for tools in frame["tools"].to_list():  # never offered, not even as a distractor
+        assert not any(f'"{n}"' in tools for n in banned)
     for messages in frame["messages"].to_list():
         for m in orjson.loads(messages):
             assert "United States of America" not in (m.get("content") or "")
@@ -62,6 +67,22 @@ def test_lexicon_exclude_flag_excludes_by_default(codex: KnowledgeGraph) -> None
     ctx = Context(codex, overrides={"P106": {"exclude": True}})
     frame, report = build_shard(codex, ["1p", "2p"], 0, 1, 120, seed=2, context=ctx)
     assert report["dropped"]["excluded"] > 0 and "P106" not in _relations_used(frame)
+
+
+def test_generate_reads_a_user_lexicon(tmp_path: Path) -> None:
+    lexicon = tmp_path / "lex.toml"
+    lexicon.write_text(
+        '[P19.inverse]\none = "the person born in {x}"\nmany = "the people born in {x}"\n'
+        'verb = "was born in {x}"\nquestion = "Who was born in {x}?"\n[P106]\nexclude = true\n'
+    )
+    out = tmp_path / "run"
+    report = generate(
+        out=str(out), kg="codex-s", patterns="1p", num_samples=80, seed=4,
+        overrides=str(lexicon), progress=False,
+    )  # fmt: skip
+    assert report.written == 80 and report.rejected.get("excluded", 0) > 0
+    text = (out / "train.jsonl").read_text()
+    assert "get_occupation_of_human" not in text
 
 
 def test_generate_draws_others_in_place_of_excluded(codex: KnowledgeGraph, tmp_path: Path) -> None:

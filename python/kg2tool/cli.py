@@ -265,6 +265,14 @@ def generate(
             help="Comma-separated patterns of entity keys or labels to leave out.",
         ),
     ] = None,
+    overrides: Annotated[
+        Path | None,
+        typer.Option(
+            "--overrides",
+            help="TOML/YAML relation lexicon (docs/LEXICONS.md) that wins over the shipped "
+            "ones, field by field: phrases, questions, API names, descriptions, types.",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -384,6 +392,7 @@ def generate(
         "allow_raw_keys": allow_raw_keys,
         "exclude_relations": exclude_relations,
         "exclude_entities": exclude_entities,
+        "overrides": None if overrides is None else str(overrides),
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,

@@ -388,6 +388,7 @@ def build_from_batches(
             set_ops,
             call_style,
             with_record=with_record,
+            banned=None if exclusions is None else exclusions[0],
         )
         if items
         else _empty_frame()
@@ -466,8 +467,10 @@ def _shard_rows(
     call_style: str = "single",
     *,
     with_record: bool = True,
+    banned: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """Trajectories, verification and records of every pattern's queries, all at once."""
+    """Trajectories, verification and records of every pattern's queries, all at once
+    (``banned``: per relation id, excluded, so never offered as a distractor tool)."""
     rt = ctx.runtime
     dropped = report["dropped"]
     traj = build_trajectories_many(
@@ -495,7 +498,7 @@ def _shard_rows(
 
     samples = samples.with_columns(pl.col("sid").cast(pl.Int64))
     q = q.with_columns(pl.col("sid").cast(pl.Int64))
-    tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed)
+    tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed, banned)
     samples = pl.concat(
         [
             samples,
@@ -564,9 +567,16 @@ def _stable_ids(s: pl.Series) -> pl.Series:
 
 
 def _tool_ids(
-    ctx: Context, samples: pl.DataFrame, steps: pl.DataFrame, q: pl.DataFrame, k: int, seed: int
+    ctx: Context,
+    samples: pl.DataFrame,
+    steps: pl.DataFrame,
+    q: pl.DataFrame,
+    k: int,
+    seed: int,
+    banned: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """Per sample: needed API indices + up to ``k`` seeded distractors, in a seeded order."""
+    """Per sample: needed API indices + up to ``k`` seeded distractors, in a seeded order
+    (never an API of a ``banned`` relation)."""
     idx = ctx.fragments.index
     needed = steps.select(
         "sid",
@@ -575,6 +585,9 @@ def _tool_ids(
         .alias("t"),
     )
     pool = np.asarray(ctx.fragments.relation_ids, dtype=np.int64)
+    if banned is not None and banned.any() and len(pool):
+        rel_of = np.array([ctx.catalog.apis[i].relation_id for i in pool], dtype=np.int64)
+        pool = pool[~banned[rel_of]]
     qid = q.select("sid", "qid").filter(pl.col("sid").is_in(samples["sid"].implode()))
     parts = [needed]
     if k > 0 and len(pool):

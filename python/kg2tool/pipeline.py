@@ -105,6 +105,9 @@ class GenerateConfig:
     # (kg2tool.dataset.build_from_batches). Left out of to_dict while empty.
     exclude_relations: str = ""
     exclude_entities: str = ""
+    # A relation lexicon / overrides file (docs/LEXICONS.md) winning over the shipped ones.
+    # Left out of to_dict while unset.
+    overrides: str | None = None
     # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
@@ -171,7 +174,7 @@ class GenerateConfig:
             d.pop("set_ops")
         if d.get("call_style") == "single":  # and the default call_style
             d.pop("call_style")
-        for name in ("allow_raw_keys", "exclude_relations", "exclude_entities"):
+        for name in ("allow_raw_keys", "exclude_relations", "exclude_entities", "overrides"):
             if not d.get(name):
                 d.pop(name, None)
         return d
@@ -230,6 +233,7 @@ _FIELD_TYPES: dict[str, type] = {
     "allow_raw_keys": bool,
     "exclude_relations": str,
     "exclude_entities": str,
+    "overrides": str,
 }
 
 
@@ -830,7 +834,14 @@ def _excluded(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray] | N
     from .dataset import exclusion_masks
     from .lexicon import select_shipped
 
-    flagged = [k for k, f in select_shipped(kg.relations["key"]).items() if f.get("exclude")]
+    fields = select_shipped(kg.relations["key"])
+    if cfg.overrides:  # the user's file wins, field by field
+        from .lexicon import read_lexicon
+
+        for key, f in read_lexicon(cfg.overrides).items():
+            if isinstance(f, dict):
+                fields[key] = {**fields.get(key, {}), **f}
+    flagged = [k for k, f in fields.items() if f.get("exclude")]
     return exclusion_masks(
         kg,
         [p for p in cfg.exclude_relations.split(",") if p.strip()],
@@ -932,7 +943,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
             seed=cfg.seed,
             format=cfg.format,
-            context=_worker_context(kg),
+            context=_worker_context(kg, cfg.overrides),
             paraphraser=para,
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
@@ -983,17 +994,18 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     return info
 
 
-_WORKER_CONTEXT: dict[int, Any] = {}
+_WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 
-def _worker_context(kg: Any) -> Any:
-    """Catalogue, runtime and lexicon of a KG, built once per process."""
+def _worker_context(kg: Any, overrides: str | None = None) -> Any:
+    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
     from . import dataset
 
-    if id(kg) not in _WORKER_CONTEXT:
+    key = (id(kg), overrides)
+    if key not in _WORKER_CONTEXT:
         _WORKER_CONTEXT.clear()
-        _WORKER_CONTEXT[id(kg)] = dataset.Context(kg)
-    return _WORKER_CONTEXT[id(kg)]
+        _WORKER_CONTEXT[key] = dataset.Context(kg, overrides=overrides)
+    return _WORKER_CONTEXT[key]
 
 
 def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
