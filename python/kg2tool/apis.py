@@ -1,14 +1,18 @@
 """The API catalogue: every KG relation becomes a forward API (head -> tails) and an inverse one.
 
-Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names are readable
-identifiers derived from relation labels (Freebase paths are turned into words), descriptions
-are written from the relation's label/description and the entity types it connects (domain and
-range inferred from the data), and three set operations are offered as tools too. The catalogue
+Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names, descriptions
+and the type words of both sides come from the resolved relation lexicon
+(:mod:`kg2tool.lexicon`: shipped lexicons, a user's overrides file, a grammatical fallback from
+the label); a side's type word, when no lexicon gives one, is the most specific type covering at
+least 80% of the relation's entities on that side, else a general word (person, place,
+organization, work) or "entity". Three set operations are offered as tools too. The catalogue
 only describes; :mod:`kg2tool.runtime` executes it over the graph.
 
 Naming (style ``"kg2tool"``, the paper's): forward ``get_<relation words>_of_<head type>``,
 inverse from a phrasing table when it knows the relation (``find_people_born_in``) else
-``get_<head types>_with_<relation words>``. Collisions are resolved deterministically: the
+``get_<head types>_with_<relation words>``; a relation whose label is a verb phrase gets
+names from its verb frame (``find_entities_that_affect``, ``find_entities_affected_by``), and a
+lexicon's ``name``/``inverse_name`` win. Collisions are resolved deterministically: the
 colliding APIs get disambiguating words (Freebase CVT type, path domain, the other side's
 type), then a numeric suffix in relation-key order. Names depend only on the KG's content, so
 they are stable for the same KG.

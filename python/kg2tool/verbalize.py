@@ -1,13 +1,16 @@
 """Questions from grounded queries: a relation lexicon and plan-driven templates, on Polars columns.
 
 A relation is phrased as a noun phrase around its argument: ``prefix + x + suffix``, one for
-each direction ("the birthplace of {x}", "the people born in {x}"). The phrases come from a
-curated table for common relation labels, then generic rules on the label, and a user overrides
-file (the ``phrasing`` field of :func:`kg2tool.apis.load_overrides`, ``{x}`` marks the argument)
-wins over both. A question composes these phrases along the compiled plan: projections nest,
-intersections become "both A and B", differences "A but not B", unions "either A or B", and the
-top op picks one of several templates (interrogative or imperative, question word from the
-answer type: "who" for people, "which cities" when the answers reliably share a type).
+each direction ("the birthplace of {x}", "the people born in {x}"), with the lexicon's plural,
+predicate ("was born in {x}") and direct question ("Where was {x} born?"). The phrases come
+from the resolved relation lexicon (:mod:`kg2tool.lexicon`: shipped lexicons, a user's file,
+a grammatical fallback). A question composes these phrases along the compiled plan:
+projections nest, intersections become "both A and B" (or one predicate, "Who was born in X
+and died in Y?"), differences name the kept set first and whole ("Among A, which are not
+B?"), unions "either A or B", and the top op picks one of several templates (interrogative or
+imperative, question word from the answer type: "who" for people, "which cities" when the
+answers reliably share a type). :func:`verbalize_linted` redraws a template whose question
+fails the lint (:mod:`kg2tool.lint`).
 
 Everything is vectorised: one Polars expression per template over all rows of a pattern; the
 template is chosen by a hash of (seed, query id), so the same seed gives the same questions.
