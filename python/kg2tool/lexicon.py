@@ -29,7 +29,6 @@ except ModuleNotFoundError:  # Python 3.10
 
 __all__ = [
     "FIELDS",
-    "GENERAL_TYPES",
     "RAW_KEY_PATTERN",
     "SIDE_FIELDS",
     "Entry",
@@ -39,11 +38,15 @@ __all__ = [
     "entity_name_from_key",
     "fallback_fields",
     "humanise_key",
+    "is_plural_noun",
     "is_raw_key",
     "plural",
     "read_lexicon",
+    "relation_text",
     "resolve_lexicon",
+    "select_shipped",
     "shipped_lexicons",
+    "verb_lemma",
 ]
 
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
@@ -63,8 +66,6 @@ FIELDS = frozenset(
         "inverse",
     }
 )
-# Type words used when the data gives no specific type covering most of a side.
-GENERAL_TYPES = ("person", "place", "organization", "work", "item")
 GENERIC = "entity"
 SHIPPED_DIR = Path(__file__).parent / "data" / "lexicons"
 WIKIDATA_FILE = "wikidata"
@@ -77,6 +78,14 @@ _PREPS = frozenset(
 _NOUNS_NOT_VERBS = frozenset(
     "parts awards members genres works products languages films locations children names "
     "places types forms groups countries sports teams".split()
+)
+
+
+# Nouns whose plural is the word itself (already plural, or uncountable: no "softwares").
+_SAME_IN_PLURAL = frozenset(
+    "people children men women media data series species software hardware equipment "
+    "information music furniture news research evidence advice literature art poetry "
+    "clothing jewelry jewellery cattle police aircraft spacecraft".split()
 )
 
 
@@ -96,13 +105,23 @@ def plural(noun: str) -> str:
     head, sep, rest = noun.partition(" of ")
     words = head.split(" ")
     last = words[-1]
-    if last in ("people", "children", "men", "women", "media", "data", "series", "species"):
+    if last in _SAME_IN_PLURAL:
         return noun
     eng = _inflect()
     if last.endswith("s") and not last.endswith(("ss", "us", "is")) and eng.singular_noun(last):
         return noun  # already plural
     words[-1] = eng.plural_noun(last) or last
     return " ".join(words) + (sep + rest if sep else "")
+
+
+def is_plural_noun(word: str) -> bool:
+    """Whether a head noun is plural ("people", "cities"; not "news", "series", "class")."""
+    return word in ("people", "children", "men", "women") or (
+        word.endswith("s")
+        and word not in _SAME_IN_PLURAL
+        and not word.endswith(("ss", "us"))
+        and plural(word) == word
+    )
 
 
 def a_an(phrase: str) -> str:
@@ -451,7 +470,7 @@ _CURATED: dict[str, tuple[str, str]] = {
 }
 
 
-def _verb_lemma(word: str) -> str | None:
+def verb_lemma(word: str) -> str | None:
     """Base form of a 3rd-person-singular verb ("affects" -> "affect", "co-occurs" ->
     "co-occur"), or None when the word is not one."""
     from lemminflect import getAllLemmas
@@ -538,7 +557,7 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
             "api_forward": "get_categories_of",
             "api_inverse": "find_kinds_of",
         }
-    lemma = _verb_lemma(w[0]) if w[0] not in ("is", "has", "was") else None
+    lemma = verb_lemma(w[0]) if w[0] not in ("is", "has", "was") else None
     if lemma is not None and (len(w) == 1 or (w[-1] in _PREPS and len(w) <= 3)):
         rest = " ".join(w[1:])
         prep = w[-1] if len(w) > 1 and w[-1] in _PREPS else ""

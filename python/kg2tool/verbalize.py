@@ -29,8 +29,8 @@ import polars as pl
 
 from kg2tool.apis import ApiCatalog
 from kg2tool.errors import InputError
+from kg2tool.lexicon import is_plural_noun, resolve_lexicon, verb_lemma
 from kg2tool.lexicon import plural as _plural_noun
-from kg2tool.lexicon import resolve_lexicon
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 
 __all__ = [
@@ -86,9 +86,8 @@ _HEAD_VERBS = {"contains": "contain", "has": "have", "is": "are", "was": "were"}
 
 
 def _is_plural_word(word: str) -> bool:
-    return word in ("people", "children", "men", "women") or (
-        word.endswith("s") and not word.endswith("ss")
-    )
+    """Whether a head noun is plural (:func:`kg2tool.lexicon.is_plural_noun`)."""
+    return is_plural_noun(word)
 
 
 def _head_span(pre: str) -> tuple[int, int]:
@@ -145,9 +144,7 @@ def _plural_verb_after(post: str) -> str:
     argument (" interacts" -> " interact")."""
     words = post.split(" ")
     if len(words) >= 2 and words[0] == "":
-        from kg2tool.lexicon import _verb_lemma
-
-        lemma = _verb_lemma(words[1])
+        lemma = verb_lemma(words[1])
         if lemma is not None:
             words[1] = lemma
     return " ".join(words)
