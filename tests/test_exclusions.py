@@ -103,3 +103,26 @@ def test_generate_draws_others_in_place_of_excluded(codex: KnowledgeGraph, tmp_p
             for call in m.get("tool_calls") or []:
                 keys.add(call["function"]["name"])
     assert keys and not any("occupation" in k or "influenced" in k for k in keys)
+
+
+def test_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from kg2tool.cli import main
+
+    out = tmp_path / "run"
+    capsys.readouterr()
+    code = main(
+        ["generate", "--kg", "codex-s", "--patterns", "1p", "-n", "60", "--out", str(out),
+         "--exclude-relations", "P106", "--allow-raw-keys"]
+    )  # fmt: skip
+    assert code == 0
+    config = (out / "config.toml").read_text()
+    assert 'exclude_relations = "P106"' in config and "allow_raw_keys = true" in config
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[P19.inverse]\none = "the people born in"\n')
+    capsys.readouterr()
+    code = main(["generate", "--kg", "codex-s", "-n", "10", "--out", str(tmp_path / "x"),
+                 "--overrides", str(bad)])  # fmt: skip
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err
+    assert str(bad) in lines[0] and "'P19'" in lines[0] and "inverse.one" in lines[0]
