@@ -281,3 +281,20 @@ def test_kg_without_label_files_names_entities_by_their_key_words() -> None:
     labels = dict(zip(kg.entities["key"], kg.entities["label"], strict=True))
     assert labels["population_group"] == "population group"
     assert labels["concept:virus"] == "virus"
+
+
+def test_names_that_need_the_get_it() -> None:
+    from kg2tool.lexicon import with_article
+
+    names = pl.Series(["United States of America", "Holy Roman Empire", "Netherlands", "Paris",
+                       "Kingdom of Prussia", "Mark Twain", "Rocky Mountains", "Unitedhealth"])  # fmt: skip
+    assert with_article(names).to_list() == [
+        "the United States of America",
+        "the Holy Roman Empire",
+        "the Netherlands",
+        "Paris",
+        "the Kingdom of Prussia",
+        "Mark Twain",
+        "the Rocky Mountains",
+        "Unitedhealth",
+    ]

@@ -47,6 +47,7 @@ __all__ = [
     "select_shipped",
     "shipped_lexicons",
     "verb_lemma",
+    "with_article",
 ]
 
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
@@ -122,6 +123,30 @@ def is_plural_noun(word: str) -> bool:
         and not word.endswith(("ss", "us"))
         and plural(word) == word
     )
+
+
+# Names that read with "the" in running text ("born in the United States").
+_NEEDS_THE = (
+    r"^(?:United (?:States|Kingdom|Arab Emirates|Nations)\b|(?:Republic|Kingdom|University|"
+    r"Principality|Duchy|Grand Duchy|Commonwealth|Empire|Province|State|Isle) of |"
+    r"(?:Democratic|Czech|Dominican|Central African|People's) Republic\b|"
+    r"(?:Soviet|European|African) Union$|Netherlands$|Philippines$|Bahamas$|Gambia$|"
+    r"Maldives$|Vatican City$|Gaza Strip$|West Bank$|Holy See$|"
+    r"(?:Holy Roman|Ottoman|Roman|Byzantine|British|Russian|German|Mughal|Austrian|Spanish|"
+    r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
+    r"Himalayas|River|Sea|Ocean|Desert)$)"
+)
+
+
+def with_article(names: Any) -> Any:
+    """Names as they read in running text: "the" before those that take it ("the United
+    States", "the Holy Roman Empire"), others unchanged (a ``pl.Series`` or ``pl.Expr``)."""
+    import polars as pl
+
+    expr = names if isinstance(names, pl.Expr) else pl.lit(names)
+    out = pl.when(expr.str.contains(_NEEDS_THE)).then(pl.concat_str(pl.lit("the "), expr))
+    out = out.otherwise(expr)
+    return out if isinstance(names, pl.Expr) else pl.select(out.alias(names.name)).to_series()
 
 
 def a_an(phrase: str) -> str:

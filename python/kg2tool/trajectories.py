@@ -60,6 +60,7 @@ import pyarrow as pa
 
 from kg2tool.apis import LIST_KIND
 from kg2tool.errors import Kg2ToolError
+from kg2tool.lexicon import with_article
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 from kg2tool.runtime import ToolRuntime
 from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
@@ -977,9 +978,9 @@ def build_trajectories_many(
         g = g.group_by("sid", maintain_order=True).agg(pl.col("t").str.join(" "))
         final_pre = final_pre.scatter(np.searchsorted(sid_all, g["sid"].to_numpy()), g["t"])
 
-    phrase = pl.concat_str(
+    phrase = pl.concat_str(  # "the capital of the Netherlands": names read as in the question
         pl.lit(lex["prefix"].gather(rd)),
-        pl.lit(nm.names.gather(ent)),
+        pl.lit(with_article(nm.names.gather(ent))),
         pl.lit(lex["suffix"].gather(rd)),
     )
     first_of = (

@@ -29,7 +29,7 @@ import polars as pl
 
 from kg2tool.apis import ApiCatalog
 from kg2tool.errors import InputError
-from kg2tool.lexicon import is_plural_noun, resolve_lexicon, verb_lemma
+from kg2tool.lexicon import is_plural_noun, resolve_lexicon, verb_lemma, with_article
 from kg2tool.lexicon import plural as _plural_noun
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 
@@ -700,6 +700,7 @@ def _templates(
     lexicon: RelationLexicon,
 ) -> list[tuple[pl.Expr, str]]:
     """The question templates of a pattern over its rows (body expression, final mark)."""
+    anchor_names = [with_article(names) for names in anchor_names]  # "the United States"
     phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
     last = plan.num_ops - 1
     kind = int(plan.op_kind[last])
