@@ -298,7 +298,9 @@ def _general_word(label: str) -> str | None:
     return None
 
 
-def _pick_type(counts: list[tuple[str, int, int]], total: int) -> str:
+def _pick_type(
+    counts: list[tuple[str, int, int]], total: int, coverage: float = TYPE_COVERAGE
+) -> str:
     """The most specific type (the one with the fewest entities in the KG) covering at least
     TYPE_COVERAGE of a relation side's ``total`` entities, among English type words;
     GENERIC_TYPE when none does. ``counts``: (type label, entities of the side with it,
@@ -306,7 +308,7 @@ def _pick_type(counts: list[tuple[str, int, int]], total: int) -> str:
     usable = [
         (size, lab)
         for lab, n, size in counts
-        if lab and n >= TYPE_COVERAGE * max(total, 1) and _TYPE_WORD_RE.match(lab)
+        if lab and n >= coverage * max(total, 1) and _TYPE_WORD_RE.match(lab)
         and not RAW_ID_RE.search(lab)
     ]  # fmt: skip
     return min(usable)[1].lower() if usable else GENERIC_TYPE
@@ -345,9 +347,11 @@ def _typed_entities(kg: Any) -> pl.DataFrame | None:
     )
 
 
-def infer_domain_range(kg: Any) -> dict[int, tuple[str, str]]:
+def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tuple[str, str]]:
     """Per relation id: (domain, range) type words read from the data: the most specific type
-    covering at least 80% of the relation's distinct heads (tails); "entity" when none does."""
+    covering at least ``coverage`` of the relation's distinct heads (tails), else a general
+    word covering as many; "entity" when none does. An API's argument is declared with
+    ``coverage=1`` (every call's argument has the type), its results with the default."""
     out: dict[int, list[str]] = {
         int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()
     }
@@ -369,7 +373,7 @@ def infer_domain_range(kg: Any) -> dict[int, tuple[str, str]]:
         )
         for (rel_id,), grp in counts.group_by("relation", maintain_order=True):
             rows = list(zip(grp["type_label"], grp["n"], grp["size"], strict=True))
-            out[int(rel_id)][side] = _pick_type(rows, total.get(rel_id, 0))
+            out[int(rel_id)][side] = _pick_type(rows, total.get(rel_id, 0), coverage)
         # a side no specific type covers may still be people, places, organizations, works
         general = (
             ents.join(typed.with_columns(general=general_of), on="id")
@@ -381,7 +385,7 @@ def infer_domain_range(kg: Any) -> dict[int, tuple[str, str]]:
         )
         seen: set[int] = set()
         for rel_id, word, n in general.iter_rows():
-            if rel_id in seen or n < TYPE_COVERAGE * total[rel_id]:
+            if rel_id in seen or n < coverage * total[rel_id]:
                 continue
             seen.add(rel_id)
             # Freebase path types ("award nominee") read worse than the general word
@@ -483,6 +487,7 @@ class ApiCatalog:
                 hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise InputError(f"unknown relation key {key!r} in overrides{hint}", path=source)
         dr = infer_domain_range(kg)
+        strict = infer_domain_range(kg, coverage=1.0)  # what every argument is
         rels = kg.relations.sort("key")
         by_key = dict(zip(kg.relations["key"], kg.relations["id"], strict=True))
         lexicon = resolve_lexicon(
@@ -496,10 +501,17 @@ class ApiCatalog:
             rel_id = int(rel_id)
             entry = lexicon[key]
             domain, range_ = entry.domain, entry.range
+            # an argument's declared type holds for every argument the data can give; a
+            # lexicon's domain/range win
+            loose = dr.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            tight = strict.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            dom_in = tight[0] if domain == loose[0] else domain
+            rng_in = tight[1] if range_ == loose[1] else range_
             words = _ascii_words(entry.label) or ["related"]
             text_label = " ".join(words)
             o = ovr.get(key, {})
-            fwd, inv = _base_names(style, words, domain, range_, entry)
+            fwd, _ = _base_names(style, words, dom_in, range_, entry)
+            _, inv = _base_names(style, words, domain, range_, entry)
             cvt, path_domain = [], []
             if is_freebase_path(key):
                 _, _, cvts = freebase_parts(key)
@@ -529,10 +541,10 @@ class ApiCatalog:
                 )
             )
             meaning = entry.gloss  # the lexicon's, or the KG's description cleaned
-            for d, inp, outp in (("forward", domain, range_), ("inverse", range_, domain)):
+            for d, inp, outp in (("forward", dom_in, range_), ("inverse", rng_in, domain)):
                 info[(key, d)] = {
                     "description": o.get("description" if d == "forward" else "inverse_description")
-                    or _describe(entry, d, meaning),
+                    or _describe(entry, d, meaning, inp, outp),
                     "input": inp,
                     "output": outp,
                     "phrase": entry.side(d).one,
@@ -922,12 +934,10 @@ def _relation_gloss(entry: Entry | None, meaning: str) -> str:
     return f" Relation '{label}'." if label else (f" {meaning.rstrip('.')}." if meaning else "")
 
 
-def _describe(entry: Entry, direction: str, meaning: str) -> str:
-    """Tool description of one direction of a relation, from its lexicon phrases and types:
-    what it returns for the given entity, the relation's gloss, input and output."""
-    inp, outp = (
-        (entry.domain, entry.range) if direction == "forward" else (entry.range, entry.domain)
-    )
+def _describe(entry: Entry, direction: str, meaning: str, inp: str, outp: str) -> str:
+    """Tool description of one direction of a relation, from its lexicon phrases and the
+    declared input/output types: what it returns for the given entity, the relation's gloss,
+    input and output."""
     what = entry.side(direction).many.replace("{x}", f"the given {inp}")
     gloss = _relation_gloss(entry, meaning)
     return (
