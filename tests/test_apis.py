@@ -249,7 +249,7 @@ def test_codex_names_follow_paper_style() -> None:
     assert cat.api_for("P40", "inverse").name == "get_parents_of_human"
     assert cat.api_for("P19").input_type == "human"
     assert cat.api_for("P19").param_names == ("human",)
-    assert cat.api_for("P19", "inverse").param_names == ("city",)
+    assert cat.api_for("P19", "inverse").param_names == ("place",)
     assert {"get_intersection_of", "get_union_of", "get_negation_of"} <= set(cat.names)
     plain = load_catalog("codex-s", "plain")
     assert plain.api_for("P19").name == "place_of_birth"
@@ -278,7 +278,7 @@ def test_freebase_paths_become_words() -> None:
         "/american_football/football_team/current_roster./sports/sports_team_roster/position",
     ]
     names = [cat.api_for(k).name for k in keys]
-    assert len(set(names)) == 3 and all(n.startswith("get_current_roster") for n in names)
+    assert len(set(names)) == 3 and all(n.startswith("get_position_of") for n in names)
     assert not any(re.search(r"_\d+$", n) for n in names)
     assert "american" in names[2] and "soccer" in names[0]
 
@@ -320,8 +320,9 @@ def test_kg_without_types_falls_back_to_entity() -> None:
         pl.DataFrame({"head": ["a", "b"], "relation": ["likes", "likes"], "tail": ["b", "c"]})
     )
     cat = ApiCatalog.from_graph(StandInGraph(tables))
-    assert cat.api_for("likes").name == "get_likes_of_entity"
-    assert cat.api_for("likes", "inverse").name == "get_entities_with_likes"
+    # a verb label gets a verb frame (lexicon fallback), not "get_likes_of_entity"
+    assert cat.api_for("likes").name == "find_entities_liked_by"
+    assert cat.api_for("likes", "inverse").name == "find_entities_that_like"
     assert cat.api_for("likes").param_names == ("entity",)
 
 
@@ -343,9 +344,9 @@ def test_collisions_resolved_deterministically() -> None:
     names = cat.names
     assert len(set(names)) == len(names)
     assert [cat.api_for(k).name for k in ("R1", "R2", "R3")] == [
-        "get_located_in_of_entity_to_entity",
-        "get_located_in_of_entity_to_entity_2",
-        "get_located_in_of_entity_to_entity_3",
+        "get_what_entity_is_located_in_to_entity",
+        "get_what_entity_is_located_in_to_entity_2",
+        "get_what_entity_is_located_in_to_entity_3",
     ]
     assert ApiCatalog.from_graph(StandInGraph(tables)).names == names
 
@@ -377,7 +378,7 @@ def test_overrides_toml_applied(tmp_path: Path) -> None:
         "relation": "P19",
         "direction": "forward",
         "input_type": "human",
-        "output_type": "city",
+        "output_type": "place",
     }
 
 

@@ -259,12 +259,12 @@ def test_catalog_list_apis() -> None:
         assert batch.name == single.name + ("Batch" if style == "camel" else "_batch")
     cat = ApiCatalog.from_graph(kg, list_apis=True)
     a = cat.list_api_for("P19", "inverse")
-    assert a.name == "find_people_born_in_batch" and a.param_names == ("cities",)
-    assert "union" in a.description and "list of city names" in a.description
+    assert a.name == "find_people_born_in_batch" and a.param_names == ("places",)
+    assert "union" in a.description and "list of place names" in a.description
     (oa,) = cat.to_openai_tools([a.name])
-    assert oa["function"]["parameters"]["properties"]["cities"]["type"] == "array"
+    assert oa["function"]["parameters"]["properties"]["places"]["type"] == "array"
     (xl,) = cat.to_xlam_tools([a.name])
-    assert xl["parameters"]["cities"]["type"] == "list[str]"
+    assert xl["parameters"]["places"]["type"] == "list[str]"
     tb = cat.to_toolbench([a.name])["api_list"][0]["required_parameters"][0]
     assert tb["type"] == "ARRAY"
     entry = cat.manifest()["apis"][a.name]

@@ -119,7 +119,7 @@ def test_questions_read_cleanly(pattern: str) -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "k"),
-    [("1p", 4), ("2p", 4), ("2i", 4), ("3i", 3), ("2in", 4), ("pin", 4), ("2u", 3), ("up", 3)],
+    [("1p", 4), ("2p", 4), ("2i", 3), ("3i", 3), ("2in", 3), ("pin", 3), ("2u", 2), ("up", 2)],
 )
 def test_each_pattern_uses_several_templates(pattern: str, k: int) -> None:
     """Over 200 questions, at least ``k`` distinct openings (one per template)."""
@@ -133,8 +133,8 @@ def test_plural_argument_takes_plural_verb_and_head() -> None:
     people who influenced X are members of", "the birthplaces of the people ...")."""
     lex = build_lexicon(kg())
     frame = lex.frame
-    member = frame.filter(pl.col("suffix") == " is a member of")
-    assert member.height and (member["suffix_m"] == " are members of").all()
+    member = frame.filter(pl.col("suffix") == " as a member")  # no dangling "of" since issue 15
+    assert member.height and (member["suffix_m"] == " as members").all()
     birth = frame.filter(pl.col("prefix") == "the birthplace of ")
     assert birth.height and (birth["prefix_m"] == "the birthplaces of ").all()
     assert not birth["plural"].any()

@@ -1,14 +1,18 @@
 """The API catalogue: every KG relation becomes a forward API (head -> tails) and an inverse one.
 
-Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names are readable
-identifiers derived from relation labels (Freebase paths are turned into words), descriptions
-are written from the relation's label/description and the entity types it connects (domain and
-range inferred from the data), and three set operations are offered as tools too. The catalogue
+Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names, descriptions
+and the type words of both sides come from the resolved relation lexicon
+(:mod:`kg2tool.lexicon`: shipped lexicons, a user's overrides file, a grammatical fallback from
+the label); a side's type word, when no lexicon gives one, is the most specific type covering at
+least 80% of the relation's entities on that side, else a general word (person, place,
+organization, work) or "entity". Three set operations are offered as tools too. The catalogue
 only describes; :mod:`kg2tool.runtime` executes it over the graph.
 
 Naming (style ``"kg2tool"``, the paper's): forward ``get_<relation words>_of_<head type>``,
 inverse from a phrasing table when it knows the relation (``find_people_born_in``) else
-``get_<head types>_with_<relation words>``. Collisions are resolved deterministically: the
+``get_<head types>_with_<relation words>``; a relation whose label is a verb phrase gets
+names from its verb frame (``find_entities_that_affect``, ``find_entities_affected_by``), and a
+lexicon's ``name``/``inverse_name`` win. Collisions are resolved deterministically: the
 colliding APIs get disambiguating words (Freebase CVT type, path domain, the other side's
 type), then a numeric suffix in relation-key order. Names depend only on the KG's content, so
 they are stable for the same KG.
@@ -39,11 +43,15 @@ import orjson
 import polars as pl
 
 from kg2tool.errors import InputError, UnknownNameError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from kg2tool.lexicon import (
+    FIELDS,
+    Entry,
+    a_an,
+    humanise_key,
+    plural,
+    read_lexicon,
+    resolve_lexicon,
+)
 
 __all__ = [
     "LIST_KIND",
@@ -124,10 +132,7 @@ PHRASING_TABLE: dict[str, dict[str, str]] = {
         "inverse": "find_{heads}_who_speak",
     },
 }
-OVERRIDE_FIELDS = frozenset(
-    {"name", "inverse_name", "description", "inverse_description", "phrasing"}
-)
-PHRASING_FIELDS = frozenset({"forward", "inverse"})
+OVERRIDE_FIELDS = FIELDS
 
 
 @dataclass(frozen=True)
@@ -206,30 +211,20 @@ def relation_words(key: str, label: str | None) -> list[str]:
     if is_freebase_path(key) and (not label or label == key or is_freebase_path(label)):
         _, words, _ = freebase_parts(key)
         return [w for part in words for w in part] or ["related"]
-    return _ascii_words(label or key) or ["related"]
+    return _ascii_words(label if label and label != key else humanise_key(key)) or ["related"]
 
 
 def _plural(word: str, people: bool = False) -> str:
-    """Naive English plural of the last word of a snake-case type word."""
+    """English plural of a snake-case type word ("city" -> "cities", "human" -> "humans";
+    "people" for humans and persons when ``people``)."""
     if people and word in ("human", "person"):
         return "people"
-    head, _, last = word.rpartition("_")
-    if last.endswith("s") and not last.endswith("ss"):  # games, continents: already plural
-        pass
-    elif last == "person":
-        last = "people"
-    elif re.search(r"[^aeiou]y$", last):
-        last = last[:-1] + "ies"
-    elif re.search(r"(s|x|z|ch|sh)$", last):
-        last = last + "es"
-    else:
-        last = last + "s"
-    return f"{head}_{last}" if head else last
+    return plural(word.replace("_", " ")).replace(" ", "_")
 
 
 def _plural_text(text: str) -> str:
     """Plural of a type label for prose ("city" -> "cities")."""
-    return _plural(text.replace(" ", "_")).replace("_", " ")
+    return plural(text)
 
 
 def _camel(name: str) -> str:
@@ -267,14 +262,57 @@ def clean_description(text: str | None, limit: int = 240) -> str:
 # ---------------------------------------------------------------- domain and range
 
 
-def _pick_type(counts: list[tuple[str, int]]) -> str:
-    """Most frequent type label; among those within 60% of the top, the shortest wins."""
-    usable = [(lab, n) for lab, n in counts if lab and not RAW_ID_RE.search(lab)]
-    if not usable:
-        return GENERIC_TYPE
-    top = max(n for _, n in usable)
-    near = [(len(lab.split()), -n, lab) for lab, n in usable if n >= 0.6 * top]
-    return min(near)[2]
+# Share of a relation side's entities a type must cover to name that side.
+TYPE_COVERAGE = 0.8
+# A type label usable as an English type word: plain words, at most three.
+_TYPE_WORD_RE = re.compile(r"^[A-Za-z][A-Za-z'-]*(?: [A-Za-z][A-Za-z'-]*){0,2}$")
+
+
+# General type words and the words of the specific type labels they stand for.
+_GENERAL_WORDS: dict[str, frozenset[str]] = {
+    "person": frozenset(
+        "human person people actor writer politician musician singer celebrity nominee "
+        "winner athlete inductee artist".split()
+    ),
+    "place": frozenset(
+        "city town village country state municipality commune county region capital island "
+        "territory province district location settlement area metropolis place borough "
+        "prefecture neighborhood suburb republic kingdom nation".split()
+    ),
+    "organization": frozenset(
+        "organization organisation company business university school college band party "
+        "club team enterprise institution association agency corporation "
+        "publisher".split()
+    ),
+    "work": frozenset(
+        "film album book song work series novel single painting play show opera".split()
+    ),
+}
+
+
+def _general_word(label: str) -> str | None:
+    """The general type word a specific type label falls under ("big city" -> "place")."""
+    words = set(re.findall(r"[a-z]+", label.lower()))
+    for general, keys in _GENERAL_WORDS.items():
+        if words & keys:
+            return general
+    return None
+
+
+def _pick_type(
+    counts: list[tuple[str, int, int]], total: int, coverage: float = TYPE_COVERAGE
+) -> str:
+    """The most specific type (the one with the fewest entities in the KG) covering at least
+    TYPE_COVERAGE of a relation side's ``total`` entities, among English type words;
+    GENERIC_TYPE when none does. ``counts``: (type label, entities of the side with it,
+    entities of the KG with it)."""
+    usable = [
+        (size, lab)
+        for lab, n, size in counts
+        if lab and n >= coverage * max(total, 1) and _TYPE_WORD_RE.match(lab)
+        and not RAW_ID_RE.search(lab)
+    ]  # fmt: skip
+    return min(usable)[1].lower() if usable else GENERIC_TYPE
 
 
 def _typed_entities(kg: Any) -> pl.DataFrame | None:
@@ -310,28 +348,51 @@ def _typed_entities(kg: Any) -> pl.DataFrame | None:
     )
 
 
-def infer_domain_range(kg: Any) -> dict[int, tuple[str, str]]:
-    """Per relation id: (domain, range) type labels, the most frequent types of heads/tails."""
+def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tuple[str, str]]:
+    """Per relation id: (domain, range) type words read from the data: the most specific type
+    covering at least ``coverage`` of the relation's distinct heads (tails), else a general
+    word covering as many; "entity" when none does. An API's argument is declared with
+    ``coverage=1`` (every call's argument has the type), its results with the default."""
     out: dict[int, list[str]] = {
         int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()
     }
     typed = _typed_entities(kg)
     if typed is None:
         return {r: (d, g) for r, (d, g) in out.items()}
+    size = typed.group_by("type_label").agg(pl.len().alias("size"))
+    path_types = getattr(kg, "entity_types", None) is None or kg.entity_types.height == 0
+    general_of = pl.col("type_label").map_elements(_general_word, return_dtype=pl.String)
     for side, col in ((0, "head"), (1, "tail")):
+        ents = kg.triples.select("relation", pl.col(col).alias("id")).unique()
+        total = dict(ents.group_by("relation").agg(pl.len()).iter_rows())
         counts = (
-            kg.triples.select("relation", pl.col(col).alias("id"))
-            .unique()
-            .join(typed, on="id")
+            ents.join(typed, on="id")
             .group_by("relation", "type_label")
             .agg(pl.len().alias("n"))
+            .join(size, on="type_label")
             .sort("relation", "n", "type_label", descending=[False, True, False])
         )
         for (rel_id,), grp in counts.group_by("relation", maintain_order=True):
-            out[int(rel_id)][side] = _pick_type(list(zip(grp["type_label"], grp["n"], strict=True)))
-    if all(is_freebase_path(k) for k in kg.relations["key"].to_list()):
-        for rel_id, key in zip(kg.relations["id"], kg.relations["key"], strict=True):
-            out[int(rel_id)][0] = freebase_parts(key)[0]  # the declared domain beats counting
+            rows = list(zip(grp["type_label"], grp["n"], grp["size"], strict=True))
+            out[int(rel_id)][side] = _pick_type(rows, total.get(rel_id, 0), coverage)
+        # a side no specific type covers may still be people, places, organizations, works
+        general = (
+            ents.join(typed.with_columns(general=general_of), on="id")
+            .drop_nulls("general")
+            .unique(["relation", "id", "general"])
+            .group_by("relation", "general")
+            .agg(pl.len().alias("n"))
+            .sort("relation", "n", "general", descending=[False, True, False])
+        )
+        seen: set[int] = set()
+        for rel_id, word, n in general.iter_rows():
+            if rel_id in seen or n < coverage * total[rel_id]:
+                continue
+            seen.add(rel_id)
+            # Freebase path types ("award nominee") read worse than the general word
+            have = out[int(rel_id)][side]
+            if have == GENERIC_TYPE or (path_types and " " in have):
+                out[int(rel_id)][side] = word
     return {r: (d, g) for r, (d, g) in out.items()}
 
 
@@ -339,70 +400,10 @@ def infer_domain_range(kg: Any) -> dict[int, tuple[str, str]]:
 
 
 def load_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, dict]:
-    """Read a TOML/YAML overrides file (or take a mapping): relation key -> fields; validated."""
-    where: str | None = None
-    if isinstance(source, Mapping):
-        data: Any = dict(source)
-    else:
-        path = Path(source)
-        where = str(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read overrides file: {exc.strerror}", path=where) from exc
-        try:
-            if path.suffix.lower() == ".toml":
-                data = tomllib.loads(raw.decode("utf-8"))
-            elif path.suffix.lower() in (".yaml", ".yml"):
-                import yaml
+    """Read a TOML/YAML overrides file (or take a mapping): relation key -> fields; validated.
 
-                data = yaml.safe_load(raw) or {}
-            else:
-                raise InputError("overrides must be a .toml, .yaml or .yml file", path=where)
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"invalid TOML: {exc}", path=where) from exc
-        except InputError:
-            raise
-        except Exception as exc:  # yaml.YAMLError carries line/column in its message
-            raise InputError(f"invalid YAML: {exc}", path=where) from exc
-    if isinstance(data, Mapping) and set(data) == {"relations"}:
-        data = data["relations"]
-    if not isinstance(data, Mapping):
-        raise InputError("overrides must map relation keys to tables", path=where)
-    out: dict[str, dict] = {}
-    for key, fields in data.items():
-        if not isinstance(fields, Mapping):
-            raise InputError(f"relation {key!r}: expected a table of fields", path=where)
-        unknown = sorted(set(fields) - OVERRIDE_FIELDS)
-        if unknown:
-            raise InputError(
-                f"relation {key!r}: unknown field(s) {unknown}; allowed: {sorted(OVERRIDE_FIELDS)}",
-                path=where,
-            )
-        for name_field in ("name", "inverse_name"):
-            value = fields.get(name_field)
-            if value is not None and (not isinstance(value, str) or not NAME_RE.match(value)):
-                raise InputError(
-                    f"relation {key!r}: {name_field} {value!r} is not a valid identifier "
-                    f"({NAME_RE.pattern})",
-                    path=where,
-                )
-        for text_field in ("description", "inverse_description"):
-            value = fields.get(text_field)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise InputError(f"relation {key!r}: {text_field} must be text", path=where)
-        phrasing = fields.get("phrasing")
-        if phrasing is not None:
-            if not isinstance(phrasing, Mapping) or set(phrasing) - PHRASING_FIELDS:
-                raise InputError(
-                    f"relation {key!r}: phrasing must be a table with keys forward/inverse",
-                    path=where,
-                )
-            if not all(isinstance(v, str) for v in phrasing.values()):
-                raise InputError(f"relation {key!r}: phrasing values must be text", path=where)
-        out[str(key)] = dict(fields)
-    out["__source__"] = where  # type: ignore[assignment]
-    return out
+    The format is a relation lexicon's (docs/LEXICONS.md; :func:`kg2tool.lexicon.read_lexicon`)."""
+    return read_lexicon(source)
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -432,6 +433,8 @@ class ApiCatalog:
     # List APIs built with the catalogue (descriptions need the relation labels), appended to
     # ``apis`` by with_list_apis() or from_graph(list_apis=True).
     _list_apis: list[Api] = field(default_factory=list, repr=False)
+    # The resolved relation lexicon (relation key -> Entry) the texts were built from.
+    lexicon: dict[str, Entry] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name = {a.name: a for a in self.apis}
@@ -454,8 +457,10 @@ class ApiCatalog:
         (so no other API changes name or position); itself when it already has them."""
         if self.has_list_apis:
             return self
-        lists = self._list_apis or _list_apis(self.apis, self.style, {})
-        return ApiCatalog(apis=[*self.apis, *lists], style=self.style, _list_apis=lists)
+        lists = self._list_apis or _list_apis(self.apis, self.style, {}, self.lexicon)
+        return ApiCatalog(
+            apis=[*self.apis, *lists], style=self.style, _list_apis=lists, lexicon=self.lexicon
+        )
 
     # -- construction
 
@@ -483,18 +488,37 @@ class ApiCatalog:
                 hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise InputError(f"unknown relation key {key!r} in overrides{hint}", path=source)
         dr = infer_domain_range(kg)
+        strict = infer_domain_range(kg, coverage=1.0)  # what every argument is
         rels = kg.relations.sort("key")
+        by_key = dict(zip(kg.relations["key"], kg.relations["id"], strict=True))
+        lexicon = resolve_lexicon(
+            zip(rels["key"], rels["label"], rels["description"], strict=True),
+            types={k: dr.get(int(by_key[k]), (GENERIC_TYPE, GENERIC_TYPE)) for k in rel_keys},
+            overrides={**ovr, "__source__": source},
+        )
         drafts: list[_Draft] = []
         info: dict[tuple[str, str], dict[str, Any]] = {}
-        for rel_id, key, label, desc in zip(
-            rels["id"], rels["key"], rels["label"], rels["description"], strict=True
-        ):
+        for rel_id, key in zip(rels["id"], rels["key"], strict=True):
             rel_id = int(rel_id)
-            domain, range_ = dr.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
-            words = relation_words(key, label)
+            entry = lexicon[key]
+            domain, range_ = entry.domain, entry.range
+            # an argument's declared type holds for every argument the data can give; a
+            # lexicon's domain/range win
+            loose = dr.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            tight = strict.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            dom_in = tight[0] if domain == loose[0] else domain
+            rng_in = tight[1] if range_ == loose[1] else range_
+            words = _ascii_words(entry.label) or ["related"]
             text_label = " ".join(words)
-            o = ovr.get(key, {})
-            fwd, inv = _base_names(style, words, domain, range_)
+            # names and descriptions: the user's overrides, else the shipped lexicon's (its
+            # names are kg2tool-style identifiers, so other styles generate their own)
+            o = dict(ovr.get(key, {}))
+            if style == "kg2tool":
+                for field_name in ("name", "inverse_name"):
+                    if getattr(entry, field_name):
+                        o.setdefault(field_name, getattr(entry, field_name))
+            fwd, _ = _base_names(style, words, dom_in, range_, entry)
+            _, inv = _base_names(style, words, domain, range_, entry)
             cvt, path_domain = [], []
             if is_freebase_path(key):
                 _, _, cvts = freebase_parts(key)
@@ -523,26 +547,17 @@ class ApiCatalog:
                     fixed="inverse_name" in o,
                 )
             )
-            phrasing = o.get("phrasing") or {}
-            heads = _plural_text(domain) if domain != "human" else "people"
-            info[(key, "forward")] = {
-                "description": o.get("description")
-                or _describe(text_label, clean_description(desc), domain, range_, "forward"),
-                "input": domain,
-                "output": range_,
-                "phrase": phrasing.get("forward") or f"the {text_label} of {{x}}",
-                "label": text_label,
-                "meaning": clean_description(desc),
-            }
-            info[(key, "inverse")] = {
-                "description": o.get("inverse_description")
-                or _describe(text_label, clean_description(desc), domain, range_, "inverse"),
-                "input": range_,
-                "output": domain,
-                "phrase": phrasing.get("inverse") or f"the {heads} whose {text_label} is {{x}}",
-                "label": text_label,
-                "meaning": clean_description(desc),
-            }
+            meaning = entry.gloss  # the lexicon's, or the KG's description cleaned
+            for d, inp, outp in (("forward", dom_in, range_), ("inverse", rng_in, domain)):
+                info[(key, d)] = {
+                    "description": o.get("description" if d == "forward" else "inverse_description")
+                    or _describe(entry, d, meaning, inp, outp),
+                    "input": inp,
+                    "output": outp,
+                    "phrase": entry.side(d).one,
+                    "label": text_label,
+                    "meaning": meaning,
+                }
         set_names = {op: _set_name(style, op) for op in SET_OPERATIONS} if set_operations else {}
         _resolve_collisions(drafts, reserved=set(set_names.values()), source=source)
         apis: list[Api] = []
@@ -585,8 +600,13 @@ class ApiCatalog:
         for op, name in set_names.items():
             apis.append(_set_api(op, name))
         texts = {k: (v["label"], v["meaning"]) for k, v in info.items()}
-        lists = _list_apis(apis, style, texts)
-        return cls(apis=apis + lists if list_apis else apis, style=style, _list_apis=lists)
+        lists = _list_apis(apis, style, texts, lexicon)
+        return cls(
+            apis=apis + lists if list_apis else apis,
+            style=style,
+            _list_apis=lists,
+            lexicon=lexicon,
+        )
 
     # -- lookup
 
@@ -760,13 +780,20 @@ def _type_word(type_label: str) -> str:
     return _ident(_ascii_words(type_label)) or GENERIC_TYPE
 
 
-def _base_names(style: str, words: list[str], domain: str, range_: str) -> tuple[str, str]:
-    """Forward and inverse base names of a relation in a style (before collisions)."""
+def _base_names(
+    style: str, words: list[str], domain: str, range_: str, entry: Entry | None = None
+) -> tuple[str, str]:
+    """Forward and inverse base names of a relation in a style (before collisions): from the
+    phrasing table, the lexicon's verb frames, else ``get_<words>_of_<head type>``."""
     limit = MAX_NAME
     if style == "plain":
         return _shorten(words, lambda r: r, limit), _shorten(words, lambda r: f"{r}_inverse", limit)
     head, tail = _type_word(domain), _type_word(range_)
     table = PHRASING_TABLE.get(" ".join(words), {})
+    if not table and entry is not None and entry.api_forward and entry.api_inverse:
+        fwd = _fit(_ident(_ascii_words(entry.api_forward)), limit)
+        inv = _fit(_ident(_ascii_words(entry.api_inverse)), limit)
+        return (_camel(fwd), _camel(inv)) if style == "camel" else (fwd, inv)
     fmt = {"head": head, "tail": tail, "heads": _plural(head, people=True)}
     if "forward" in table:
         fwd = table["forward"].format(**fmt)
@@ -826,7 +853,10 @@ def _set_api(op: str, name: str) -> Api:
 
 
 def _list_apis(
-    apis: list[Api], style: str, texts: Mapping[tuple[str, str], tuple[str, str]]
+    apis: list[Api],
+    style: str,
+    texts: Mapping[tuple[str, str], tuple[str, str]],
+    lexicon: Mapping[str, Entry] | None = None,
 ) -> list[Api]:
     """The list form of every relation API (in catalogue order), named ``<name>_batch`` (a
     numeric suffix if that is taken); ``texts``: (relation label, meaning) per (key, direction)
@@ -850,7 +880,7 @@ def _list_apis(
             replace(
                 a,
                 name=name,
-                description=_describe_list(a, label, meaning),
+                description=_describe_list(a, label, meaning, (lexicon or {}).get(str(a.relation))),
                 parameters={
                     "type": "object",
                     "properties": {
@@ -877,43 +907,43 @@ def _list_apis(
     return out
 
 
-def _describe_list(single: Api, label: str, meaning: str) -> str:
+def _describe_list(single: Api, label: str, meaning: str, entry: Entry | None = None) -> str:
     """Description of the list form of a relation API (see :func:`_describe`)."""
     inp, outp = single.input_type, single.output_type
-    if not label:
-        what = f"Batch form of {single.name}: looks up several {_plural_text(inp)} in one call."
-    elif single.direction == "forward":
-        what = (
-            f"Returns the {label} of several {_plural_text(inp)} at once: the "
-            f"{_plural_text(outp)} linked to any of them by the relation '{label}'."
-        )
+    if entry is not None and single.direction is not None:
+        many = entry.side(single.direction).many
+        what = f"Returns {many.replace('{x}', f'any of several given {_plural_text(inp)}')}, in one call."
     else:
-        what = (
-            f"Returns the {_plural_text(outp)} whose {label} is any of several given "
-            f"{_plural_text(inp)} (the inverse of the relation '{label}'), in one call."
-        )
-    meaning = f" Relation '{label}': {meaning.rstrip('.')}." if label and meaning else ""
-    batch = f" Batch form of {single.name}." if label else ""
+        what = f"Batch form of {single.name}: looks up several {_plural_text(inp)} in one call."
+    gloss = _relation_gloss(entry, meaning)
     return (
-        f"{what}{meaning}{batch} Input: a list of {inp} names. Output: one list of {outp} "
+        f"{what}{gloss} Input: a list of {inp} names. Output: one list of {outp} "
         "names, the union of the results for every given entity, sorted and without "
         "duplicates (it does not say which input each came from); empty if none is known."
     )
 
 
-def _describe(label: str, desc: str, domain: str, range_: str, direction: str) -> str:
-    """Tool description from relation label, cleaned description and domain/range types."""
-    meaning = f" Relation '{label}': {desc.rstrip('.')}." if desc else ""
-    if direction == "forward":
-        return (
-            f"Returns the {label} of a given {domain}: the {_plural_text(range_)} linked to it "
-            f"by the relation '{label}'.{meaning} Input: the name of a {domain}. "
-            f"Output: a list of {range_} names, empty if none is known."
-        )
+def _relation_gloss(entry: Entry | None, meaning: str) -> str:
+    """ " Relation 'place of birth': where a person was born." (label words, then gloss)."""
+    label = entry.label if entry is not None else ""
+    if label and meaning:
+        return f" Relation '{label}': {meaning.rstrip('.')}."
+    return f" Relation '{label}'." if label else (f" {meaning.rstrip('.')}." if meaning else "")
+
+
+def _describe(entry: Entry, direction: str, meaning: str, inp: str, outp: str) -> str:
+    """Tool description of one direction of a relation, from its lexicon phrases and the
+    declared input/output types: what it returns for the given entity, the relation's gloss,
+    input and output."""
+    own = entry.description if direction == "forward" else entry.inverse_description
+    if own:  # the lexicon's sentence (what the API returns), then the gloss, input, output
+        what = own.strip().rstrip(".")
+    else:
+        what = "Returns " + entry.side(direction).many.replace("{x}", f"the given {inp}")
+    gloss = _relation_gloss(entry, meaning)
     return (
-        f"Returns the {_plural_text(domain)} whose {label} is the given {range_} (the inverse "
-        f"of the relation '{label}').{meaning} Input: the name of a {range_}. "
-        f"Output: a list of {domain} names, empty if none is known."
+        f"{what}.{gloss} Input: the name of {a_an(inp)}. "
+        f"Output: a list of {outp} names, empty if none is known."
     )
 
 

@@ -424,6 +424,37 @@ def generate(
             "'batched' (one call of a list API, e.g. get_x_of_y_batch, per projection step).",
         ),
     ] = None,
+    allow_raw_keys: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-raw-keys",
+            help="Keep samples that show entities without a name (opaque keys such as Q42); "
+            "by default they are dropped and counted.",
+        ),
+    ] = None,
+    exclude_relations: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-relations",
+            help="Comma-separated patterns (shell-style, case-insensitive) of relation keys or "
+            "labels to leave out, e.g. 'P1038,*slur*'.",
+        ),
+    ] = None,
+    exclude_entities: Annotated[
+        str | None,
+        typer.Option(
+            "--exclude-entities",
+            help="Comma-separated patterns of entity keys or labels to leave out.",
+        ),
+    ] = None,
+    overrides: Annotated[
+        Path | None,
+        typer.Option(
+            "--overrides",
+            help="TOML/YAML relation lexicon (docs/LEXICONS.md) that wins over the shipped "
+            "ones, field by field: phrases, questions, API names, descriptions, types.",
+        ),
+    ] = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -548,6 +579,10 @@ def generate(
         "max_intermediate": max_intermediate,
         "set_ops": set_ops,
         "call_style": call_style,
+        "allow_raw_keys": allow_raw_keys,
+        "exclude_relations": exclude_relations,
+        "exclude_entities": exclude_entities,
+        "overrides": None if overrides is None else str(overrides),
         "paraphrase_url": paraphrase_url,
         "paraphrase_model": paraphrase_model,
         "paraphrase_ratio": paraphrase_ratio,

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from kg2tool.formats import (
     dataset_info_entry,
     record_parts,
 )
+from kg2tool.lexicon import RAW_KEY_PATTERN
 from kg2tool.patterns import JOIN
 from kg2tool.pipeline import pattern_counts
 from kg2tool.runtime import ToolRuntime
@@ -54,7 +56,13 @@ from kg2tool.trajectories import (
     join_call_counts,
     verify_many,
 )
-from kg2tool.verbalize import RAW_ID_PATTERN, RelationLexicon, build_lexicon, mix_hash, verbalize
+from kg2tool.verbalize import (
+    RAW_ID_PATTERN,
+    RelationLexicon,
+    build_lexicon,
+    mix_hash,
+    verbalize_linted,
+)
 
 __all__ = [
     "COLUMNS",
@@ -87,11 +95,23 @@ class Context:
     def __init__(self, kg: Any, catalog: ApiCatalog | None = None, overrides: Any = None) -> None:
         """Build everything the per-batch work needs."""
         self.kg = kg
-        self.catalog = catalog or ApiCatalog.from_graph(kg)
+        self.catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
         self.runtime = ToolRuntime(kg, self.catalog)
         self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
         self.fragments = ToolFragments(self.catalog)
         self.namable = namable_entities(self.runtime)
+        self.unlabelled = unlabelled_entities(kg)
+
+    def exclusions(
+        self, relations: tuple[str, ...], entities: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(relation mask, entity mask) of what is excluded: the patterns given and the
+        lexicon's ``exclude = true`` relations; None when nothing is. Cached per patterns."""
+        cache = self.__dict__.setdefault("_exclusions", {})
+        if (relations, entities) not in cache:
+            flagged = [k for k, e in self.catalog.lexicon.items() if e.exclude]
+            cache[(relations, entities)] = exclusion_masks(self.kg, relations, entities, flagged)
+        return cache[(relations, entities)]
 
     def batched(self) -> Context:
         """This context with the list APIs (``call_style="batched"``), made once: the same
@@ -119,6 +139,64 @@ def namable_entities(runtime: ToolRuntime) -> np.ndarray:
     names = pl.Series(runtime.names, dtype=pl.String)
     ok = (names == labels).fill_null(False) & ~labels.str.contains(RAW_ID_PATTERN).fill_null(False)
     return ok.to_numpy().astype(bool)
+
+
+def unlabelled_entities(kg: Any) -> np.ndarray:
+    """Per entity id: whether its name is an opaque key (no label, and a key such as ``Q42``
+    or ``/m/0x`` that no words can be read from). Samples showing one are dropped unless
+    ``allow_raw_keys``."""
+    ents = kg.entities
+    raw = (ents["label"] == ents["key"]).fill_null(True) & ents["key"].str.contains(RAW_KEY_PATTERN)
+    return raw.to_numpy().astype(bool)
+
+
+def _touches(mask: np.ndarray, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray:
+    """Per query row: whether an anchor, an intermediate entity or an answer is in ``mask``."""
+    bad = mask[anc].any(axis=1) if anc.size else np.zeros(q.height, bool)
+    if not mask.any():
+        return bad
+    col = "sets" if "sets" in q.columns else "answer_ids"
+    ids = q.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("r"), pl.col(col).alias("i"))
+    ids = ids.explode("i")
+    if col == "sets":
+        ids = ids.explode("i")
+    ids = ids.drop_nulls("i")
+    rows = ids["r"].to_numpy()[mask[ids["i"].to_numpy().astype(np.int64)]]
+    bad[rows] = True
+    return bad
+
+
+def exclusion_masks(
+    kg: Any, relations: Sequence[str], entities: Sequence[str], flagged: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(relation mask, entity mask) by id of what matches the patterns (keys in ``flagged``:
+    relations a lexicon excludes); None when nothing is excluded."""
+    rel = excluded(kg.relations, relations, flagged)
+    ent = excluded(kg.entities, entities)
+    return (rel, ent) if rel.any() or ent.any() else None
+
+
+def _pattern_regex(patterns: Sequence[str]) -> str | None:
+    """One case-insensitive regex for shell-style patterns ("*slur*", "P1?"), None if none."""
+    pats = [p.strip() for p in patterns if p and p.strip()]
+    if not pats:
+        return None
+
+    def glob(p: str) -> str:
+        return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
+
+    return "(?i)^(?:" + "|".join(glob(p) for p in pats) + ")$"
+
+
+def excluded(table: pl.DataFrame, patterns: Sequence[str], extra: Sequence[str] = ()) -> np.ndarray:
+    """Per row of an id/key/label table: whether its key or label matches one of the
+    shell-style ``patterns`` (case-insensitive), or its key is in ``extra``."""
+    mask = table["key"].is_in(list(extra)).to_numpy() if extra else np.zeros(table.height, bool)
+    regex = _pattern_regex(patterns)
+    if regex is not None:
+        hit = table["key"].str.contains(regex) | table["label"].str.contains(regex).fill_null(False)
+        mask |= hit.to_numpy()
+    return mask
 
 
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
@@ -223,8 +301,19 @@ def build_from_batches(
     max_join_calls: int = MAX_JOIN_CALLS,
     call_style: str = "single",
     with_record: bool = True,
+    allow_raw_keys: bool = False,
+    exclude_relations: Sequence[str] = (),
+    exclude_entities: Sequence[str] = (),
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern.
+
+    ``exclude_relations`` / ``exclude_entities``: shell-style patterns (``"*slur*"``,
+    ``"P1?"``) matched case-insensitively against keys and labels; queries using such a
+    relation or showing such an entity are dropped and counted (``excluded``). Relations
+    whose lexicon entry says ``exclude = true`` are always excluded.
+
+    Queries whose question or trajectory would show an entity without a name (an opaque key
+    such as ``Q42``) are dropped and counted (``raw_key_entity``) unless ``allow_raw_keys``.
 
     ``set_ops``: ``"thought"`` (set operations explained in the thoughts) or ``"tools"``
     (calls of the set-operation APIs). ``call_style``: ``"single"`` (one call per entity) or
@@ -247,6 +336,7 @@ def build_from_batches(
     if call_style == "batched":
         ctx = ctx.batched()
     report: dict[str, Any] = {"dropped": {}, "skipped_patterns": {}, "per_pattern": {}}
+    exclusions = ctx.exclusions(tuple(exclude_relations), tuple(exclude_entities))
     items: list[tuple[Any, pl.DataFrame]] = []
     specs: list[str] = []
     base = 0
@@ -280,7 +370,7 @@ def build_from_batches(
         # sids unique across the shard's patterns (rows stay in pattern order)
         q = q.with_columns(pl.col("sid") + base, pl.lit(len(specs), pl.Int32).alias("_p"))
         base += 2 * n + 1
-        q = _questions(ctx, plan, q, seed, report)
+        q = _questions(ctx, plan, q, seed, report, allow_raw_keys, exclusions)
         items.append((plan, q))
         specs.append(str(spec))
     if paraphraser is not None:
@@ -299,6 +389,7 @@ def build_from_batches(
             set_ops,
             call_style,
             with_record=with_record,
+            banned=None if exclusions is None else exclusions[0],
         )
         if items
         else _empty_frame()
@@ -318,9 +409,17 @@ def _empty_frame() -> pl.DataFrame:
 
 
 def _questions(
-    ctx: Context, plan: Any, q: pl.DataFrame, seed: int, report: dict[str, Any]
+    ctx: Context,
+    plan: Any,
+    q: pl.DataFrame,
+    seed: int,
+    report: dict[str, Any],
+    allow_raw_keys: bool = False,
+    exclusions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> pl.DataFrame:
-    """One pattern's queries with their question; anchors that cannot be named are dropped."""
+    """One pattern's queries with their question; anchors that cannot be named are dropped,
+    and (unless ``allow_raw_keys``) queries whose trajectory would show an entity without a
+    name (``raw_key_entity``)."""
     labels = ctx.kg.entities["label"]
     k_anc = len(plan.anchor_slots)
     anc = _matrix(q["anchor_ids"], k_anc)
@@ -331,16 +430,28 @@ def _questions(
     dropped = report["dropped"]
     if (~ok_anchor).any():
         dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())
-    question = verbalize(
-        plan,
-        rel,
-        anchor_names,
-        q["num_answers"].to_numpy(),
-        q["qid"].to_numpy(),
-        ctx.lexicon,
-        seed=seed,
+    question, lint = verbalize_linted(
+        plan, rel, anchor_names, q["qid"].to_numpy(), ctx.lexicon, seed=seed
     )
-    return q.with_columns(question.alias("question")).filter(pl.Series(ok_anchor))
+    # no template of the pattern reads well for these relations: dropped and counted
+    bad_text = lint.is_not_null().to_numpy() & ok_anchor
+    if bad_text.any():
+        dropped["question_lint"] = dropped.get("question_lint", 0) + int(bad_text.sum())
+    keep = ok_anchor & ~bad_text
+    if not allow_raw_keys:
+        raw = _touches(ctx.unlabelled, q, anc) & keep
+        if raw.any():
+            dropped["raw_key_entity"] = dropped.get("raw_key_entity", 0) + int(raw.sum())
+        keep &= ~raw
+    if exclusions is not None:  # excluded relations and entities
+        bad_rel, bad_ent = exclusions
+        out = (bad_rel[rel].any(axis=1) if rel.size else np.zeros(q.height, bool)) & keep
+        if bad_ent.any():
+            out |= _touches(bad_ent, q, anc) & keep
+        if out.any():
+            dropped["excluded"] = dropped.get("excluded", 0) + int(out.sum())
+        keep &= ~out
+    return q.with_columns(question.alias("question")).filter(pl.Series(keep))
 
 
 def _shard_rows(
@@ -357,8 +468,10 @@ def _shard_rows(
     call_style: str = "single",
     *,
     with_record: bool = True,
+    banned: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """Trajectories, verification and records of every pattern's queries, all at once."""
+    """Trajectories, verification and records of every pattern's queries, all at once
+    (``banned``: per relation id, excluded, so never offered as a distractor tool)."""
     rt = ctx.runtime
     dropped = report["dropped"]
     traj = build_trajectories_many(
@@ -386,7 +499,7 @@ def _shard_rows(
 
     samples = samples.with_columns(pl.col("sid").cast(pl.Int64))
     q = q.with_columns(pl.col("sid").cast(pl.Int64))
-    tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed)
+    tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed, banned)
     samples = pl.concat(
         [
             samples,
@@ -455,9 +568,16 @@ def _stable_ids(s: pl.Series) -> pl.Series:
 
 
 def _tool_ids(
-    ctx: Context, samples: pl.DataFrame, steps: pl.DataFrame, q: pl.DataFrame, k: int, seed: int
+    ctx: Context,
+    samples: pl.DataFrame,
+    steps: pl.DataFrame,
+    q: pl.DataFrame,
+    k: int,
+    seed: int,
+    banned: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """Per sample: needed API indices + up to ``k`` seeded distractors, in a seeded order."""
+    """Per sample: needed API indices + up to ``k`` seeded distractors, in a seeded order
+    (never an API of a ``banned`` relation)."""
     idx = ctx.fragments.index
     needed = steps.select(
         "sid",
@@ -466,6 +586,9 @@ def _tool_ids(
         .alias("t"),
     )
     pool = np.asarray(ctx.fragments.relation_ids, dtype=np.int64)
+    if banned is not None and banned.any() and len(pool):
+        rel_of = np.array([ctx.catalog.apis[i].relation_id for i in pool], dtype=np.int64)
+        pool = pool[~banned[rel_of]]
     qid = q.select("sid", "qid").filter(pl.col("sid").is_in(samples["sid"].implode()))
     parts = [needed]
     if k > 0 and len(pool):

@@ -20,6 +20,7 @@ import polars as pl
 
 from . import _core
 from .errors import InputError, SnapshotError, UnknownNameError
+from .lexicon import entity_name_expr
 from .snapshot import is_snapshot, load_snapshot, save_snapshot
 from .tables import KGTables, clean_text
 
@@ -28,12 +29,17 @@ MAX_ENTITIES = 2**31 - 1
 Table = pl.DataFrame | Callable[[], pl.DataFrame]
 
 
-def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
-    """id/key/label/description frame for sorted ``keys``; label falls back to the key."""
+def _text_table(
+    keys: pl.Series, source: pl.DataFrame | None, *, key_names: bool = False
+) -> pl.DataFrame:
+    """id/key/label/description frame for sorted ``keys``; label falls back to the key (with
+    ``key_names``, a key made of words is turned into them: "population_group" ->
+    "population group", see :func:`kg2tool.lexicon.entity_name_expr`)."""
     base = pl.DataFrame({"id": pl.int_range(0, len(keys), dtype=pl.Int32, eager=True), "key": keys})
+    fallback = entity_name_expr(pl.col("key")) if key_names else pl.col("key")
     if source is None or source.height == 0:
         return base.with_columns(
-            label=clean_text(pl.col("key")), description=pl.lit(None, dtype=pl.String)
+            label=clean_text(fallback), description=pl.lit(None, dtype=pl.String)
         )
     src = source.select(
         pl.col("key").cast(pl.String),
@@ -48,7 +54,7 @@ def _text_table(keys: pl.Series, source: pl.DataFrame | None) -> pl.DataFrame:
     return out.with_columns(
         label=clean_text(
             pl.when(pl.col("label").is_null() | (pl.col("label").str.strip_chars() == ""))
-            .then(pl.col("key"))
+            .then(fallback)
             .otherwise(pl.col("label"))
         ),
         description=clean_text(pl.col("description")),
@@ -242,7 +248,7 @@ class KnowledgeGraph:
         arrays, duplicates = _core.build_arrays(
             heads, rels, tails, len(ent_keys), len(rel_keys), threads
         )
-        entities = _text_table(ent_keys, tables.entities)
+        entities = _text_table(ent_keys, tables.entities, key_names=True)
         relations = _text_table(rel_keys, tables.relations)
         if tables.entity_types is not None and tables.entity_types.height:
             et = tables.entity_types.select(

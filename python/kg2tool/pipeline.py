@@ -98,6 +98,16 @@ class GenerateConfig:
     # "single": one relation call per entity; "batched": one list-API call per projection op
     # (kg2tool.trajectories). Left out of to_dict (dumps, resume hash) at the default.
     call_style: str = "single"
+    # Show entities without a name (opaque keys such as Q42) in samples; off by default, when
+    # such samples are dropped (raw_key_entity). Left out of to_dict at the default.
+    allow_raw_keys: bool = False
+    # Comma-separated shell-style patterns of relation / entity keys or labels to leave out
+    # (kg2tool.dataset.build_from_batches). Left out of to_dict while empty.
+    exclude_relations: str = ""
+    exclude_entities: str = ""
+    # A relation lexicon / overrides file (docs/LEXICONS.md) winning over the shipped ones.
+    # Left out of to_dict while unset.
+    overrides: str | None = None
     # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
@@ -164,6 +174,9 @@ class GenerateConfig:
             d.pop("set_ops")
         if d.get("call_style") == "single":  # and the default call_style
             d.pop("call_style")
+        for name in ("allow_raw_keys", "exclude_relations", "exclude_entities", "overrides"):
+            if not d.get(name):
+                d.pop(name, None)
         return d
 
     def content_hash(self) -> str:
@@ -217,6 +230,10 @@ _FIELD_TYPES: dict[str, type] = {
     "options": dict,
     "set_ops": str,
     "call_style": str,
+    "allow_raw_keys": bool,
+    "exclude_relations": str,
+    "exclude_entities": str,
+    "overrides": str,
 }
 
 
@@ -522,6 +539,7 @@ class Generator:
 
         exhausted = [False] * len(specs)
         namable = _namable_anchors(kg)
+        excluded = _excluded(kg, cfg)
 
         def take(p: int, n: int, parts: dict[int, list[Any]]) -> int:
             """Draw n more usable queries of pattern p; a stream that runs short is marked
@@ -543,6 +561,15 @@ class Generator:
                         _merge(report.rejected, {"unnamable_anchor": bad})
                         drawn = _Drawn(
                             batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
+                        )
+                if excluded is not None and len(drawn.query_index):
+                    bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
+                    ok = ~bad_rel[drawn.relation_ids].any(axis=1)
+                    ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
+                    if not ok.all():
+                        _merge(report.rejected, {"excluded": int((~ok).sum())})
+                        drawn = _Drawn(
+                            drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
                         )
                 if len(drawn.query_index):
                     parts.setdefault(p, []).append(drawn)
@@ -915,6 +942,28 @@ def _namable_anchors(kg: Any) -> np.ndarray | None:
     return None if ok.all() or not ok.any() else ok
 
 
+def _excluded(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray] | None:
+    """(relation mask, entity mask) of what the run excludes (patterns and the lexicon's
+    ``exclude = true``), so such draws are replaced; None when nothing is excluded."""
+    from .dataset import exclusion_masks
+    from .lexicon import select_shipped
+
+    fields = select_shipped(kg.relations["key"])
+    if cfg.overrides:  # the user's file wins, field by field
+        from .lexicon import read_lexicon
+
+        for key, f in read_lexicon(cfg.overrides).items():
+            if isinstance(f, dict):
+                fields[key] = {**fields.get(key, {}), **f}
+    flagged = [k for k, f in fields.items() if f.get("exclude")]
+    return exclusion_masks(
+        kg,
+        [p for p in cfg.exclude_relations.split(",") if p.strip()],
+        [p for p in cfg.exclude_entities.split(",") if p.strip()],
+        flagged,
+    )
+
+
 def _merge(into: dict[str, int], more: dict[str, int]) -> None:
     for k, v in more.items():
         into[k] = into.get(k, 0) + int(v)
@@ -1008,10 +1057,16 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
             seed=cfg.seed,
             format=cfg.format,
-            context=_worker_context(kg),
+            context=_worker_context(kg, cfg.overrides),
             paraphraser=para,
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
+            **({"allow_raw_keys": True} if cfg.allow_raw_keys else {}),
+            **{
+                name: [p for p in getattr(cfg, name).split(",") if p.strip()]
+                for name in ("exclude_relations", "exclude_entities")
+                if getattr(cfg, name)
+            },
             **({"with_record": False} if records is not None else {}),
             **cfg.options,
         )
@@ -1053,17 +1108,18 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     return info
 
 
-_WORKER_CONTEXT: dict[int, Any] = {}
+_WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 
-def _worker_context(kg: Any) -> Any:
-    """Catalogue, runtime and lexicon of a KG, built once per process."""
+def _worker_context(kg: Any, overrides: str | None = None) -> Any:
+    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
     from . import dataset
 
-    if id(kg) not in _WORKER_CONTEXT:
+    key = (id(kg), overrides)
+    if key not in _WORKER_CONTEXT:
         _WORKER_CONTEXT.clear()
-        _WORKER_CONTEXT[id(kg)] = dataset.Context(kg)
-    return _WORKER_CONTEXT[id(kg)]
+        _WORKER_CONTEXT[key] = dataset.Context(kg, overrides=overrides)
+    return _WORKER_CONTEXT[key]
 
 
 def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:

@@ -60,12 +60,14 @@ import pyarrow as pa
 
 from kg2tool.apis import LIST_KIND
 from kg2tool.errors import Kg2ToolError
+from kg2tool.lexicon import with_article
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 from kg2tool.runtime import ToolRuntime
 from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
 from kg2tool.verbalize import RelationLexicon, mix_hash, name_list_text
 
 __all__ = [
+    "ANSWER_PREFIX",
     "CALL_STYLES",
     "MAX_JOIN_CALLS",
     "SET_OPS_MODES",
@@ -78,6 +80,7 @@ __all__ = [
     "join_call_counts",
     "join_steps",
     "json_str",
+    "parse_final_answer",
     "verify",
     "verify_many",
 ]
@@ -366,6 +369,18 @@ def build_trajectories(
 _TREE, _CLOSE, _NEG = 0, 1, 2
 
 
+def parse_final_answer(text: str) -> list[str]:
+    """The answer names of a final answer text (``... The answers are: ["Paris", "Lyon,
+    France"]``): the JSON list after the last ANSWER_PREFIX. ValueError when there is none."""
+    at = text.rfind(ANSWER_PREFIX)
+    if at < 0:
+        raise ValueError(f"no {ANSWER_PREFIX!r} in the final answer")
+    names = orjson.loads(text[at + len(ANSWER_PREFIX) :].strip())
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise ValueError("the final answer's list is not a JSON list of names")
+    return names
+
+
 def _one_period(text: pl.Expr) -> pl.Expr:
     """One period where a name ending in "." ends a sentence ("Sammy Davis Jr.." -> "Jr.");
     an ellipsis stays."""
@@ -511,6 +526,8 @@ _REASONS = [
     "every candidate is excluded",
     "no candidate passes every check",
 ]
+# What the final answer text says before the JSON list of answer names (see parse_final_answer).
+ANSWER_PREFIX = "The answers are:"
 _KIND_CODE = {PROJECT: 0, INTERSECT: 1, UNION: 2, DIFFERENCE: 3, JOIN: 4}
 
 
@@ -903,7 +920,29 @@ def build_trajectories_many(
             )
         )
     )
-    ex_text = expl.select(text.alias("t"))["t"]
+    # before the final answer, which lists the names once: what was done, not its result
+    brief = (
+        pl.when(pl.col("kind") == _EXPL_PROJECT)
+        .then(pl.when(empty).then(pl.lit("These lookups found nothing.")))
+        .when(pl.col("kind") == _EXPL_INTERSECT)
+        .then(pl.concat_str(pl.lit("I keep the entities found in "), both, pl.lit(".")))
+        .when(pl.col("kind") == _EXPL_UNION)
+        .then(pl.lit("I merge the lists."))
+        .when(pl.col("kind") == _EXPL_JOIN)
+        .then(
+            pl.when(empty | (pl.col("drop").list.len() == 0))
+            .then(pl.lit(None, pl.String))
+            .otherwise(
+                pl.concat_str(
+                    pl.lit("Checking every link rules out "),
+                    name_list_text(pl.col("drop")),
+                    pl.lit("."),
+                )
+            )
+        )
+        .otherwise(pl.lit("I remove the entities of the second list from the first."))
+    )
+    ex_text, ex_brief = expl.select(text.alias("t"), brief.alias("b")).get_columns()
     keep = ex_text.is_not_null().to_numpy()
     # target call row: first call of (sid, at); calls are sorted by (sid, op, pos)
     call_key = c["sid"] * 64 + c["op"]
@@ -934,13 +973,14 @@ def build_trajectories_many(
     to_final = keep & (ex_at < 0)
     final_pre = pl.repeat(None, len(sid_all), dtype=pl.String, eager=True)
     if to_final.any():
-        g = pl.DataFrame({"sid": ex_sid[to_final], "t": ex_text.filter(pl.Series(to_final))})
+        g = pl.DataFrame({"sid": ex_sid[to_final], "t": ex_brief.filter(pl.Series(to_final))})
+        g = g.drop_nulls("t")
         g = g.group_by("sid", maintain_order=True).agg(pl.col("t").str.join(" "))
         final_pre = final_pre.scatter(np.searchsorted(sid_all, g["sid"].to_numpy()), g["t"])
 
-    phrase = pl.concat_str(
+    phrase = pl.concat_str(  # "the capital of the Netherlands": names read as in the question
         pl.lit(lex["prefix"].gather(rd)),
-        pl.lit(nm.names.gather(ent)),
+        pl.lit(with_article(nm.names.gather(ent))),
         pl.lit(lex["suffix"].gather(rd)),
     )
     first_of = (
@@ -1154,32 +1194,31 @@ def build_trajectories_many(
     )
     na = pl.col("answer_names").list.len()
     reason = pl.lit(pl.Series(_REASONS, dtype=pl.String).gather(cat(a_kind, np.int64)))
-    answer_sentence = (
-        pl.when(na == 0)
-        .then(pl.concat_str(pl.lit("So no entity satisfies the question: "), reason, pl.lit(".")))
-        .when(na == 1)
-        .then(
-            pl.concat_str(
-                pl.lit("So the answer is "), name_list_text(pl.col("answer_names")), pl.lit(".")
-            )
-        )
-        .otherwise(
-            pl.concat_str(
-                pl.format("So the {} answers are ", na),
-                name_list_text(pl.col("answer_names")),
-                pl.lit("."),
-            )
-        )
+    # The final answer a program can read back: one short sentence, then the names as a JSON
+    # list (ANSWER_PREFIX + JSON array, always the last thing in the text).
+    ans_json = _name_lists(ans_cnt, cat(a_ids), nm.encoded) if len(ans_cnt) else None
+    lead = pl.when(na == 0).then(
+        pl.concat_str(pl.lit("So no entity satisfies the question: "), reason, pl.lit("."))
     )
     samples = pl.DataFrame(
-        {"sid": sid_all, "answer_names": ans_names, "final_pre": final_pre}
+        {
+            "sid": sid_all,
+            "answer_names": ans_names,
+            "final_pre": final_pre,
+            "answer_json": ans_json if ans_json is not None else pl.Series([], dtype=pl.String),
+        }
     ).select(
         "sid",
         "answer_names",
-        _one_period(
-            pl.when(pl.col("final_pre").is_not_null())
-            .then(pl.concat_str(pl.col("final_pre"), pl.lit(" "), answer_sentence))
-            .otherwise(answer_sentence)
+        pl.concat_str(
+            pl.concat_list(
+                _one_period(pl.col("final_pre")), _one_period(lead), pl.lit(ANSWER_PREFIX + " ")
+            )
+            .list.drop_nulls()
+            .list.join(" "),
+            pl.lit("["),
+            pl.col("answer_json").fill_null(""),
+            pl.lit("]"),
         ).alias("final_text"),
         (na == 0).alias("empty"),
     )

@@ -1,13 +1,16 @@
 """Questions from grounded queries: a relation lexicon and plan-driven templates, on Polars columns.
 
 A relation is phrased as a noun phrase around its argument: ``prefix + x + suffix``, one for
-each direction ("the birthplace of {x}", "the people born in {x}"). The phrases come from a
-curated table for common relation labels, then generic rules on the label, and a user overrides
-file (the ``phrasing`` field of :func:`kg2tool.apis.load_overrides`, ``{x}`` marks the argument)
-wins over both. A question composes these phrases along the compiled plan: projections nest,
-intersections become "both A and B", differences "A but not B", unions "either A or B", and the
-top op picks one of several templates (interrogative or imperative, question word from the
-answer type: "who" for people, "which cities" when the answers reliably share a type).
+each direction ("the birthplace of {x}", "the people born in {x}"), with the lexicon's plural,
+predicate ("was born in {x}") and direct question ("Where was {x} born?"). The phrases come
+from the resolved relation lexicon (:mod:`kg2tool.lexicon`: shipped lexicons, a user's file,
+a grammatical fallback). A question composes these phrases along the compiled plan:
+projections nest, intersections become "both A and B" (or one predicate, "Who was born in X
+and died in Y?"), differences name the kept set first and whole ("Among A, which are not
+B?"), unions "either A or B", and the top op picks one of several templates (interrogative or
+imperative, question word from the answer type: "who" for people, "which cities" when the
+answers reliably share a type). :func:`verbalize_linted` redraws a template whose question
+fails the lint (:mod:`kg2tool.lint`).
 
 Everything is vectorised: one Polars expression per template over all rows of a pattern; the
 template is chosen by a hash of (seed, query id), so the same seed gives the same questions.
@@ -24,8 +27,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kg2tool.apis import ApiCatalog, load_overrides, relation_words
+from kg2tool.apis import ApiCatalog
 from kg2tool.errors import InputError
+from kg2tool.lexicon import is_plural_noun, resolve_lexicon, verb_lemma, with_article
+from kg2tool.lexicon import plural as _plural_noun
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 
 __all__ = [
@@ -42,74 +47,6 @@ RAW_ID_PATTERN = r"\b[QP]\d+\b|/m/|/g/"
 # A type word is used in "Which <types> ..." only when this share of the answers carries it.
 TYPE_COVERAGE = 0.95
 _PEOPLE_TYPES = {"human", "person", "people"}
-
-# normalised label -> (forward phrase, inverse phrase); {x} the argument, {dom} plural of the
-# domain type ("people" for humans), {rng} plural of the range type.
-CURATED: dict[str, tuple[str, str]] = {
-    "founded by": ("the founders of {x}", "the {dom} founded by {x}"),
-    "influenced by": ("the people who influenced {x}", "the people influenced by {x}"),
-    "directed by": ("the director of {x}", "the {dom} directed by {x}"),
-    "director": ("the director of {x}", "the {dom} directed by {x}"),
-    "written by": ("the writer of {x}", "the {dom} written by {x}"),
-    "produced by": ("the producer of {x}", "the {dom} produced by {x}"),
-    "member of political party": ("the political party of {x}", "the members of {x}"),
-    "member of": ("the organizations that {x} is a member of", "the members of {x}"),
-    "part of": ("the {rng} that {x} is part of", "the parts of {x}"),
-    "named after": ("the namesake of {x}", "the {dom} named after {x}"),
-    "cast member": ("the cast members of {x}", "the {dom} starring {x}"),
-    "practiced by": ("the groups that practice {x}", "the {dom} practiced by {x}"),
-    "spouse": ("the spouse of {x}", "the people married to {x}"),
-    "sibling": ("the siblings of {x}", "the people whose sibling is {x}"),
-    "child": ("the children of {x}", "the parents of {x}"),
-    "unmarried partner": ("the unmarried partner of {x}", "the people whose partner is {x}"),
-    "educated at": ("the schools that {x} attended", "the people educated at {x}"),
-    "diplomatic relation": (
-        "the countries that {x} has diplomatic relations with",
-        "the countries that have diplomatic relations with {x}",
-    ),
-    "shares border with": ("the neighbours of {x}", "the {dom} bordering {x}"),
-    "place of birth": ("the birthplace of {x}", "the people born in {x}"),
-    "place of death": ("the place where {x} died", "the people who died in {x}"),
-    "place of burial": ("the burial place of {x}", "the people buried in {x}"),
-    "headquarters location": ("the headquarters location of {x}", "the {dom} headquartered in {x}"),
-    "country of citizenship": ("the country of citizenship of {x}", "the citizens of {x}"),
-    "residence": ("the residence of {x}", "the residents of {x}"),
-    "languages spoken written or signed": (
-        "the languages spoken by {x}",
-        "the people who speak {x}",
-    ),
-    "notable works": ("the notable works of {x}", "the people whose notable works include {x}"),
-    "location of formation": ("the place where {x} was formed", "the {dom} formed in {x}"),
-    "employer": ("the employers of {x}", "the people employed by {x}"),
-    "instrument": ("the instruments played by {x}", "the people who play {x}"),
-    "genre": ("the genre of {x}", "the {dom} in the {x} genre"),
-    "record label": ("the record label of {x}", "the artists signed to {x}"),
-    "occupation": ("the occupation of {x}", "the people whose occupation is {x}"),
-    "field of work": ("the field of work of {x}", "the people who work in {x}"),
-    "cause of death": ("the cause of death of {x}", "the people who died of {x}"),
-    "medical condition": ("the medical conditions of {x}", "the people with {x}"),
-    "head of state": ("the head of state of {x}", "the {dom} whose head of state is {x}"),
-    "continent": ("the continent of {x}", "the {dom} in {x}"),
-    "country": ("the country of {x}", "the {dom} from {x}"),
-    "country of origin": ("the country of origin of {x}", "the {dom} from {x}"),
-    "official language": ("the official language of {x}", "the {dom} where {x} is official"),
-    "parent organization": ("the parent organization of {x}", "the subsidiaries of {x}"),
-    "narrative location": ("the setting of {x}", "the {dom} set in {x}"),
-    "time period": ("the time period of {x}", "the people of {x}"),
-    "ethnic group": ("the ethnic group of {x}", "the people of the {x} ethnic group"),
-    "religion": ("the religion of {x}", "the people whose religion is {x}"),
-    "movement": ("the movement of {x}", "the people of the {x} movement"),
-    "contains administrative territorial entity": (
-        "the subdivisions of {x}",
-        "the region that contains {x}",
-    ),
-    "located in the administrative territorial entity": (
-        "the region where {x} is located",
-        "the places located in {x}",
-    ),
-    "capital": ("the capital of {x}", "the {dom} whose capital is {x}"),
-    "capital of": ("the {rng} whose capital is {x}", "the capital of {x}"),
-}
 
 
 def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
@@ -129,16 +66,7 @@ def _plural(word: str) -> str:
     """English plural of the last word of a type phrase ("city" -> "cities")."""
     if word in _PEOPLE_TYPES:
         return "people"
-    head, _, last = word.rpartition(" ")
-    if last.endswith("s") and not last.endswith("ss"):
-        pass
-    elif re.search(r"[^aeiou]y$", last):
-        last = last[:-1] + "ies"
-    elif re.search(r"(s|x|z|ch|sh)$", last):
-        last += "es"
-    else:
-        last += "s"
-    return f"{head} {last}" if head else last
+    return _plural_noun(word)
 
 
 # Words that end the head noun of a phrase ("the people | who influenced {x}").
@@ -158,9 +86,8 @@ _HEAD_VERBS = {"contains": "contain", "has": "have", "is": "are", "was": "were"}
 
 
 def _is_plural_word(word: str) -> bool:
-    return word in ("people", "children", "men", "women") or (
-        word.endswith("s") and not word.endswith("ss")
-    )
+    """Whether a head noun is plural (:func:`kg2tool.lexicon.is_plural_noun`)."""
+    return is_plural_noun(word)
 
 
 def _head_span(pre: str) -> tuple[int, int]:
@@ -202,11 +129,25 @@ def _plural_arg(pre: str, post: str) -> tuple[str, str]:
         return pre[: -len("the ")], ""
     if pre.endswith(" is "):
         pre += "one of "
+    role = re.fullmatch(r" as an? ([a-z][a-z ]*)", post)
+    if role:  # "that have {x} as a member" -> "that have {xs} as members"
+        post = f" as {_plural(role.group(1))}"
     for one, many in _ARG_VERBS:
         if post == one or post.startswith(one + " "):
             post = many + post[len(one) :]
             break
     return pre, post
+
+
+def _plural_verb_after(post: str) -> str:
+    """A phrase suffix whose first word is a 3rd-person verb, made plural for a plural
+    argument (" interacts" -> " interact")."""
+    words = post.split(" ")
+    if len(words) >= 2 and words[0] == "":
+        lemma = verb_lemma(words[1])
+        if lemma is not None:
+            words[1] = lemma
+    return " ".join(words)
 
 
 def _split(template: str) -> tuple[str, str]:
@@ -263,36 +204,33 @@ def build_lexicon(
     catalog: ApiCatalog | None = None,
     overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> RelationLexicon:
-    """The relation lexicon of a KG: curated table, then label rules; ``overrides`` win."""
-    catalog = catalog or ApiCatalog.from_graph(kg)
-    over = load_overrides(overrides) if overrides is not None else {}
+    """The question lexicon of a KG, from the catalogue's resolved relation lexicon (shipped
+    lexicons, user overrides, grammatical fallback; :mod:`kg2tool.lexicon`); ``overrides``
+    given here win over the catalogue's."""
+    catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
+    entries = catalog.lexicon
+    if overrides is not None or not entries:
+        keys = kg.relations["key"].to_list()
+        types = {}
+        for key in keys:
+            try:
+                api = catalog.api_for(key, "forward")
+                types[key] = (api.input_type, api.output_type)
+            except Exception:
+                types[key] = ("entity", "entity")
+        entries = resolve_lexicon(
+            zip(keys, kg.relations["label"], kg.relations["description"], strict=True),
+            types=types,
+            overrides=overrides,
+        )
     cover = _type_coverage(kg)
-    rows: list[tuple[int, str, str, str, bool]] = []
+    rows: list[tuple[Any, ...]] = []
     keys = kg.relations["key"].to_list()
-    labels = kg.relations["label"].to_list()
-    for rid, (key, label) in enumerate(zip(keys, labels, strict=True)):
-        words = relation_words(key, label)
-        norm = " ".join(words)
-        try:
-            fwd_api = catalog.api_for(key, "forward")
-            dom, rng = fwd_api.input_type, fwd_api.output_type
-        except Exception:
-            dom = rng = "entity"
-        dom_pl, rng_pl = _plural(dom) if dom != "entity" else "entities", _plural(rng)
-        if norm in CURATED:
-            fwd, inv = CURATED[norm]
-        elif words[-1] == "by":
-            fwd, inv = f"the {rng_pl} that {{x}} was {norm}", f"the {{dom}} {norm} {{x}}"
-        elif words[-1] in ("of", "in", "with", "at", "to", "from"):
-            fwd, inv = f"the {rng_pl} that {{x}} is {norm}", f"the {{dom}} that are {norm} {{x}}"
-        else:
-            fwd, inv = f"the {norm} of {{x}}", f"the {{dom}} whose {norm} is {{x}}"
-        fwd = fwd.replace("{dom}", dom_pl).replace("{rng}", rng_pl)
-        inv = inv.replace("{dom}", dom_pl).replace("{rng}", rng_pl)
-        phrasing = (over.get(key) or {}).get("phrasing") or {}
-        fwd, inv = phrasing.get("forward", fwd), phrasing.get("inverse", inv)
-        for d, text in ((0, fwd), (1, inv)):
-            pre, post = _split(text)
+    for rid, key in enumerate(keys):
+        entry = entries[key]
+        for d, side in ((0, entry.forward), (1, entry.inverse)):
+            pre, post = _split(side.one)
+            pre_many, post_many = _split(side.many)
             tlabel, share = cover.get((rid, d), ("entity", 0.0))
             person = tlabel in _PEOPLE_TYPES and share >= TYPE_COVERAGE
             if person:
@@ -304,14 +242,16 @@ def build_lexicon(
             qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
             j, noun = _head_span(pre)
             head = " ".join(pre.split(" ")[1:j]) if j else ""
-            plural = bool(head) and _is_plural_word(pre.split(" ")[noun])
-            pre_p = _pluralize_head(pre)
-            head_pl = " ".join(pre_p.split(" ")[1:j]) if j else ""
-            pre_m, post_m = _plural_arg(pre, post)
+            plural_ = bool(head) and _is_plural_word(pre.split(" ")[noun])
+            jp, _ = _head_span(pre_many)
+            head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
+            pre_m, post_m = _plural_arg(pre_many, post_many)
+            if post_m == post_many and post == post_many:
+                post_m = _plural_verb_after(post_m)
             rows.append(
                 (
-                    rid * 2 + d, pre, post, qword, person, plural, qword_one, pre_p, pre_m,
-                    post_m, head, head_pl,
+                    rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
+                    post_m, head, head_pl, side.verb, side.question,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -329,6 +269,8 @@ def build_lexicon(
             "suffix_m": pl.String,
             "head": pl.String,
             "head_pl": pl.String,
+            "verb": pl.String,
+            "question": pl.String,
         },
         orient="row",
     )
@@ -433,13 +375,23 @@ def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
         bare = _all_of(texts)
     elif kind == UNION:
         bare = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
-    else:
+    else:  # scope made explicit: "those among A that are not among B"
         bare = pl.concat_str(texts[0], pl.lit(" but not "), texts[1])
     person = pl.lit(parts[0].person)
-    noun = pl.concat_str(
-        pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
-        bare,
-    )
+    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
+    if kind == DIFFERENCE:
+        noun = pl.concat_str(
+            pl.lit("those among "),
+            pl.lit(parts[0].noun),
+            that,
+            pl.lit("are not among "),
+            pl.lit(parts[1].noun),
+        )
+    else:
+        noun = pl.concat_str(
+            pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
+            bare,
+        )
     return _materialise(
         len(parts[0].text),
         text=bare,
@@ -661,7 +613,94 @@ def verbalize(
     seed: int = 0,
 ) -> pl.Series:
     """One question per row, from the plan's phrases and a seeded template choice."""
+    del num_answers  # the question never gives the number of answers away
+    templates = _templates(plan, relation_ids, anchor_names, lexicon)
+    choice = (mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64)
+    return _render(templates, choice, len(query_ids))
+
+
+def verbalize_linted(
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    query_ids: np.ndarray,
+    lexicon: RelationLexicon,
+    *,
+    seed: int = 0,
+) -> tuple[pl.Series, pl.Series]:
+    """:func:`verbalize` whose template choice is redrawn where the question fails the lint
+    (:func:`kg2tool.lint.lint_texts`, on the template with placeholder anchor names, so a
+    name such as "Duran Duran" is not taken for a doubled word): the seeded choice first,
+    then the next templates in turn. Returns (questions, lint reason per row): the reason
+    is null for a question that passes, else the first template's reason and a null
+    question."""
+    from kg2tool.lint import lint_texts
+
     n = len(query_ids)
+    placeholders = [
+        pl.Series([f"Xanchor{j}"] * n, dtype=pl.String) for j in range(len(anchor_names))
+    ]
+    probe = _templates(plan, relation_ids, placeholders, lexicon)
+    k = len(probe)
+    ok = np.zeros((k, n), bool)
+    reasons: list[pl.Series] = []
+    texts = pl.select(*(_finish(body, mark).alias(f"t{t}") for t, (body, mark) in enumerate(probe)))
+    for t in range(k):
+        col = texts[f"t{t}"] if texts.height == n else pl.Series([None] * n, dtype=pl.String)
+        # placeholder names make most texts repeat: lint each distinct one once
+        uniq = col.unique()
+        verdict = pl.DataFrame({"t": uniq, "why": lint_texts(uniq)})
+        why = col.to_frame("t").join(verdict, on="t", how="left", nulls_equal=True)["why"]
+        reasons.append(why)
+        ok[t] = why.is_null().to_numpy()
+    first = (mix_hash(seed, query_ids) % np.uint64(k)).astype(np.int64)
+    choice = np.full(n, -1, np.int64)
+    for step in range(k - 1, -1, -1):  # the earliest passing template in cyclic order wins
+        t = (first + step) % k
+        choice = np.where(ok[t, np.arange(n)], t, choice)
+    templates = _templates(plan, relation_ids, anchor_names, lexicon)
+    out = _render(templates, np.maximum(choice, 0), n)
+    failed = choice < 0
+    reason = pl.Series("reason", [None] * n, dtype=pl.String)
+    if failed.any():
+        rows = np.flatnonzero(failed)
+        table = np.stack([r.to_numpy() for r in reasons])  # (template, row) -> reason
+        why_first = pl.Series(table[first[rows], rows].tolist(), dtype=pl.String)
+        reason = reason.scatter(rows, why_first)
+        out = out.scatter(rows, pl.Series([None] * len(rows), dtype=pl.String))
+    return out, reason
+
+
+def _render(templates: list[tuple[pl.Expr, str]], choice: np.ndarray, n: int) -> pl.Series:
+    """The question of every row from its chosen template, finished."""
+    chosen = pl.lit(pl.Series(choice.astype(np.int64)))
+    # the chosen template's body first, then one _finish pass (not one per template)
+    body_expr: Any = None
+    mark_expr: Any = None
+    for t, (body, mark) in enumerate(templates):
+        if body_expr is None:
+            body_expr = pl.when(chosen == t).then(body)
+            mark_expr = pl.when(chosen == t).then(pl.lit(mark))
+        else:
+            body_expr = body_expr.when(chosen == t).then(body)
+            mark_expr = mark_expr.when(chosen == t).then(pl.lit(mark))
+    expr = _finish_expr(
+        body_expr.otherwise(pl.lit(None, pl.String)), mark_expr.otherwise(pl.lit(None, pl.String))
+    )
+    out = pl.select(expr.alias("question")).to_series()
+    if out.len() != n:
+        out = pl.Series("question", [None] * n, dtype=pl.String)
+    return out
+
+
+def _templates(
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    lexicon: RelationLexicon,
+) -> list[tuple[pl.Expr, str]]:
+    """The question templates of a pattern over its rows (body expression, final mark)."""
+    anchor_names = [with_article(names) for names in anchor_names]  # "the United States"
     phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
     last = plan.num_ops - 1
     kind = int(plan.op_kind[last])
@@ -672,7 +711,6 @@ def verbalize(
     # The verb agrees with the question word and the phrase, never with the number of
     # answers (which it would otherwise give away): "which cities are the birthplaces of
     # ...", "which city is the birthplace of X", "who are the people ...", "what is the ...".
-    del num_answers
     ins = [p for p in (phrases[i] for i in plan.inputs(last)) if p is not None]
     lead = ins[0] if kind in (INTERSECT, UNION, DIFFERENCE) else top
     many = pl.lit(lead.many)
@@ -683,7 +721,6 @@ def verbalize(
     )
     be = _be(many)
     person = pl.lit(lead.person)
-    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
     each = (
         pl.when(person)
         .then(pl.lit("each person who is "))
@@ -699,6 +736,9 @@ def verbalize(
             (pl.concat_str(pl.lit("can you tell me "), whole), "?"),
             (pl.concat_str(pl.lit("I would like to know "), whole), "."),
         ]
+        direct = _direct_question(plan, relation_ids, anchor_names, lexicon)
+        if direct is not None:  # the lexicon's one-hop question, where it has one
+            templates.append((pl.when(direct != "").then(direct).otherwise(templates[0][0]), "?"))
     elif kind == INTERSECT:
         texts = [pl.lit(p.text) for p in ins]
         others = _expr_join([_bare(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
@@ -707,64 +747,111 @@ def verbalize(
             (pl.concat_str(pl.lit("list "), each, _one_of(ins, " and also ")), "."),
             (
                 pl.concat_str(
-                    pl.lit("find "), pl.lit(ins[0].noun), that, pl.lit("are also "), others
-                ),
-                ".",
-            ),
-            (
-                pl.concat_str(
                     pl.lit("which of "), pl.lit(ins[0].noun), pl.lit(" are also "), others
                 ),
                 "?",
             ),
         ]
+        frames = _verb_frames(plan, relation_ids, anchor_names, lexicon)
+        if frames is not None:  # "Who was born in Paris and died in London?"
+            verbs, shared = frames
+            one = pl.lit(_lex(lexicon, rd, "qword_one"))
+            frame_q = pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+            if shared is not None:  # one relation: "Who influenced each of A and B?"
+                frame_q = pl.when(shared != "").then(pl.concat_str(one, pl.lit(" "), shared))
+                frame_q = frame_q.otherwise(
+                    pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+                )
+            missing = pl.any_horizontal([v == "" for v in verbs])
+            templates.append((pl.when(missing).then(templates[0][0]).otherwise(frame_q), "?"))
     elif kind == DIFFERENCE:
+        # the kept set is named first and whole, so "not" cannot reach into it
         keep, drop = ins
         kn, dn = pl.lit(keep.noun), _bare(pl.lit(drop.noun))
         templates = [
-            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?"),
-            (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
-            (pl.concat_str(pl.lit("name "), kn, that, pl.lit("are not "), dn), "."),
             (pl.concat_str(pl.lit("among "), kn, pl.lit(", which are not "), dn), "?"),
+            (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
+            (pl.concat_str(pl.lit("of "), kn, pl.lit(", name those that are not "), dn), "."),
         ]
     elif kind == UNION:
         texts = [pl.lit(p.text) for p in ins]
         either = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
-        nouns = [pl.lit(p.noun) for p in ins]
         templates = [
             (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), either), "?"),
-            (
-                pl.concat_str(
-                    pl.lit("list "),
-                    _expr_join(nouns, ", ", " and "),
-                    pl.lit(", all together" if len(nouns) > 2 else " together"),
-                ),
-                ".",
-            ),
             (pl.concat_str(pl.lit("name "), each, _one_of(ins, " or ")), "."),
         ]
     else:
         templates = [(pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), whole), "?")]
-    choice = pl.lit(
-        pl.Series((mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64))
+    return templates
+
+
+def _verb_frames(
+    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+) -> tuple[list[pl.Expr], pl.Expr | None] | None:
+    """Per input of the last op (an intersection of projections from anchors): the lexicon's
+    predicate with the anchor's name ("was born in Paris"), "" where the relation has none;
+    and, where every input is the same relation, its predicate over all the names ("influenced
+    each of A and B"; "" on other rows). None when an input is not such a projection."""
+    last = plan.num_ops - 1
+    out: list[pl.Expr] = []
+    rds: list[np.ndarray] = []
+    names: list[pl.Expr] = []
+    for k in plan.inputs(last):
+        if int(plan.op_kind[k]) != PROJECT:
+            return None
+        inner = plan.inputs(k)[0]
+        if int(plan.op_kind[inner]) != ANCHOR:
+            return None
+        rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
+        name = pl.lit(anchor_names[int(plan.op_arg[inner])])
+        out.append(_fill(_lex(lexicon, rd, "verb"), name))
+        rds.append(rd)
+        names.append(name)
+    same = np.all([r == rds[0] for r in rds], axis=0)
+    if not same.any():
+        return out, None
+    each = pl.concat_str(pl.lit("each of "), _expr_join(names, ", ", " and "))
+    shared = pl.when(pl.lit(pl.Series(same))).then(_fill(_lex(lexicon, rds[0], "verb"), each))
+    return out, shared.otherwise(pl.lit(""))
+
+
+def _fill(template: pl.Series, x: pl.Expr) -> pl.Expr:
+    """Per row, a lexicon phrase with ``{x}`` filled ("" where the phrase is empty)."""
+    parts = template.str.split_exact("{x}", 1)
+    return (
+        pl.when(pl.lit(template) == "")
+        .then(pl.lit(""))
+        .otherwise(
+            pl.concat_str(
+                pl.lit(parts.struct.field("field_0")), x, pl.lit(parts.struct.field("field_1"))
+            )
+        )
     )
-    # the chosen template's body first, then one _finish pass (not one per template)
-    body_expr: Any = None
-    mark_expr: Any = None
-    for t, (body, mark) in enumerate(templates):
-        if body_expr is None:
-            body_expr = pl.when(choice == t).then(body)
-            mark_expr = pl.when(choice == t).then(pl.lit(mark))
-        else:
-            body_expr = body_expr.when(choice == t).then(body)
-            mark_expr = mark_expr.when(choice == t).then(pl.lit(mark))
-    expr = _finish_expr(
-        body_expr.otherwise(pl.lit(None, pl.String)), mark_expr.otherwise(pl.lit(None, pl.String))
+
+
+def _direct_question(
+    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+) -> pl.Expr | None:
+    """The lexicon's one-hop question ("Where was X born?") of a projection from an anchor, per
+    row ("" where the relation has none); None when the last op is not such a projection."""
+    last = plan.num_ops - 1
+    if int(plan.op_kind[last]) != PROJECT:
+        return None
+    inner = plan.inputs(last)[0]
+    if int(plan.op_kind[inner]) != ANCHOR:
+        return None
+    rd = relation_ids[:, int(plan.op_arg[last])].astype(np.int64) * 2 + int(plan.op_dir[last])
+    q = _lex(lexicon, rd, "question")
+    parts = q.str.split_exact("{x}", 1)
+    name = pl.lit(anchor_names[int(plan.op_arg[inner])])
+    pre = pl.lit(parts.struct.field("field_0"))
+    post = pl.lit(parts.struct.field("field_1"))
+    # a trailing "?" is put back by the template's mark
+    return (
+        pl.when(pl.lit(q) == "")
+        .then(pl.lit(""))
+        .otherwise(pl.concat_str(pre, name, post.str.strip_suffix("?")))
     )
-    out = pl.select(expr.alias("question")).to_series()
-    if out.len() != n:
-        out = pl.Series("question", [None] * n, dtype=pl.String)
-    return out
 
 
 def _one_of(parts: list[_Phrase], last: str) -> pl.Expr:

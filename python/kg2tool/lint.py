@@ -1,0 +1,95 @@
+"""A lint for generated text (questions, API descriptions): what a careful reader would reject.
+
+Each rule is a regular expression over the whole text, so one vectorised pass checks a
+column of millions of questions; :func:`lint_texts` gives the first failing rule's name per
+row (null when the text passes) and :func:`lint_text` the same for one string. Anchor names
+are not linted: questions are checked with placeholder names (see
+:func:`kg2tool.verbalize.verbalize_linted`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+import polars as pl
+
+__all__ = ["PROSE_RULES", "RULES", "lint_text", "lint_texts", "rule_matches"]
+
+_TOKEN = r"[a-z0-9']+|[^\sa-z0-9']"
+_PREP = r"(?:of|in|by|with|to|from|at|on|for|into|about|as)"
+# rule name -> pattern (Rust regex syntax, also valid for Python's re)
+RULES: dict[str, str] = {
+    "placeholder": r"\{x\}|\{\w*\}|\bNone\b|\bnull\b",
+    "raw_key": r"\b[QP]\d+\b|/m/|/g/|\b[a-z]+:[A-Za-z]\w*",
+    "underscore": r"_",
+    "path_word": r"(?:^|\s)/\w+/|\w/\w+/",
+    "doubled_word": "",  # checked by _doubled (the regex crate has no back-references)
+    "a_an": r"\b[Aa] [AEIOaeio]\w|\b[Aa]n [B-DF-GJ-NP-TV-Zb-df-gj-np-tv-z]\w",
+    "dangling_preposition": rf"\b{_PREP}(?:\s*[.,;:!]|\s*$|\s+{_PREP}\b)",
+    "empty_phrase": r"\b(?:the|a|an) (?:of|is|are|that|who|whose|which)\b|\s[,.?]|^\W",
+    "number_agreement": r"\b(?:the|these|those) (?:people|children) (?:is|was|has)\b",
+}
+
+
+def _doubled(texts: pl.Expr) -> pl.Expr:
+    """A word repeated right after itself ("of of", "the the", "olympics olympic")."""
+    return texts.map_batches(_doubled_batch, return_dtype=pl.Boolean)
+
+
+def _doubled_batch(texts: pl.Series) -> pl.Series:
+    """Per text: whether two adjacent words are the same (or the same stem of 4+ letters
+    with a plural "s")."""
+    # punctuation marks are tokens too, so "relations. Relation" is no repetition
+    words = texts.str.to_lowercase().str.extract_all(_TOKEN)
+    counts = words.list.len().fill_null(0).to_numpy()
+    flat = words.explode()  # an empty or null list gives one null
+    row = np.repeat(np.arange(len(texts)), np.maximum(counts, 1))
+    out = np.zeros(len(texts), bool)
+    if len(flat) < 2:
+        return pl.Series(out)
+    a, b = flat.slice(0, len(flat) - 1), flat.slice(1)
+    sa, sb = a.str.strip_suffix("s"), b.str.strip_suffix("s")
+    hit = ((a == b) | ((sa == sb) & (sa.str.len_chars() >= 4))).fill_null(False).to_numpy()
+    hit &= row[:-1] == row[1:]
+    out[row[:-1][hit]] = True
+    return pl.Series(out)
+
+
+# In prose (API descriptions) a preposition may end a relative clause ("the parties a person
+# is a member of."); two prepositions in a row ("majored in at") are still a defect.
+PROSE_RULES: dict[str, str] = {**RULES, "dangling_preposition": rf"\b{_PREP}\s+{_PREP}\b"}
+
+
+def lint_texts(texts: pl.Series, *, prose: bool = False) -> pl.Series:
+    """Name of the first rule each text fails, null when it passes (null texts fail).
+    ``prose``: the rules for descriptions (:data:`PROSE_RULES`), not for questions."""
+    col = pl.col("t")
+    expr = pl.when(col.is_null()).then(pl.lit("missing"))
+    for name, pattern in (PROSE_RULES if prose else RULES).items():
+        if name == "doubled_word":
+            expr = expr.when(_doubled(col)).then(pl.lit(name))
+        else:
+            expr = expr.when(col.str.contains(pattern)).then(pl.lit(name))
+    return (
+        pl.DataFrame({"t": texts.cast(pl.String)})
+        .select(expr.otherwise(pl.lit(None, pl.String)).alias("lint"))
+        .to_series()
+    )
+
+
+def lint_text(text: str, *, prose: bool = False) -> str | None:
+    """:func:`lint_texts` for one string."""
+    return lint_texts(pl.Series([text], dtype=pl.String), prose=prose)[0]
+
+
+def rule_matches(name: str, text: str) -> bool:
+    """Whether one rule fires on a text (for tests and debugging)."""
+    if name == "doubled_word":
+        words = re.findall(_TOKEN, text.lower())
+        return any(
+            a == b or (a.rstrip("s") == b.rstrip("s") and len(a.rstrip("s")) >= 4)
+            for a, b in itertools.pairwise(words)
+        )
+    return re.search(RULES[name], text) is not None
