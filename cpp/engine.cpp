@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -269,17 +270,18 @@ bool execute_all(const Graph& g, const Plan& p, const int32_t* rel, const int32_
 }
 
 ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
-                         int64_t n, int threads) {
+                         int64_t n, int threads, bool answers_only) {
   const int32_t nops = p.num_ops();
+  const int32_t first = answers_only ? nops - 1 : 0;  // the ops whose sets are copied out
   const int nt = std::max(1, std::min<int>(resolve_threads(threads), int(std::max<int64_t>(1, n))));
   std::vector<ExecResult> parts(static_cast<size_t>(nt));
   parallel_ranges(n, nt, [&](int64_t b, int64_t e, int t) {
     Workspace ws;
     ExecResult& part = parts[size_t(t)];
-    part.set_offsets.reserve(size_t((e - b) * nops));
+    part.set_offsets.reserve(size_t((e - b) * (nops - first)));
     for (int64_t i = b; i < e; ++i) {
       execute_all(g, p, rel + i * p.num_rel_slots, anchor + i * p.num_anchor_slots, ws);
-      for (int32_t o = 0; o < nops; ++o) {
+      for (int32_t o = first; o < nops; ++o) {
         // A DIFFERENCE's removed branch is always evaluated here (skip_diff = -1).
         const View s = ws.sets[size_t(o)];
         part.set_ids.insert(part.set_ids.end(), s.begin(), s.end());
@@ -288,13 +290,71 @@ ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, cons
     }
   });
   ExecResult res;
-  res.set_offsets.reserve(size_t(n * nops) + 1);
+  res.set_offsets.reserve(size_t(n * (nops - first)) + 1);
   res.set_offsets.push_back(0);
   for (auto& part : parts) {
     const int64_t base = int64_t(res.set_ids.size());
     for (int64_t off : part.set_offsets) res.set_offsets.push_back(base + off);
     res.set_ids.insert(res.set_ids.end(), part.set_ids.begin(), part.set_ids.end());
   }
+  return res;
+}
+
+DiffResult diff_sets(const RowSets& a, const RowSets& b, int64_t n, int64_t limit, int threads) {
+  const int nt = std::max(1, std::min<int>(resolve_threads(threads), int(std::max<int64_t>(1, n))));
+  DiffResult res;
+  res.added.assign(size_t(n), 0);
+  res.lost.assign(size_t(n), 0);
+  std::vector<std::vector<int32_t>> ids(static_cast<size_t>(nt));
+  std::vector<int64_t> ends(size_t(n), 0);  // per row: end of its ids within its thread's part
+  std::vector<std::pair<int64_t, int64_t>> ranges(size_t(nt), {0, 0});  // rows of each part
+  parallel_ranges(n, nt, [&](int64_t rb, int64_t re, int t) {
+    ranges[size_t(t)] = {rb, re};
+    std::vector<int32_t>& out = ids[size_t(t)];
+    for (int64_t i = rb; i < re; ++i) {
+      const int32_t* x = a.ids + a.begin(i);
+      const int32_t* xe = a.ids + a.end(i);
+      const int32_t* y = b.ids + b.begin(i);
+      const int32_t* ye = b.ids + b.end(i);
+      const size_t mark = out.size();
+      int64_t added = 0, lost = 0;
+      bool over = limit >= 0 && std::abs((xe - x) - (ye - y)) > limit;
+      while (!over && x < xe && y < ye) {
+        if (*x < *y) {
+          out.push_back(*x++);
+          over = ++added > limit && limit >= 0;
+        } else if (*y < *x) {
+          ++y;
+          over = ++lost > limit && limit >= 0;
+        } else {
+          ++x;
+          ++y;
+        }
+      }
+      if (!over) {
+        added += xe - x;
+        lost += ye - y;
+        out.insert(out.end(), x, xe);
+        over = limit >= 0 && (added > limit || lost > limit);
+      }
+      if (over) {
+        out.resize(mark);
+        added = lost = limit + 1;
+      }
+      res.added[size_t(i)] = added;
+      res.lost[size_t(i)] = lost;
+      ends[size_t(i)] = int64_t(out.size());
+    }
+  });
+  res.offsets.resize(size_t(n) + 1);
+  res.offsets[0] = 0;
+  int64_t base = 0;
+  for (int t = 0; t < nt; ++t) {
+    for (int64_t i = ranges[size_t(t)].first; i < ranges[size_t(t)].second; ++i) res.offsets[size_t(i) + 1] = base + ends[size_t(i)];
+    base += int64_t(ids[size_t(t)].size());
+  }
+  res.ids.reserve(size_t(base));
+  for (auto& part : ids) res.ids.insert(res.ids.end(), part.begin(), part.end());
   return res;
 }
 

@@ -93,8 +93,33 @@ struct ExecResult {
   std::vector<int64_t> set_offsets;  // n * num_ops + 1
   std::vector<int32_t> set_ids;
 };
+// Every op's set (n * num_ops + 1 offsets), or with answers_only the answer sets alone
+// (n + 1 offsets): intermediate sets are computed in the workspace but never copied out.
 ExecResult execute_batch(const Graph& g, const Plan& p, const int32_t* rel, const int32_t* anchor,
-                         int64_t n, int threads);
+                         int64_t n, int threads, bool answers_only = false);
+
+// n sorted sets over one id array: row i is ids[lo[i * lo_step], hi[i * hi_step]) (steps in
+// elements, so strided views of an offsets array need no copy). Bounds are checked by the
+// caller (the binding).
+struct RowSets {
+  const int64_t* lo;
+  int64_t lo_step;
+  const int64_t* hi;
+  int64_t hi_step;
+  const int32_t* ids;
+  int64_t begin(int64_t i) const { return lo[i * lo_step]; }
+  int64_t end(int64_t i) const { return hi[i * hi_step]; }
+};
+
+struct DiffResult {
+  std::vector<int64_t> offsets;       // n + 1: row i of ids is a[i] minus b[i]
+  std::vector<int32_t> ids;
+  std::vector<int64_t> added, lost;   // |a[i] - b[i]|, |b[i] - a[i]| (limit + 1 when over)
+};
+// Per row, the members of a[i] not in b[i] (sorted) and both difference sizes. With
+// limit >= 0 a row whose size gap or either difference exceeds limit is "over": both
+// counts are limit + 1 and its row of ids is empty (its merge stops early).
+DiffResult diff_sets(const RowSets& a, const RowSets& b, int64_t n, int64_t limit, int threads);
 
 struct SampleResult {
   std::vector<int32_t> rel_bind;     // n * num_rel_slots

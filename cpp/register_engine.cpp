@@ -114,6 +114,30 @@ int64_t check_bindings(const PyGraph& pg, const Plan& p, const IntArray& rel, co
   return n;
 }
 
+using Int64Array = py::array_t<int64_t, py::array::forcecast>;  // any strides: no copy
+
+// Row spans over ids, every [start, end) checked to lie in ids (IndexError otherwise).
+RowSets row_sets(const Int64Array& lo, const Int64Array& hi, const IntArray& ids, int64_t n,
+                 const char* name) {
+  const std::string nm(name);
+  if (lo.ndim() != 1 || hi.ndim() != 1 || lo.size() != n || hi.size() != n)
+    throw py::value_error(nm + "_starts / " + nm + "_ends: expected 1-D arrays of " +
+                          std::to_string(n) + " rows");
+  if (lo.strides(0) % py::ssize_t(sizeof(int64_t)) || hi.strides(0) % py::ssize_t(sizeof(int64_t)))
+    throw py::value_error(nm + "_starts / " + nm + "_ends: unaligned strides");
+  RowSets r{lo.data(), int64_t(lo.strides(0) / py::ssize_t(sizeof(int64_t))), hi.data(),
+            int64_t(hi.strides(0) / py::ssize_t(sizeof(int64_t))), ids.data()};
+  const int64_t size = ids.size();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t b = r.begin(i), e = r.end(i);
+    if (b < 0 || b > e || e > size)
+      throw py::index_error(nm + ": row " + std::to_string(i) + " spans [" + std::to_string(b) +
+                            ", " + std::to_string(e) + ") outside " + std::to_string(size) +
+                            " ids");
+  }
+  return r;
+}
+
 }  // namespace
 
 void register_engine(py::module_& m) {
@@ -192,20 +216,44 @@ void register_engine(py::module_& m) {
 
   m.def(
       "execute",
-      [](PyGraph& pg, const Plan& p, IntArray rel, IntArray anchor, int threads) {
+      [](PyGraph& pg, const Plan& p, IntArray rel, IntArray anchor, int threads, bool answers_only) {
         check_plan(pg, p);
         const int64_t n = check_bindings(pg, p, rel, anchor);
         ExecResult r;
         const Graph g = pg.engine_graph();  // a copy of the view, taken with the GIL held
         {
           py::gil_scoped_release nogil;
-          r = execute_batch(g, p, rel.data(), anchor.data(), n, threads);
+          r = execute_batch(g, p, rel.data(), anchor.data(), n, threads, answers_only);
         }
         return py::make_tuple(to_numpy(std::move(r.set_offsets)), to_numpy(std::move(r.set_ids)));
       },
       py::arg("graph"), py::arg("plan"), py::arg("relation_bindings"), py::arg("anchor_bindings"),
-      py::arg("threads") = 0,
-      "Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32).");
+      py::arg("threads") = 0, py::arg("answers_only") = false,
+      "Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32); with\n"
+      "answers_only the answer sets alone: (offsets int64[n+1], ids int32).");
+
+  m.def(
+      "diff_sets",
+      [](Int64Array a_lo, Int64Array a_hi, IntArray a_ids, Int64Array b_lo, Int64Array b_hi,
+         IntArray b_ids, int64_t limit, int threads) {
+        const int64_t n = a_lo.size();
+        const RowSets a = row_sets(a_lo, a_hi, a_ids, n, "a");
+        const RowSets b = row_sets(b_lo, b_hi, b_ids, n, "b");
+        if (limit < -1) throw py::value_error("limit must be >= 0 (or -1: none)");
+        DiffResult r;
+        {
+          py::gil_scoped_release nogil;
+          r = diff_sets(a, b, n, limit, threads);
+        }
+        return py::make_tuple(to_numpy(std::move(r.offsets)), to_numpy(std::move(r.ids)),
+                              to_numpy(std::move(r.added)), to_numpy(std::move(r.lost)));
+      },
+      py::arg("a_starts"), py::arg("a_ends"), py::arg("a_ids"), py::arg("b_starts"),
+      py::arg("b_ends"), py::arg("b_ids"), py::arg("limit") = -1, py::arg("threads") = 0,
+      "Row i of a is a_ids[a_starts[i]:a_ends[i]] (sorted), likewise b: per row a minus b as\n"
+      "(offsets int64[n+1], ids int32) and both difference sizes (added, lost int64[n]). With\n"
+      "limit >= 0, a row whose size gap or either difference exceeds it has counts limit + 1\n"
+      "and no ids. Starts/ends may be strided views (no copy); bounds are checked.");
 
   m.def(
       "match_count",

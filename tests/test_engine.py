@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from polars.testing import assert_frame_equal
 
-from kg2tool.engine import SamplingError, execute_queries, resolve_pattern, sample_queries
+from kg2tool import _core
+from kg2tool.engine import (
+    SamplingError,
+    answer_spans,
+    execute_queries,
+    native_plan,
+    resolve_pattern,
+    sample_queries,
+)
 from kg2tool.errors import PatternError, UnknownNameError
 from kg2tool.patterns import BETAE_TYPES, parse_spec
 from kg2tool.reference import evaluate, sample_grounding
@@ -128,3 +136,99 @@ def test_answers_only_sampling_draws_the_same_queries(codex_s, pattern):
         assert all(len(lean.set_of(i, o)) == 0 for o in range(lean.num_ops - 1))
     with pytest.raises(ValueError, match="sets must be"):
         sample_queries(codex_s, pattern, 1, sets="some")
+
+
+@pytest.mark.parametrize("pattern", [*BETAE_TYPES, "triangle", "2il", "pni_fit"])
+def test_answers_only_execute_equals_full_execute(codex_s, pattern):
+    """execute(answers_only) / sets="answers" returns exactly the full execute's answer
+    sets (sampled groundings, whose answers are non-empty, plus random ones, mostly empty),
+    at any thread count, with every other set empty and no intermediate ids copied out."""
+    plan = resolve_pattern(pattern)
+    drawn = sample_queries(
+        codex_s, pattern, 300, seed=11, max_answers=None, max_intermediate=None, strict=False
+    )
+    rng = np.random.default_rng(7)
+    k = 100
+    rel = np.concatenate(
+        [
+            drawn.relation_ids,
+            rng.integers(0, codex_s.num_relations, (k, drawn.relation_ids.shape[1])),
+        ]
+    ).astype(np.int32)
+    anc = np.concatenate(
+        [drawn.anchor_ids, rng.integers(0, codex_s.num_entities, (k, drawn.anchor_ids.shape[1]))]
+    ).astype(np.int32)
+    full = execute_queries(codex_s, pattern, rel, anc, threads=2)
+    total = 0
+    for threads in (1, 2, 3):
+        lean = execute_queries(codex_s, pattern, rel, anc, threads=threads, sets="answers")
+        assert lean.sets_kept == "answers" and len(lean) == len(full)
+        assert len(lean.set_offsets) == len(lean) * plan.num_ops + 1
+        for i in range(len(full)):
+            assert np.array_equal(full.answers(i), lean.answers(i)), (threads, i)
+            assert all(len(lean.set_of(i, o)) == 0 for o in range(lean.num_ops - 1))
+        total = sum(len(full.answers(i)) for i in range(len(full)))
+        assert len(lean.set_ids) == total  # the answers and nothing else
+        starts, ends = answer_spans(lean)
+        assert np.array_equal(ends - starts, [len(full.answers(i)) for i in range(len(full))])
+    assert total > 0
+    # The native call itself: n + 1 offsets, the answers back to back.
+    native = native_plan(codex_s, plan)
+    offsets, ids = _core.execute(codex_s.native, native, rel, anc, 2, True)
+    assert offsets.shape == (len(rel) + 1,) and offsets[0] == 0 and offsets[-1] == len(ids)
+    assert np.array_equal(ids, np.concatenate([full.answers(i) for i in range(len(full))]))
+    with pytest.raises(ValueError, match="sets must be"):
+        execute_queries(codex_s, pattern, rel, anc, sets="some")
+
+
+def _ragged(rng, n, universe, max_len):
+    lengths = rng.integers(0, max_len + 1, n)
+    rows = [np.sort(rng.choice(universe, size=m, replace=False)).astype(np.int32) for m in lengths]
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    return rows, offsets, np.concatenate(rows).astype(np.int32)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_diff_sets_equals_numpy_set_differences(threads):
+    rng = np.random.default_rng(threads)
+    n = 500
+    a_rows, a_off, a_ids = _ragged(rng, n, 60, 40)
+    b_rows, b_off, b_ids = _ragged(rng, n, 60, 40)
+    # a strided view of a batch-like offsets array (two ops per query, the first empty)
+    wide = np.repeat(a_off, 2)[1:]
+    a_lo, a_hi = wide[0::2][:n], wide[1::2][:n]
+    assert np.array_equal(a_lo, a_off[:-1]) and not a_lo.flags.c_contiguous
+    for limit in (-1, 0, 3, 10, 1000):
+        off, ids, added, lost = _core.diff_sets(
+            a_lo, a_hi, a_ids, b_off[:-1], b_off[1:], b_ids, limit, threads
+        )
+        assert off.shape == (n + 1,) and off[-1] == len(ids)
+        for i in range(n):
+            hard = np.setdiff1d(a_rows[i], b_rows[i])
+            gone = np.setdiff1d(b_rows[i], a_rows[i])
+            over = limit >= 0 and max(len(hard), len(gone)) > limit
+            if over:
+                assert added[i] == lost[i] == limit + 1 and off[i] == off[i + 1], (limit, i)
+            else:
+                assert (added[i], lost[i]) == (len(hard), len(gone)), (limit, i)
+                assert np.array_equal(ids[off[i] : off[i + 1]], hard), (limit, i)
+    empty = np.zeros(0, np.int64)
+    off, ids, added, lost = _core.diff_sets(empty, empty, a_ids, empty, empty, b_ids)
+    assert off.tolist() == [0] and len(ids) == len(added) == len(lost) == 0
+
+
+def test_diff_sets_checks_its_bounds():
+    ids = np.arange(10, dtype=np.int32)
+    lo, hi = np.array([0, 4], np.int64), np.array([4, 10], np.int64)
+    with pytest.raises(IndexError, match="outside"):
+        _core.diff_sets(lo, np.array([4, 11], np.int64), ids, lo, hi, ids)
+    with pytest.raises(IndexError, match="outside"):
+        _core.diff_sets(lo, hi, ids, np.array([-1, 4], np.int64), hi, ids)
+    with pytest.raises(IndexError, match="outside"):
+        _core.diff_sets(lo, hi, ids, np.array([5, 4], np.int64), hi, ids)  # start > end
+    with pytest.raises(ValueError, match="rows"):
+        _core.diff_sets(lo, hi, ids, lo[:1], hi[:1], ids)
+    with pytest.raises(ValueError, match="rows"):
+        _core.diff_sets(lo, hi[:1], ids, lo, hi, ids)
+    with pytest.raises(ValueError, match="limit"):
+        _core.diff_sets(lo, hi, ids, lo, hi, ids, -2)

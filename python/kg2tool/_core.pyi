@@ -112,8 +112,30 @@ def execute(
     relation_bindings: npt.ArrayLike,
     anchor_bindings: npt.ArrayLike,
     threads: int = 0,
+    answers_only: bool = False,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32]]:
-    """Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32)."""
+    """Exact sets of every op for n groundings: (offsets int64[n*ops+1], ids int32); with
+    ``answers_only`` the answer sets alone: (offsets int64[n+1], ids int32) (the other sets
+    are computed but not copied out). The GIL is released while executing."""
+
+def diff_sets(
+    a_starts: npt.NDArray[np.int64],
+    a_ends: npt.NDArray[np.int64],
+    a_ids: npt.NDArray[np.int32],
+    b_starts: npt.NDArray[np.int64],
+    b_ends: npt.NDArray[np.int64],
+    b_ids: npt.NDArray[np.int32],
+    limit: int = -1,
+    threads: int = 0,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Row i of a is ``a_ids[a_starts[i]:a_ends[i]]`` (sorted, unique), likewise b. Returns
+    per row a minus b as ``(offsets int64[n+1], ids int32)`` and both difference sizes
+    ``(added, lost)`` (int64[n]). With ``limit >= 0`` a row whose size gap or either
+    difference exceeds ``limit`` has both counts ``limit + 1`` and no ids (its merge stops
+    early). Starts/ends may be strided int64 views (e.g. ``offsets[k::ops]``: no copy); a row
+    outside its ids raises IndexError, mismatched lengths ValueError; the GIL is released."""
 
 def match_count(
     graph: Graph,

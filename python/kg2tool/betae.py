@@ -46,7 +46,7 @@ import pyarrow as pa
 from . import _core
 from .atomic import atomic_dir, write_text
 from .betae_pickle import encode_keys, write_answers, write_queries
-from .engine import QueryStream, execute_queries, resolve_pattern
+from .engine import QueryBatch, QueryStream, answer_spans, execute_queries, resolve_pattern
 from .errors import InputError, UnknownNameError
 from .graph import KnowledgeGraph, _text_table
 from .patterns import get_pattern
@@ -353,83 +353,39 @@ def _split_seed(seed: int, split: str) -> int:
     return int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF
 
 
-def _answer_spans(batch: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(start, length) of each query's answer set (the last op) in ``batch.set_ids``."""
-    ops = batch.num_ops
-    starts = batch.set_offsets[ops - 1 :: ops][:n]
-    return starts, (batch.set_offsets[ops::ops][:n] - starts).astype(np.int64)
-
-
-def _answer_keys(batch: Any, rows: np.ndarray, n_ent: int) -> np.ndarray:
-    """Each (query i, answer x) of the sorted ``rows`` as the int64 key ``i * n_ent + x``."""
-    starts, counts = _answer_spans(batch, len(batch.relation_ids))
-    starts, counts = starts[rows], counts[rows]
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    take = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(total)
-    q = np.repeat(rows.astype(np.int64), counts)
-    return q * n_ent + batch.set_ids[take].astype(np.int64)
-
-
-def _set_fingerprints(batch: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Size and an order-free hash (wrapping sum of mixed ids) of each answer set."""
-    starts, counts = _answer_spans(batch, n)
-    ends = np.cumsum(counts)
-    total = int(ends[-1]) if n else 0
-    take = np.repeat(starts - (ends - counts), counts) + np.arange(total)
-    mixed = (batch.set_ids[take].astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
-    mixed ^= mixed >> np.uint64(29)
-    csum = np.concatenate([np.zeros(1, np.uint64), np.cumsum(mixed, dtype=np.uint64)])
-    return counts, csum[ends] - csum[ends - counts]
-
-
-def _minus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Sorted unique ``a`` without the members of sorted unique ``b``."""
-    if len(b) == 0 or len(a) == 0:
-        return a
-    at = np.searchsorted(b, a)
-    found = b[np.minimum(at, len(b) - 1)] == a
-    return a[~found]
-
-
-def _compare(big: Any, small: Any | None, n: int, n_ent: int, cap: int | None):
-    """Answer keys of both graphs: (hard keys, small keys, per-query hard and lost counts).
-
-    Only queries whose two answer sets differ (by size or fingerprint) and whose size gap
-    is within the cap are compared element by element; the others have no hard answer
-    (or too many) and get a hard count of 0.
-    """
-    every = np.arange(n, dtype=np.int64)
-    if small is None:
-        big_keys = _answer_keys(big, every, n_ent)
-        empty = np.zeros(0, np.int64)
-        return big_keys, empty, np.bincount(big_keys // n_ent, minlength=n), np.zeros(n, np.int64)
-    big_size, big_hash = _set_fingerprints(big, n)
-    small_size, small_hash = _set_fingerprints(small, n)
-    differ = (big_size != small_size) | (big_hash != small_hash)
-    if cap is not None:
-        differ &= np.abs(big_size - small_size) <= cap
-    rows = np.flatnonzero(differ)
-    big_keys = _answer_keys(big, rows, n_ent)
-    small_keys = _answer_keys(small, rows, n_ent)
-    hard_keys = _minus(big_keys, small_keys)
-    lost_keys = _minus(small_keys, big_keys)
-    hard_counts = np.bincount(hard_keys // n_ent, minlength=n)
-    lost_counts = np.bincount(lost_keys // n_ent, minlength=n)
-    return hard_keys, small_keys, hard_counts, lost_counts
-
-
-def _select_rows(keys: np.ndarray, rows: np.ndarray, n_ent: int) -> Ragged:
-    """The answer lists of the (sorted) query ``rows`` from flat sorted keys."""
-    q = keys // n_ent
-    lo = np.searchsorted(q, rows, side="left")
-    hi = np.searchsorted(q, rows, side="right")
-    lengths = (hi - lo).astype(np.int64)
-    total = int(lengths.sum())
+def _take_rows(starts: np.ndarray, ends: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> Ragged:
+    """The sets ``ids[starts[i]:ends[i]]`` of the (sorted) query ``rows``, as a Ragged."""
+    lo = starts[rows].astype(np.int64)
+    lengths = ends[rows].astype(np.int64) - lo
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    take = np.repeat(lo - offsets[:-1], lengths) + np.arange(total)
-    return Ragged(offsets, (keys[take] % n_ent).astype(np.int32))
+    take = np.repeat(lo - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
+    return Ragged(offsets, ids[take].astype(np.int32, copy=False))
+
+
+def _hardness(
+    big: QueryBatch, small: QueryBatch | None, cap: int | None, threads: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per query: hard answers (on ``big``, not on ``small``), their count and the count of
+    lost answers (on ``small``, not on ``big``), compared natively (``_core.diff_sets``).
+
+    Returns (hard counts, lost counts, hard sets as (starts, ends, ids)). A query whose
+    answer sets differ by more than ``cap`` in size or either way has both counts
+    ``cap + 1`` (and no hard set): it fails the cap whatever the exact counts.
+    """
+    b_lo, b_hi = answer_spans(big)
+    if small is None:
+        counts = (b_hi - b_lo).astype(np.int64)
+        return counts, np.zeros(len(counts), np.int64), (b_lo, b_hi, big.set_ids)
+    s_lo, s_hi = answer_spans(small)
+    offsets, ids, hard_counts, lost_counts = _core.diff_sets(
+        b_lo, b_hi, big.set_ids, s_lo, s_hi, small.set_ids, -1 if cap is None else cap, threads
+    )
+    return hard_counts, lost_counts, (offsets[:-1], offsets[1:], ids)
+
+
+def _answers_of(batch: QueryBatch, rows: np.ndarray) -> Ragged:
+    """The answer sets of the (sorted) query ``rows`` of ``batch``."""
+    return _take_rows(*answer_spans(batch), batch.set_ids, rows)
 
 
 def _row_keys(rel: np.ndarray, anc: np.ndarray) -> list[bytes]:
@@ -444,15 +400,20 @@ def _one_hop(
 ) -> TypeQueries:
     """Every (entity, relation) pair of the split's own edges (KGReasoning's write_links)."""
     e = graphs.edges[split]
-    pairs = np.unique(e[:, :2], axis=0) if len(e) else np.zeros((0, 2), np.int32)
+    # Distinct (entity, relation) pairs in (entity, relation) order, as one int64 key each
+    # (np.unique(axis=0) sorts the same order several times slower).
+    m = graphs.num_relations
+    key = np.unique(e[:, 0].astype(np.int64) * m + e[:, 1])
+    pairs = np.stack([key // m, key % m], axis=1).astype(np.int32)
     rel, anc = pairs[:, 1:2].astype(np.int32), pairs[:, 0:1].astype(np.int32)
-    big = execute_queries(graphs.graphs[split], "1p", rel, anc, threads=threads)
+    big = execute_queries(graphs.graphs[split], "1p", rel, anc, threads=threads, sets="answers")
     small = None
     if split != "train":
         prev = "train" if split == "valid" else "valid"
-        small = execute_queries(graphs.graphs[prev], "1p", rel, anc, threads=threads)
-    n_ent = graphs.num_entities
-    hard_keys, small_keys, hard_counts, _lost = _compare(big, small, len(pairs), n_ent, cap)
+        small = execute_queries(
+            graphs.graphs[prev], "1p", rel, anc, threads=threads, sets="answers"
+        )
+    hard_counts, _lost, hard_sets = _hardness(big, small, cap, threads)
     keep = hard_counts > 0
     if cap is not None:
         keep &= hard_counts <= cap
@@ -460,8 +421,8 @@ def _one_hop(
     if count is not None and count < len(rows):
         rng = np.random.default_rng(_split_seed(seed, f"{split}/1p"))
         rows = np.sort(rng.choice(rows, size=count, replace=False))
-    hard = _select_rows(hard_keys, rows, n_ent)
-    easy = _select_rows(small_keys, rows, n_ent) if small is not None else Ragged.empty(len(rows))
+    hard = _take_rows(*hard_sets, rows)
+    easy = _answers_of(small, rows) if small is not None else Ragged.empty(len(rows))
     return TypeQueries("1p", split, rel[rows], anc[rows], easy, hard, count, len(pairs))
 
 
@@ -490,7 +451,6 @@ def _sampled(
         **sampler,
     }
     stream = QueryStream(big_graph, plan, seed=_split_seed(seed, split), **options)
-    n_ent = graphs.num_entities
     rels, ancs, easy, hard = [], [], [], []
     kept = candidates = 0
     chunk = max(256, count)
@@ -504,10 +464,15 @@ def _sampled(
             None
             if small_graph is None
             else execute_queries(
-                small_graph, plan, batch.relation_ids, batch.anchor_ids, threads=threads
+                small_graph,
+                plan,
+                batch.relation_ids,
+                batch.anchor_ids,
+                threads=threads,
+                sets="answers",
             )
         )
-        hard_keys, small_keys, hard_counts, lost_counts = _compare(batch, small, n, n_ent, cap)
+        hard_counts, lost_counts, hard_sets = _hardness(batch, small, cap, threads)
         ok = hard_counts > 0
         if small is not None and name in NEGATION_TYPES:
             ok &= lost_counts > 0
@@ -520,10 +485,8 @@ def _sampled(
         rows = good[: count - kept]
         rels.append(batch.relation_ids[rows])
         ancs.append(batch.anchor_ids[rows])
-        hard.append(_select_rows(hard_keys, rows, n_ent))
-        easy.append(
-            _select_rows(small_keys, rows, n_ent) if small is not None else Ragged.empty(len(rows))
-        )
+        hard.append(_take_rows(*hard_sets, rows))
+        easy.append(_answers_of(small, rows) if small is not None else Ragged.empty(len(rows)))
         kept += len(rows)
         if batch.exhausted or n < chunk:
             break

@@ -334,16 +334,22 @@ def execute_queries(
     *,
     threads: int = 0,
     query_index: np.ndarray | None = None,
+    sets: str = "all",
 ) -> QueryBatch:
     """Exact sets of every op for given groundings (ids per slot, one row per query);
-    ``query_index`` labels the rows (default 0..n-1), e.g. with their sampled indices."""
+    ``query_index`` labels the rows (default 0..n-1), e.g. with their sampled indices.
+
+    ``sets="answers"`` copies out only the answer sets (the other sets are empty in the
+    batch, as with :func:`sample_queries`): the same answers, without materialising every
+    intermediate set in the result."""
+    if sets not in ("all", "answers"):
+        raise ValueError(f"sets must be 'all' or 'answers', got {sets!r}")
     plan = resolve_pattern(pattern)
     native = native_plan(kg, plan)
     rel = np.ascontiguousarray(relation_ids, dtype=np.int32).reshape(-1, len(plan.relation_slots))
     anc = np.ascontiguousarray(anchor_ids, dtype=np.int32).reshape(-1, len(plan.anchor_slots))
     if rel.shape[0] != anc.shape[0]:
         raise ValueError("relation_ids and anchor_ids must have the same number of rows")
-    offsets, ids = _core.execute(kg.native, native, rel, anc, threads)
     index = (
         np.arange(rel.shape[0], dtype=np.int64)
         if query_index is None
@@ -351,7 +357,18 @@ def execute_queries(
     )
     if len(index) != rel.shape[0]:
         raise ValueError("query_index must have one entry per grounding")
-    return QueryBatch(kg, plan, rel, anc, offsets, ids, index)
+    offsets, ids = _core.execute(kg.native, native, rel, anc, threads, sets == "answers")
+    if sets == "answers" and plan.num_ops > 1:
+        # Every query's ops before the answer: empty sets at the answer set's start.
+        offsets = np.concatenate([np.repeat(offsets[:-1], plan.num_ops), offsets[-1:]])
+    return QueryBatch(kg, plan, rel, anc, offsets, ids, index, sets_kept=sets)
+
+
+def answer_spans(batch: QueryBatch) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of every query's answer set in ``batch.set_ids``: strided views of
+    ``batch.set_offsets`` (no copy), as :func:`kg2tool._core.diff_sets` takes them."""
+    ops, n = batch.num_ops, len(batch)
+    return batch.set_offsets[ops - 1 :: ops][:n], batch.set_offsets[ops::ops][:n]
 
 
 def count_matches(
