@@ -243,18 +243,19 @@ def test_names_stable_for_same_kg(name: str) -> None:
 
 def test_codex_names_follow_paper_style() -> None:
     cat = load_catalog("codex-s")
-    assert cat.api_for("P19").name == "get_place_of_birth_of_human"
+    # the shipped Wikidata lexicon's names: get_<relation>_of_<head type>, inverses find_...
+    assert cat.api_for("P19").name == "get_birthplace_of_person"
     assert cat.api_for("P19", "inverse").name == "find_people_born_in"
-    assert cat.api_for("P27").name == "get_country_of_citizenship_of_human"
-    assert cat.api_for("P40", "inverse").name == "get_parents_of_human"
-    assert cat.api_for("P19").input_type == "human"
-    assert cat.api_for("P19").param_names == ("human",)
+    assert cat.api_for("P27").name == "get_citizenship_of_person"
+    assert cat.api_for("P40", "inverse").name == "get_parents_of_person"
+    assert cat.api_for("P19").input_type == "person"
+    assert cat.api_for("P19").param_names == ("person",)
     assert cat.api_for("P19", "inverse").param_names == ("place",)
     assert {"get_intersection_of", "get_union_of", "get_negation_of"} <= set(cat.names)
     plain = load_catalog("codex-s", "plain")
     assert plain.api_for("P19").name == "place_of_birth"
     assert plain.api_for("P19", "inverse").name == "place_of_birth_inverse"
-    assert load_catalog("codex-s", "camel").api_for("P19").name == "getPlaceOfBirthOfHuman"
+    assert load_catalog("codex-s", "camel").api_for("P19").name == "getPlaceOfBirthOfPerson"
 
 
 def test_freebase_paths_become_words() -> None:
@@ -268,19 +269,19 @@ def test_freebase_paths_become_words() -> None:
         ["film regional release date"],
     )
     cat = load_catalog("fb15k-237")
-    assert cat.api_for("/people/person/place_of_birth").name == "get_place_of_birth_of_person"
+    # names from the shipped FB15k-237 lexicon (written per relation, never path words)
+    assert cat.api_for("/people/person/place_of_birth").name == "get_birthplace_of_person"
     assert cat.api_for("/people/person/place_of_birth", "inverse").name == "find_people_born_in"
-    assert cat.api_for("/film/film/genre").name == "get_genre_of_film"
-    # Three roster paths share words and head type: path words/CVT type/domain disambiguate them.
+    assert cat.api_for("/film/film/genre").name == "get_genres_of_film"
+    # Three roster paths share words and head type: each gets its own name.
     keys = [
         "/soccer/football_team/current_roster./soccer/football_roster_position/position",
         "/soccer/football_team/current_roster./sports/sports_team_roster/position",
         "/american_football/football_team/current_roster./sports/sports_team_roster/position",
     ]
     names = [cat.api_for(k).name for k in keys]
-    assert len(set(names)) == 3 and all(n.startswith("get_position_of") for n in names)
+    assert len(set(names)) == 3 and all("position" in n for n in names)
     assert not any(re.search(r"_\d+$", n) for n in names)
-    assert "american" in names[2] and "soccer" in names[0]
 
 
 def test_fb_range_inferred_from_path_types() -> None:
@@ -309,8 +310,8 @@ def test_descriptions_non_empty_and_free_of_raw_ids(name: str) -> None:
 
 def test_codex_description_mentions_label_and_types() -> None:
     api = load_catalog("codex-s").api_for("P19")
-    assert "place of birth" in api.description and "human" in api.description
-    assert "city" in api.description or "cities" in api.description
+    assert "place of birth" in api.description and "person" in api.description
+    assert "place" in api.description
     # The Wikidata description of P749 mentions "(P355)": it must be gone.
     assert "P355" not in load_catalog("codex-s").api_for("P749").description
 
@@ -374,10 +375,10 @@ def test_overrides_toml_applied(tmp_path: Path) -> None:
     assert fwd.phrase == "the birthplace of {x}" and inv.phrase == "the people born in {x}"
     assert cat.manifest()["apis"]["get_birthplace"] == {
         "kind": "relation",
-        "parameters": ["human"],
+        "parameters": ["person"],
         "relation": "P19",
         "direction": "forward",
-        "input_type": "human",
+        "input_type": "person",
         "output_type": "place",
     }
 
@@ -461,11 +462,11 @@ def test_toolbench_and_xlam_exports() -> None:
     cat = load_catalog("codex-s")
     tb = cat.to_toolbench()
     assert {"tool_name", "tool_description", "api_list"} <= set(tb)
-    api = next(a for a in tb["api_list"] if a["name"] == "get_place_of_birth_of_human")
+    api = next(a for a in tb["api_list"] if a["name"] == "get_birthplace_of_person")
     assert api["method"] == "GET" and api["optional_parameters"] == []
     assert api["required_parameters"] == [
         {
-            "name": "human",
+            "name": "person",
             "type": "STRING",
             "description": api["required_parameters"][0]["description"],
             "default": "",
@@ -474,7 +475,7 @@ def test_toolbench_and_xlam_exports() -> None:
     union = next(a for a in tb["api_list"] if a["name"] == "get_union_of")
     assert [p["type"] for p in union["required_parameters"]] == ["ARRAY", "ARRAY"]
     x = {t["name"]: t for t in cat.to_xlam_tools()}
-    assert x["get_place_of_birth_of_human"]["parameters"]["human"]["type"] == "str"
+    assert x["get_birthplace_of_person"]["parameters"]["person"]["type"] == "str"
     assert x["get_negation_of"]["parameters"]["first"]["type"] == "list[str]"
 
 

@@ -175,18 +175,18 @@ def test_snapshot_of_another_version(tiny: KnowledgeGraph, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("api", "arguments", "kind", "words"),
     [
-        ("get_place_of_birth_of_humann", {"human": "Douglas Adams"}, "unknown_api", "no API"),
-        ("get_place_of_birth_of_human", "{not json", "malformed_arguments", "not valid JSON"),
-        ("get_place_of_birth_of_human", "[1, 2]", "malformed_arguments", "JSON object"),
-        ("get_place_of_birth_of_human", {}, "missing_argument", "needs argument"),
+        ("get_birthplace_of_persson", {"person": "Douglas Adams"}, "unknown_api", "no API"),
+        ("get_birthplace_of_person", "{not json", "malformed_arguments", "not valid JSON"),
+        ("get_birthplace_of_person", "[1, 2]", "malformed_arguments", "JSON object"),
+        ("get_birthplace_of_person", {}, "missing_argument", "needs argument"),
         (
-            "get_place_of_birth_of_human",
-            {"human": "Douglas Adams", "x": 1},
+            "get_birthplace_of_person",
+            {"person": "Douglas Adams", "x": 1},
             "unexpected_argument",
             "takes only",
         ),
-        ("get_place_of_birth_of_human", {"human": 42}, "invalid_argument", "must be a string"),
-        ("get_place_of_birth_of_human", {"human": "Douglas Adamz"}, "unknown_entity", "no entity"),
+        ("get_birthplace_of_person", {"person": 42}, "invalid_argument", "must be a string"),
+        ("get_birthplace_of_person", {"person": "Douglas Adamz"}, "unknown_entity", "no entity"),
         ("get_intersection_of", {"first": "x", "second": []}, "invalid_argument", "list of"),
     ],
 )

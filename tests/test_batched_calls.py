@@ -224,15 +224,15 @@ def test_list_call_errors_name_entity_and_position() -> None:
     _, rt, _, _ = env()
     api = rt.catalog.list_api_for("P19", "forward")
     p = api.param_names[0]
-    assert p == "humans"
+    assert p == "people"
     e = rt.call(api.name, {p: ["Douglas Adams", "Harry Chapin", "Hary Chapin"]}).error
     assert e["error"] == "unknown_entity" and e["argument"] == p and e["position"] == 2
-    assert e["message"].startswith("humans[2]: ") and "'Hary Chapin'" in e["message"]
+    assert e["message"].startswith("people[2]: ") and "'Hary Chapin'" in e["message"]
     assert "Harry Chapin" in e["suggestions"]
     e = rt.call(api.name, {p: ["Douglas Adams", 7]}).error
-    assert e["error"] == "invalid_argument" and e["position"] == 1 and "humans[1]" in e["message"]
+    assert e["error"] == "invalid_argument" and e["position"] == 1 and "people[1]" in e["message"]
     assert rt.call(api.name, {p: "Douglas Adams"}).error["error"] == "invalid_argument"
-    assert rt.call(api.name, {"human": ["Douglas Adams"]}).error["error"] == "missing_argument"
+    assert rt.call(api.name, {"person": ["Douglas Adams"]}).error["error"] == "missing_argument"
     assert rt.call(api.name, "{not json").error["error"] == "malformed_arguments"
     assert rt.call(api.name, {p: []}).result == []
     # same result through call_many, and in JSON argument form
@@ -411,8 +411,8 @@ def test_cli_flag_toml_key_and_call(capsys: pytest.CaptureFixture[str], tmp_path
     assert main([*base, "--out", str(tmp_path / "c"), "--call-style", "lists"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("kg2tool: error: ") and "call_style" in err and "\n" not in err
-    args = json.dumps({"humans": ["Douglas Adams", "Harry Chapin"]})
-    assert main(["call", "get_place_of_birth_of_human_batch", args]) == 0
+    args = json.dumps({"people": ["Douglas Adams", "Harry Chapin"]})
+    assert main(["call", "get_birthplace_of_person_batch", args]) == 0
     assert json.loads(capsys.readouterr().out) == ["Brooklyn", "Cambridge"]
     assert main(["apis", "--out", str(tmp_path / "apis"), "--list-apis"]) == 0
     manifest = json.loads((tmp_path / "apis" / "manifest.json").read_text())["apis"]

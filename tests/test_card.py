@@ -116,8 +116,12 @@ def test_shortfall_is_reported(tmp_path: Path) -> None:
 
 def test_user_kg_gets_an_unknown_licence(tmp_path: Path) -> None:
     kg = tmp_path / "my-kg.tsv"
-    rows = [f"e{i}\tlinks_to\te{(i * 7 + 3) % 40}" for i in range(40)]
-    rows += [f"e{i}\tpart_of\te{(i * 5 + 1) % 40}" for i in range(40)]
+    # keys that are words (opaque ids such as "e12" would be left out as raw keys)
+    words = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike "
+             "november oscar papa quebec romeo sierra tango").split()  # fmt: skip
+    n = len(words)
+    rows = [f"{w}\tlinks_to\t{words[(i * 7 + 3) % n]}" for i, w in enumerate(words)]
+    rows += [f"{w}\tpart_of\t{words[(i * 3 + 1) % n]}" for i, w in enumerate(words)]
     kg.write_text("\n".join(rows) + "\n")
     out = tmp_path / "user"
     generate(out=str(out), kg=str(kg), num_samples=20, patterns="1p", progress=False)

@@ -408,14 +408,14 @@ def test_patterns(capsys) -> None:
 
 
 def test_call(capsys) -> None:
-    code, out, _ = cli(capsys, "call", "get_place_of_birth_of_human", '{"human": "Douglas Adams"}')
+    code, out, _ = cli(capsys, "call", "get_birthplace_of_person", '{"person": "Douglas Adams"}')
     assert code == 0
     assert json.loads(out) == ["Cambridge"]
-    code, out, _ = cli(capsys, "call", "get_place_of_birth_of_human", '{"human": "Nobody Atall"}')
+    code, out, _ = cli(capsys, "call", "get_birthplace_of_person", '{"person": "Nobody Atall"}')
     assert code == 1 and json.loads(out)["error"] == "unknown_entity"
     code, out, _ = cli(capsys, "call", "no_such_api", "{}")
     assert code == 1 and json.loads(out)["error"] == "unknown_api"
-    code, out, _ = cli(capsys, "call", "get_place_of_birth_of_human", "{bad")
+    code, out, _ = cli(capsys, "call", "get_birthplace_of_person", "{bad")
     assert code == 1 and json.loads(out)["error"] == "malformed_arguments"
 
 

@@ -82,7 +82,7 @@ def test_generate_reads_a_user_lexicon(tmp_path: Path) -> None:
     )  # fmt: skip
     assert report.written == 80 and report.rejected.get("excluded", 0) > 0
     text = (out / "train.jsonl").read_text()
-    assert "get_occupation_of_human" not in text
+    assert "get_occupations_of_person" not in text
 
 
 def test_generate_draws_others_in_place_of_excluded(codex: KnowledgeGraph, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_compute_score_reference_and_perturbed(shards: pl.DataFrame, runtime: To
 
 def test_verl_tool_executes_on_runtime(runtime: ToolRuntime) -> None:
     schema = next(
-        t for t in runtime.catalog.to_openai_tools() if "place_of_birth" in t["function"]["name"]
+        t for t in runtime.catalog.to_openai_tools() if "birthplace" in t["function"]["name"]
     )
     tool = KgTool({"type": "native", "kg": "codex-s"}, schema)
     name = schema["function"]["name"]

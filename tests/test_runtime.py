@@ -104,10 +104,10 @@ def test_results_sorted_by_label_then_key_and_replay_bytes() -> None:
 def test_name_resolution_exact_key_and_case_insensitive() -> None:
     rt, cat = runtime("codex-s"), load_catalog("codex-s")
     api = cat.api_for("P19")
-    by_label = rt.call(api.name, {"human": "Harry Chapin"})
+    by_label = rt.call(api.name, {"person": "Harry Chapin"})
     assert by_label.ok and by_label.result
-    assert rt.call(api.name, {"human": "Q1586454"}).result == by_label.result  # by key
-    assert rt.call(api.name, {"human": "harry CHAPIN"}).result == by_label.result
+    assert rt.call(api.name, {"person": "Q1586454"}).result == by_label.result  # by key
+    assert rt.call(api.name, {"person": "harry CHAPIN"}).result == by_label.result
 
 
 def test_fb_shared_labels_get_unique_display_names_that_round_trip() -> None:
@@ -144,22 +144,22 @@ def test_structured_errors() -> None:
         orjson.loads(res.to_json())
         return res.error
 
-    e = err("get_place_of_brith_of_human", {"human": "Harry Chapin"})
+    e = err("get_birthplace_of_persn", {"person": "Harry Chapin"})
     assert e["error"] == "unknown_api" and api in e["suggestions"]
-    e = err(api, {"human": "Hary Chapin"})
+    e = err(api, {"person": "Hary Chapin"})
     assert e["error"] == "unknown_entity" and "Harry Chapin" in e["suggestions"]
-    e = err(api, '{"human": "Harry Chapin"')
+    e = err(api, '{"person": "Harry Chapin"')
     assert e["error"] == "malformed_arguments"
     assert err(api, "[1, 2]")["error"] == "malformed_arguments"
     e = err(api, {})
-    assert e["error"] == "missing_argument" and e["suggestions"] == ["human"]
-    e = err(api, {"human": "Harry Chapin", "city": "x"})
+    assert e["error"] == "missing_argument" and e["suggestions"] == ["person"]
+    e = err(api, {"person": "Harry Chapin", "city": "x"})
     assert e["error"] == "unexpected_argument" and "city" in e["message"]
-    assert err(api, {"person": "Harry Chapin"})["error"] == "missing_argument"
-    assert err(api, {"human": ["Harry Chapin"]})["error"] == "invalid_argument"
+    assert err(api, {"human": "Harry Chapin"})["error"] == "missing_argument"
+    assert err(api, {"person": ["Harry Chapin"]})["error"] == "invalid_argument"
     assert err("get_union_of", {"first": "x", "second": []})["error"] == "invalid_argument"
     # call_many keeps errors in place and never raises.
-    out = rt.call_many([("nope", {}), {"name": api, "arguments": {"human": "Harry Chapin"}}])
+    out = rt.call_many([("nope", {}), {"name": api, "arguments": {"person": "Harry Chapin"}}])
     assert [r.ok for r in out] == [False, True]
 
 

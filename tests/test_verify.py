@@ -464,12 +464,12 @@ def test_cli_apis_out_is_a_file_is_one_line(tmp_path: Path, capsys) -> None:
 
 
 def test_call_suggests_by_relation_words(capsys) -> None:
-    code, out, _ = _cli(capsys, "call", "get_birthplace_of_human", '{"human": "Douglas Adams"}')
+    code, out, _ = _cli(capsys, "call", "get_place_of_birth_of_human", '{"human": "Douglas Adams"}')
     assert code == 1
-    assert json.loads(out)["suggestions"][0] == "get_place_of_birth_of_human"
+    assert json.loads(out)["suggestions"][0] == "get_birthplace_of_person"
     names = ApiCatalog.from_graph(KnowledgeGraph.load("codex-s")).names
-    assert close_api_names("getPlaceOfBirthOfHuman", names)[0] == "get_place_of_birth_of_human"
-    assert close_api_names("get_spouse_of_human", names)[0] == "get_spouses_of_human"
+    assert close_api_names("getPlaceOfBirthOfHuman", names)[0] == "get_birthplace_of_person"
+    assert close_api_names("get_spouse_of_human", names)[0] == "get_spouses_of_person"
     assert close_api_names("zzzz", names) == []
 
 

@@ -20,7 +20,7 @@ they are stable for the same KG.
 List APIs (``from_graph(..., list_apis=True)`` or :meth:`ApiCatalog.with_list_apis`; what
 ``call_style="batched"`` datasets call): every relation API also gets a batch form that takes a
 list of entities, ``<name>_batch`` (camel ``<name>Batch``) with one array parameter named by the
-plural of the input type (``get_place_of_birth_of_human_batch(humans=[...])``). It returns the
+plural of the input type (``get_birthplace_of_person_batch(people=[...])``). It returns the
 *union* of the single API's results over the list, one sorted list of names without duplicates
 (it does not say which input gave which result): exactly the set a multi-hop query carries to
 its next step. They come after every other API (``kind="relation_list"``), so adding them
@@ -1014,6 +1014,8 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "profession": ("occupation",),
     "wife": ("spouse",),
     "husband": ("spouse",),
+    "human": ("person",),
+    "people": ("person",),
 }
 _FILLER = {"get", "find", "of", "the", "a", "an", "in", "by", "for", "to", "is", "are", "list"}
 

@@ -675,9 +675,9 @@ def patterns_cmd(
 
 @app.command()
 def call(
-    api: Annotated[str, typer.Argument(help="API name, e.g. get_place_of_birth_of_human.")],
+    api: Annotated[str, typer.Argument(help="API name, e.g. get_birthplace_of_person.")],
     arguments: Annotated[
-        str, typer.Argument(help='JSON arguments, e.g. \'{"human": "Douglas Adams"}\'.')
+        str, typer.Argument(help='JSON arguments, e.g. \'{"person": "Douglas Adams"}\'.')
     ] = "{}",
     kg: KgOption = "codex-s",
 ) -> None:
