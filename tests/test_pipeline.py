@@ -384,7 +384,7 @@ def test_every_pattern_exhausted_writes_what_there_is(tmp_path: Path, capsys) ->
 @pytest.fixture(scope="module")
 def shared_labels_kg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """CoDEx-S where every 8th entity takes the label of the one before it (both become
-    unnamable: their display names are "Label (key)")."""
+    unnamable: their display names are qualified, "Label (description)")."""
     import shutil
 
     import kg2tool

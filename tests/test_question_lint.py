@@ -6,6 +6,7 @@ files) passing it. Questions are linted with the anchors' names masked, since a 
 from __future__ import annotations
 
 import random
+import re
 
 import orjson
 import polars as pl
@@ -213,3 +214,75 @@ def test_intersections_use_the_lexicon_verb_frames() -> None:
     assert framed and all(lint_text(q.split(" each of ")[0] + "?") is None for q in framed)
     anchors = [q.removeprefix("Who influenced each of ").rstrip("?") for q in framed]
     assert all(" and " in a for a in anchors)
+
+
+def test_shared_labels_are_told_apart_without_raw_keys() -> None:
+    """Entities sharing a label get a qualifier a reader understands (a short description,
+    a WordNet sense's part of speech, last a counter), never their key; the runtime takes
+    exactly the displayed name back."""
+    from kg2tool.runtime import ToolRuntime
+
+    keys = ["/m/0pc_l", "/m/01_d4", "/m/0abc", "/m/0abd", "good.n.02", "good.a.01", "/m/0x1"]
+    rows = [(k, "/r/near", "/m/0x1") for k in keys[:-1]]
+    heads, rels, tails = zip(*rows, strict=True)
+    labels = pl.DataFrame(
+        {
+            "key": keys,
+            "label": ["Dallas", "Dallas", "Halifax", "Halifax", "good", "good", "Hub"],
+            "description": [
+                "American television soap opera (1978-1991)",
+                "city in Texas, United States",
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],
+        }
+    )
+    kg = KnowledgeGraph.from_tables(
+        KGTables(pl.DataFrame({"head": heads, "relation": rels, "tail": tails}), entities=labels)
+    )
+    rt = ToolRuntime(kg, ApiCatalog.from_graph(kg))
+    names = dict(zip(rt.keys, rt.names, strict=True))
+    assert names["/m/0pc_l"] == "Dallas (American television soap opera)"
+    assert names["/m/01_d4"] == "Dallas (city in Texas)"
+    assert {names["/m/0abc"], names["/m/0abd"]} == {"Halifax (1)", "Halifax (2)"}
+    assert names["good.n.02"] == "good (noun)" and names["good.a.01"] == "good (adjective)"
+    for key, name in names.items():
+        assert key not in name or name == key == "Hub"
+        assert rt.resolve(name) == rt.keys.index(key)
+
+
+def test_names_that_take_the_read_with_it() -> None:
+    """Organisations, teams and events take "the" after a preposition or "of" in questions
+    and thoughts; titles and people do not."""
+    from kg2tool.lexicon import with_article
+
+    names = [
+        "Swiss national football team", "Labour Party", "46th Academy Awards",
+        "2010 Winter Olympics", "Catholic University of America", "London Symphony Orchestra",
+        "Tim Allen", "20th Century Fox", "3rd Rock from the Sun", "2012", "28 Days Later",
+        "Birkbeck, University of London",
+    ]  # fmt: skip
+    got = with_article(pl.Series(names)).to_list()
+    assert got[:6] == [f"the {n}" for n in names[:6]]
+    assert got[6:] == names[6:]
+
+
+def test_lexicon_phrases_take_a_nested_noun_phrase() -> None:
+    """A relation phrase around {x} reads with a noun phrase as well as a name: no "of the
+    kind {x}" ("a performance of the kind the profession of Tim Allen")."""
+    from kg2tool.lexicon import shipped_lexicons
+
+    for name, entries in shipped_lexicons().items():
+        for key, entry in entries.items():
+            for d in ("forward", "inverse"):
+                for field, text in (entry.get(d) or {}).items():
+                    assert not re.search(r"of the (?:kind|type) \{x\}", str(text)), (
+                        name,
+                        key,
+                        d,
+                        field,
+                        text,
+                    )

@@ -163,3 +163,50 @@ def test_thoughts_have_no_double_periods() -> None:
     f = build_dataset(kg(), ["1p", "2p", "2i", "pi", "2in"], 300, seed=0)
     text = "\n".join(f["messages"].cast(pl.String).to_list())
     assert not re.search(r"[^.]\.\.[^.]", text)
+
+
+def test_plural_phrase_head_is_not_pluralised_twice() -> None:
+    """A set argument takes the lexicon's own plural phrase: "the places within {x}" never
+    becomes "the places withins"."""
+    from kg2tool.verbalize import _head_span, _plural_arg
+
+    assert _plural_arg("the places within ", "") == ("the places within ", "")
+    assert _plural_arg("the places partly within ", "") == ("the places partly within ", "")
+    pre = "the place within "
+    _, noun = _head_span(pre)
+    assert pre.split(" ")[noun] == "place"
+    lex = build_lexicon(kg())
+    assert not lex.frame["prefix_m"].str.contains(r"\bwithins\b").any()
+
+
+def test_people_answers_get_who_and_verb_frames_without_entity_types() -> None:
+    """A KG without entity types (FB15k-237) takes "who" from the lexicon's type word, and a
+    three-way intersection prefers the verb frame to "What is simultaneously the person
+    nominated together with A, the person nominated together with B and ..."."""
+    import random
+
+    from kg2tool.dataset import build_dataset
+    from kg2tool.tables import KGTables
+
+    rel = "/award/award_nominee/award_nominations./award/award_nomination/award_nominee"
+    rnd = random.Random(0)
+    people = [f"/m/0p{i}" for i in range(40)]
+    rows = set()
+    for a in people:
+        for b in rnd.sample(people, 6):
+            if a != b:
+                rows |= {(a, rel, b), (b, rel, a)}
+    heads, rels, tails = zip(*sorted(rows), strict=True)
+    kg = KnowledgeGraph.from_tables(
+        KGTables(
+            pl.DataFrame({"head": heads, "relation": rels, "tail": tails}),
+            entities=pl.DataFrame({"key": people, "label": [f"Person {i}" for i in range(40)]}),
+        )
+    )
+    lex = build_lexicon(kg)
+    assert lex.frame["person"].all() and (lex.frame["qword_one"] == "who").all()
+    f = build_dataset(kg, ["2i", "3i"], 40, seed=0)
+    questions = f["question"].to_list()
+    assert questions and all(not q.startswith("What") for q in questions), questions
+    three = f.filter(pl.col("pattern") == "3i")["question"].to_list()
+    assert three and not any("simultaneously the person" in q for q in three), three

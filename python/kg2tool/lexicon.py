@@ -135,7 +135,20 @@ _NEEDS_THE = (
     r"Maldives$|Vatican City$|Gaza Strip$|West Bank$|Holy See$|"
     r"(?:Holy Roman|Ottoman|Roman|Byzantine|British|Russian|German|Mughal|Austrian|Spanish|"
     r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
-    r"Himalayas|River|Sea|Ocean|Desert)$)"
+    r"Himalayas|River|Sea|Ocean|Desert)$|"
+    # organisations, teams and events: "the Labour Party", "the Swiss national football
+    # team", "the 46th Academy Awards", "the 2010 Winter Olympics", "the Catholic
+    # University of America", "the London Symphony Orchestra"
+    r"[^,]*\bnational (?:[\w-]+ ){0,3}team$|\S.* Party$|"
+    r"\d+(?:st|nd|rd|th) .*(?:Awards|Congress|Parliament|Festival|[Cc]entury|Olympics|Games|"
+    r"Assembly|Legislature|Senate|Summit|Conference|Amendment|season|Tournament)$|"
+    r"(?:1[5-9]|20)\d\d [^:]*\b(?:Olympics|Games|Awards|Festival|Tournament|season|[Dd]raft|"
+    r"Championships?(?: in .+)?|Cup|Tour de France|Congress|Parliament|[Ee]lection|[Ww]ar|"
+    r"Summit|Series)$|(?:1[5-9]|20)\d\d (?:[a-z]+ )?(?:invasion|attacks?|war|coup|siege|"
+    r"crisis) (?:of|on|in) .+$|"
+    r"[^,]*\b(?:University|Institute|College|School|Academy|Conservatory|Museum) of |"
+    r"\S.* (?:Awards|Orchestra|Philharmonic|Film Festival|League|Guild|Foundation|Navy|"
+    r"Army|Air Force)$)"
 )
 
 

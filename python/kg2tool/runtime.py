@@ -1,7 +1,10 @@
 """The tool runtime: executes catalogue APIs over the graph, by entity *name*, deterministically.
 
 Entity names. A model sees and types names, not ids, so every entity has one *display name*:
-its label when no other entity shares that label, else ``"Label (key)"``. Results always use
+its label when no other entity shares that label, else the label with a qualifier a reader
+understands: a short form of the entity's description (``"Dallas (American television soap
+opera)"``), the part of speech of a WordNet sense, or last a counter (``"Dallas (2)"``),
+never the raw key. Results always use
 display names, so feeding a result back into a later call resolves to exactly that entity
 (replay is exact even in KGs where 219 labels are shared, like FB15k-237). Input names resolve
 in this order: display name, exact label, exact key, then case-insensitively (display name or
@@ -30,6 +33,7 @@ API is for. Duplicates in the argument are allowed; an empty list gives ``[]``.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +69,70 @@ class CallResult:
         return orjson.dumps(self.result if self.error is None else self.error).decode()
 
 
+# Words a shortened description does not end on ("film directed by" -> "film").
+_QUAL_STOP = frozenset(
+    "of in by with to from at on for and or the a an that which who whose as near "
+    "directed produced based adapted published located held starring".split()
+)
+_SYNSET_POS = {"n": "noun", "v": "verb", "a": "adjective", "s": "adjective", "r": "adverb"}
+_SYNSET_KEY = re.compile(r"^.+\.([nvasr])\.(\d+)$")
+
+
+def _short_description(desc: str, max_words: int) -> str:
+    """The first clause of a description, at most ``max_words`` words, cut before a
+    connecting word ("2002 film directed by Rob Marshall adapted from ..." -> "2002 film
+    directed by Rob Marshall"); "" when there is none."""
+    text = re.sub(r"\s*\([^()]*\)", "", desc.strip())  # "(physiology) moving of ..."
+    text = re.split(r"[;,:(\[]| -- | - ", text, maxsplit=1)[0].strip().rstrip(".")
+    words = text.split()
+    if len(words) > max_words:
+        cut = [k for k in range(2, max_words + 1) if words[k].lower() in _QUAL_STOP]
+        words = words[: cut[-1]] if cut else words[:max_words]
+    while words and words[-1].lower() in _QUAL_STOP:
+        words.pop()
+    return " ".join(words)
+
+
+def _display_names(ents: pl.DataFrame) -> list[str]:
+    """Unique display names: the label, qualified where several entities share it (see the
+    module doc). Each sharing entity takes the first qualifier unique within its label's
+    group: a short description, a longer one, a WordNet sense's part of speech, a counter."""
+    labels = ents["label"].to_list()
+    keys = ents["key"].to_list()
+    descs = ents["description"].to_list()
+    names = list(labels)
+    shared = ents.filter(pl.col("_shared") > 1).group_by("label").agg(pl.col("id").sort_by("key"))
+    taken = set(labels)
+    for label, ids in sorted(zip(shared["label"].to_list(), shared["id"].to_list(), strict=True)):
+        left = list(ids)
+        levels = [
+            lambda i: _short_description(descs[i], 7),
+            lambda i: _short_description(descs[i], 16),
+            lambda i: _SYNSET_POS[m.group(1)] if (m := _SYNSET_KEY.match(keys[i])) else "",
+        ]
+        for qualify in levels:
+            quals = {i: qualify(i) for i in left}
+            counts: dict[str, int] = {}
+            for q in quals.values():
+                counts[q] = counts.get(q, 0) + 1
+            for i in list(left):
+                q = quals[i]
+                name = f"{label} ({q})"
+                if q and counts[q] == 1 and name not in taken:
+                    names[i] = name
+                    taken.add(name)
+                    left.remove(i)
+        for i in left:  # last resort: the entity's position among those sharing the label
+            n = ids.index(i) + 1
+            name = f"{label} ({n})"
+            while name in taken:
+                n += len(ids)
+                name = f"{label} ({n})"
+            names[i] = name
+            taken.add(name)
+    return names
+
+
 class _CallError(Exception):
     """Internal: carries a structured error out of argument resolution."""
 
@@ -96,27 +164,7 @@ class ToolRuntime:
         if ents.height and not np.array_equal(ents["id"].to_numpy(), np.arange(ents.height)):
             raise ValueError("entities frame must have dense ids 0..n-1")
         ents = ents.with_columns(pl.len().over("label").alias("_shared"))
-        ents = ents.with_columns(
-            pl.when(pl.col("_shared") > 1)
-            .then(pl.format("{} ({})", "label", "key"))
-            .otherwise(pl.col("label"))
-            .alias("name")
-        )
-        # A unique label may itself read "X (k)": qualify every clash until names are unique.
-        for fmt in ("{} [{}]", "{} <{}>"):
-            clash = pl.col("name").is_duplicated() & (pl.col("_shared") > 1)
-            if not ents.select(pl.col("name").is_duplicated().any()).item():
-                break
-            ents = ents.with_columns(
-                pl.when(clash).then(pl.format(fmt, "label", "key")).otherwise("name").alias("name")
-            )
-        if ents.select(pl.col("name").is_duplicated().any()).item():
-            ents = ents.with_columns(
-                pl.when(pl.col("name").is_duplicated())
-                .then(pl.format("{} #{}", "name", "id"))
-                .otherwise("name")
-                .alias("name")
-            )
+        ents = ents.with_columns(pl.Series("name", _display_names(ents), dtype=pl.String))
         self.names: list[str] = ents["name"].to_list()
         self.labels: list[str] = ents["label"].to_list()
         self.keys: list[str] = ents["key"].to_list()

@@ -18,7 +18,7 @@ In text an entity is named when its display name or its label occurs as a whole 
 inside a longer word), case-insensitively; longer names are matched first and a matched span is
 not matched again, so "African Union – United Nations Hybrid Operation in Darfur" does not also
 count as "African Union". A label shared by several observed entities names none of them (the
-display name, "Label (key)", does). Against the verified answer set: exact match (the sets are
+display name, "Label (short description)", does). Against the verified answer set: exact match (the sets are
 equal), precision, recall and F1 (an empty prediction for an empty answer set scores 1).
 
 The calls. Calls made; calls whose arguments parse as a JSON object; calls of a tool the

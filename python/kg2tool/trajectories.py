@@ -1013,7 +1013,7 @@ def build_trajectories_many(
             .then(
                 pl.concat_str(
                     pl.lit("To see which candidates are also linked to "),
-                    pl.lit(nm.names.gather(ent)),
+                    pl.lit(with_article(nm.names.gather(ent))),
                     pl.lit(", I look up "),
                     phrase,
                     pl.lit("."),
@@ -1023,7 +1023,7 @@ def build_trajectories_many(
             .then(
                 pl.concat_str(
                     pl.lit("To rule out the candidates linked to "),
-                    pl.lit(nm.names.gather(ent)),
+                    pl.lit(with_article(nm.names.gather(ent))),
                     pl.lit(", I look up "),
                     phrase,
                     pl.lit("."),

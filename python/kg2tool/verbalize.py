@@ -47,6 +47,8 @@ RAW_ID_PATTERN = r"\b[QP]\d+\b|/m/|/g/"
 # A type word is used in "Which <types> ..." only when this share of the answers carries it.
 TYPE_COVERAGE = 0.95
 _PEOPLE_TYPES = {"human", "person", "people"}
+# Lexicon type words of a side whose answers are people (used when the KG has no types).
+_PERSON_WORDS = _PEOPLE_TYPES | {"politician", "actor", "writer", "author", "director"}
 
 
 def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
@@ -72,7 +74,10 @@ def _plural(word: str) -> str:
 # Words that end the head noun of a phrase ("the people | who influenced {x}").
 _HEAD_STOP = {
     "of", "that", "who", "whose", "where", "which", "in", "from", "by", "with", "to", "at",
-    "on", "for", "starring", "bordering", "set", "born", "include",
+    "on", "for", "starring", "bordering", "set", "born", "include", "within", "partly",
+    "near", "beside", "alongside", "below", "above", "inside", "outside", "behind", "after",
+    "before", "during", "into", "about", "under", "over", "against", "among", "between",
+    "through", "like", "as", "whom", "than", "featuring", "containing", "named",
 }  # fmt: skip
 # Verbs right after the argument, for a plural argument ("{x} is a member of" -> "are members of").
 _ARG_VERBS = (
@@ -107,24 +112,25 @@ def _head_span(pre: str) -> tuple[int, int]:
     return j, j - 1
 
 
-def _pluralize_head(pre: str) -> str:
-    """The phrase prefix with a plural head ("the birthplace of " -> "the birthplaces of ")."""
-    j, noun = _head_span(pre)
+def _plural_head_verbs(pre: str) -> str:
+    """A plural phrase prefix whose verb right after the head agrees with it ("the regions
+    that contains " -> "the regions that contain "); the head noun itself is left alone."""
+    j, _ = _head_span(pre)
     if not j:
         return pre
     words = pre.split(" ")
-    if not _is_plural_word(words[noun]):
-        words[noun] = _plural(words[noun])
     if j + 1 < len(words) and words[j] in ("that", "who") and words[j + 1] in _HEAD_VERBS:
         words[j + 1] = _HEAD_VERBS[words[j + 1]]
     return " ".join(words)
 
 
 def _plural_arg(pre: str, post: str) -> tuple[str, str]:
-    """Prefix and suffix for a plural argument (a set, "the people who influenced X"): plural
-    head, verbs after the argument in the plural, "whose Y is" -> "whose Y is one of", and a
-    name used as a modifier ("the people of the {x} movement") made a plain argument."""
-    pre = _pluralize_head(pre)
+    """Prefix and suffix for a plural argument (a set, "the people who influenced X"), from
+    the lexicon's plural phrase (``many``, whose head is plural already: never pluralised
+    again, "the places within" stays): verbs after the argument in the plural, "whose Y is"
+    -> "whose Y is one of", and a name used as a modifier ("the people of the {x} movement")
+    made a plain argument."""
+    pre = _plural_head_verbs(pre)
     if pre.endswith(" the ") and post.strip() and not post.startswith((" is", " was", " has")):
         return pre[: -len("the ")], ""
     if pre.endswith(" is "):
@@ -233,6 +239,8 @@ def build_lexicon(
             pre_many, post_many = _split(side.many)
             tlabel, share = cover.get((rid, d), ("entity", 0.0))
             person = tlabel in _PEOPLE_TYPES and share >= TYPE_COVERAGE
+            if not cover:  # a KG without entity types: the lexicon's type word of the side
+                person = (entry.range if d == 0 else entry.domain) in _PERSON_WORDS
             if person:
                 qword = "who"
             elif share >= TYPE_COVERAGE and not re.search(RAW_ID_PATTERN, tlabel):
@@ -763,7 +771,11 @@ def _templates(
                     pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
                 )
             missing = pl.any_horizontal([v == "" for v in verbs])
-            templates.append((pl.when(missing).then(templates[0][0]).otherwise(frame_q), "?"))
+            plain = templates[0][0]
+            templates.append((pl.when(missing).then(plain).otherwise(frame_q), "?"))
+            if len(ins) > 2:  # "Who was nominated together with each of A, B and C?" reads
+                # better than "Who is simultaneously the person nominated together with A, ..."
+                templates[0] = templates[-1]
     elif kind == DIFFERENCE:
         # the kept set is named first and whole, so "not" cannot reach into it
         keep, drop = ins
