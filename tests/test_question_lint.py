@@ -286,3 +286,10 @@ def test_lexicon_phrases_take_a_nested_noun_phrase() -> None:
                         field,
                         text,
                     )
+
+
+def test_fb15k237_labels_have_no_doubled_last_word() -> None:
+    """entity_names.tsv spells one label "Miley CyrusCyrus": the wiki title is used instead."""
+    ents = load_dataset("fb15k-237")[0].entities
+    assert ents.filter(pl.col("key") == "/m/0bdxs5")["label"].item() == "Miley Cyrus"
+    assert not any(re.search(r"([A-Z][a-z]+)\1$", lab) for lab in ents["label"].drop_nulls())

@@ -263,9 +263,17 @@ def _fb15k237(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
     folder = shared / "fb15k-237"
     splits = _splits(folder)
     ents, rels = _keys(splits)
-    names = _read_tsv(folder / "entity_names.tsv", has_header=True).select(
-        pl.col("mid").alias("key"), "label", "description"
+    names = _read_tsv(folder / "entity_names.tsv", has_header=True)
+    wiki = pl.col("wiki_title").str.replace_all("_", " ") if "wiki_title" in names.columns else None
+    # a label whose last word is doubled ("Miley CyrusCyrus") reads as its wiki title
+    doubled = pl.col("label").str.contains(r"(\p{Lu}\p{Ll}+)(\p{Lu}\p{Ll}+)$") & (
+        pl.col("label").str.extract(r"(\p{Lu}\p{Ll}+)\p{Lu}\p{Ll}+$")
+        == pl.col("label").str.extract(r"\p{Lu}\p{Ll}+(\p{Lu}\p{Ll}+)$")
     )
+    label = pl.col("label")
+    if wiki is not None:
+        label = pl.when(doubled & label.str.starts_with(wiki)).then(wiki).otherwise(label)
+    names = names.select(pl.col("mid").alias("key"), label.alias("label"), "description")
     rel2text = dict(
         _read_tsv(folder / "rel2text.txt", has_header=False, names=["key", "text"]).iter_rows()
     )

@@ -87,7 +87,8 @@ def _short_description(desc: str, max_words: int) -> str:
     words = text.split()
     if len(words) > max_words:
         cut = [k for k in range(2, max_words + 1) if words[k].lower() in _QUAL_STOP]
-        words = words[: cut[-1]] if cut else words[:max_words]
+        rel = [k for k in cut if words[k].lower() in ("that", "which", "who", "whose")]
+        words = words[: (rel or cut)[0 if rel else -1]] if cut else words[:max_words]
     while words and words[-1].lower() in _QUAL_STOP:
         words.pop()
     return " ".join(words)
