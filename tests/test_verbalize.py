@@ -210,3 +210,22 @@ def test_people_answers_get_who_and_verb_frames_without_entity_types() -> None:
     assert questions and all(not q.startswith("What") for q in questions), questions
     three = f.filter(pl.col("pattern") == "3i")["question"].to_list()
     assert three and not any("simultaneously the person" in q for q in three), three
+
+
+def test_each_takes_the_lexicon_type_word_without_entity_types() -> None:
+    """ "List each profession that is one of ..." rather than "each entity" when the KG has no
+    entity types and the lexicon names the side's type."""
+    from kg2tool.tables import KGTables
+
+    rel = "/people/person/profession"
+    rows = [(f"/m/0q{i}", rel, f"/m/0j{i % 3}") for i in range(9)]
+    heads, rels, tails = zip(*rows, strict=True)
+    keys = [f"/m/0q{i}" for i in range(9)] + [f"/m/0j{i}" for i in range(3)]
+    kg = KnowledgeGraph.from_tables(
+        KGTables(
+            pl.DataFrame({"head": heads, "relation": rels, "tail": tails}),
+            entities=pl.DataFrame({"key": keys, "label": [f"Name {k[-2:]}" for k in keys]}),
+        )
+    )
+    frame = build_lexicon(kg).frame
+    assert frame["tword"].to_list() == ["profession", "person"]

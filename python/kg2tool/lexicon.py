@@ -148,7 +148,7 @@ _NEEDS_THE = (
     r"crisis) (?:of|on|in) .+$|"
     r"[^,]*\b(?:University|Institute|College|School|Academy|Conservatory|Museum) of |"
     r"\S.* (?:Awards|Orchestra|Philharmonic|Film Festival|League|Guild|Foundation|Navy|"
-    r"Army|Air Force)$)"
+    r"Army|Air Force|World Tour(?: \d{4})?)$)"
 )
 
 

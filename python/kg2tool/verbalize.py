@@ -248,6 +248,12 @@ def build_lexicon(
             else:
                 qword = "what"
             qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
+            # the type word of "list each <type> that is ...": the data's, else (a KG
+            # without types) the lexicon's when it is one plain word
+            tword = tlabel if qword.startswith("which ") else "entity"
+            lex_word = entry.range if d == 0 else entry.domain
+            if not cover and re.fullmatch(r"[a-z]+", lex_word) and not lex_word.endswith("s"):
+                tword = lex_word
             j, noun = _head_span(pre)
             head = " ".join(pre.split(" ")[1:j]) if j else ""
             plural_ = bool(head) and _is_plural_word(pre.split(" ")[noun])
@@ -259,7 +265,7 @@ def build_lexicon(
             rows.append(
                 (
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
-                    post_m, head, head_pl, side.verb, side.question,
+                    post_m, head, head_pl, side.verb, side.question, tword,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -279,6 +285,7 @@ def build_lexicon(
             "head_pl": pl.String,
             "verb": pl.String,
             "question": pl.String,
+            "tword": pl.String,
         },
         orient="row",
     )
@@ -732,7 +739,9 @@ def _templates(
     each = (
         pl.when(person)
         .then(pl.lit("each person who is "))
-        .otherwise(pl.lit("each entity that is "))
+        .otherwise(
+            pl.concat_str(pl.lit("each "), pl.lit(_lex(lexicon, rd, "tword")), pl.lit(" that is "))
+        )
     )
     whole, noun = pl.lit(top.text), pl.lit(top.noun)
     templates: list[tuple[pl.Expr, str]]
