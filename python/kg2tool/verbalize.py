@@ -248,11 +248,13 @@ def build_lexicon(
             else:
                 qword = "what"
             qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
-            # the type word of "list each <type> that is ...": the data's, else (a KG
-            # without types) the lexicon's when it is one plain word
+            # the type word of "list each <type> that is ...": the data's when reliable,
+            # else the lexicon's when it is one plain word (not a person word: answers the
+            # data does not type as people may be bands)
             tword = tlabel if qword.startswith("which ") else "entity"
             lex_word = entry.range if d == 0 else entry.domain
-            if not cover and re.fullmatch(r"[a-z]+", lex_word) and not lex_word.endswith("s"):
+            plain = re.fullmatch(r"[a-z]+", lex_word) and not lex_word.endswith("s")
+            if tword == "entity" and plain and (not cover or lex_word not in _PERSON_WORDS):
                 tword = lex_word
             j, noun = _head_span(pre)
             head = " ".join(pre.split(" ")[1:j]) if j else ""
