@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -262,7 +263,8 @@ def build_shard(
     **options: Any,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One shard sampled on its own: (frame, report). Pure in its inputs; ``seed`` is mixed
-    with ``shard_id``. The pipeline instead draws shards from continuing query streams
+    with ``shard_id``. Dropped samples are replaced by queries drawn again (``redraw`` of
+    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The pipeline instead draws shards from continuing query streams
     (de-duplicated across shards) and calls :func:`build_from_batches`."""
     specs = _specs(spec_list)
     counts = pattern_counts([w for _, w in specs], samples_in_shard)
@@ -276,12 +278,177 @@ def build_shard(
             kg, plan, n, seed=shard_seed + p_idx, max_intermediate=max_intermediate, strict=False
         )
         batches.append((str(spec), batch))
+    redraw = {"shard": shard_id, "sample": {"max_intermediate": max_intermediate}}
     return build_from_batches(
-        kg, batches, seed=shard_seed, format=format, context=context, **options
+        kg, batches, seed=shard_seed, format=format, context=context, redraw=redraw, **options
     )
 
 
 def build_from_batches(
+    kg: Any,
+    batches: Sequence[tuple[str, Any]],
+    *,
+    seed: int,
+    format: str = "openai",
+    context: Context | None = None,
+    redraw: dict[str, Any] | None = None,
+    **options: Any,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Verified samples from grounded queries, one (name, QueryBatch) per pattern (the options
+    are :func:`_build_once`'s).
+
+    ``redraw`` (``{"shard": shard id, "sample": sample_queries options}``): patterns that end
+    with fewer samples than queries given (samples dropped: ``raw_key_entity``,
+    ``question_lint``, ``excluded``, ``join_too_many_calls``, unverifiable) get more queries,
+    drawn in rounds (at most ``REDRAW_ROUNDS``) from a stream per (seed, shard, pattern
+    position) and de-duplicated against the shard's queries; each round draws the shortfall
+    scaled by the observed survival rate (+10%) and keeps the first survivors in draw order,
+    appended after the first samples. A pattern whose stream runs out is listed in
+    ``report["exhausted"]``, what is still missing in ``report["short"]``. Without drops
+    nothing is drawn, so the frame is the one without ``redraw``."""
+    ctx = context or Context(kg)
+    frame, report = _build_once(kg, batches, seed=seed, format=format, context=ctx, **options)
+    if redraw is None:
+        return frame, report
+    frames = [frame]
+    for p_idx, (spec, batch) in enumerate(batches):
+        want = len(batch)
+        got = report["per_pattern"].get(str(spec))
+        if not want or got is None or got >= want:
+            continue
+        extra = _redraw(
+            kg, ctx, batches, p_idx, want - got, want, got, seed, format, options, redraw, report
+        )
+        frames.extend(extra)
+    if len(frames) == 1:
+        return frame, report
+    frame = pl.concat(frames, how="vertical_relaxed")
+    frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
+    frame = assign_splits(
+        frame,
+        options.get("split", "random"),
+        seed,
+        options.get("split_fractions", (0.9, 0.05, 0.05)),
+        options.get("holdout"),
+        options.get("holdout_fraction", 0.1),
+        ctx.batched() if options.get("call_style") == "batched" else ctx,
+    )
+    return frame, report
+
+
+# Top-up rounds of a pattern whose samples were dropped (see build_from_batches' ``redraw``).
+REDRAW_ROUNDS = 8
+# qid offset of top-up queries (stream indices stay below it; empty groundings use 1 << 39).
+_REDRAW_QID = 1 << 38
+
+
+def _grounding_keys(batch: Any) -> set[bytes]:
+    """Each query's grounding (relation ids, anchor ids) as bytes."""
+    rel = np.ascontiguousarray(batch.relation_ids, dtype=np.int64)
+    anc = np.ascontiguousarray(batch.anchor_ids, dtype=np.int64)
+    both = np.concatenate([rel.reshape(len(rel), -1), anc.reshape(len(anc), -1)], axis=1)
+    return {row.tobytes() for row in both}
+
+
+def _redraw(
+    kg: Any,
+    ctx: Context,
+    batches: Sequence[tuple[str, Any]],
+    p_idx: int,
+    need: int,
+    drawn: int,
+    survived: int,
+    seed: int,
+    format: str,
+    options: dict[str, Any],
+    redraw: dict[str, Any],
+    report: dict[str, Any],
+) -> list[pl.DataFrame]:
+    """Frames of up to ``need`` more samples of pattern ``p_idx`` (see build_from_batches)."""
+    from kg2tool.engine import QueryStream
+
+    spec, batch = batches[p_idx]
+    name = str(spec)
+    stream_seed = int(
+        mix_hash(seed, 0x7ED, int(redraw.get("shard", 0)), p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF)
+    )
+    stream = QueryStream(kg, batch.plan, seed=stream_seed, **redraw.get("sample", {}))
+    taken = _grounding_keys(batch)
+    out: list[pl.DataFrame] = []
+    exhausted = False
+    for _ in range(REDRAW_ROUNDS):
+        if need <= 0 or exhausted:
+            break
+        rate = survived / drawn if drawn else 0.0
+        k = math.ceil(need / max(rate, 0.01) * 1.1)
+        k = min(max(k, need), need * 200 + 256)
+        got = stream.take(k, strict=False)
+        exhausted = bool(got.exhausted)
+        keys = []
+        keep = np.ones(len(got), bool)
+        if len(got):
+            rel = got.relation_ids.reshape(len(got), -1).astype(np.int64)
+            anc = got.anchor_ids.reshape(len(got), -1).astype(np.int64)
+            keys = [r.tobytes() for r in np.concatenate([rel, anc], axis=1)]
+            keep = np.array([kk not in taken for kk in keys], bool)
+            if anc.size:  # anchors a question cannot name are sampling rejections, not drops
+                keep &= ctx.namable[anc].all(axis=1)
+        taken.update(keys)
+        rows = np.flatnonzero(keep)
+        drawn += len(got)  # what was drawn: the survival rate counts the skipped ones too
+        if not len(rows):
+            continue
+        sub = execute_queries(
+            kg,
+            batch.plan,
+            got.relation_ids[rows],
+            got.anchor_ids[rows],
+            threads=1,
+            query_index=np.asarray(got.query_index, np.int64)[rows] + _REDRAW_QID,
+        )
+        one = [(s, _no_queries(b)) for s, b in batches]
+        one[p_idx] = (spec, sub)
+        frame, rep = _build_once(kg, one, seed=seed, format=format, context=ctx, **options)
+        _merge_counts(report, rep)
+        survived += frame.height
+        frame = frame.head(need)
+        need -= frame.height
+        if frame.height:
+            out.append(frame)
+    report["per_pattern"][name] = report["per_pattern"].get(name, 0) + sum(f.height for f in out)
+    if need > 0:
+        if exhausted:
+            report.setdefault("exhausted", []).append(name)
+        report.setdefault("short", {})[name] = need
+    return out
+
+
+def _no_queries(batch: Any) -> Any:
+    """``batch`` without queries (a placeholder keeping the patterns' positions)."""
+    from dataclasses import replace
+
+    return replace(
+        batch,
+        relation_ids=batch.relation_ids[:0],
+        anchor_ids=batch.anchor_ids[:0],
+        query_index=batch.query_index[:0],
+        set_offsets=np.zeros(1, np.int64),
+        set_ids=batch.set_ids[:0],
+    )
+
+
+def _merge_counts(report: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add a top-up build's counters (dropped, paraphrase) to ``report``."""
+    for key in ("dropped", "paraphrase"):
+        if key in more:
+            d = report.setdefault(key, {})
+            for k, v in more[key].items():
+                if isinstance(v, int | float):
+                    d[k] = d.get(k, 0) + v
+    report["skipped_patterns"].update(more.get("skipped_patterns", {}))
+
+
+def _build_once(
     kg: Any,
     batches: Sequence[tuple[str, Any]],
     *,
