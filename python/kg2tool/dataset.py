@@ -278,7 +278,11 @@ def build_shard(
             kg, plan, n, seed=shard_seed + p_idx, max_intermediate=max_intermediate, strict=False
         )
         batches.append((str(spec), batch))
-    redraw = {"shard": shard_id, "sample": {"max_intermediate": max_intermediate}}
+    redraw = {
+        "shard": shard_id,
+        "num_shards": num_shards,
+        "sample": {"max_intermediate": max_intermediate},
+    }
     return build_from_batches(
         kg, batches, seed=shard_seed, format=format, context=context, redraw=redraw, **options
     )
@@ -356,7 +360,7 @@ def _redraw(
     batches: Sequence[tuple[str, Any]],
     p_idx: int,
     need: int,
-    drawn: int,
+    drawn: float,
     survived: int,
     seed: int,
     format: str,
@@ -369,9 +373,8 @@ def _redraw(
 
     spec, batch = batches[p_idx]
     name = str(spec)
-    stream_seed = int(
-        mix_hash(seed, 0x7ED, int(redraw.get("shard", 0)), p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF)
-    )
+    shard, shards = int(redraw.get("shard", 0)), int(redraw.get("num_shards", 1))
+    stream_seed = int(mix_hash(seed, 0x7ED, shard, p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
     stream = QueryStream(kg, batch.plan, seed=stream_seed, **redraw.get("sample", {}))
     taken = _grounding_keys(batch)
     out: list[pl.DataFrame] = []
@@ -380,8 +383,8 @@ def _redraw(
         if need <= 0 or exhausted:
             break
         rate = survived / drawn if drawn else 0.0
-        k = math.ceil(need / max(rate, 0.01) * 1.1)
-        k = min(max(k, need), need * 200 + 256)
+        k = math.ceil(need / max(rate, 0.05) * 1.1)  # draws at most ~22x what is missing
+        k = min(max(k, need), need * 22 + 256) * shards
         got = stream.take(k, strict=False)
         exhausted = bool(got.exhausted)
         keys = []
@@ -391,11 +394,13 @@ def _redraw(
             anc = got.anchor_ids.reshape(len(got), -1).astype(np.int64)
             keys = [r.tobytes() for r in np.concatenate([rel, anc], axis=1)]
             keep = np.array([kk not in taken for kk in keys], bool)
+            if shards > 1:  # each shard redraws only the groundings it owns: none in two shards
+                keep &= _owner(rel, anc, shards) == shard
             if anc.size:  # anchors a question cannot name are sampling rejections, not drops
                 keep &= ctx.namable[anc].all(axis=1)
         taken.update(keys)
         rows = np.flatnonzero(keep)
-        drawn += len(got)  # what was drawn: the survival rate counts the skipped ones too
+        drawn += len(got) / shards  # the survival rate counts the skipped ones too
         if not len(rows):
             continue
         sub = execute_queries(
@@ -411,6 +416,8 @@ def _redraw(
         frame, rep = _build_once(kg, one, seed=seed, format=format, context=ctx, **options)
         _merge_counts(report, rep)
         survived += frame.height
+        if not frame.height and len(got) >= 256 * shards:  # nothing survives: stop drawing
+            break
         frame = frame.head(need)
         need -= frame.height
         if frame.height:
@@ -421,6 +428,12 @@ def _redraw(
             report.setdefault("exhausted", []).append(name)
         report.setdefault("short", {})[name] = need
     return out
+
+
+def _owner(rel: np.ndarray, anc: np.ndarray, shards: int) -> np.ndarray:
+    """Per grounding row: the shard that may redraw it (a hash of its ids, seed-free)."""
+    cols = [rel[:, j] for j in range(rel.shape[1])] + [anc[:, j] for j in range(anc.shape[1])]
+    return (mix_hash(0x0A7, *cols) % np.uint64(shards)).astype(np.int64)
 
 
 def _no_queries(batch: Any) -> Any:

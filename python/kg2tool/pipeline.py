@@ -282,7 +282,7 @@ class GenerateReport:
             f"({self.shards_skipped} already done) to {self.out} in {self.seconds:.1f} s "
             f"({rate:,.0f} samples/s), peak RSS {self.peak_rss_mb:,.0f} MB\n"
             f"sampling rejections: {rej or 'none'}\n"
-            f"dropped as unverifiable: {drop or 'none'}"
+            f"dropped (other queries drawn in their place): {drop or 'none'}"
             + (
                 f"\nout of distinct queries: {', '.join(self.exhausted)}"
                 f"{f'; {self.shortfall:,} samples could not be drawn at all' if self.shortfall else ' (their share went to the other patterns)'}"
@@ -531,10 +531,18 @@ class Generator:
             asked=cfg.num_samples,
             not_expressible=not_expressible,
         )
+        worker_exhausted: set[str] = set()
+
+        def shard_short(info: dict[str, Any]) -> None:
+            """A shard's patterns still short after redrawing: shortfall, exhausted."""
+            report.shortfall += sum(info.get("short", {}).values())
+            worker_exhausted.update(info.get("exhausted", []))
+
         for info in done.values():
             report.written += info["written"]
             _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
+            shard_short(info)
         runner = _make_runner(cfg, kg)
 
         exhausted = [False] * len(specs)
@@ -618,6 +626,7 @@ class Generator:
             for result in runner.run(tasks()):
                 report.written += result["written"]
                 _merge(report.dropped, result.get("dropped", {}))
+                shard_short(result)
                 _merge(report.paraphrase, result.get("paraphrase", {}))
                 bar.advance(result["written"])
                 if parts is not None and not direct:  # e.g. Ray: merge what the workers wrote
@@ -626,7 +635,9 @@ class Generator:
             bar.close()
             runner.close()
         report.exhausted = [
-            spec.name or spec.formula for (spec, _), ex in zip(specs, exhausted, strict=True) if ex
+            spec.name or spec.formula
+            for (spec, _), ex in zip(specs, exhausted, strict=True)
+            if ex or (spec.name or spec.formula) in worker_exhausted
         ]
         if report.written == 0:  # e.g. impossible answer bounds, or a KG without names
             top = sorted(report.rejected.items(), key=lambda kv: -kv[1])[:5]
@@ -1059,6 +1070,17 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             format=cfg.format,
             context=_worker_context(kg, cfg.overrides),
             paraphraser=para,
+            redraw={  # dropped samples are replaced by queries the shard draws itself
+                "shard": task.shard_id,
+                "num_shards": task.num_shards,
+                "sample": {
+                    "min_answers": cfg.min_answers,
+                    "max_answers": cfg.max_answers,
+                    "max_intermediate": cfg.max_intermediate,
+                    "relation_choice": cfg.relation_choice,
+                    "threads": 1,
+                },
+            },
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
             **({"allow_raw_keys": True} if cfg.allow_raw_keys else {}),
@@ -1098,6 +1120,9 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     }
     if "paraphrase" in report:
         info["paraphrase"] = report["paraphrase"]
+    if report.get("short"):  # patterns still short after redrawing (only then in the marker)
+        info["short"] = report["short"]
+        info["exhausted"] = report.get("exhausted", [])
     del frame
     if records is not None:
         parts = _SplitParts(out, info["hash"], task.num_shards)
