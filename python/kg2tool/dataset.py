@@ -72,6 +72,7 @@ __all__ = [
     "build_dataset",
     "build_from_batches",
     "build_shard",
+    "grounding_hashes",
     "write_dataset",
 ]
 
@@ -301,13 +302,15 @@ def build_from_batches(
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern (the options
     are :func:`_build_once`'s).
 
-    ``redraw`` (``{"shard": shard id, "sample": sample_queries options}``): patterns that end
-    with fewer samples than queries given (samples dropped: ``raw_key_entity``,
-    ``question_lint``, ``excluded``, ``join_too_many_calls``, unverifiable) get more queries,
-    drawn in rounds (at most ``REDRAW_ROUNDS``) from a stream per (seed, shard, pattern
-    position) and de-duplicated against the shard's queries; each round draws the shortfall
-    scaled by the observed survival rate (+10%) and keeps the first survivors in draw order,
-    appended after the first samples. A pattern whose stream runs out is listed in
+    ``redraw`` (``{"shard": id, "num_shards": n, "avoid": {pattern: hashes}, "sample":
+    sample_queries options}``): patterns that end with fewer samples than queries given
+    (samples dropped: ``raw_key_entity``, ``question_lint``, ``excluded``,
+    ``join_too_many_calls``, unverifiable) get more queries, drawn in rounds (at most
+    ``REDRAW_ROUNDS``) from a stream per (seed, shard, pattern position). A redrawn query is
+    new to the shard, one the shard owns (:func:`grounding_hashes` modulo ``num_shards``: no
+    two shards redraw the same grounding) and not in ``avoid`` (queries given to other
+    shards). Each round draws the shortfall scaled by the observed survival rate (+10%) and
+    keeps the first survivors in draw order, appended after the first samples. A pattern whose stream runs out is listed in
     ``report["exhausted"]``, what is still missing in ``report["short"]``. Without drops
     nothing is drawn, so the frame is the one without ``redraw``."""
     ctx = context or Context(kg)
@@ -374,6 +377,7 @@ def _redraw(
     spec, batch = batches[p_idx]
     name = str(spec)
     shard, shards = int(redraw.get("shard", 0)), int(redraw.get("num_shards", 1))
+    avoid = np.asarray(redraw.get("avoid", {}).get(name, ()), np.uint64)
     stream_seed = int(mix_hash(seed, 0x7ED, shard, p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
     stream = QueryStream(kg, batch.plan, seed=stream_seed, **redraw.get("sample", {}))
     taken = _grounding_keys(batch)
@@ -383,10 +387,10 @@ def _redraw(
         if need <= 0 or exhausted:
             break
         rate = survived / drawn if drawn else 0.0
-        k = math.ceil(need / max(rate, 0.05) * 1.1)  # draws at most ~22x what is missing
-        k = min(max(k, need), need * 22 + 256) * shards
+        k = math.ceil(need / max(rate, 0.01) * 1.1)  # draws at most ~110x what is missing
+        k = min(max(k, need, 64), need * 110 + 256) * shards
         got = stream.take(k, strict=False)
-        exhausted = bool(got.exhausted)
+        exhausted = bool(got.exhausted) and not len(got)  # a budget hit with some: go on
         keys = []
         keep = np.ones(len(got), bool)
         if len(got):
@@ -394,8 +398,11 @@ def _redraw(
             anc = got.anchor_ids.reshape(len(got), -1).astype(np.int64)
             keys = [r.tobytes() for r in np.concatenate([rel, anc], axis=1)]
             keep = np.array([kk not in taken for kk in keys], bool)
+            h = grounding_hashes(rel, anc)
             if shards > 1:  # each shard redraws only the groundings it owns: none in two shards
-                keep &= _owner(rel, anc, shards) == shard
+                keep &= (h % np.uint64(shards)).astype(np.int64) == shard
+            if len(avoid):  # nor one the streams gave to another shard
+                keep &= ~np.isin(h, avoid)
             if anc.size:  # anchors a question cannot name are sampling rejections, not drops
                 keep &= ctx.namable[anc].all(axis=1)
         taken.update(keys)
@@ -430,10 +437,13 @@ def _redraw(
     return out
 
 
-def _owner(rel: np.ndarray, anc: np.ndarray, shards: int) -> np.ndarray:
-    """Per grounding row: the shard that may redraw it (a hash of its ids, seed-free)."""
+def grounding_hashes(rel: np.ndarray, anc: np.ndarray) -> np.ndarray:
+    """Per grounding row (relation ids, anchor ids): a seed-free 64-bit hash. Its value
+    modulo the number of shards is the shard that may redraw the grounding."""
+    rel = np.asarray(rel, np.int64).reshape(len(rel), -1)
+    anc = np.asarray(anc, np.int64).reshape(len(anc), -1)
     cols = [rel[:, j] for j in range(rel.shape[1])] + [anc[:, j] for j in range(anc.shape[1])]
-    return (mix_hash(0x0A7, *cols) % np.uint64(shards)).astype(np.int64)
+    return mix_hash(0x0A7, len(cols), *cols) if len(rel) else np.zeros(0, np.uint64)
 
 
 def _no_queries(batch: Any) -> Any:

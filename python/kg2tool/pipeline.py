@@ -249,6 +249,8 @@ class ShardTask:
     # JSONL runs on this machine: the worker writes its records straight into the split files
     # when the shard is next in line (see _SplitParts); else into records/ files to merge.
     direct_records: bool = False
+    # per pattern name: hashes of stream queries (of other shards) this shard must not redraw
+    avoid: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -545,64 +547,28 @@ class Generator:
             shard_short(info)
         runner = _make_runner(cfg, kg)
 
-        exhausted = [False] * len(specs)
         namable = _namable_anchors(kg)
         excluded = _excluded(kg, cfg)
-
-        def take(p: int, n: int, parts: dict[int, list[Any]]) -> int:
-            """Draw n more usable queries of pattern p; a stream that runs short is marked
-            exhausted. Queries with an anchor a question cannot name (a shared label or a raw
-            id, see :func:`kg2tool.dataset.namable_entities`) are skipped and drawn again, so
-            shards hold the samples asked for; which ones depends only on the streams."""
-            got = rounds = 0
-            while got < n and not exhausted[p] and rounds < 8:  # few rounds unless most drop
-                rounds += 1
-                batch = streams[p].take(n - got, strict=False)
-                _merge(report.rejected, batch.rejected)
-                if len(batch) < n - got:
-                    exhausted[p] = True
-                drawn = _Drawn(batch.relation_ids, batch.anchor_ids, batch.query_index)
-                if namable is not None and len(batch):
-                    ok = namable[batch.anchor_ids].all(axis=1)
-                    if not ok.all():
-                        bad = int((~ok).sum())
-                        _merge(report.rejected, {"unnamable_anchor": bad})
-                        drawn = _Drawn(
-                            batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
-                        )
-                if excluded is not None and len(drawn.query_index):
-                    bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
-                    ok = ~bad_rel[drawn.relation_ids].any(axis=1)
-                    ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
-                    if not ok.all():
-                        _merge(report.rejected, {"excluded": int((~ok).sum())})
-                        drawn = _Drawn(
-                            drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
-                        )
-                if len(drawn.query_index):
-                    parts.setdefault(p, []).append(drawn)
-                got += len(drawn.query_index)
-            return got
+        # Samples a shard drops are replaced by queries it draws itself, each only among the
+        # groundings it owns (a hash, so no two shards redraw the same one). When drops are
+        # likely (entities without names, exclusions, cyclic patterns), a first pass over the
+        # streams tells each shard the groundings it owns that the streams gave to shards, so
+        # its redraws repeat none of them either; the samples written are then all distinct.
+        avoid = None
+        if _drops_likely(kg, cfg, specs, excluded):
+            avoid = _owned_stream_queries(
+                _ShardDraws(
+                    kg, cfg, specs, sample_opts, namable, excluded, per_shard, num_shards, {}
+                ),
+                num_shards,
+            )
+        draws = _ShardDraws(
+            kg, cfg, specs, sample_opts, namable, excluded, per_shard, num_shards, report.rejected
+        )
+        draws.streams = streams  # the ones checked above
 
         def tasks() -> Iterator[ShardTask]:
-            for s in range(num_shards):
-                parts: dict[int, list[Any]] = {}
-                deficit = 0
-                for p in range(len(specs)):
-                    n = per_shard[p][s]
-                    if n and not exhausted[p]:
-                        deficit += n - take(p, n, parts)
-                    else:
-                        deficit += n
-                # A pattern out of distinct queries hands its share to the others, in order.
-                while deficit > 0:
-                    live = [p for p in range(len(specs)) if not exhausted[p]]
-                    if not live:
-                        break
-                    share = shard_counts(deficit, len(live))
-                    deficit = sum(
-                        n - take(p, n, parts) for p, n in zip(live, share, strict=True) if n
-                    )
+            for s, parts, deficit in draws:
                 report.shortfall += deficit
                 if s in done:
                     continue
@@ -619,7 +585,10 @@ class Generator:
                             "query_index": np.concatenate([b.query_index for b in batches]),
                         }
                     )
-                yield ShardTask(s, num_shards, groundings, direct_records=direct)
+                task = ShardTask(s, num_shards, groundings, direct_records=direct)
+                if avoid is not None:
+                    task.avoid = avoid.pop(s, {})
+                yield task
 
         bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
         try:
@@ -636,7 +605,7 @@ class Generator:
             runner.close()
         report.exhausted = [
             spec.name or spec.formula
-            for (spec, _), ex in zip(specs, exhausted, strict=True)
+            for (spec, _), ex in zip(specs, draws.exhausted, strict=True)
             if ex or (spec.name or spec.formula) in worker_exhausted
         ]
         if report.written == 0:  # e.g. impossible answer bounds, or a KG without names
@@ -933,6 +902,131 @@ def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
             left -= len(chunk)
 
 
+class _ShardDraws:
+    """The driver's draws, shard after shard: iterating gives (shard, {pattern position:
+    [_Drawn]}, samples no pattern could supply). Each pattern's queries come from one stream
+    (de-duplicated across shards); a pattern out of distinct queries is marked exhausted and
+    hands its share to the others. Rejection counts go to ``rejected``."""
+
+    def __init__(
+        self,
+        kg: Any,
+        cfg: GenerateConfig,
+        specs: list[tuple[Any, float]],
+        sample_opts: dict[str, Any],
+        namable: np.ndarray | None,
+        excluded: tuple[np.ndarray, np.ndarray] | None,
+        per_shard: list[list[int]],
+        num_shards: int,
+        rejected: dict[str, int],
+    ) -> None:
+        from .engine import QueryStream
+
+        self.streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
+        self.names = [spec.name or spec.formula for spec, _ in specs]
+        self.exhausted = [False] * len(specs)
+        self.namable, self.excluded = namable, excluded
+        self.per_shard, self.num_shards = per_shard, num_shards
+        self.rejected = rejected
+
+    def take(self, p: int, n: int, parts: dict[int, list[Any]]) -> int:
+        """Draw n more usable queries of pattern p; a stream that runs short is marked
+        exhausted. Queries with an anchor a question cannot name (a shared label or a raw
+        id, see :func:`kg2tool.dataset.namable_entities`) are skipped and drawn again, so
+        shards hold the samples asked for; which ones depends only on the streams."""
+        namable, excluded, exhausted = self.namable, self.excluded, self.exhausted
+        got = rounds = 0
+        while got < n and not exhausted[p] and rounds < 8:  # few rounds unless most drop
+            rounds += 1
+            batch = self.streams[p].take(n - got, strict=False)
+            _merge(self.rejected, batch.rejected)
+            if len(batch) < n - got:
+                exhausted[p] = True
+            drawn = _Drawn(batch.relation_ids, batch.anchor_ids, batch.query_index)
+            if namable is not None and len(batch):
+                ok = namable[batch.anchor_ids].all(axis=1)
+                if not ok.all():
+                    bad = int((~ok).sum())
+                    _merge(self.rejected, {"unnamable_anchor": bad})
+                    drawn = _Drawn(
+                        batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
+                    )
+            if excluded is not None and len(drawn.query_index):
+                bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
+                ok = ~bad_rel[drawn.relation_ids].any(axis=1)
+                ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
+                if not ok.all():
+                    _merge(self.rejected, {"excluded": int((~ok).sum())})
+                    drawn = _Drawn(
+                        drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
+                    )
+            if len(drawn.query_index):
+                parts.setdefault(p, []).append(drawn)
+            got += len(drawn.query_index)
+        return got
+
+    def __iter__(self) -> Iterator[tuple[int, dict[int, list[Any]], int]]:
+        specs = range(len(self.streams))
+        for s in range(self.num_shards):
+            parts: dict[int, list[Any]] = {}
+            deficit = 0
+            for p in specs:
+                n = self.per_shard[p][s]
+                if n and not self.exhausted[p]:
+                    deficit += n - self.take(p, n, parts)
+                else:
+                    deficit += n
+            # A pattern out of distinct queries hands its share to the others, in order.
+            while deficit > 0:
+                live = [p for p in specs if not self.exhausted[p]]
+                if not live:
+                    break
+                share = shard_counts(deficit, len(live))
+                deficit = sum(
+                    n - self.take(p, n, parts) for p, n in zip(live, share, strict=True) if n
+                )
+            yield s, parts, deficit
+
+
+def _drops_likely(
+    kg: Any,
+    cfg: GenerateConfig,
+    specs: list[tuple[Any, float]],
+    excluded: tuple[np.ndarray, np.ndarray] | None,
+) -> bool:
+    """Whether shards will likely drop (and redraw) samples: entities without a name shown
+    unless allowed, exclusions, cyclic (JOIN) patterns, or the xLAM format."""
+    from .dataset import unlabelled_entities
+    from .engine import resolve_pattern
+    from .patterns import JOIN
+
+    if excluded is not None or cfg.format == "xlam":
+        return True
+    if not cfg.allow_raw_keys and unlabelled_entities(kg).any():
+        return True
+    return any(JOIN in {int(x) for x in resolve_pattern(spec).op_kind} for spec, _ in specs)
+
+
+def _owned_stream_queries(draws: _ShardDraws, num_shards: int) -> dict[int, dict[str, np.ndarray]]:
+    """Per shard: per pattern name, the hashes of the stream queries (of any shard) whose
+    grounding the shard owns (see :func:`kg2tool.dataset.grounding_hashes`); its redraws skip
+    them."""
+    from .dataset import grounding_hashes
+
+    owned: dict[int, dict[str, list[np.ndarray]]] = {}
+    names = draws.names
+    for _, parts, _ in draws:
+        for p, batches in parts.items():
+            for b in batches:
+                h = grounding_hashes(b.relation_ids, b.anchor_ids)
+                owner = (h % np.uint64(num_shards)).astype(np.int64)
+                for o in np.unique(owner):
+                    owned.setdefault(int(o), {}).setdefault(names[p], []).append(h[owner == o])
+    return {
+        o: {name: np.unique(np.concatenate(hs)) for name, hs in d.items()} for o, d in owned.items()
+    }
+
+
 @dataclass
 class _Drawn:
     """Queries the driver drew for a shard (one pattern): groundings and stream indices."""
@@ -1073,6 +1167,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             redraw={  # dropped samples are replaced by queries the shard draws itself
                 "shard": task.shard_id,
                 "num_shards": task.num_shards,
+                "avoid": task.avoid or {},
                 "sample": {
                     "min_answers": cfg.min_answers,
                     "max_answers": cfg.max_answers,
