@@ -271,6 +271,7 @@ def build_shard(
     counts = pattern_counts([w for _, w in specs], samples_in_shard)
     shard_seed = int(mix_hash(seed, shard_id, num_shards)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
     batches = []
+    want = {}
     for p_idx, ((spec, _), n) in enumerate(zip(specs, counts, strict=True)):
         if n == 0:
             continue
@@ -279,9 +280,11 @@ def build_shard(
             kg, plan, n, seed=shard_seed + p_idx, max_intermediate=max_intermediate, strict=False
         )
         batches.append((str(spec), batch))
+        want[str(spec)] = n
     redraw = {
         "shard": shard_id,
         "num_shards": num_shards,
+        "want": want,
         "sample": {"max_intermediate": max_intermediate},
     }
     return build_from_batches(
@@ -302,8 +305,9 @@ def build_from_batches(
     """Verified samples from grounded queries, one (name, QueryBatch) per pattern (the options
     are :func:`_build_once`'s).
 
-    ``redraw`` (``{"shard": id, "num_shards": n, "avoid": {pattern: hashes}, "sample":
-    sample_queries options}``): patterns that end with fewer samples than queries given
+    ``redraw`` (``{"shard": id, "num_shards": n, "avoid": {pattern: hashes}, "want":
+    {pattern: count}, "sample": sample_queries options}``): patterns that end with fewer
+    samples than ``want`` (default: the queries given)
     (samples dropped: ``raw_key_entity``, ``question_lint``, ``excluded``,
     ``join_too_many_calls``, unverifiable) get more queries, drawn in rounds (at most
     ``REDRAW_ROUNDS``) from a stream per (seed, shard, pattern position). A redrawn query is
@@ -319,9 +323,9 @@ def build_from_batches(
         return frame, report
     frames = [frame]
     for p_idx, (spec, batch) in enumerate(batches):
-        want = len(batch)
-        got = report["per_pattern"].get(str(spec))
-        if not want or got is None or got >= want:
+        want = int(redraw.get("want", {}).get(str(spec), len(batch)))
+        got = report["per_pattern"].get(str(spec), 0)
+        if not want or got >= want:
             continue
         extra = _redraw(
             kg, ctx, batches, p_idx, want - got, want, got, seed, format, options, redraw, report
@@ -351,6 +355,8 @@ _REDRAW_QID = 1 << 38
 
 def _grounding_keys(batch: Any) -> set[bytes]:
     """Each query's grounding (relation ids, anchor ids) as bytes."""
+    if not len(batch):
+        return set()
     rel = np.ascontiguousarray(batch.relation_ids, dtype=np.int64)
     anc = np.ascontiguousarray(batch.anchor_ids, dtype=np.int64)
     both = np.concatenate([rel.reshape(len(rel), -1), anc.reshape(len(anc), -1)], axis=1)
