@@ -12,7 +12,8 @@ A shard is a pure function of (kg, specs, shard id, sizes, seed, format, options
 pipeline can redo any shard and get the same frame. De-duplication is on the canonical grounding
 (pattern, relation ids, anchor ids) inside a shard; across shards use the ``id`` column (a hash
 of the grounding). TYPE_FILTER patterns (and JOINs trajectories cannot follow) are skipped with
-a message in the report.
+a message in the report. Dropped samples are replaced by queries drawn again (``redraw`` of
+:func:`build_from_batches`), so shards reach their counts unless a pattern runs out.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ The shard is the unit of work, of resume and of distribution:
    stream's output does not depend on how it is cut, so shard contents depend only on
    (config, seed, shard id).
 2. A worker turns a shard's groundings into verified samples (exact sets re-executed
-   natively, questions, trajectories, the chosen format) and writes its Parquet files
+   natively, questions, trajectories, the chosen format; samples it drops are replaced by
+   queries it draws itself, see :func:`kg2tool.dataset.build_from_batches`) and writes its Parquet files
    atomically (temporary name, then rename), its JSONL records into the split files being
    assembled in shard order (:class:`_SplitParts`), then a completion marker.
 3. When every shard has its marker, the driver renames the split files into place and writes
