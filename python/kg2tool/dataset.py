@@ -12,7 +12,8 @@ A shard is a pure function of (kg, specs, shard id, sizes, seed, format, options
 pipeline can redo any shard and get the same frame. De-duplication is on the canonical grounding
 (pattern, relation ids, anchor ids) inside a shard; across shards use the ``id`` column (a hash
 of the grounding). TYPE_FILTER patterns (and JOINs trajectories cannot follow) are skipped with
-a message in the report.
+a message in the report. Dropped samples are replaced by queries drawn again (``redraw`` of
+:func:`build_from_batches`), so shards reach their counts unless a pattern runs out.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -71,6 +73,7 @@ __all__ = [
     "build_dataset",
     "build_from_batches",
     "build_shard",
+    "grounding_hashes",
     "write_dataset",
 ]
 
@@ -262,12 +265,14 @@ def build_shard(
     **options: Any,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One shard sampled on its own: (frame, report). Pure in its inputs; ``seed`` is mixed
-    with ``shard_id``. The pipeline instead draws shards from continuing query streams
+    with ``shard_id``. Dropped samples are replaced by queries drawn again (``redraw`` of
+    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The pipeline instead draws shards from continuing query streams
     (de-duplicated across shards) and calls :func:`build_from_batches`."""
     specs = _specs(spec_list)
     counts = pattern_counts([w for _, w in specs], samples_in_shard)
     shard_seed = int(mix_hash(seed, shard_id, num_shards)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
     batches = []
+    want = {}
     for p_idx, ((spec, _), n) in enumerate(zip(specs, counts, strict=True)):
         if n == 0:
             continue
@@ -276,12 +281,204 @@ def build_shard(
             kg, plan, n, seed=shard_seed + p_idx, max_intermediate=max_intermediate, strict=False
         )
         batches.append((str(spec), batch))
+        want[str(spec)] = n
+    redraw = {
+        "shard": shard_id,
+        "num_shards": num_shards,
+        "want": want,
+        "sample": {"max_intermediate": max_intermediate},
+    }
     return build_from_batches(
-        kg, batches, seed=shard_seed, format=format, context=context, **options
+        kg, batches, seed=shard_seed, format=format, context=context, redraw=redraw, **options
     )
 
 
 def build_from_batches(
+    kg: Any,
+    batches: Sequence[tuple[str, Any]],
+    *,
+    seed: int,
+    format: str = "openai",
+    context: Context | None = None,
+    redraw: dict[str, Any] | None = None,
+    **options: Any,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Verified samples from grounded queries, one (name, QueryBatch) per pattern (the options
+    are :func:`_build_once`'s).
+
+    ``redraw`` (``{"shard": id, "num_shards": n, "avoid": {pattern: hashes}, "want":
+    {pattern: count}, "sample": sample_queries options}``): patterns that end with fewer
+    samples than ``want`` (default: the queries given)
+    (samples dropped: ``raw_key_entity``, ``question_lint``, ``excluded``,
+    ``join_too_many_calls``, unverifiable) get more queries, drawn in rounds (at most
+    ``REDRAW_ROUNDS``) from a stream per (seed, shard, pattern position). A redrawn query is
+    new to the shard, one the shard owns (:func:`grounding_hashes` modulo ``num_shards``: no
+    two shards redraw the same grounding) and not in ``avoid`` (queries given to other
+    shards). Each round draws the shortfall scaled by the observed survival rate (+10%) and
+    keeps the first survivors in draw order, appended after the first samples. A pattern whose stream runs out is listed in
+    ``report["exhausted"]``, what is still missing in ``report["short"]``. Without drops
+    nothing is drawn, so the frame is the one without ``redraw``."""
+    ctx = context or Context(kg)
+    frame, report = _build_once(kg, batches, seed=seed, format=format, context=ctx, **options)
+    if redraw is None:
+        return frame, report
+    frames = [frame]
+    for p_idx, (spec, batch) in enumerate(batches):
+        want = int(redraw.get("want", {}).get(str(spec), len(batch)))
+        got = report["per_pattern"].get(str(spec), 0)
+        if not want or got >= want:
+            continue
+        extra = _redraw(
+            kg, ctx, batches, p_idx, want - got, want, got, seed, format, options, redraw, report
+        )
+        frames.extend(extra)
+    if len(frames) == 1:
+        return frame, report
+    frame = pl.concat(frames, how="vertical_relaxed")
+    frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
+    frame = assign_splits(
+        frame,
+        options.get("split", "random"),
+        seed,
+        options.get("split_fractions", (0.9, 0.05, 0.05)),
+        options.get("holdout"),
+        options.get("holdout_fraction", 0.1),
+        ctx.batched() if options.get("call_style") == "batched" else ctx,
+    )
+    return frame, report
+
+
+# Top-up rounds of a pattern whose samples were dropped (see build_from_batches' ``redraw``).
+REDRAW_ROUNDS = 8
+# qid offset of top-up queries (stream indices stay below it; empty groundings use 1 << 39).
+_REDRAW_QID = 1 << 38
+
+
+def _grounding_keys(batch: Any) -> set[bytes]:
+    """Each query's grounding (relation ids, anchor ids) as bytes."""
+    if not len(batch):
+        return set()
+    rel = np.ascontiguousarray(batch.relation_ids, dtype=np.int64)
+    anc = np.ascontiguousarray(batch.anchor_ids, dtype=np.int64)
+    both = np.concatenate([rel.reshape(len(rel), -1), anc.reshape(len(anc), -1)], axis=1)
+    return {row.tobytes() for row in both}
+
+
+def _redraw(
+    kg: Any,
+    ctx: Context,
+    batches: Sequence[tuple[str, Any]],
+    p_idx: int,
+    need: int,
+    drawn: float,
+    survived: int,
+    seed: int,
+    format: str,
+    options: dict[str, Any],
+    redraw: dict[str, Any],
+    report: dict[str, Any],
+) -> list[pl.DataFrame]:
+    """Frames of up to ``need`` more samples of pattern ``p_idx`` (see build_from_batches)."""
+    from kg2tool.engine import QueryStream
+
+    spec, batch = batches[p_idx]
+    name = str(spec)
+    shard, shards = int(redraw.get("shard", 0)), int(redraw.get("num_shards", 1))
+    avoid = np.asarray(redraw.get("avoid", {}).get(name, ()), np.uint64)
+    stream_seed = int(mix_hash(seed, 0x7ED, shard, p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+    stream = QueryStream(kg, batch.plan, seed=stream_seed, **redraw.get("sample", {}))
+    taken = _grounding_keys(batch)
+    out: list[pl.DataFrame] = []
+    exhausted = False
+    for _ in range(REDRAW_ROUNDS):
+        if need <= 0 or exhausted:
+            break
+        rate = survived / drawn if drawn else 0.0
+        k = math.ceil(need / max(rate, 0.01) * 1.1)  # draws at most ~110x what is missing
+        k = min(max(k, need, 64), need * 110 + 256) * shards
+        got = stream.take(k, strict=False)
+        exhausted = bool(got.exhausted) and not len(got)  # a budget hit with some: go on
+        keys = []
+        keep = np.ones(len(got), bool)
+        if len(got):
+            rel = got.relation_ids.reshape(len(got), -1).astype(np.int64)
+            anc = got.anchor_ids.reshape(len(got), -1).astype(np.int64)
+            keys = [r.tobytes() for r in np.concatenate([rel, anc], axis=1)]
+            keep = np.array([kk not in taken for kk in keys], bool)
+            h = grounding_hashes(rel, anc)
+            if shards > 1:  # each shard redraws only the groundings it owns: none in two shards
+                keep &= (h % np.uint64(shards)).astype(np.int64) == shard
+            if len(avoid):  # nor one the streams gave to another shard
+                keep &= ~np.isin(h, avoid)
+            if anc.size:  # anchors a question cannot name are sampling rejections, not drops
+                keep &= ctx.namable[anc].all(axis=1)
+        taken.update(keys)
+        rows = np.flatnonzero(keep)
+        drawn += len(got) / shards  # the survival rate counts the skipped ones too
+        if not len(rows):
+            continue
+        sub = execute_queries(
+            kg,
+            batch.plan,
+            got.relation_ids[rows],
+            got.anchor_ids[rows],
+            threads=1,
+            query_index=np.asarray(got.query_index, np.int64)[rows] + _REDRAW_QID,
+        )
+        one = [(s, _no_queries(b)) for s, b in batches]
+        one[p_idx] = (spec, sub)
+        frame, rep = _build_once(kg, one, seed=seed, format=format, context=ctx, **options)
+        _merge_counts(report, rep)
+        survived += frame.height
+        if not frame.height and len(got) >= 256 * shards:  # nothing survives: stop drawing
+            break
+        frame = frame.head(need)
+        need -= frame.height
+        if frame.height:
+            out.append(frame)
+    report["per_pattern"][name] = report["per_pattern"].get(name, 0) + sum(f.height for f in out)
+    if need > 0:
+        if exhausted:
+            report.setdefault("exhausted", []).append(name)
+        report.setdefault("short", {})[name] = need
+    return out
+
+
+def grounding_hashes(rel: np.ndarray, anc: np.ndarray) -> np.ndarray:
+    """Per grounding row (relation ids, anchor ids): a seed-free 64-bit hash. Its value
+    modulo the number of shards is the shard that may redraw the grounding."""
+    rel = np.asarray(rel, np.int64).reshape(len(rel), -1)
+    anc = np.asarray(anc, np.int64).reshape(len(anc), -1)
+    cols = [rel[:, j] for j in range(rel.shape[1])] + [anc[:, j] for j in range(anc.shape[1])]
+    return mix_hash(0x0A7, len(cols), *cols) if len(rel) else np.zeros(0, np.uint64)
+
+
+def _no_queries(batch: Any) -> Any:
+    """``batch`` without queries (a placeholder keeping the patterns' positions)."""
+    from dataclasses import replace
+
+    return replace(
+        batch,
+        relation_ids=batch.relation_ids[:0],
+        anchor_ids=batch.anchor_ids[:0],
+        query_index=batch.query_index[:0],
+        set_offsets=np.zeros(1, np.int64),
+        set_ids=batch.set_ids[:0],
+    )
+
+
+def _merge_counts(report: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add a top-up build's counters (dropped, paraphrase) to ``report``."""
+    for key in ("dropped", "paraphrase"):
+        if key in more:
+            d = report.setdefault(key, {})
+            for k, v in more[key].items():
+                if isinstance(v, int | float):
+                    d[k] = d.get(k, 0) + v
+    report["skipped_patterns"].update(more.get("skipped_patterns", {}))
+
+
+def _build_once(
     kg: Any,
     batches: Sequence[tuple[str, Any]],
     *,

@@ -7,7 +7,8 @@ The shard is the unit of work, of resume and of distribution:
    stream's output does not depend on how it is cut, so shard contents depend only on
    (config, seed, shard id).
 2. A worker turns a shard's groundings into verified samples (exact sets re-executed
-   natively, questions, trajectories, the chosen format) and writes its Parquet files
+   natively, questions, trajectories, the chosen format; samples it drops are replaced by
+   queries it draws itself, see :func:`kg2tool.dataset.build_from_batches`) and writes its Parquet files
    atomically (temporary name, then rename), its JSONL records into the split files being
    assembled in shard order (:class:`_SplitParts`), then a completion marker.
 3. When every shard has its marker, the driver renames the split files into place and writes
@@ -249,6 +250,8 @@ class ShardTask:
     # JSONL runs on this machine: the worker writes its records straight into the split files
     # when the shard is next in line (see _SplitParts); else into records/ files to merge.
     direct_records: bool = False
+    # per pattern name: hashes of stream queries (of other shards) this shard must not redraw
+    avoid: dict[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -282,7 +285,7 @@ class GenerateReport:
             f"({self.shards_skipped} already done) to {self.out} in {self.seconds:.1f} s "
             f"({rate:,.0f} samples/s), peak RSS {self.peak_rss_mb:,.0f} MB\n"
             f"sampling rejections: {rej or 'none'}\n"
-            f"dropped as unverifiable: {drop or 'none'}"
+            f"dropped (other queries drawn in their place): {drop or 'none'}"
             + (
                 f"\nout of distinct queries: {', '.join(self.exhausted)}"
                 f"{f'; {self.shortfall:,} samples could not be drawn at all' if self.shortfall else ' (their share went to the other patterns)'}"
@@ -531,70 +534,42 @@ class Generator:
             asked=cfg.num_samples,
             not_expressible=not_expressible,
         )
+        worker_exhausted: set[str] = set()
+
+        def shard_short(info: dict[str, Any]) -> None:
+            """A shard's patterns still short after redrawing: shortfall, exhausted."""
+            report.shortfall += sum(info.get("short", {}).values())
+            worker_exhausted.update(info.get("exhausted", []))
+
         for info in done.values():
             report.written += info["written"]
             _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
+            shard_short(info)
         runner = _make_runner(cfg, kg)
 
-        exhausted = [False] * len(specs)
         namable = _namable_anchors(kg)
         excluded = _excluded(kg, cfg)
-
-        def take(p: int, n: int, parts: dict[int, list[Any]]) -> int:
-            """Draw n more usable queries of pattern p; a stream that runs short is marked
-            exhausted. Queries with an anchor a question cannot name (a shared label or a raw
-            id, see :func:`kg2tool.dataset.namable_entities`) are skipped and drawn again, so
-            shards hold the samples asked for; which ones depends only on the streams."""
-            got = rounds = 0
-            while got < n and not exhausted[p] and rounds < 8:  # few rounds unless most drop
-                rounds += 1
-                batch = streams[p].take(n - got, strict=False)
-                _merge(report.rejected, batch.rejected)
-                if len(batch) < n - got:
-                    exhausted[p] = True
-                drawn = _Drawn(batch.relation_ids, batch.anchor_ids, batch.query_index)
-                if namable is not None and len(batch):
-                    ok = namable[batch.anchor_ids].all(axis=1)
-                    if not ok.all():
-                        bad = int((~ok).sum())
-                        _merge(report.rejected, {"unnamable_anchor": bad})
-                        drawn = _Drawn(
-                            batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
-                        )
-                if excluded is not None and len(drawn.query_index):
-                    bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
-                    ok = ~bad_rel[drawn.relation_ids].any(axis=1)
-                    ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
-                    if not ok.all():
-                        _merge(report.rejected, {"excluded": int((~ok).sum())})
-                        drawn = _Drawn(
-                            drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
-                        )
-                if len(drawn.query_index):
-                    parts.setdefault(p, []).append(drawn)
-                got += len(drawn.query_index)
-            return got
+        # Samples a shard drops are replaced by queries it draws itself, each only among the
+        # groundings it owns (a hash, so no two shards redraw the same one). When drops are
+        # likely (entities without names, exclusions, cyclic patterns), a first pass over the
+        # streams tells each shard the groundings it owns that the streams gave to shards, so
+        # its redraws repeat none of them either; the samples written are then all distinct.
+        avoid = None
+        if _drops_likely(kg, cfg, specs, excluded):
+            avoid = _owned_stream_queries(
+                _ShardDraws(
+                    kg, cfg, specs, sample_opts, namable, excluded, per_shard, num_shards, {}
+                ),
+                num_shards,
+            )
+        draws = _ShardDraws(
+            kg, cfg, specs, sample_opts, namable, excluded, per_shard, num_shards, report.rejected
+        )
+        draws.streams = streams  # the ones checked above
 
         def tasks() -> Iterator[ShardTask]:
-            for s in range(num_shards):
-                parts: dict[int, list[Any]] = {}
-                deficit = 0
-                for p in range(len(specs)):
-                    n = per_shard[p][s]
-                    if n and not exhausted[p]:
-                        deficit += n - take(p, n, parts)
-                    else:
-                        deficit += n
-                # A pattern out of distinct queries hands its share to the others, in order.
-                while deficit > 0:
-                    live = [p for p in range(len(specs)) if not exhausted[p]]
-                    if not live:
-                        break
-                    share = shard_counts(deficit, len(live))
-                    deficit = sum(
-                        n - take(p, n, parts) for p, n in zip(live, share, strict=True) if n
-                    )
+            for s, parts, deficit in draws:
                 report.shortfall += deficit
                 if s in done:
                     continue
@@ -611,13 +586,17 @@ class Generator:
                             "query_index": np.concatenate([b.query_index for b in batches]),
                         }
                     )
-                yield ShardTask(s, num_shards, groundings, direct_records=direct)
+                task = ShardTask(s, num_shards, groundings, direct_records=direct)
+                if avoid is not None:
+                    task.avoid = avoid.pop(s, {})
+                yield task
 
         bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
         try:
             for result in runner.run(tasks()):
                 report.written += result["written"]
                 _merge(report.dropped, result.get("dropped", {}))
+                shard_short(result)
                 _merge(report.paraphrase, result.get("paraphrase", {}))
                 bar.advance(result["written"])
                 if parts is not None and not direct:  # e.g. Ray: merge what the workers wrote
@@ -626,7 +605,9 @@ class Generator:
             bar.close()
             runner.close()
         report.exhausted = [
-            spec.name or spec.formula for (spec, _), ex in zip(specs, exhausted, strict=True) if ex
+            spec.name or spec.formula
+            for (spec, _), ex in zip(specs, draws.exhausted, strict=True)
+            if ex or (spec.name or spec.formula) in worker_exhausted
         ]
         if report.written == 0:  # e.g. impossible answer bounds, or a KG without names
             top = sorted(report.rejected.items(), key=lambda kv: -kv[1])[:5]
@@ -922,6 +903,131 @@ def _copy_range(src: Path, at: int, size: int, dst: Path) -> None:
             left -= len(chunk)
 
 
+class _ShardDraws:
+    """The driver's draws, shard after shard: iterating gives (shard, {pattern position:
+    [_Drawn]}, samples no pattern could supply). Each pattern's queries come from one stream
+    (de-duplicated across shards); a pattern out of distinct queries is marked exhausted and
+    hands its share to the others. Rejection counts go to ``rejected``."""
+
+    def __init__(
+        self,
+        kg: Any,
+        cfg: GenerateConfig,
+        specs: list[tuple[Any, float]],
+        sample_opts: dict[str, Any],
+        namable: np.ndarray | None,
+        excluded: tuple[np.ndarray, np.ndarray] | None,
+        per_shard: list[list[int]],
+        num_shards: int,
+        rejected: dict[str, int],
+    ) -> None:
+        from .engine import QueryStream
+
+        self.streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
+        self.names = [spec.name or spec.formula for spec, _ in specs]
+        self.exhausted = [False] * len(specs)
+        self.namable, self.excluded = namable, excluded
+        self.per_shard, self.num_shards = per_shard, num_shards
+        self.rejected = rejected
+
+    def take(self, p: int, n: int, parts: dict[int, list[Any]]) -> int:
+        """Draw n more usable queries of pattern p; a stream that runs short is marked
+        exhausted. Queries with an anchor a question cannot name (a shared label or a raw
+        id, see :func:`kg2tool.dataset.namable_entities`) are skipped and drawn again, so
+        shards hold the samples asked for; which ones depends only on the streams."""
+        namable, excluded, exhausted = self.namable, self.excluded, self.exhausted
+        got = rounds = 0
+        while got < n and not exhausted[p] and rounds < 8:  # few rounds unless most drop
+            rounds += 1
+            batch = self.streams[p].take(n - got, strict=False)
+            _merge(self.rejected, batch.rejected)
+            if len(batch) < n - got:
+                exhausted[p] = True
+            drawn = _Drawn(batch.relation_ids, batch.anchor_ids, batch.query_index)
+            if namable is not None and len(batch):
+                ok = namable[batch.anchor_ids].all(axis=1)
+                if not ok.all():
+                    bad = int((~ok).sum())
+                    _merge(self.rejected, {"unnamable_anchor": bad})
+                    drawn = _Drawn(
+                        batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
+                    )
+            if excluded is not None and len(drawn.query_index):
+                bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
+                ok = ~bad_rel[drawn.relation_ids].any(axis=1)
+                ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
+                if not ok.all():
+                    _merge(self.rejected, {"excluded": int((~ok).sum())})
+                    drawn = _Drawn(
+                        drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
+                    )
+            if len(drawn.query_index):
+                parts.setdefault(p, []).append(drawn)
+            got += len(drawn.query_index)
+        return got
+
+    def __iter__(self) -> Iterator[tuple[int, dict[int, list[Any]], int]]:
+        specs = range(len(self.streams))
+        for s in range(self.num_shards):
+            parts: dict[int, list[Any]] = {}
+            deficit = 0
+            for p in specs:
+                n = self.per_shard[p][s]
+                if n and not self.exhausted[p]:
+                    deficit += n - self.take(p, n, parts)
+                else:
+                    deficit += n
+            # A pattern out of distinct queries hands its share to the others, in order.
+            while deficit > 0:
+                live = [p for p in specs if not self.exhausted[p]]
+                if not live:
+                    break
+                share = shard_counts(deficit, len(live))
+                deficit = sum(
+                    n - self.take(p, n, parts) for p, n in zip(live, share, strict=True) if n
+                )
+            yield s, parts, deficit
+
+
+def _drops_likely(
+    kg: Any,
+    cfg: GenerateConfig,
+    specs: list[tuple[Any, float]],
+    excluded: tuple[np.ndarray, np.ndarray] | None,
+) -> bool:
+    """Whether shards will likely drop (and redraw) samples: entities without a name shown
+    unless allowed, exclusions, cyclic (JOIN) patterns, or the xLAM format."""
+    from .dataset import unlabelled_entities
+    from .engine import resolve_pattern
+    from .patterns import JOIN
+
+    if excluded is not None or cfg.format == "xlam":
+        return True
+    if not cfg.allow_raw_keys and unlabelled_entities(kg).any():
+        return True
+    return any(JOIN in {int(x) for x in resolve_pattern(spec).op_kind} for spec, _ in specs)
+
+
+def _owned_stream_queries(draws: _ShardDraws, num_shards: int) -> dict[int, dict[str, np.ndarray]]:
+    """Per shard: per pattern name, the hashes of the stream queries (of any shard) whose
+    grounding the shard owns (see :func:`kg2tool.dataset.grounding_hashes`); its redraws skip
+    them."""
+    from .dataset import grounding_hashes
+
+    owned: dict[int, dict[str, list[np.ndarray]]] = {}
+    names = draws.names
+    for _, parts, _ in draws:
+        for p, batches in parts.items():
+            for b in batches:
+                h = grounding_hashes(b.relation_ids, b.anchor_ids)
+                owner = (h % np.uint64(num_shards)).astype(np.int64)
+                for o in np.unique(owner):
+                    owned.setdefault(int(o), {}).setdefault(names[p], []).append(h[owner == o])
+    return {
+        o: {name: np.unique(np.concatenate(hs)) for name, hs in d.items()} for o, d in owned.items()
+    }
+
+
 @dataclass
 class _Drawn:
     """Queries the driver drew for a shard (one pattern): groundings and stream indices."""
@@ -1059,6 +1165,18 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             format=cfg.format,
             context=_worker_context(kg, cfg.overrides),
             paraphraser=para,
+            redraw={  # dropped samples are replaced by queries the shard draws itself
+                "shard": task.shard_id,
+                "num_shards": task.num_shards,
+                "avoid": task.avoid or {},
+                "sample": {
+                    "min_answers": cfg.min_answers,
+                    "max_answers": cfg.max_answers,
+                    "max_intermediate": cfg.max_intermediate,
+                    "relation_choice": cfg.relation_choice,
+                    "threads": 1,
+                },
+            },
             **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
             **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
             **({"allow_raw_keys": True} if cfg.allow_raw_keys else {}),
@@ -1098,6 +1216,9 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
     }
     if "paraphrase" in report:
         info["paraphrase"] = report["paraphrase"]
+    if report.get("short"):  # patterns still short after redrawing (only then in the marker)
+        info["short"] = report["short"]
+        info["exhausted"] = report.get("exhausted", [])
     del frame
     if records is not None:
         parts = _SplitParts(out, info["hash"], task.num_shards)
