@@ -98,6 +98,7 @@ def _inflect() -> Any:
     return inflect.engine()
 
 
+@functools.lru_cache(maxsize=65536)
 def plural(noun: str) -> str:
     """English plural of a noun phrase's head ("city" -> "cities", "place of birth" ->
     "places of birth", "person" -> "people"); already plural words stay."""
@@ -163,6 +164,7 @@ def with_article(names: Any) -> Any:
     return out if isinstance(names, pl.Expr) else pl.select(out.alias(names.name)).to_series()
 
 
+@functools.lru_cache(maxsize=65536)
 def a_an(phrase: str) -> str:
     """The phrase with its indefinite article ("an organization", "a university")."""
     return _inflect().a(phrase)
