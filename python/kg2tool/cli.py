@@ -34,6 +34,28 @@ KgOption = Annotated[
 ]
 
 
+# Options several commands share, declared once.
+StyleOption = Annotated[
+    str, typer.Option("--style", help="API naming style: kg2tool, plain or camel.")
+]
+OverridesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--overrides",
+        help="TOML/YAML relation lexicon (docs/LEXICONS.md) that wins over the shipped ones, "
+        "field by field: phrases, questions, API names, descriptions, types.",
+    ),
+]
+ListApisOption = Annotated[
+    bool,
+    typer.Option(
+        "--list-apis",
+        help="Also the list (batched) form of every relation API, as --call-style batched "
+        "datasets call them.",
+    ),
+]
+
+
 def _fail(message: str) -> None:
     typer.echo(f"kg2tool: error: {message}", err=True)
     raise typer.Exit(2)
@@ -447,14 +469,7 @@ def generate(
             help="Comma-separated patterns of entity keys or labels to leave out.",
         ),
     ] = None,
-    overrides: Annotated[
-        Path | None,
-        typer.Option(
-            "--overrides",
-            help="TOML/YAML relation lexicon (docs/LEXICONS.md) that wins over the shipped "
-            "ones, field by field: phrases, questions, API names, descriptions, types.",
-        ),
-    ] = None,
+    overrides: OverridesOption = None,
     paraphrase_url: Annotated[
         str | None,
         typer.Option(
@@ -612,21 +627,9 @@ def apis(
         Path, typer.Option("--out", help="Directory for the tool definitions and manifest.")
     ],
     kg: KgOption = "codex-s",
-    style: Annotated[
-        str, typer.Option("--style", help="Naming style: kg2tool, plain or camel.")
-    ] = "kg2tool",
-    overrides: Annotated[
-        Path | None,
-        typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
-    ] = None,
-    list_apis: Annotated[
-        bool,
-        typer.Option(
-            "--list-apis",
-            help="Also the list (batched) form of every relation API, as --call-style batched "
-            "datasets call them.",
-        ),
-    ] = False,
+    style: StyleOption = "kg2tool",
+    overrides: OverridesOption = None,
+    list_apis: ListApisOption = False,
 ) -> None:
     """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
     import orjson
@@ -759,17 +762,9 @@ def serve(
     ] = "stdio",
     host: Annotated[str, typer.Option("--host", help="Address to listen on (http).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (http).")] = 8000,
-    list_apis: Annotated[
-        bool,
-        typer.Option("--list-apis", help="Also the list (batched) form of every relation API."),
-    ] = False,
-    style: Annotated[
-        str, typer.Option("--style", help="Naming style: kg2tool, plain or camel.")
-    ] = "kg2tool",
-    overrides: Annotated[
-        Path | None,
-        typer.Option("--overrides", help="TOML/YAML file of per-relation names and descriptions."),
-    ] = None,
+    list_apis: ListApisOption = False,
+    style: StyleOption = "kg2tool",
+    overrides: OverridesOption = None,
     page_size: Annotated[
         int, typer.Option("--page-size", help="Tools per page of the tool list.")
     ] = 200,

@@ -42,6 +42,7 @@ from .endpoint import (
     redact,
 )
 from .errors import READ_ERRORS, InputError, Kg2ToolError
+from .progress import ProgressBar
 from .scoring import score_episode
 
 __all__ = [
@@ -499,7 +500,7 @@ def evaluate(
             "finished": finished, **usage, "messages": messages,
         }  # fmt: skip
 
-    bar = _Bar(len(rows), enabled=progress)
+    bar = ProgressBar("eval", len(rows), enabled=progress, stderr=True)
     try:
         if concurrency == 1 or len(rows) <= 1:
             episodes = []
@@ -577,37 +578,3 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
-
-
-class _Bar:
-    """A rich progress bar over episodes (silent when disabled)."""
-
-    def __init__(self, total: int, *, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("[bold]eval"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("eval", total=total)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, 1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

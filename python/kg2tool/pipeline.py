@@ -43,6 +43,7 @@ import numpy as np
 
 from . import atomic, outdir, paraphrase
 from .errors import InputError, Kg2ToolError
+from .progress import ProgressBar
 
 try:  # the split-file lock (_SplitParts); without it only the driver merges records
     import fcntl
@@ -591,7 +592,13 @@ class Generator:
                     task.avoid = avoid.pop(s, {})
                 yield task
 
-        bar = _Progress(cfg.num_samples, report.written, enabled=self.progress)
+        bar = ProgressBar(
+            "generate",
+            cfg.num_samples,
+            enabled=self.progress,
+            completed=report.written,
+            unit="samples",
+        )
         try:
             for result in runner.run(tasks()):
                 report.written += result["written"]
@@ -1080,44 +1087,6 @@ def _to_toml(cfg: GenerateConfig) -> str:
 
     d = {k: v for k, v in cfg.to_dict().items() if v is not None}
     return tomli_w.dumps({"generate": d})
-
-
-class _Progress:
-    """A rich progress bar with samples/s and ETA; silent when disabled (non-interactive)."""
-
-    def __init__(self, total: int, completed: int, *, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("[bold]generate"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(),
-            )
-            self.bar.start()
-            self.t0 = time.perf_counter()
-            self.base = completed
-            self.task = self.bar.add_task("generate", total=total, completed=completed, rate="")
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-            done = self.bar.tasks[0].completed - self.base
-            rate = done / max(time.perf_counter() - self.t0, 1e-9)
-            self.bar.update(self.task, rate=f"{rate:,.0f} samples/s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 # ----- shard work (runs in the driver, a worker process or a Ray task) ---------------
