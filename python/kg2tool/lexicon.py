@@ -98,6 +98,30 @@ def _inflect() -> Any:
     return inflect.engine()
 
 
+# Every answer inflect gave in this process, by (method, word). Importing inflect costs
+# seconds (its typeguard decorators recompile the module), so the generate driver hands its
+# memo to the worker processes (:func:`seed_inflections`), which then rarely import it.
+_INFLECTED: dict[tuple[str, str], str | bool] = {}
+
+
+def _inflected(method: str, word: str) -> Any:
+    """``inflect.engine().<method>(word)`` (plural_noun, singular_noun, a), memoised."""
+    key = (method, word)
+    if key not in _INFLECTED:
+        _INFLECTED[key] = getattr(_inflect(), method)(word)
+    return _INFLECTED[key]
+
+
+def inflections() -> dict[tuple[str, str], str | bool]:
+    """A copy of this process's inflect answers (for :func:`seed_inflections` elsewhere)."""
+    return dict(_INFLECTED)
+
+
+def seed_inflections(memo: dict[tuple[str, str], str | bool]) -> None:
+    """Take inflect answers computed in another process (same words, same answers)."""
+    _INFLECTED.update(memo)
+
+
 @functools.lru_cache(maxsize=65536)
 def plural(noun: str) -> str:
     """English plural of a noun phrase's head ("city" -> "cities", "place of birth" ->
@@ -110,10 +134,13 @@ def plural(noun: str) -> str:
     last = words[-1]
     if last in _SAME_IN_PLURAL:
         return noun
-    eng = _inflect()
-    if last.endswith("s") and not last.endswith(("ss", "us", "is")) and eng.singular_noun(last):
+    if (
+        last.endswith("s")
+        and not last.endswith(("ss", "us", "is"))
+        and _inflected("singular_noun", last)
+    ):
         return noun  # already plural
-    words[-1] = eng.plural_noun(last) or last
+    words[-1] = _inflected("plural_noun", last) or last
     return " ".join(words) + (sep + rest if sep else "")
 
 
@@ -167,7 +194,7 @@ def with_article(names: Any) -> Any:
 @functools.lru_cache(maxsize=65536)
 def a_an(phrase: str) -> str:
     """The phrase with its indefinite article ("an organization", "a university")."""
-    return _inflect().a(phrase)
+    return _inflected("a", phrase)
 
 
 def humanise_key(key: str) -> str:
@@ -574,7 +601,6 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
     w = text.split(" ")
     dom, rng = domain or GENERIC, range_ or GENERIC
     doms, rngs = plural(dom), plural(rng)
-    eng = _inflect()
     if text in _CURATED:
         fwd, inv = (p.replace("{dom}", doms).replace("{rng}", rngs) for p in _CURATED[text])
         return {
@@ -668,7 +694,7 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
     def singular(word: str) -> str:  # "combatants" -> "combatant"
         if word in _PREPS or word.endswith(("ss", "us", "is")) or word in ("news", "series"):
             return word
-        return eng.singular_noun(word) or word
+        return _inflected("singular_noun", word) or word
 
     if len(w) <= 4:  # the last word of each conjunct: "disciplines or subjects"
         w = [
@@ -697,16 +723,16 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
         return {
             "form": "noun_of",
             "forward": {
-                "one": f"the {rng} that has {{x}} as {eng.a(n)}",
-                "many": f"the {rngs} that have {{x}} as {eng.a(n)}",
-                "verb": f"has {{x}} as {eng.a(n)}",
-                "question": f"What has {{x}} as {eng.a(n)}?",
+                "one": f"the {rng} that has {{x}} as {a_an(n)}",
+                "many": f"the {rngs} that have {{x}} as {a_an(n)}",
+                "verb": f"has {{x}} as {a_an(n)}",
+                "question": f"What has {{x}} as {a_an(n)}?",
             },
             "inverse": {
                 "one": f"the {n} of {{x}}",
                 "many": f"the {plural(n)} of {{x}}",
-                "verb": f"is {eng.a(n)} of {{x}}",
-                "question": f"What is {eng.a(n)} of {{x}}?",
+                "verb": f"is {a_an(n)} of {{x}}",
+                "question": f"What is {a_an(n)} of {{x}}?",
             },
         }
     return {
@@ -720,8 +746,8 @@ def fallback_fields(key: str, label: str | None, domain: str, range_: str) -> di
         "inverse": {
             "one": f"the {dom} whose {noun} is {{x}}",
             "many": f"the {doms} whose {noun} is {{x}}",
-            "verb": f"has {{x}} as {eng.a(noun)}",
-            "question": f"What has {{x}} as {eng.a(noun)}?",
+            "verb": f"has {{x}} as {a_an(noun)}",
+            "question": f"What has {{x}} as {a_an(noun)}?",
         },
     }
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, outdir, paraphrase
+from . import atomic, lexicon, outdir, paraphrase
 from .errors import InputError, Kg2ToolError
 from .progress import ProgressBar
 
@@ -547,9 +547,9 @@ class Generator:
             _merge(report.paraphrase, info.get("paraphrase", {}))
             _merge(report.dropped, info.get("dropped", {}))
             shard_short(info)
-        runner = _make_runner(cfg, kg)
-
+        # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
         namable = _namable_anchors(kg)
+        runner = _make_runner(cfg, kg)
         excluded = _excluded(kg, cfg)
         # Samples a shard drops are replaced by queries it draws itself, each only among the
         # groundings it owns (a hash, so no two shards redraw the same one). When drops are
@@ -1219,6 +1219,12 @@ def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> di
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+def _init_worker(parent: int, inflections: dict[tuple[str, str], Any]) -> None:
+    """Process-pool worker initializer: die with the driver; take its inflect answers."""
+    _die_with_parent(parent)
+    lexicon.seed_inflections(inflections)
+
+
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: end this process when the driver ``parent`` dies, however it dies
     (a SIGKILL runs no shutdown code; a worker left waiting for tasks would live forever).
@@ -1290,11 +1296,16 @@ class _ProcessRunner:
         # lives get ours (jemalloc reads it at start).
         self._env_old = os.environ.get(JEMALLOC_ENV)
         os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
+        # The driver builds the workers' catalogue and question lexicon once, so that every
+        # inflect answer they need travels with the initializer (no worker imports inflect).
+        from .dataset import Context
+
+        Context(kg, overrides=cfg.overrides)
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=mp.get_context("spawn"),
-            initializer=_die_with_parent,
-            initargs=(os.getpid(),),
+            initializer=_init_worker,
+            initargs=(os.getpid(), lexicon.inflections()),
         )
         if start_now:
             self._start_workers()

@@ -1,0 +1,34 @@
+"""Process-pool workers take the driver's inflect answers, so none imports inflect (whose
+import costs seconds); the answers are the same either way."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+
+from kg2tool import lexicon
+from kg2tool.dataset import Context
+from kg2tool.graph import KnowledgeGraph
+from kg2tool.pipeline import _init_worker
+
+
+def _worker_builds_context() -> tuple[bool, list[str]]:
+    ctx = Context(KnowledgeGraph.load("codex-s"))
+    return "inflect" in sys.modules, ctx.catalog.names
+
+
+def test_seeded_worker_never_imports_inflect() -> None:
+    Context(KnowledgeGraph.load("codex-s"))  # what the generate driver does before its pool
+    memo = lexicon.inflections()
+    assert memo and all(isinstance(k, tuple) and len(k) == 2 for k in memo)
+    with mp.get_context("spawn").Pool(1, _init_worker, (os.getpid(), memo)) as pool:
+        imported, names = pool.apply(_worker_builds_context)
+    assert not imported
+    assert names == Context(KnowledgeGraph.load("codex-s")).catalog.names
+
+
+def test_memo_gives_inflect_s_answers() -> None:
+    for word in ("city", "person", "analysis", "series", "hour", "university"):
+        assert lexicon._inflected("plural_noun", word) == lexicon._inflect().plural_noun(word)
+        assert lexicon._inflected("a", word) == lexicon._inflect().a(word)
