@@ -222,11 +222,6 @@ def _plural(word: str, people: bool = False) -> str:
     return plural(word.replace("_", " ")).replace(" ", "_")
 
 
-def _plural_text(text: str) -> str:
-    """Plural of a type label for prose ("city" -> "cities")."""
-    return plural(text)
-
-
 def _camel(name: str) -> str:
     """snake_case -> camelCase."""
     parts = [p for p in name.split("_") if p]
@@ -585,7 +580,7 @@ class ApiCatalog:
                     returns={
                         "type": "array",
                         "items": {"type": "string"},
-                        "description": f"Names of {_plural_text(meta['output'])}, "
+                        "description": f"Names of {plural(meta['output'])}, "
                         "sorted; empty when none is known.",
                     },
                     kind="relation",
@@ -875,7 +870,7 @@ def _list_apis(
         taken.add(name)
         param = _plural(a.param_names[0])
         label, meaning = texts.get((str(a.relation), str(a.direction)), ("", ""))
-        inputs, outputs = _plural_text(a.input_type), _plural_text(a.output_type)
+        inputs, outputs = plural(a.input_type), plural(a.output_type)
         out.append(  # the single API's relation, direction, types and phrase, a list signature
             replace(
                 a,
@@ -912,9 +907,9 @@ def _describe_list(single: Api, label: str, meaning: str, entry: Entry | None = 
     inp, outp = single.input_type, single.output_type
     if entry is not None and single.direction is not None:
         many = entry.side(single.direction).many
-        what = f"Returns {many.replace('{x}', f'any of several given {_plural_text(inp)}')}, in one call."
+        what = f"Returns {many.replace('{x}', f'any of several given {plural(inp)}')}, in one call."
     else:
-        what = f"Batch form of {single.name}: looks up several {_plural_text(inp)} in one call."
+        what = f"Batch form of {single.name}: looks up several {plural(inp)} in one call."
     gloss = _relation_gloss(entry, meaning)
     return (
         f"{what}{gloss} Input: a list of {inp} names. Output: one list of {outp} "

@@ -191,7 +191,6 @@ def with_article(names: Any) -> Any:
     return out if isinstance(names, pl.Expr) else pl.select(out.alias(names.name)).to_series()
 
 
-@functools.lru_cache(maxsize=65536)
 def a_an(phrase: str) -> str:
     """The phrase with its indefinite article ("an organization", "a university")."""
     return _inflected("a", phrase)
