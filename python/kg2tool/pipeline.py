@@ -548,7 +548,7 @@ class Generator:
             _merge(report.dropped, info.get("dropped", {}))
             shard_short(info)
         # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
-        namable = _namable_anchors(kg)
+        namable = _namable_anchors(kg, cfg.overrides)
         runner = _make_runner(cfg, kg)
         excluded = _excluded(kg, cfg)
         # Samples a shard drops are replaced by queries it draws itself, each only among the
@@ -1044,14 +1044,11 @@ class _Drawn:
     query_index: np.ndarray
 
 
-def _namable_anchors(kg: Any) -> np.ndarray | None:
+def _namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None:
     """Per entity: whether a question can name it; None when every entity can, or none can (a KG
-    without names: the samples are dropped and the run says why)."""
-    from .apis import ApiCatalog
-    from .dataset import namable_entities
-    from .runtime import ToolRuntime
-
-    ok = namable_entities(ToolRuntime(kg, ApiCatalog.from_graph(kg)))
+    without names: the samples are dropped and the run says why). From the driver's one
+    :func:`_worker_context`, which local shards and the process pool's warm-up reuse."""
+    ok = _worker_context(kg, overrides).namable
     return None if ok.all() or not ok.any() else ok
 
 
@@ -1298,9 +1295,7 @@ class _ProcessRunner:
         os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
         # The driver builds the workers' catalogue and question lexicon once, so that every
         # inflect answer they need travels with the initializer (no worker imports inflect).
-        from .dataset import Context
-
-        Context(kg, overrides=cfg.overrides)
+        _worker_context(kg, cfg.overrides)
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=mp.get_context("spawn"),
