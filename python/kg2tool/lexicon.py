@@ -93,6 +93,31 @@ _SAME_IN_PLURAL = frozenset(
 
 @functools.lru_cache(maxsize=1)
 def _inflect() -> Any:
+    """One ``inflect.engine()``, imported without typeguard's run-time argument checks.
+
+    inflect wraps its methods in ``typeguard.typechecked``, which recompiles the module on
+    import (~2.5 s per process) and checks every call; the checks only turn a wrong argument
+    type into an exception, and every caller here passes non-empty ``str``. So the import
+    runs with ``typechecked`` as the identity (~0.1 s), unless inflect is already loaded.
+    """
+    import sys
+
+    if "inflect" not in sys.modules:
+        try:
+            import typeguard
+        except ImportError:  # inflect without typeguard: nothing to bypass
+            typeguard = None
+        if typeguard is not None:
+            checked = typeguard.typechecked
+
+            def _identity(target: Any = None, **_: Any) -> Any:
+                return target if target is not None else (lambda f: f)
+
+            typeguard.typechecked = _identity
+            try:
+                import inflect
+            finally:
+                typeguard.typechecked = checked
     import inflect
 
     return inflect.engine()
@@ -106,6 +131,8 @@ _INFLECTED: dict[tuple[str, str], str | bool] = {}
 
 def _inflected(method: str, word: str) -> Any:
     """``inflect.engine().<method>(word)`` (plural_noun, singular_noun, a), memoised."""
+    if not word:  # inflect refuses empty text; nothing to inflect
+        return False if method == "singular_noun" else word
     key = (method, word)
     if key not in _INFLECTED:
         _INFLECTED[key] = getattr(_inflect(), method)(word)
@@ -539,14 +566,22 @@ _CURATED: dict[str, tuple[str, str]] = {
 }
 
 
+# Words ending in "s" that are no verb form; lemminflect agrees, but loading it costs ~0.5 s.
+_NOT_VERBS = frozenset(
+    "as his its this thus us plus across whereas less always sometimes perhaps".split()
+)
+
+
 def verb_lemma(word: str) -> str | None:
     """Base form of a 3rd-person-singular verb ("affects" -> "affect", "co-occurs" ->
     "co-occur"), or None when the word is not one."""
-    from lemminflect import getAllLemmas
-
     pre, _, last = word.rpartition("-")
     if not last.endswith("s") or last.endswith("ss") or word in _NOUNS_NOT_VERBS:
         return None
+    if last in _NOT_VERBS:  # answered without loading lemminflect's tables (~0.5 s)
+        return None
+    from lemminflect import getAllLemmas
+
     lemmas = getAllLemmas(last).get("VERB")
     if not lemmas or lemmas[0] == last:
         return None
@@ -781,11 +816,12 @@ def resolve_lexicon(
         dom_d, rng_d = types.get(key, (GENERIC, GENERIC))
         dom = fields.get("domain") or dom_d or GENERIC
         rng = fields.get("range") or rng_d or GENERIC
-        fb = fallback_fields(key, label, dom, rng)
+        # the fallback, computed only when a field is missing (it may load lemminflect)
+        fallback = functools.cache(functools.partial(fallback_fields, key, label, dom, rng))
+
         sides = {}
         for d in ("forward", "inverse"):
             have = dict(fields.get(d) or {})
-            fall = fb[d]
             if "one" in have and "many" not in have:  # a legacy or partial entry
                 have["many"] = _plural_phrase(have["one"])
             if "one" in have:  # the fallback's verb/question belong to the fallback's phrases
@@ -793,6 +829,7 @@ def resolve_lexicon(
                     have["one"], have["many"], have.get("verb", ""), have.get("question", "")
                 )
             else:
+                fall = fallback()[d]
                 side = Side(
                     fall["one"],
                     have.get("many", fall["many"]),
@@ -816,9 +853,9 @@ def resolve_lexicon(
             inverse_description=fields.get("inverse_description"),
             exclude=bool(fields.get("exclude", False)),
             symmetric=bool(fields.get("symmetric", False)),
-            form="lexicon" if from_lexicon else fb["form"],
-            api_forward=None if from_lexicon else fb.get("api_forward"),
-            api_inverse=None if from_lexicon else fb.get("api_inverse"),
+            form="lexicon" if from_lexicon else fallback()["form"],
+            api_forward=None if from_lexicon else fallback().get("api_forward"),
+            api_inverse=None if from_lexicon else fallback().get("api_inverse"),
         )
     return out
 

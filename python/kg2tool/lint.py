@@ -15,7 +15,7 @@ import re
 import numpy as np
 import polars as pl
 
-__all__ = ["PROSE_RULES", "RULES", "lint_text", "lint_texts", "rule_matches"]
+__all__ = ["PROSE_RULES", "RULES", "lint_distinct", "lint_text", "lint_texts", "rule_matches"]
 
 _TOKEN = r"[a-z0-9']+|[^\sa-z0-9']"
 _PREP = r"(?:of|in|by|with|to|from|at|on|for|into|about|as)"
@@ -77,6 +77,24 @@ def lint_texts(texts: pl.Series, *, prose: bool = False) -> pl.Series:
         .select(expr.otherwise(pl.lit(None, pl.String)).alias("lint"))
         .to_series()
     )
+
+
+# Verdicts on question texts already linted in this process: generated questions repeat
+# across batches and shards (placeholder anchor names), so most are linted once per process.
+_VERDICTS: dict[str, str | None] = {}
+_VERDICTS_MAX = 1 << 20
+
+
+def lint_distinct(texts: pl.Series) -> pl.Series:
+    """:func:`lint_texts` (question rules) for a column of distinct non-null texts, each
+    text's verdict remembered for the rest of the process."""
+    fresh = [t for t in texts.to_list() if t not in _VERDICTS]
+    if fresh:
+        if len(_VERDICTS) + len(fresh) > _VERDICTS_MAX:
+            _VERDICTS.clear()
+        verdicts = lint_texts(pl.Series(fresh, dtype=pl.String)).to_list()
+        _VERDICTS.update(zip(fresh, verdicts, strict=True))
+    return pl.Series([_VERDICTS[t] for t in texts.to_list()], dtype=pl.String)
 
 
 def lint_text(text: str, *, prose: bool = False) -> str | None:

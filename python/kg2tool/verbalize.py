@@ -651,25 +651,43 @@ def verbalize_linted(
     then the next templates in turn. Returns (questions, lint reason per row): the reason
     is null for a question that passes, else the first template's reason and a null
     question."""
-    from kg2tool.lint import lint_texts
+    from kg2tool.lint import lint_distinct
 
     n = len(query_ids)
+    # With placeholder names a probe question depends on the row's relations only: build
+    # and lint each distinct relation row once, then spread the verdicts over the rows.
+    rel = np.asarray(relation_ids)
+    if n:
+        urel, inverse = np.unique(rel.reshape(n, -1), axis=0, return_inverse=True)
+        urel = urel.reshape((len(urel), *rel.shape[1:]))
+    else:
+        urel, inverse = rel, np.zeros(0, np.int64)
+    inverse = np.asarray(inverse).reshape(-1)
+    m = len(urel)
     placeholders = [
-        pl.Series([f"Xanchor{j}"] * n, dtype=pl.String) for j in range(len(anchor_names))
+        pl.Series([f"Xanchor{j}"] * m, dtype=pl.String) for j in range(len(anchor_names))
     ]
-    probe = _templates(plan, relation_ids, placeholders, lexicon)
+    probe = _templates(plan, urel, placeholders, lexicon)
     k = len(probe)
     ok = np.zeros((k, n), bool)
-    reasons: list[pl.Series] = []
     texts = pl.select(*(_finish(body, mark).alias(f"t{t}") for t, (body, mark) in enumerate(probe)))
-    for t in range(k):
-        col = texts[f"t{t}"] if texts.height == n else pl.Series([None] * n, dtype=pl.String)
-        # placeholder names make most texts repeat: lint each distinct one once
-        uniq = col.unique()
-        verdict = pl.DataFrame({"t": uniq, "why": lint_texts(uniq)})
-        why = col.to_frame("t").join(verdict, on="t", how="left", nulls_equal=True)["why"]
-        reasons.append(why)
-        ok[t] = why.is_null().to_numpy()
+    if texts.height != m:
+        texts = pl.DataFrame({f"t{t}": pl.Series([None] * m, dtype=pl.String) for t in range(k)})
+    # every template's texts in one column (template-major); placeholder names make texts
+    # repeat across relation rows and templates: lint each distinct one once, in one call
+    flat = pl.concat([texts[f"t{t}"].alias("t") for t in range(k)]) if k else pl.Series("t", [])
+    uniq = flat.unique().drop_nulls()
+    verdict = pl.DataFrame({"t": uniq, "why": lint_distinct(uniq)})
+    why_all = (
+        flat.to_frame("t")
+        .join(verdict, on="t", how="left")
+        .select(pl.when(pl.col("t").is_null()).then(pl.lit("missing")).otherwise("why"))
+        .to_series()
+        .to_numpy()
+        .reshape(k, m)
+    )
+    why_rows = why_all[:, inverse] if m else np.full((k, n), None, object)
+    ok[:] = np.equal(why_rows, None)
     first = (mix_hash(seed, query_ids) % np.uint64(k)).astype(np.int64)
     choice = np.full(n, -1, np.int64)
     for step in range(k - 1, -1, -1):  # the earliest passing template in cyclic order wins
@@ -681,8 +699,7 @@ def verbalize_linted(
     reason = pl.Series("reason", [None] * n, dtype=pl.String)
     if failed.any():
         rows = np.flatnonzero(failed)
-        table = np.stack([r.to_numpy() for r in reasons])  # (template, row) -> reason
-        why_first = pl.Series(table[first[rows], rows].tolist(), dtype=pl.String)
+        why_first = pl.Series(why_rows[first[rows], rows].tolist(), dtype=pl.String)
         reason = reason.scatter(rows, why_first)
         out = out.scatter(rows, pl.Series([None] * len(rows), dtype=pl.String))
     return out, reason
