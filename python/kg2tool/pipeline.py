@@ -1311,17 +1311,18 @@ class _ProcessRunner:
         The workers only run :func:`_shard_in_worker`, so they need not import the main
         script; not doing so lets ``engine="auto"`` pick the pool for a script that calls
         :func:`generate` without an ``if __name__ == "__main__":`` guard (spawn would re-run it).
-        The pool starts one worker per submission until it has all of them."""
+        The pool starts one worker per submission until it has all of them (``start()`` runs
+        in the submission, so the swap covers it). The driver does not wait for them: their
+        imports run while it samples; a worker that cannot start fails the first shard."""
         import types
 
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
-            futures = [self.pool.submit(int, 0) for _ in range(self.workers)]
+            for _ in range(self.workers):
+                self.pool.submit(int, 0)
         finally:
             sys.modules["__main__"] = main
-        for fut in futures:
-            fut.result()
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
         pending = []
