@@ -15,7 +15,7 @@
 - :class:`DuckDBExecutor`: the answer sets of given groundings in DuckDB, one batched SQL
   query per pattern over a table of groundings (one CTE per plan op with set semantics:
   joins with ``triples`` for projections, ``INTERSECT``/``UNION``/``EXCEPT``). One query
-  per grounding (``kg2tool.reference.to_sql``) would be the unfair way to use DuckDB.
+  per grounding (``kg2tool.testing.reference.to_sql``) would be the unfair way to use DuckDB.
 - Graph-library baselines on a single-relation projection: 2-hop path counts per anchor
   with rustworkx and igraph (the engine: ``count_matches`` of ``2p`` with both relations
   fixed), and triangles of the undirected simple projection with igraph (the engine:

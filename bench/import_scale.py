@@ -53,7 +53,7 @@ def write_tsv(triples: int, path: str, seed: int = 0) -> dict[str, Any]:
 
 def import_job(tsv: str, snapshot: str) -> dict[str, Any]:
     """What `kg2tool import TSV --out SNAPSHOT` does, timed per phase."""
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def import_job(tsv: str, snapshot: str) -> dict[str, Any]:
 
 def open_job(snapshot: str) -> dict[str, Any]:
     """Open a snapshot; then load the names a run needs; then the full check if there is one."""
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def _peak_rss_mb() -> float:
 
 
 def _snapshot_times(kg: Any, snapshot_dir: str, out: dict[str, Any]) -> None:
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     t0 = time.perf_counter()
     kg.save_snapshot(snapshot_dir)
@@ -111,8 +111,9 @@ def build_tables(
 ) -> dict[str, Any]:
     """String keys (e<id>, r<id>) with labels and types -> KnowledgeGraph.from_tables."""
     from bench import synthetic
-    from kg2tool import _core, graph
-    from kg2tool.tables import KGTables
+    from kg2tool import _core
+    from kg2tool.kg import graph
+    from kg2tool.kg.tables import KGTables
 
     t0 = time.perf_counter()
     kg = synthetic.generate(triples, seed=seed)
@@ -156,7 +157,7 @@ def load_tsv(
     path: str, threads: int = 0, snapshot_dir: str | None = None, **_: Any
 ) -> dict[str, Any]:
     """A triples file -> queryable KnowledgeGraph (read + key mapping + native build)."""
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     out: dict[str, Any] = {"rss_before_mb": _rss_mb()}
     t0 = time.perf_counter()

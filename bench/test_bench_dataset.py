@@ -8,9 +8,9 @@ from functools import cache
 import polars as pl
 import pytest
 
-from kg2tool.dataset import Context, build_dataset, write_dataset
-from kg2tool.formats import FORMATS
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.dataset.assemble import Context, build_dataset, write_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.samples.formats import FORMATS
 
 N = 280
 PATTERNS = ["1p", "2p", "2i", "pi", "2in", "up", "3in"]

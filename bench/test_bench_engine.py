@@ -50,11 +50,11 @@ from bench.baselines import (
     rustworkx_two_hop_counts,
 )
 from kg2tool.benchmark import graph_from_ids, machine_info
-from kg2tool.datasets import load_dataset
 from kg2tool.engine import count_matches, execute_queries, resolve_pattern, sample_queries
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.bundled import load_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.tables import KGTables
 
 FULL = os.environ.get("KG2TOOL_BENCH_FULL", "") not in ("", "0")
 N_QUERIES = 50_000 if FULL else 500

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.evaluate import evaluate, load_samples
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.pipeline import generate
-from kg2tool.runtime import ToolRuntime
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.pipeline.driver import generate
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from chat_server import ScriptedPolicies, serve_policies

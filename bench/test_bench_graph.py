@@ -28,7 +28,7 @@ import pytest
 from bench.memory import measure
 from bench.synthetic import generate
 from kg2tool import _core
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
 
 FB15K237_TRIPLES = 272_115
 MAX_BYTES_PER_TRIPLE = 24

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from kg2tool.pipeline import generate
+from kg2tool.pipeline.driver import generate
 
 N = 2_000
 FULL_N = 1_000_000
@@ -59,7 +59,7 @@ def test_bench_generate_openai(benchmark, tmp_path: Path) -> None:
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from kg2tool.pipeline import generate
+from kg2tool.pipeline.driver import generate
 args = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 report = generate(progress=False, **args)
@@ -102,8 +102,8 @@ def run_in_subprocess(**settings: Any) -> dict[str, Any]:
 def fb15k237_snapshot(bench_data, path: Path) -> Path:
     """FB15k-237 with entity names and relation labels (the raw ``train.txt`` has only
     Freebase ids, so every sample would be dropped as ``unnamable_anchor``)."""
-    from kg2tool.datasets import load_dataset
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.bundled import load_dataset
+    from kg2tool.kg.graph import KnowledgeGraph
 
     bench_data.require(bench_data.fb15k237_train)
     tables, _ = load_dataset("fb15k-237", bench_data.shared)

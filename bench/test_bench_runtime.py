@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kg2tool.apis import ApiCatalog
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.runtime import ToolRuntime
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 N_CALLS = 1000
 

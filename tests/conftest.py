@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import kg2tool.io
-from kg2tool.datasets import shared_data_dir
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.reference import ReferenceKG
+import kg2tool.kg.io
+from kg2tool.kg.bundled import shared_data_dir
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.testing.reference import ReferenceKG
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def fb15k237(shared_dir: Path) -> KnowledgeGraph:
     path = shared_dir / "fb15k-237" / "train.txt"
     if not path.exists():
         pytest.skip(f"FB15k-237 not in the shared data dir ({path})")
-    return KnowledgeGraph.from_tables(kg2tool.io.read_triples(path))
+    return KnowledgeGraph.from_tables(kg2tool.kg.io.read_triples(path))
 
 
 def reference_of(kg: KnowledgeGraph) -> ReferenceKG:

@@ -70,8 +70,8 @@ def file_digests(out: Path) -> dict[str, str]:
 
 def load_kg(name: str) -> Any:
     """CoDEx-S (bundled) or FB15k-237 with its names (shared data)."""
-    from kg2tool.datasets import load_dataset
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.bundled import load_dataset
+    from kg2tool.kg.graph import KnowledgeGraph
 
     if name == "codex-s":
         return KnowledgeGraph.load("codex-s")
@@ -82,7 +82,7 @@ def frame_digests(
     name: str, kg: Any, build: Callable[..., pl.DataFrame] | None = None
 ) -> dict[str, str]:
     """``format/set_ops/call_style`` -> digest of build_dataset's frame on one KG."""
-    from kg2tool.dataset import Context, build_dataset
+    from kg2tool.dataset.assemble import Context, build_dataset
 
     build = build or build_dataset
     context = Context(kg)  # one catalogue and lexicon for the 20 runs
@@ -111,7 +111,7 @@ def generate_runs() -> list[tuple[str, dict[str, Any]]]:
 
 def run_files(root: Path, label: str, settings: dict[str, Any]) -> dict[str, str]:
     """Digests of the files of one ``generate`` run on CoDEx-S under ``root / label``."""
-    from kg2tool.pipeline import generate
+    from kg2tool.pipeline.driver import generate
 
     out = root / label
     generate(

@@ -19,9 +19,9 @@ import orjson
 import polars as pl
 import pytest
 
-from kg2tool.apis import NAME_RE, RAW_ID_RE, ApiCatalog, freebase_parts, load_overrides
 from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.tables import KGTables
+from kg2tool.kg.tables import KGTables
+from kg2tool.tools.catalog import NAME_RE, RAW_ID_RE, ApiCatalog, freebase_parts, load_overrides
 
 DATA = Path(os.environ.get("KG2TOOL_DATA", Path(__file__).resolve().parents[2] / "shared/data/kg"))
 if not DATA.is_dir():
@@ -189,7 +189,7 @@ def _native_graph_cls() -> Any:
     """The real KnowledgeGraph when the extension is built, else None."""
     try:
         import kg2tool._core  # noqa: F401
-        from kg2tool.graph import KnowledgeGraph
+        from kg2tool.kg.graph import KnowledgeGraph
     except ImportError:
         return None
     return KnowledgeGraph

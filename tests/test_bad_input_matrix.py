@@ -16,15 +16,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kg2tool import cli, pipeline
-from kg2tool.apis import ApiCatalog
+from kg2tool import cli
 from kg2tool.engine import SamplingError, sample_queries
 from kg2tool.errors import InputError, PatternError, SnapshotError, UnknownNameError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.io import read_kg_dir, read_triples
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.io import read_kg_dir, read_triples
+from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import UnknownPatternError, parse_patterns, parse_spec
-from kg2tool.runtime import ToolRuntime
-from kg2tool.tables import KGTables
+from kg2tool.pipeline import driver as pipeline
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,19 @@ import orjson
 import polars as pl
 import pytest
 
-from kg2tool.apis import LIST_KIND, NAME_RE, ApiCatalog
 from kg2tool.cli import main
-from kg2tool.dataset import Context, build_dataset, build_shard
+from kg2tool.dataset.assemble import Context, build_dataset, build_shard
+from kg2tool.dataset.verify import verify_dataset
 from kg2tool.engine import sample_queries
 from kg2tool.errors import Kg2ToolError
-from kg2tool.formats import FORMATS, validate_record
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES, DIFFERENCE, INTERSECT, PROJECT, UNION
-from kg2tool.pipeline import GenerateConfig
-from kg2tool.runtime import ToolRuntime
-from kg2tool.trajectories import build_trajectories, verify
-from kg2tool.verbalize import build_lexicon
-from kg2tool.verify import verify_dataset
+from kg2tool.pipeline.driver import GenerateConfig
+from kg2tool.samples.calls import build_trajectories, verify
+from kg2tool.samples.formats import FORMATS, validate_record
+from kg2tool.samples.questions import build_lexicon
+from kg2tool.tools.catalog import LIST_KIND, NAME_RE, ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 XLAM_INDEPENDENT = {"1p", "2i", "3i", "2in", "3in", "2u"}
 FAILURES = ("observation_mismatch", "plan_mismatch", "error_call_succeeded")

@@ -29,10 +29,10 @@ from kg2tool.engine import (
     resolve_pattern,
     sample_queries,
 )
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.reference import ReferenceKG, evaluate
-from kg2tool.tables import KGTables
+from kg2tool.testing.reference import ReferenceKG, evaluate
 
 SAMPLING_FIELDS = {
     "unit", "median", "min", "max", "spread", "runs", "work", "queries", "requested",
@@ -134,7 +134,7 @@ def test_python_reference_and_duckdb_match_engine(
 def test_python_reference_agrees_with_formula_evaluator(
     codex: KnowledgeGraph, py_sampler: PySampler
 ) -> None:
-    """An independent check of the yardstick: kg2tool.reference.evaluate from the formula."""
+    """An independent check of the yardstick: kg2tool.testing.reference.evaluate from the formula."""
     t = codex.triples
     ref_kg = ReferenceKG.from_triples(t.select("head", "relation", "tail").iter_rows())
     for pattern in ("2p", "3in", "pni", "up"):

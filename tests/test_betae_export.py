@@ -22,9 +22,9 @@ from kg2tool.betae import (
     parse_counts,
 )
 from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
-from kg2tool.datasets import shared_data_dir
 from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.reference import ReferenceKG, evaluate
+from kg2tool.kg.bundled import shared_data_dir
+from kg2tool.testing.reference import ReferenceKG, evaluate
 
 # KGReasoning's query_name_dict (its main.py), written out here as its README documents it.
 e, r, n, u = "e", "r", "n", "u"

@@ -12,11 +12,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.cli import main
 from kg2tool.errors import InputError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.io import read_kg_dir, read_triples, write_kg_dir
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.io import read_kg_dir, read_triples, write_kg_dir
+from kg2tool.tools.catalog import ApiCatalog
 
 SHARED = Path(
     os.environ.get("KG2TOOL_SHARED_DATA")
@@ -305,8 +305,8 @@ def test_labels_with_tabs_and_newlines_read_the_same_on_every_path(tmp_path: Pat
 
 
 def test_generated_samples_verify_against_the_files_own_import(tmp_path: Path) -> None:
-    from kg2tool.pipeline import generate
-    from kg2tool.verify import verify_dataset
+    from kg2tool.dataset.verify import verify_dataset
+    from kg2tool.pipeline.driver import generate
 
     lines = []
     for i in range(40):

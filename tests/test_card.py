@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 import yaml
 
-from kg2tool.card import COLUMN_DOCS, kg_info, kg_name
-from kg2tool.pipeline import GenerateConfig, generate
+from kg2tool.dataset.card import COLUMN_DOCS, kg_info, kg_name
+from kg2tool.pipeline.driver import GenerateConfig, generate
 
 
 def _front_matter(text: str) -> tuple[dict, str]:

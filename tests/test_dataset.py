@@ -9,8 +9,8 @@ from functools import cache
 import polars as pl
 import pytest
 
-from kg2tool.dataset import COLUMNS, Context, build_dataset, build_shard, write_dataset
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.dataset.assemble import COLUMNS, Context, build_dataset, build_shard, write_dataset
+from kg2tool.kg.graph import KnowledgeGraph
 
 
 @cache

@@ -8,7 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kg2tool.datasets import (
+from kg2tool.errors import InputError, UnknownNameError
+from kg2tool.kg.bundled import (
     bundled_names,
     bundled_path,
     humanise,
@@ -16,8 +17,7 @@ from kg2tool.datasets import (
     load_dataset,
     shared_data_dir,
 )
-from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.io import read_kg_dir, read_split, read_triples
+from kg2tool.kg.io import read_kg_dir, read_split, read_triples
 
 SHARED = Path(
     os.environ.get("KG2TOOL_SHARED_DATA")

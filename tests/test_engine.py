@@ -21,7 +21,7 @@ from kg2tool.engine import (
 )
 from kg2tool.errors import PatternError, UnknownNameError
 from kg2tool.patterns import BETAE_TYPES, parse_spec
-from kg2tool.reference import evaluate, sample_grounding
+from kg2tool.testing.reference import evaluate, sample_grounding
 
 DETERMINISM = ["2p", "3in", "inp", "pni", "up", "2pi", "triangle", "2il", "pni_fit", "lollipop"]
 

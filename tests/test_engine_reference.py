@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from kg2tool.engine import QueryBatch, execute_queries, sample_queries
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import (
     ANCHOR,
     DIFFERENCE,
@@ -28,7 +28,7 @@ from kg2tool.patterns import (
     list_patterns,
 )
 from kg2tool.patterns.syntax import is_anchor
-from kg2tool.reference import ReferenceKG, evaluate, to_sql
+from kg2tool.testing.reference import ReferenceKG, evaluate, to_sql
 
 N = 1000
 SEED = 20240611

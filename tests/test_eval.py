@@ -10,12 +10,12 @@ import polars as pl
 import pytest
 from chat_server import ScriptedPolicies, free_url, serve_policies
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.cli import main
 from kg2tool.errors import InputError
 from kg2tool.evaluate import EndpointError, evaluate, load_samples
-from kg2tool.pipeline import generate
-from kg2tool.runtime import ToolRuntime
+from kg2tool.pipeline.driver import generate
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 PATTERNS = "1p,2p,2i,2in,pi,triangle"
 
@@ -197,8 +197,8 @@ def test_http_404_and_system_message(
 
 
 def test_dataset_of_another_kg(dataset: Path, shared_dir: Path) -> None:
-    from kg2tool.datasets import load_dataset
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.bundled import load_dataset
+    from kg2tool.kg.graph import KnowledgeGraph
 
     tables, _ = load_dataset("nations", shared_dir)
     nations = KnowledgeGraph.from_tables(tables)

@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kg2tool.dataset import Context, build_shard, excluded
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.pipeline import generate
+from kg2tool.dataset.assemble import Context, build_shard, excluded
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.pipeline.driver import generate
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,9 @@ import pytest
 
 from kg2tool import _core
 from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.io import read_kg_dir, read_triples
-from kg2tool.tables import KGTables
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.io import read_kg_dir, read_triples
+from kg2tool.kg.tables import KGTables
 
 SHARED = Path(
     os.environ.get("KG2TOOL_SHARED_DATA")

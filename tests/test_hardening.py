@@ -22,9 +22,9 @@ import pytest
 from kg2tool import _core
 from kg2tool import engine as engine_module
 from kg2tool.engine import SamplingError, execute_queries, native_plan, sample_queries
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import compile_pattern, get_pattern
-from kg2tool.tables import KGTables
 
 BAD_INPUT = (ValueError, IndexError, TypeError)
 
@@ -547,7 +547,7 @@ def parquet_digests(out: Path) -> dict[str, str]:
 
 
 def test_parquet_is_byte_identical_across_thread_counts(tmp_path: Path) -> None:
-    from kg2tool.pipeline import generate
+    from kg2tool.pipeline.driver import generate
 
     digests = []
     for threads in (1, 2):

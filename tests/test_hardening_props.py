@@ -1,7 +1,7 @@
 """Property tests (hypothesis, bounded): random small KGs and random patterns.
 
 - The native engine's answers (``execute_queries`` on random groundings, and every query
-  ``sample_queries`` draws) equal the independent evaluator ``kg2tool.reference.evaluate``,
+  ``sample_queries`` draws) equal the independent evaluator ``kg2tool.testing.reference.evaluate``,
   for library patterns and for random formulas built here (chains, intersections,
   negations, unions).
 - Loading a snapshot whose files were randomly mutated (bytes flipped, cut or appended),
@@ -28,11 +28,11 @@ from polars.exceptions import PanicException
 
 from kg2tool.engine import execute_queries, sample_queries
 from kg2tool.errors import PatternError, SnapshotError
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import compile_pattern, get_pattern, list_patterns, parse_formula
 from kg2tool.patterns.syntax import PatternSpec
-from kg2tool.reference import ReferenceKG, evaluate, sample_grounding
-from kg2tool.tables import KGTables
+from kg2tool.testing.reference import ReferenceKG, evaluate, sample_grounding
 
 PROPS = settings(
     max_examples=60,

@@ -7,10 +7,10 @@ import multiprocessing as mp
 import os
 import sys
 
-from kg2tool import lexicon
-from kg2tool.dataset import Context
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.pipeline import _init_worker
+from kg2tool.dataset.assemble import Context
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.pipeline.driver import _init_worker
+from kg2tool.tools import lexicon
 
 
 def _worker_builds_context() -> tuple[bool, list[str]]:

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kg2tool.errors import InputError
-from kg2tool.io import read_kg, read_kg_dir, read_rdf, read_split, read_triples, write_kg_dir
-from kg2tool.tables import KGTables
+from kg2tool.kg.io import read_kg, read_kg_dir, read_rdf, read_split, read_triples, write_kg_dir
+from kg2tool.kg.tables import KGTables
 
 SHARED = Path(
     os.environ.get("KG2TOOL_SHARED_DATA")

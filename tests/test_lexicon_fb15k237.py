@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kg2tool.datasets import shared_data_dir
+from kg2tool.kg.bundled import shared_data_dir
 
 # Words of an entity's label or Wikidata short description that show an entity's kind, for the type words the
 # descriptions can confirm. A side typed with one of these words must mostly match it.

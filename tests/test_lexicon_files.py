@@ -16,7 +16,7 @@ from typing import Any
 import inflect
 import pytest
 
-from kg2tool.datasets import load_dataset
+from kg2tool.kg.bundled import load_dataset
 
 LEXICON_DIR = Path(__file__).resolve().parents[1] / "python" / "kg2tool" / "data" / "lexicons"
 FILES = ["fb15k-237.toml", "wordnet.toml", "wikidata.toml", "nations.toml", "countries.toml"]

@@ -1,4 +1,4 @@
-"""``kg2tool.lexicon``: reading lexicons (docs/LEXICONS.md), choosing shipped ones, user files
+"""``kg2tool.tools.lexicon``: reading lexicons (docs/LEXICONS.md), choosing shipped ones, user files
 winning field by field, the grammatical fallback, and the catalogue/questions reading them."""
 
 from __future__ import annotations
@@ -8,10 +8,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kg2tool.apis import ApiCatalog, load_overrides
 from kg2tool.errors import InputError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.lexicon import (
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
+from kg2tool.samples.lint import lint_text
+from kg2tool.samples.questions import build_lexicon
+from kg2tool.tools.catalog import ApiCatalog, load_overrides
+from kg2tool.tools.lexicon import (
     SHIPPED_DIR,
     entity_name_from_key,
     fallback_fields,
@@ -21,9 +24,6 @@ from kg2tool.lexicon import (
     select_shipped,
     shipped_lexicons,
 )
-from kg2tool.lint import lint_text
-from kg2tool.tables import KGTables
-from kg2tool.verbalize import build_lexicon
 
 # A small lexicon of our own (the shipped files land separately): two CoDEx P-ids, one FB path.
 TEST_LEXICON = """
@@ -286,7 +286,7 @@ def test_kg_without_label_files_names_entities_by_their_key_words() -> None:
 
 
 def test_names_that_need_the_get_it() -> None:
-    from kg2tool.lexicon import with_article
+    from kg2tool.tools.lexicon import with_article
 
     names = pl.Series(["United States of America", "Holy Roman Empire", "Netherlands", "Paris",
                        "Kingdom of Prussia", "Mark Twain", "Rocky Mountains", "Unitedhealth"])  # fmt: skip

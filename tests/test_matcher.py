@@ -11,8 +11,8 @@ import pytest
 import rustworkx as rx
 
 from kg2tool.engine import count_matches
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.tables import KGTables
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 
 P530 = "P530"  # diplomatic relation: dense among countries, symmetric in CoDEx-S
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import output_digests as od  # noqa: E402
+import output_digests as od
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kg2tool import atomic, pipeline
+from kg2tool import atomic
+from kg2tool.dataset.outdir import MARKER
 from kg2tool.errors import InputError
-from kg2tool.outdir import MARKER
 from kg2tool.patterns import parse_patterns
 from kg2tool.patterns.syntax import is_anchor
+from kg2tool.pipeline import driver as pipeline
 
 CLI = [sys.executable, "-m", "kg2tool.cli", "generate"]
 SMALL = ["-n", "12", "--patterns", "1p,2i", "--seed", "1", "-q"]
@@ -299,8 +300,8 @@ def test_summary_warns_when_a_run_is_short() -> None:
 def test_files_and_directories_get_the_umask_modes(
     tmp_path: Path, umask: int, fmode: int, dmode: int, fmt: str
 ) -> None:
-    from kg2tool.apis import ApiCatalog
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.tools.catalog import ApiCatalog
 
     old = os.umask(umask)
     try:

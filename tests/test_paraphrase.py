@@ -1,4 +1,4 @@
-"""``kg2tool.paraphrase``: paraphrasing through an OpenAI-compatible endpoint.
+"""``kg2tool.dataset.paraphrase``: paraphrasing through an OpenAI-compatible endpoint.
 
 A fake endpoint (stdlib ``http.server`` in a thread, ``POST /v1/chat/completions``) answers
 with a rewrite chosen per test, so accepted and rejected replies, the ratio, the cache,
@@ -19,9 +19,8 @@ import polars as pl
 import pytest
 
 from kg2tool.cli import main
-from kg2tool.dataset import Context, build_dataset
-from kg2tool.errors import InputError
-from kg2tool.paraphrase import (
+from kg2tool.dataset.assemble import Context, build_dataset
+from kg2tool.dataset.paraphrase import (
     CACHE_DIR,
     ParaphraseConfig,
     ParaphraseError,
@@ -29,7 +28,8 @@ from kg2tool.paraphrase import (
     check_paraphrase,
     clean_reply,
 )
-from kg2tool.pipeline import GenerateConfig, generate
+from kg2tool.errors import InputError
+from kg2tool.pipeline.driver import GenerateConfig, generate
 
 PATTERNS = ["1p", "2p", "2i", "pni", "2u"]
 N = 40
@@ -152,7 +152,7 @@ def build(kg: Any, ctx: Context, p: Paraphraser | None, seed: int = 5) -> pl.Dat
 
 
 def shard_report(kg: Any, ctx: Context, p: Paraphraser) -> tuple[pl.DataFrame, dict[str, int]]:
-    from kg2tool.dataset import build_shard
+    from kg2tool.dataset.assemble import build_shard
 
     frame, report = build_shard(kg, PATTERNS, 0, 1, N, 5, context=ctx, paraphraser=p)
     return frame, report["paraphrase"]

@@ -24,7 +24,7 @@ from kg2tool.patterns import (
     Plan,
     compile_pattern,
 )
-from kg2tool.reference import ReferenceKG, evaluate, sample_grounding
+from kg2tool.testing.reference import ReferenceKG, evaluate, sample_grounding
 
 
 def kg_root() -> Path:

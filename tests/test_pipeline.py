@@ -1,4 +1,4 @@
-"""``kg2tool.pipeline``: shards, resume after SIGKILL, determinism across threads, shard
+"""``kg2tool.pipeline.driver``: shards, resume after SIGKILL, determinism across threads, shard
 sizes and engines (local, process pool, Ray).
 
 Every run here uses the same content settings (``SETTINGS``), so each one can be compared
@@ -21,12 +21,12 @@ import pytest
 
 from kg2tool.cli import main
 from kg2tool.errors import InputError
-from kg2tool.pipeline import (
+from kg2tool.patterns import pattern_counts
+from kg2tool.pipeline.driver import (
     MARKERS,
     GenerateConfig,
     Generator,
     generate,
-    pattern_counts,
     shard_counts,
 )
 
@@ -244,7 +244,7 @@ def test_records_left_in_shard_files_are_merged(
 ) -> None:
     """Shards that are not next in line when they finish (or whose worker may not write the
     split files, as on Ray) leave their records in records/ files; they are merged in order."""
-    import kg2tool.pipeline as pipeline
+    import kg2tool.pipeline.driver as pipeline
 
     real = pipeline._SplitParts.write_shard
     seen = []
@@ -267,7 +267,7 @@ def test_records_merged_as_shards_finish_resume(
     """Split files are merged while shards are built (.progress/*.jsonl.part + merge.json); a
     run that dies mid-way, with bytes appended to a part after its state was saved (a kill
     between the append and the state update), resumes to the reference's bytes."""
-    import kg2tool.pipeline as pipeline
+    import kg2tool.pipeline.driver as pipeline
 
     real = pipeline.build_and_write_shard
 

@@ -12,13 +12,13 @@ import orjson
 import polars as pl
 import pytest
 
-from kg2tool.apis import NAME_RE, ApiCatalog
-from kg2tool.dataset import build_dataset, build_shard
-from kg2tool.datasets import load_dataset
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.lint import RULES, lint_text, lint_texts, rule_matches
-from kg2tool.tables import KGTables
-from kg2tool.trajectories import parse_final_answer
+from kg2tool.dataset.assemble import build_dataset, build_shard
+from kg2tool.kg.bundled import load_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
+from kg2tool.samples.calls import parse_final_answer
+from kg2tool.samples.lint import RULES, lint_text, lint_texts, rule_matches
+from kg2tool.tools.catalog import NAME_RE, ApiCatalog
 
 BETAE = ["1p", "2p", "3p", "2i", "3i", "ip", "pi", "2u", "up", "2in", "3in", "inp", "pin", "pni"]
 SHARED = ["codex-s", "codex-m", "fb15k-237", "wn18rr", "nations"]
@@ -194,7 +194,7 @@ def test_raw_keys_are_kept_out_unless_allowed() -> None:
 def test_intersections_use_the_lexicon_verb_frames() -> None:
     """2i/3i over projections from anchors read as one predicate ("Who influenced each of A
     and B?", "Who was born in X and died in Y?") when the lexicon gives verbs."""
-    from kg2tool.dataset import Context
+    from kg2tool.dataset.assemble import Context
 
     kg = KnowledgeGraph.load("codex-s")
     lexicon = {
@@ -220,7 +220,7 @@ def test_shared_labels_are_told_apart_without_raw_keys() -> None:
     """Entities sharing a label get a qualifier a reader understands (a short description,
     a WordNet sense's part of speech, last a counter), never their key; the runtime takes
     exactly the displayed name back."""
-    from kg2tool.runtime import ToolRuntime
+    from kg2tool.tools.runtime import ToolRuntime
 
     keys = ["/m/0pc_l", "/m/01_d4", "/m/0abc", "/m/0abd", "good.n.02", "good.a.01", "/m/0x1"]
     rows = [(k, "/r/near", "/m/0x1") for k in keys[:-1]]
@@ -257,7 +257,7 @@ def test_shared_labels_are_told_apart_without_raw_keys() -> None:
 def test_names_that_take_the_read_with_it() -> None:
     """Organisations, teams and events take "the" after a preposition or "of" in questions
     and thoughts; titles and people do not."""
-    from kg2tool.lexicon import with_article
+    from kg2tool.tools.lexicon import with_article
 
     names = [
         "Swiss national football team", "Labour Party", "46th Academy Awards",
@@ -274,7 +274,7 @@ def test_names_that_take_the_read_with_it() -> None:
 def test_lexicon_phrases_take_a_nested_noun_phrase() -> None:
     """A relation phrase around {x} reads with a noun phrase as well as a name: no "of the
     kind {x}" ("a performance of the kind the profession of Tim Allen")."""
-    from kg2tool.lexicon import shipped_lexicons
+    from kg2tool.tools.lexicon import shipped_lexicons
 
     for name, entries in shipped_lexicons().items():
         for key, entry in entries.items():

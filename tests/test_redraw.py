@@ -14,10 +14,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from kg2tool.dataset import build_dataset, build_shard
-from kg2tool.datasets import load_dataset
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.pipeline import DEFAULT_PATTERNS, generate
+from kg2tool.dataset.assemble import build_dataset, build_shard
+from kg2tool.kg.bundled import load_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.pipeline.driver import DEFAULT_PATTERNS, generate
 
 BETAE = DEFAULT_PATTERNS.split(",")
 
@@ -63,7 +63,7 @@ def test_build_dataset_reaches_n_on_codex_m(codex_m: KnowledgeGraph) -> None:
 
 def test_no_drops_no_redraw(codex_s: KnowledgeGraph) -> None:
     """Without drops nothing is drawn again: the frame equals the one built without redraw."""
-    from kg2tool.dataset import build_from_batches
+    from kg2tool.dataset.assemble import build_from_batches
     from kg2tool.engine import sample_queries
 
     batches = [(p, sample_queries(codex_s, p, 30, seed=3, max_answers=20)) for p in ("2p", "2i")]

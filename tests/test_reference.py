@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kg2tool.patterns import LIBRARY, PatternSpec
-from kg2tool.reference import ReferenceKG, evaluate, sample_grounding, to_sql
+from kg2tool.testing.reference import ReferenceKG, evaluate, sample_grounding, to_sql
 
 
 def kg_root() -> Path:

@@ -13,10 +13,10 @@ import polars as pl
 import pytest
 import yaml
 
-from kg2tool.apis import ApiCatalog
-from kg2tool.pipeline import generate
+from kg2tool.pipeline.driver import generate
 from kg2tool.rl.verl import SYSTEM_PROMPT, KgTool, compute_score, parse_solution
-from kg2tool.runtime import ToolRuntime
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from test_apis import KGS, StandInGraph, load_catalog, load_kg
 
-from kg2tool.apis import ApiCatalog
-from kg2tool.runtime import CallResult, ToolRuntime
-from kg2tool.tables import KGTables
+from kg2tool.kg.tables import KGTables
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import CallResult, ToolRuntime
 
 
 @cache

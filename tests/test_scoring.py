@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-from kg2tool.apis import ApiCatalog
-from kg2tool.dataset import build_dataset
-from kg2tool.runtime import ToolRuntime
-from kg2tool.scoring import (
+from kg2tool.dataset.assemble import build_dataset
+from kg2tool.samples.scoring import (
     answer_score,
     call_stats,
     named_entities,
@@ -19,6 +17,8 @@ from kg2tool.scoring import (
     schema_valid,
     score_episode,
 )
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 
 def brute_force_named(text: str, cands: list[str]) -> set[str]:

@@ -20,10 +20,10 @@ pytest.importorskip("mcp", reason="the serve extra (mcp) is not installed")
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.cli import main
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.runtime import ToolRuntime
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 ERROR_KINDS = {
     "unknown_api", "missing_argument", "unexpected_argument", "invalid_argument",

@@ -17,10 +17,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from kg2tool import snapshot as snapshot_module
 from kg2tool.errors import SnapshotError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.tables import KGTables
+from kg2tool.kg import snapshot as snapshot_module
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.tables import KGTables
 
 TABLES = ("entities", "relations", "entity_types", "type_labels")
 

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from kg2tool import _core
+from kg2tool.samples.calls import json_str
 from kg2tool.textops import (
     Int,
     Join,
@@ -21,7 +22,6 @@ from kg2tool.textops import (
     group_offsets,
     write_lines,
 )
-from kg2tool.trajectories import json_str
 
 CHARS = [chr(i) for i in range(0x80)] + ["é", "\u2028", "\u0085", "\ufeff", "中", "😀"]
 

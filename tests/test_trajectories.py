@@ -9,12 +9,10 @@ import orjson
 import polars as pl
 import pytest
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.engine import resolve_pattern, sample_queries
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.runtime import ToolRuntime
-from kg2tool.trajectories import (
+from kg2tool.samples.calls import (
     UnsupportedPlanError,
     build_trajectories,
     build_trajectories_many,
@@ -22,7 +20,9 @@ from kg2tool.trajectories import (
     verify,
     verify_many,
 )
-from kg2tool.verbalize import build_lexicon
+from kg2tool.samples.questions import build_lexicon
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.runtime import ToolRuntime
 
 
 @cache

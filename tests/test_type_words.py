@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 import polars as pl
 
-from kg2tool.apis import GENERIC_TYPE, TYPE_COVERAGE, _general_word, infer_domain_range
-from kg2tool.dataset import build_dataset
-from kg2tool.datasets import load_dataset
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.dataset.assemble import build_dataset
+from kg2tool.kg.bundled import load_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.tools.catalog import GENERIC_TYPE, TYPE_COVERAGE, _general_word, infer_domain_range
 
 
 def _types_of(kg: KnowledgeGraph) -> dict[int, set[str]]:
@@ -58,7 +58,7 @@ def test_no_call_passes_an_argument_of_another_type() -> None:
     types = _types_of(kg)
     frame = build_dataset(kg, ["1p", "2p", "3p", "2i", "pi"], 300, seed=9, format="openai")
     cat_types = {}
-    from kg2tool.apis import ApiCatalog
+    from kg2tool.tools.catalog import ApiCatalog
 
     for api in ApiCatalog.from_graph(kg).apis:
         if api.kind == "relation":

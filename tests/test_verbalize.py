@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 
 from kg2tool.engine import sample_queries
-from kg2tool.graph import KnowledgeGraph
+from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.verbalize import build_lexicon, verbalize
+from kg2tool.samples.questions import build_lexicon, verbalize
 
 
 @cache
@@ -65,8 +65,8 @@ def test_override_phrasing_wins() -> None:
 
 @pytest.mark.parametrize("pattern", ["triangle", "3c", "2nm", "2il", "pni_fit"])
 def test_join_questions_name_anchors_and_read_as_questions(pattern: str) -> None:
-    from kg2tool.dataset import build_dataset
-    from kg2tool.graph import KnowledgeGraph
+    from kg2tool.dataset.assemble import build_dataset
+    from kg2tool.kg.graph import KnowledgeGraph
 
     kg = KnowledgeGraph.load("codex-s")
     f = build_dataset(kg, [pattern], 12, seed=0)
@@ -87,7 +87,7 @@ ALL_PATTERNS = [
 
 @cache
 def _dataset_questions(pattern: str, n: int = 40, seed: int = 0) -> tuple[str, ...]:
-    from kg2tool.dataset import build_dataset
+    from kg2tool.dataset.assemble import build_dataset
 
     return tuple(build_dataset(kg(), [pattern], n, seed=seed)["question"].to_list())
 
@@ -144,13 +144,13 @@ def test_plural_argument_takes_plural_verb_and_head() -> None:
 
 def test_name_ending_in_period_gets_no_second_period() -> None:
     """ "Sammy Davis Jr." at the end of a question or a thought: one period."""
-    from kg2tool.verbalize import _finish
+    from kg2tool.samples.questions import _finish
 
     out = pl.select(
         _finish(pl.lit("name the occupation of Sammy Davis Jr."), ".").alias("q")
     ).item()
     assert out == "Name the occupation of Sammy Davis Jr."
-    from kg2tool.trajectories import _one_period
+    from kg2tool.samples.calls import _one_period
 
     texts = pl.Series(["I need Jr.. Next", "So the answer is Jr..", "wait... ok", "a.b"])
     got = pl.select(_one_period(pl.lit(texts))).to_series().to_list()
@@ -158,7 +158,7 @@ def test_name_ending_in_period_gets_no_second_period() -> None:
 
 
 def test_thoughts_have_no_double_periods() -> None:
-    from kg2tool.dataset import build_dataset
+    from kg2tool.dataset.assemble import build_dataset
 
     f = build_dataset(kg(), ["1p", "2p", "2i", "pi", "2in"], 300, seed=0)
     text = "\n".join(f["messages"].cast(pl.String).to_list())
@@ -168,7 +168,7 @@ def test_thoughts_have_no_double_periods() -> None:
 def test_plural_phrase_head_is_not_pluralised_twice() -> None:
     """A set argument takes the lexicon's own plural phrase: "the places within {x}" never
     becomes "the places withins"."""
-    from kg2tool.verbalize import _head_span, _plural_arg
+    from kg2tool.samples.questions import _head_span, _plural_arg
 
     assert _plural_arg("the places within ", "") == ("the places within ", "")
     assert _plural_arg("the places partly within ", "") == ("the places partly within ", "")
@@ -185,8 +185,8 @@ def test_people_answers_get_who_and_verb_frames_without_entity_types() -> None:
     nominated together with A, the person nominated together with B and ..."."""
     import random
 
-    from kg2tool.dataset import build_dataset
-    from kg2tool.tables import KGTables
+    from kg2tool.dataset.assemble import build_dataset
+    from kg2tool.kg.tables import KGTables
 
     rel = "/award/award_nominee/award_nominations./award/award_nomination/award_nominee"
     rnd = random.Random(0)
@@ -215,7 +215,7 @@ def test_people_answers_get_who_and_verb_frames_without_entity_types() -> None:
 def test_each_takes_the_lexicon_type_word_without_entity_types() -> None:
     """ "List each profession that is one of ..." rather than "each entity" when the KG has no
     entity types and the lexicon names the side's type."""
-    from kg2tool.tables import KGTables
+    from kg2tool.kg.tables import KGTables
 
     rel = "/people/person/profession"
     rows = [(f"/m/0q{i}", rel, f"/m/0j{i % 3}") for i in range(9)]

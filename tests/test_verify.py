@@ -17,16 +17,16 @@ import orjson
 import polars as pl
 import pytest
 
-from kg2tool.apis import ApiCatalog, close_api_names
 from kg2tool.cli import main
-from kg2tool.datasets import bundled_path
+from kg2tool.dataset.verify import stated_answers, verify_dataset
 from kg2tool.errors import InputError
-from kg2tool.formats import FORMATS
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.io import read_kg_dir
-from kg2tool.readback import read_file
-from kg2tool.tables import KGTables
-from kg2tool.verify import stated_answers, verify_dataset
+from kg2tool.kg.bundled import bundled_path
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.io import read_kg_dir
+from kg2tool.kg.tables import KGTables
+from kg2tool.samples.formats import FORMATS
+from kg2tool.samples.readback import read_file
+from kg2tool.tools.catalog import ApiCatalog, close_api_names
 
 PATTERNS = "1p,2p,2i,pi,2in,ip"
 BATCHED = ("openai-batched", "toolbench-batched")  # list calls <name>_batch

@@ -12,8 +12,8 @@ import pytest
 
 from kg2tool.cli import main
 from kg2tool.errors import InputError
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.wikidata import read_wikidata_dump
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.wikidata import read_wikidata_dump
 
 
 def snak(pid: str, value: Any = None, *, kind: str = "item", snaktype: str = "value") -> dict:

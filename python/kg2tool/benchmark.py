@@ -12,7 +12,7 @@ min, max and relative spread reported):
 - **matching**: groundings/s of :func:`~kg2tool.engine.count_matches` with the sampled
   anchors and relations fixed (conjunctions without negation only; else ``None``).
 
->>> from kg2tool.graph import KnowledgeGraph
+>>> from kg2tool.kg.graph import KnowledgeGraph
 >>> report = run_bench(KnowledgeGraph.load("codex-s"), ["2p"], threads=[1], queries=200,
 ...                    repeat=2)
 >>> sorted(report["results"][0])  # doctest: +NORMALIZE_WHITESPACE
@@ -36,9 +36,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .engine import REJECT_REASONS, count_matches, execute_queries, resolve_pattern, sample_queries
-from .graph import KnowledgeGraph
-from .patterns import PatternSpec
+from kg2tool.engine import (
+    REJECT_REASONS,
+    count_matches,
+    execute_queries,
+    resolve_pattern,
+    sample_queries,
+)
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.patterns import PatternSpec
 
 __all__ = [
     "CSV_FIELDS",
@@ -404,7 +410,7 @@ def graph_from_ids(
 
     For large synthetic graphs: skips the string keys of :meth:`KnowledgeGraph.from_tables`.
     """
-    from . import _core
+    from kg2tool import _core
 
     arrays, _ = _core.build_arrays(
         np.ascontiguousarray(head, np.int32),

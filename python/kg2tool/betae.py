@@ -43,14 +43,14 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from . import _core
-from .atomic import atomic_dir, write_text
-from .betae_pickle import encode_keys, write_answers, write_queries
-from .engine import QueryBatch, QueryStream, answer_spans, execute_queries, resolve_pattern
-from .errors import InputError, UnknownNameError
-from .graph import KnowledgeGraph, _text_table
-from .patterns import get_pattern
-from .tables import KGTables
+from kg2tool import _core
+from kg2tool.atomic import atomic_dir, write_text
+from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
+from kg2tool.engine import QueryBatch, QueryStream, answer_spans, execute_queries, resolve_pattern
+from kg2tool.errors import InputError, UnknownNameError
+from kg2tool.kg.graph import KnowledgeGraph, _text_table
+from kg2tool.kg.tables import KGTables
+from kg2tool.patterns import get_pattern
 
 __all__ = [
     "BETAE_NAMES",
@@ -157,7 +157,8 @@ def load_splits(source: str | os.PathLike[str]) -> tuple[KGTables, dict[str, pl.
     ``codex-s``, a canonical KG directory with ``valid.tsv``/``test.tsv``, or a benchmark
     folder holding ``train.txt``, ``valid.txt`` and ``test.txt``.
     """
-    from . import datasets, io
+    from kg2tool.kg import bundled as datasets
+    from kg2tool.kg import io
 
     path = Path(source)
     if path.is_dir():

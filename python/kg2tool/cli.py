@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import Kg2ToolError
+from kg2tool.errors import Kg2ToolError
 
 app = typer.Typer(
     name="kg2tool",
@@ -94,7 +94,7 @@ StrictOption = Annotated[
 def _read_options(
     separator: str | None, header: bool | None, columns: str | None, fmt: str | None
 ) -> dict[str, object]:
-    """The CLI's triples-file options as keyword arguments of ``kg2tool.io.read_triples``."""
+    """The CLI's triples-file options as keyword arguments of ``kg2tool.kg.io.read_triples``."""
     options: dict[str, object] = {}
     if separator is not None:
         options["separator"] = separator
@@ -176,7 +176,7 @@ def stats(
     strict: StrictOption = False,
 ) -> None:
     """Print entity, relation and triple counts of a KG, and what its loading skipped."""
-    from .graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     with _phase(f"loading {kg}") as done:
         graph = KnowledgeGraph.load(
@@ -227,8 +227,9 @@ def import_kg(
     ] = "en",
 ) -> None:
     """Import a KG into a snapshot (fast to open) or the canonical KG directory layout."""
-    from . import datasets, io, wikidata
-    from .graph import KnowledgeGraph
+    from kg2tool.kg import bundled as datasets
+    from kg2tool.kg import io, wikidata
+    from kg2tool.kg.graph import KnowledgeGraph
 
     if out.exists() and not overwrite:
         _fail(f"{out} exists; pass --overwrite to replace it")
@@ -330,9 +331,9 @@ def bench(
     ] = None,
 ) -> None:
     """Sampling, execution and matching throughput per pattern (median of repetitions)."""
-    from . import benchmark
-    from .graph import KnowledgeGraph
-    from .patterns import parse_patterns
+    from kg2tool import benchmark
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.patterns import parse_patterns
 
     try:
         thread_counts = [int(t) for t in threads.split(",") if t.strip()]
@@ -574,8 +575,8 @@ def generate(
     ] = False,
 ) -> None:
     """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
-    from .pipeline import GenerateConfig
-    from .pipeline import generate as run
+    from kg2tool.pipeline.driver import GenerateConfig
+    from kg2tool.pipeline.driver import generate as run
 
     flags = {
         "out": None if out is None else str(out),
@@ -634,9 +635,9 @@ def apis(
     """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
     import orjson
 
-    from .apis import ApiCatalog
-    from .atomic import write_bytes
-    from .graph import KnowledgeGraph
+    from kg2tool.atomic import write_bytes
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.tools.catalog import ApiCatalog
 
     catalog = ApiCatalog.from_graph(
         KnowledgeGraph.load(kg), style=style, overrides=overrides, list_apis=list_apis
@@ -665,7 +666,7 @@ def patterns_cmd(
     ] = None,
 ) -> None:
     """List the pattern library, or validate a pattern list and show its plans."""
-    from .patterns import LIBRARY, compile_pattern, parse_patterns
+    from kg2tool.patterns import LIBRARY, compile_pattern, parse_patterns
 
     if check is None:
         for name, spec in LIBRARY.items():
@@ -685,9 +686,9 @@ def call(
     kg: KgOption = "codex-s",
 ) -> None:
     """Run one API call over the KG and print the observation (errors are JSON too)."""
-    from .apis import ApiCatalog
-    from .graph import KnowledgeGraph
-    from .runtime import ToolRuntime
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.runtime import ToolRuntime
 
     graph = KnowledgeGraph.load(kg)
     result = ToolRuntime(graph, ApiCatalog.from_graph(graph, list_apis=True)).call(api, arguments)
@@ -725,8 +726,8 @@ def verify(
     ] = None,
 ) -> None:
     """Replay every call of every training sample against a KG; exit 1 if any no longer holds."""
-    from .graph import KnowledgeGraph
-    from .verify import verify_dataset
+    from kg2tool.dataset.verify import verify_dataset
+    from kg2tool.kg.graph import KnowledgeGraph
 
     if not dataset.exists():
         _fail(f"{dataset}: no such file or directory")
@@ -770,10 +771,10 @@ def serve(
     ] = 200,
 ) -> None:
     """Give an agent the KG's tools: an MCP server (stdio or streamable HTTP) over the runtime."""
-    from .apis import ApiCatalog
-    from .graph import KnowledgeGraph
-    from .runtime import ToolRuntime
-    from .serve import serve as run
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.serve import serve as run
+    from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.runtime import ToolRuntime
 
     graph = KnowledgeGraph.load(kg)
     catalog = ApiCatalog.from_graph(graph, style=style, overrides=overrides, list_apis=list_apis)
@@ -828,8 +829,8 @@ def eval_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Run a model (any OpenAI-compatible endpoint) as an agent on a dataset and score it exactly."""
-    from .evaluate import evaluate
-    from .graph import KnowledgeGraph
+    from kg2tool.evaluate import evaluate
+    from kg2tool.kg.graph import KnowledgeGraph
 
     target = out if out is not None else dataset / "eval"
     report = evaluate(
@@ -899,7 +900,7 @@ def betae(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Export a logical-query benchmark in the BetaE/KGReasoning layout (easy/hard answers)."""
-    from .betae import export_betae, parse_counts
+    from kg2tool.betae import export_betae, parse_counts
 
     report = export_betae(
         kg,

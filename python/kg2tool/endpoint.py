@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .atomic import write_text
-from .errors import InputError
+from kg2tool.atomic import write_text
+from kg2tool.errors import InputError
 
 __all__ = [
     "TRANSIENT_STATUS",

@@ -16,10 +16,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from . import _core
-from .errors import Kg2ToolError, PatternError, UnknownNameError
-from .graph import KnowledgeGraph
-from .patterns import JOIN, PatternSpec, Plan, compile_pattern, get_pattern, parse_spec
+from kg2tool import _core
+from kg2tool.errors import Kg2ToolError, PatternError, UnknownNameError
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.patterns import JOIN, PatternSpec, Plan, compile_pattern, get_pattern, parse_spec
 
 REJECT_REASONS: list[str] = list(_core.REJECT_REASONS)
 
@@ -403,7 +403,7 @@ def _as_join(plan: Plan) -> Plan:
     """The same conjunction compiled as a single JOIN op (for counting every grounding)."""
     if len(plan.joins) == 1 and plan.op_kind[-1] == JOIN:
         return plan
-    from .patterns.compile import Join
+    from kg2tool.patterns.compile import Join
 
     slot = {r: i for i, r in enumerate(plan.relation_slots)}
     anchor = {s: i for i, s in enumerate(plan.anchor_slots)}

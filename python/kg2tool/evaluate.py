@@ -2,10 +2,10 @@
 
 Any OpenAI-compatible chat completions endpoint (vLLM, Ollama, llama.cpp, OpenAI) plays the
 agent. Each sample's question and tools go to the model; every tool call it makes is executed
-by the :class:`~kg2tool.runtime.ToolRuntime` and its observation (a result or a structured
+by the :class:`~kg2tool.tools.runtime.ToolRuntime` and its observation (a result or a structured
 error) goes back; the model may call any of the sample's tools, in any order, fail and retry.
 An episode ends at a reply without calls, or after ``max_turns`` assistant turns. Episodes are
-scored by :func:`kg2tool.scoring.score_episode` and aggregated per pattern, per split and
+scored by :func:`kg2tool.samples.scoring.score_episode` and aggregated per pattern, per split and
 overall.
 
 Replies are cached on disk by the SHA-256 of the request (model, temperature, messages,
@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 import polars as pl
 
-from .atomic import write_bytes
-from .endpoint import (
+from kg2tool.atomic import write_bytes
+from kg2tool.endpoint import (
     ReplyCache,
     RequestFailure,
     RequestStopped,
@@ -41,9 +41,9 @@ from .endpoint import (
     post_with_retries,
     redact,
 )
-from .errors import READ_ERRORS, InputError, Kg2ToolError
-from .progress import ProgressBar
-from .scoring import score_episode
+from kg2tool.errors import READ_ERRORS, InputError, Kg2ToolError
+from kg2tool.progress import ProgressBar
+from kg2tool.samples.scoring import score_episode
 
 __all__ = [
     "AGENTS",
@@ -73,7 +73,7 @@ def load_samples(
     dataset: str | os.PathLike[str], split: str | None = "test", limit: int | None = None
 ) -> pl.DataFrame:
     """The samples of one split (``None``: all) of a dataset directory, in id order."""
-    from .verify import dataset_files
+    from kg2tool.dataset.verify import dataset_files
 
     cols = ["id", "pattern", "split", "question", "answers", "tools", "messages", "num_calls"]
     frames = []
@@ -444,8 +444,8 @@ def evaluate(
     The reply cache defaults to ``out/.eval-cache``. ``system``: a system message sent before
     each question (none by default: the datasets' conversations have none). ``key_env``: the
     environment variable holding the API key (never written anywhere)."""
-    from .apis import ApiCatalog
-    from .runtime import ToolRuntime
+    from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.runtime import ToolRuntime
 
     if agent not in AGENTS:
         raise InputError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")

@@ -1,10 +1,10 @@
 """``kg2tool serve``: the KG's APIs as a Model Context Protocol (MCP) server.
 
 Built on the official ``mcp`` SDK's low-level server (``pip install "kg2tool[serve]"``): the
-tool list is generated from the :class:`~kg2tool.apis.ApiCatalog` (every relation API, its
+tool list is generated from the :class:`~kg2tool.tools.catalog.ApiCatalog` (every relation API, its
 inverse, the set operations and optionally the list APIs), each with its JSON Schema, and
 listed in pages (``cursor`` = the offset of the next page) so clients cope with KGs of
-thousands of APIs. A call runs on the same :class:`~kg2tool.runtime.ToolRuntime` as
+thousands of APIs. A call runs on the same :class:`~kg2tool.tools.runtime.ToolRuntime` as
 ``kg2tool call`` and the datasets: the result is the JSON list of entity names (text content,
 and ``{"result": [...]}`` as structured content); a structured error (``unknown_api``,
 ``unknown_entity``, ...) comes back as a tool result marked ``isError`` with the error object,
@@ -20,7 +20,7 @@ import socket
 import sys
 from typing import Any
 
-from .errors import InputError
+from kg2tool.errors import InputError
 
 __all__ = ["PAGE_SIZE", "TRANSPORTS", "build_server", "serve"]
 

@@ -5,7 +5,7 @@ of every part's text for row ``i``; parts are a ``str`` (the same literal in eve
 :class:`Str` (a value of a column, optionally gathered by an index and/or written as a JSON
 string literal), :class:`Int` (decimal text) or :class:`Join` (a group of column values joined
 by a separator). The work is one pass of ``kg2tool._core.concat_text`` (cpp/text.h) over Arrow
-string buffers, with JSON escaping identical to orjson's (and :func:`kg2tool.trajectories.json_str`'s).
+string buffers, with JSON escaping identical to orjson's (and :func:`kg2tool.samples.calls.json_str`'s).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from kg2tool.patterns.library import (
     get_pattern,
     list_patterns,
     parse_patterns,
+    pattern_counts,
 )
 from kg2tool.patterns.syntax import (
     Atom,
@@ -74,5 +75,6 @@ __all__ = [
     "parse_formula",
     "parse_patterns",
     "parse_spec",
+    "pattern_counts",
     "query_graph",
 ]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import difflib
 import re
 
+import numpy as np
+
 from kg2tool.errors import PatternError, UnknownNameError
 from kg2tool.patterns.syntax import PatternSpec, parse_spec, pattern_error
 
@@ -175,3 +177,14 @@ def parse_patterns(text: str) -> list[tuple[PatternSpec, float]]:
             raise pattern_error(text, pos, msg) from None
         result.append((spec, weight))
     return result
+
+
+def pattern_counts(weights: list[float], total: int) -> list[int]:
+    """Split ``total`` by ``weights`` with the largest-remainder rule (deterministic)."""
+    w = np.asarray(weights, dtype=float)
+    exact = w / w.sum() * total
+    counts = np.floor(exact).astype(np.int64)
+    rest = total - int(counts.sum())
+    order = np.lexsort((np.arange(len(w)), -(exact - counts)))
+    counts[order[:rest]] += 1
+    return counts.tolist()

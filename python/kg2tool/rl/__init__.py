@@ -1,5 +1,5 @@
-"""The KG as an RL environment: the same tools (:class:`~kg2tool.runtime.ToolRuntime`) and the
-same exact reward (:func:`kg2tool.scoring.score_episode`) in the shapes RL frameworks read.
+"""The KG as an RL environment: the same tools (:class:`~kg2tool.tools.runtime.ToolRuntime`) and the
+same exact reward (:func:`kg2tool.samples.scoring.score_episode`) in the shapes RL frameworks read.
 
 - :mod:`kg2tool.rl.verl`: ``generate --format verl`` rows, a tool config, a tool class and
   ``compute_score`` for verl's multi-turn tool recipes;
@@ -19,11 +19,11 @@ __all__ = ["runtime_for"]
 
 @functools.lru_cache(maxsize=4)
 def runtime_for(kg: str, list_apis: bool = True) -> Any:
-    """One :class:`~kg2tool.runtime.ToolRuntime` per KG spec and process (reward workers and
+    """One :class:`~kg2tool.tools.runtime.ToolRuntime` per KG spec and process (reward workers and
     tool instances share it)."""
-    from kg2tool.apis import ApiCatalog
-    from kg2tool.graph import KnowledgeGraph
-    from kg2tool.runtime import ToolRuntime
+    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.runtime import ToolRuntime
 
     graph = KnowledgeGraph.load(kg)
     return ToolRuntime(graph, ApiCatalog.from_graph(graph, list_apis=list_apis))

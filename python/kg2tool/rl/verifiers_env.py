@@ -1,6 +1,6 @@
 """A PrimeIntellect ``verifiers`` (v1 stack, ``verifiers>=0.4``) environment over a kg2tool
-dataset: the KG's APIs as an MCP toolset run by the :class:`~kg2tool.runtime.ToolRuntime`, and
-the exact reward of :mod:`kg2tool.scoring` (F1 as the reward; exact match, precision and
+dataset: the KG's APIs as an MCP toolset run by the :class:`~kg2tool.tools.runtime.ToolRuntime`, and
+the exact reward of :mod:`kg2tool.samples.scoring` (F1 as the reward; exact match, precision and
 recall as metrics).
 
 ``load_environment(kg="codex-s", dataset="out/codex-s", split="train")`` returns the
@@ -31,7 +31,7 @@ from verifiers.v1.state import State
 from verifiers.v1.utils.decorators import metric, reward
 
 from kg2tool.rl import runtime_for
-from kg2tool.scoring import score_episode
+from kg2tool.samples.scoring import score_episode
 
 __all__ = [
     "KgData",
@@ -96,7 +96,7 @@ class KgData(TaskData):
 
 
 class KgTask(Task[KgData, State, TaskConfig]):
-    """One sample: its question as the prompt; scored by :func:`kg2tool.scoring.score_episode`."""
+    """One sample: its question as the prompt; scored by :func:`kg2tool.samples.scoring.score_episode`."""
 
     def _score(self, trace: Any) -> Any:
         rt = runtime_for(self.data.kg)

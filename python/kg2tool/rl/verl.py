@@ -12,7 +12,7 @@ warm-up set), ``DIR/verl/{split}.parquet`` with the columns verl's RL datasets r
 and ``DIR/verl/tool_config.yaml``: every API the samples offer, as a tool of class
 :class:`KgTool` (which runs calls on the runtime of ``config.kg``). The reward is
 :func:`compute_score` (``custom_reward_function.path`` = this file), the exact scorer of
-:mod:`kg2tool.scoring` applied to the rollout text: tool responses are read from Hermes-style
+:mod:`kg2tool.samples.scoring` applied to the rollout text: tool responses are read from Hermes-style
 ``<tool_response>`` blocks and calls from ``<tool_call>`` blocks (the Qwen2.5/Qwen3 chat
 templates verl's multi-turn examples use), the final reply is the text after the last tool
 response. A rollout that ends on a call has no final reply and scores 0.
@@ -21,104 +21,28 @@ response. A rollout that ends on a call has no final reply and scores 0.
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import polars as pl
-
+from kg2tool.dataset.verl import ABILITY, SYSTEM_PROMPT, TOOL_CLASS, write_verl
 from kg2tool.rl import runtime_for
-from kg2tool.scoring import score_episode
+from kg2tool.samples.scoring import score_episode
 
-__all__ = ["SYSTEM_PROMPT", "KgTool", "compute_score", "parse_solution", "write_verl"]
+__all__ = [
+    "ABILITY",
+    "SYSTEM_PROMPT",
+    "TOOL_CLASS",
+    "KgTool",
+    "compute_score",
+    "parse_solution",
+    "write_verl",
+]
 
-SYSTEM_PROMPT = (
-    "Answer the question with the tools. Pass entity names exactly as the tools return them. "
-    "When you know the answer, reply without calling a tool and give the answers as a JSON "
-    'list of names, e.g. The answers are: ["A", "B"].'
-)
-ABILITY = "kg_tool_use"
-TOOL_CLASS = "kg2tool.rl.verl.KgTool"
 
 _RESPONSE = re.compile(r"<tool_response>\s*(.*?)\s*</tool_response>", re.DOTALL)
 _CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 _ROLE = re.compile(r"(<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|^\s*(assistant|user)\s*$)", re.M)
-
-
-def write_verl(out: Path, files: Sequence[Path], kg: Any, kg_spec: str) -> list[str]:
-    """Write ``verl/{split}.parquet`` and ``verl/tool_config.yaml`` from a run's shards;
-    returns their paths relative to ``out``."""
-    import yaml
-
-    from kg2tool.apis import ApiCatalog
-    from kg2tool.runtime import ToolRuntime
-
-    shards = [f for f in files if f.suffix == ".parquet"]
-    cols = ["id", "split", "pattern", "question", "answers", "tools"]
-    frame = pl.concat([pl.read_parquet(f, columns=cols) for f in shards]).sort("id")
-    rt = ToolRuntime(kg, ApiCatalog.from_graph(kg, list_apis=True))
-    name_of = dict(zip(rt.keys, rt.names, strict=True))
-    source = f"kg2tool/{Path(kg_spec).name or kg_spec}"
-    target = out / "verl"
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    offered: dict[str, dict[str, Any]] = {}
-    for (split,), part in frame.group_by("split", maintain_order=True):
-        rows = []
-        for i, r in enumerate(part.iter_rows(named=True)):
-            for t in json.loads(r["tools"]):
-                offered.setdefault(t["function"]["name"], t)
-            rows.append(
-                {
-                    "data_source": source,
-                    "prompt": [
-                        {"role": "system", "content": SYSTEM_PROMPT},
-                        {"role": "user", "content": r["question"]},
-                    ],
-                    "ability": ABILITY,
-                    "reward_model": {
-                        "style": "rule",
-                        "ground_truth": [name_of[k] for k in r["answers"]],
-                    },
-                    "extra_info": {
-                        "index": i,
-                        "id": r["id"],
-                        "split": split,
-                        "pattern": r["pattern"],
-                        "kg": kg_spec,
-                        "tools": r["tools"],
-                    },
-                }
-            )
-        path = target / f"{split}.parquet"
-        _atomic(path, lambda p, rows=rows: pl.DataFrame(rows).write_parquet(p))
-        written.append(f"verl/{split}.parquet")
-    order = {n: i for i, n in enumerate(rt.catalog.names)}
-    config = {
-        "tools": [
-            {
-                "class_name": TOOL_CLASS,
-                "config": {"type": "native", "kg": kg_spec},
-                "tool_schema": offered[n],
-            }
-            for n in sorted(offered, key=lambda n: order.get(n, len(order)))
-        ]
-    }
-    text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
-    _atomic(target / "tool_config.yaml", lambda p: p.write_text(text, encoding="utf-8"))
-    return [*sorted(written), "verl/tool_config.yaml"]
-
-
-def _atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def parse_solution(solution_str: str) -> list[dict[str, Any]]:
@@ -161,7 +85,7 @@ def parse_solution(solution_str: str) -> list[dict[str, Any]]:
 def compute_score(
     data_source: str, solution_str: str, ground_truth: Any, extra_info: dict | None = None
 ) -> dict[str, float]:
-    """verl reward: ``score`` = F1 of the rollout's answer set (:mod:`kg2tool.scoring`), plus
+    """verl reward: ``score`` = F1 of the rollout's answer set (:mod:`kg2tool.samples.scoring`), plus
     exact match, precision and recall. Labels count as names when ``extra_info["kg"]`` is a
     KG this process can load (else display names only)."""
     if isinstance(ground_truth, str):

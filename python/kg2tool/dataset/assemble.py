@@ -4,7 +4,7 @@
 verified sample with the columns ``id, pattern, formula, bindings, question, answers,
 answer_labels, tools, messages, num_calls, split`` plus provenance (``trace``, ``grounding``),
 ``record`` (the line written for the format; left out with ``with_record=False`` where the
-line is a concatenation of other columns, see :func:`kg2tool.formats.record_parts`), ``empty``
+line is a concatenation of other columns, see :func:`kg2tool.samples.formats.record_parts`), ``empty``
 and ``recovery`` flags.
 ``frame.attrs``-like counters are returned by :func:`build_shard` as a ``report`` dict.
 
@@ -33,23 +33,11 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import LIST_KIND, ApiCatalog
 from kg2tool.atomic import atomic_file, write_bytes
-from kg2tool.card import CARD_COLUMNS, card_examples, card_stats, write_card
+from kg2tool.dataset.card import CARD_COLUMNS, card_examples, card_stats, write_card
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
-from kg2tool.formats import (
-    FORMATS,
-    ToolFragments,
-    build_records,
-    dataset_info_entry,
-    record_parts,
-)
-from kg2tool.lexicon import RAW_KEY_PATTERN
-from kg2tool.patterns import JOIN
-from kg2tool.pipeline import pattern_counts
-from kg2tool.runtime import ToolRuntime
-from kg2tool.textops import Str, Strings, write_lines
-from kg2tool.trajectories import (
+from kg2tool.patterns import JOIN, pattern_counts
+from kg2tool.samples.calls import (
     CALL_STYLES,
     MAX_JOIN_CALLS,
     UnsupportedPlanError,
@@ -58,13 +46,24 @@ from kg2tool.trajectories import (
     join_call_counts,
     verify_many,
 )
-from kg2tool.verbalize import (
+from kg2tool.samples.formats import (
+    FORMATS,
+    ToolFragments,
+    build_records,
+    dataset_info_entry,
+    record_parts,
+)
+from kg2tool.samples.questions import (
     RAW_ID_PATTERN,
     RelationLexicon,
     build_lexicon,
     mix_hash,
     verbalize_linted,
 )
+from kg2tool.textops import Str, Strings, write_lines
+from kg2tool.tools.catalog import LIST_KIND, ApiCatalog
+from kg2tool.tools.lexicon import RAW_KEY_PATTERN
+from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = [
     "COLUMNS",
@@ -514,15 +513,15 @@ def _build_once(
 
     ``set_ops``: ``"thought"`` (set operations explained in the thoughts) or ``"tools"``
     (calls of the set-operation APIs). ``call_style``: ``"single"`` (one call per entity) or
-    ``"batched"`` (one list-API call per projection op, see :mod:`kg2tool.trajectories`).
+    ``"batched"`` (one list-API call per projection op, see :mod:`kg2tool.samples.calls`).
     Queries of JOIN (cyclic) patterns whose trajectory would need more than
     ``max_join_calls`` calls are dropped (``join_too_many_calls``).
 
     Every per-sample choice (template, distractors, split) is seeded by (seed, the query's
     pattern position and stream index), so a sample does not depend on which shard it is in.
-    ``paraphraser`` (a :class:`kg2tool.paraphrase.Paraphraser`) rewrites a seeded share of
+    ``paraphraser`` (a :class:`kg2tool.dataset.paraphrase.Paraphraser`) rewrites a seeded share of
     the questions and adds the ``question_template`` column. ``with_record=False``: no
-    ``record`` column where :func:`kg2tool.formats.record_parts` can write the lines from the
+    ``record`` column where :func:`kg2tool.samples.formats.record_parts` can write the lines from the
     other columns (openai; the pipeline writes them straight to the JSONL files).
     """
     if format not in FORMATS:
@@ -592,7 +591,7 @@ def _build_once(
         else _empty_frame()
     )
     if paraphraser is not None:
-        from kg2tool.paraphrase import attach_templates
+        from kg2tool.dataset.paraphrase import attach_templates
 
         frame = attach_templates(frame, items)
     frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
@@ -904,7 +903,7 @@ def _write_lines(path: Path, col: pl.Series) -> None:
 @dataclass
 class Lines:
     """Record lines to write: ``n`` rows of :mod:`kg2tool.textops` parts, each row then a
-    newline (see :func:`kg2tool.formats.record_parts`)."""
+    newline (see :func:`kg2tool.samples.formats.record_parts`)."""
 
     n: int
     parts: list[Any]
@@ -1071,7 +1070,7 @@ def finalize_outputs(
     the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card. ``merged``:
     JSONL split files already assembled (in shard order) and their sizes, renamed into place
     (then ``files`` lists no shard record files). ``report`` and ``sections`` go to
-    :func:`kg2tool.card.write_card`."""
+    :func:`kg2tool.dataset.card.write_card`."""
     del kg
     records = sorted(f for f in files if f.startswith("records/"))
     by_split: dict[str, list[str]] = {}

@@ -1,7 +1,7 @@
 """Read and write KGs as files: triple files (TSV/CSV/Parquet), RDF dumps, canonical directories.
 
-Every reader returns a :class:`~kg2tool.tables.KGTables` of string keys; mapping keys to
-ids is the graph build's job (``kg2tool.graph``). Readers keep duplicate triples (the graph
+Every reader returns a :class:`~kg2tool.kg.tables.KGTables` of string keys; mapping keys to
+ids is the graph build's job (``kg2tool.kg.graph``). Readers keep duplicate triples (the graph
 build drops and counts them) and raise :class:`~kg2tool.errors.InputError` naming the file,
 the 1-based line and, where it helps, the 1-based column of the first problem.
 
@@ -21,7 +21,7 @@ TSV files have no quoting: a field runs from tab to tab, quotes are ordinary cha
 CSV files are read as CSV (double quotes). Empty label/description fields mean "none".
 Label/type rows naming keys outside the triples are skipped and counted (``strict=True``:
 an error). Writers replace tabs and newlines inside labels and descriptions by spaces
-(:func:`kg2tool.tables.clean_text`, the graph build does the same). Benchmark folders
+(:func:`kg2tool.kg.tables.clean_text`, the graph build does the same). Benchmark folders
 (``train.txt`` ...) are read by :func:`read_benchmark_dir`, see its label file list.
 """
 
@@ -40,7 +40,7 @@ import polars as pl
 
 from kg2tool.atomic import atomic_dir
 from kg2tool.errors import READ_ERRORS, InputError
-from kg2tool.tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables, clean_text
+from kg2tool.kg.tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables, clean_text
 
 __all__ = [
     "SPLIT_FILES",

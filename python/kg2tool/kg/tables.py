@@ -1,6 +1,6 @@
 """The string-keyed tables of a KG, as every loader returns them and the graph builder takes them.
 
-Loaders (``kg2tool.io``) parse files into a :class:`KGTables`; ``kg2tool.graph`` maps the
+Loaders (``kg2tool.kg.io``) parse files into a :class:`KGTables`; ``kg2tool.kg.graph`` maps the
 string keys to dense int32 ids and builds the native CSR. Keeping this seam small lets a
 user bring triples from anywhere (a DataFrame of their own) without going through files.
 """

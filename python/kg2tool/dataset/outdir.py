@@ -18,8 +18,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .atomic import file_mode
-from .errors import InputError
+from kg2tool.atomic import file_mode
+from kg2tool.errors import InputError
 
 try:
     import fcntl

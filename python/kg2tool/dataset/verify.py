@@ -1,9 +1,9 @@
 """Re-verify written training data against a KG (the same one or an updated one).
 
 ``verify_dataset`` checks what trainers read: the records of the format's JSON / JSONL files
-and the Parquet ``messages`` column (parsed back by :mod:`kg2tool.readback`), plus the
+and the Parquet ``messages`` column (parsed back by :mod:`kg2tool.samples.readback`), plus the
 provenance ``trace`` of each Parquet row. Every call of every sample is replayed through
-:class:`~kg2tool.runtime.ToolRuntime` (relation calls, list calls ``<name>_batch`` and
+:class:`~kg2tool.tools.runtime.ToolRuntime` (relation calls, list calls ``<name>_batch`` and
 set-operation calls alike), and every failure is counted, none skipped:
 
 - ``observation_changed``: a call's replayed result differs from the recorded observation
@@ -35,8 +35,14 @@ import numpy as np
 import orjson
 import polars as pl
 
-from .errors import READ_ERRORS, InputError
-from .readback import ReadCall, ReadSample, read_file, sample_of_record, samples_of_messages
+from kg2tool.errors import READ_ERRORS, InputError
+from kg2tool.samples.readback import (
+    ReadCall,
+    ReadSample,
+    read_file,
+    sample_of_record,
+    samples_of_messages,
+)
 
 __all__ = ["VerifyReport", "dataset_files", "stated_answers", "verify_dataset"]
 
@@ -185,8 +191,8 @@ class _Checker:
     """Replays calls once per distinct (name, arguments) and records failures."""
 
     def __init__(self, kg: Any) -> None:
-        from .apis import ApiCatalog
-        from .runtime import ToolRuntime
+        from kg2tool.tools.catalog import ApiCatalog
+        from kg2tool.tools.runtime import ToolRuntime
 
         # with the list APIs: call_style="batched" datasets call them (the other names are the same)
         self.kg = kg
@@ -443,7 +449,7 @@ def verify_dataset(
 
 def _check_answers(checker: _Checker, entries: list[_Entry]) -> None:
     """Recompute each sample's answers natively from formula + bindings (one run per formula)."""
-    from .engine import execute_queries, resolve_pattern
+    from kg2tool.engine import execute_queries, resolve_pattern
 
     kg = checker.kg
     ent_index = dict(zip(kg.entities["key"].to_list(), range(kg.num_entities), strict=True))

@@ -3,14 +3,14 @@
 A relation is phrased as a noun phrase around its argument: ``prefix + x + suffix``, one for
 each direction ("the birthplace of {x}", "the people born in {x}"), with the lexicon's plural,
 predicate ("was born in {x}") and direct question ("Where was {x} born?"). The phrases come
-from the resolved relation lexicon (:mod:`kg2tool.lexicon`: shipped lexicons, a user's file,
+from the resolved relation lexicon (:mod:`kg2tool.tools.lexicon`: shipped lexicons, a user's file,
 a grammatical fallback). A question composes these phrases along the compiled plan:
 projections nest, intersections become "both A and B" (or one predicate, "Who was born in X
 and died in Y?"), differences name the kept set first and whole ("Among A, which are not
 B?"), unions "either A or B", and the top op picks one of several templates (interrogative or
 imperative, question word from the answer type: "who" for people, "which cities" when the
 answers reliably share a type). :func:`verbalize_linted` redraws a template whose question
-fails the lint (:mod:`kg2tool.lint`).
+fails the lint (:mod:`kg2tool.samples.lint`).
 
 Everything is vectorised: one Polars expression per template over all rows of a pattern; the
 template is chosen by a hash of (seed, query id), so the same seed gives the same questions.
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kg2tool.apis import ApiCatalog
 from kg2tool.errors import InputError
-from kg2tool.lexicon import is_plural_noun, resolve_lexicon, verb_lemma, with_article
-from kg2tool.lexicon import plural as _plural_noun
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
+from kg2tool.tools.catalog import ApiCatalog
+from kg2tool.tools.lexicon import is_plural_noun, resolve_lexicon, verb_lemma, with_article
+from kg2tool.tools.lexicon import plural as _plural_noun
 
 __all__ = [
     "RAW_ID_PATTERN",
@@ -91,7 +91,7 @@ _HEAD_VERBS = {"contains": "contain", "has": "have", "is": "are", "was": "were"}
 
 
 def _is_plural_word(word: str) -> bool:
-    """Whether a head noun is plural (:func:`kg2tool.lexicon.is_plural_noun`)."""
+    """Whether a head noun is plural (:func:`kg2tool.tools.lexicon.is_plural_noun`)."""
     return is_plural_noun(word)
 
 
@@ -211,7 +211,7 @@ def build_lexicon(
     overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> RelationLexicon:
     """The question lexicon of a KG, from the catalogue's resolved relation lexicon (shipped
-    lexicons, user overrides, grammatical fallback; :mod:`kg2tool.lexicon`); ``overrides``
+    lexicons, user overrides, grammatical fallback; :mod:`kg2tool.tools.lexicon`); ``overrides``
     given here win over the catalogue's."""
     catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
     entries = catalog.lexicon
@@ -477,7 +477,7 @@ def _join_phrase(
     ("where that birthplace is also ..."), a variable named by its path or, once named, by a
     demonstrative of its head noun when no other variable shares it. A condition that only
     repeats the phrase it qualifies is left out (it holds by construction)."""
-    from kg2tool.trajectories import _CLOSE, _TREE, join_steps
+    from kg2tool.samples.calls import _CLOSE, _TREE, join_steps
 
     n = relation_ids.shape[0]
     join = plan.joins[int(plan.op_arg[k])]
@@ -583,7 +583,7 @@ def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
     while int(plan.op_kind[k]) in (INTERSECT, UNION, DIFFERENCE):
         k = plan.inputs(k)[0]
     if int(plan.op_kind[k]) == JOIN:  # the tree atom that gives the answer variable
-        from kg2tool.trajectories import _TREE, join_steps
+        from kg2tool.samples.calls import _TREE, join_steps
 
         f = int(plan.joins[int(plan.op_arg[k])].answer_var)
         for role, slot, d, _, dst in join_steps(plan, k):
@@ -646,12 +646,12 @@ def verbalize_linted(
     seed: int = 0,
 ) -> tuple[pl.Series, pl.Series]:
     """:func:`verbalize` whose template choice is redrawn where the question fails the lint
-    (:func:`kg2tool.lint.lint_texts`, on the template with placeholder anchor names, so a
+    (:func:`kg2tool.samples.lint.lint_texts`, on the template with placeholder anchor names, so a
     name such as "Duran Duran" is not taken for a doubled word): the seeded choice first,
     then the next templates in turn. Returns (questions, lint reason per row): the reason
     is null for a question that passes, else the first template's reason and a null
     question."""
-    from kg2tool.lint import lint_distinct
+    from kg2tool.samples.lint import lint_distinct
 
     n = len(query_ids)
     # With placeholder names a probe question depends on the row's relations only: build

@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import _core
-from .errors import InputError, SnapshotError, UnknownNameError
-from .lexicon import entity_name_expr
-from .snapshot import is_snapshot, load_snapshot, save_snapshot
-from .tables import KGTables, clean_text
+from kg2tool import _core
+from kg2tool.errors import InputError, SnapshotError, UnknownNameError
+from kg2tool.kg.snapshot import is_snapshot, load_snapshot, save_snapshot
+from kg2tool.kg.tables import KGTables, clean_text
+from kg2tool.tools.lexicon import entity_name_expr
 
 MAX_ENTITIES = 2**31 - 1
 #: A table, or a loader that reads it on first use.
@@ -34,7 +34,7 @@ def _text_table(
 ) -> pl.DataFrame:
     """id/key/label/description frame for sorted ``keys``; label falls back to the key (with
     ``key_names``, a key made of words is turned into them: "population_group" ->
-    "population group", see :func:`kg2tool.lexicon.entity_name_expr`)."""
+    "population group", see :func:`kg2tool.tools.lexicon.entity_name_expr`)."""
     base = pl.DataFrame({"id": pl.int_range(0, len(keys), dtype=pl.Int32, eager=True), "key": keys})
     fallback = entity_name_expr(pl.col("key")) if key_names else pl.col("key")
     if source is None or source.height == 0:
@@ -88,12 +88,12 @@ def _key_series(offsets: np.ndarray, data: np.ndarray) -> pl.Series:
 def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGraph | None:
     """A plain tab-separated triples file read natively (keys hashed once, no string frames).
 
-    Only for what the native reader does exactly as :func:`kg2tool.io.read_triples` would:
+    Only for what the native reader does exactly as :func:`kg2tool.kg.io.read_triples` would:
     an uncompressed .tsv/.txt, tab separator, columns 0, 1, 2; the header line is detected
     here. Anything else, and any file the native reader gives up on (a malformed line, a
     blank line, bytes that are not UTF-8), returns None: the general reader names the place.
     """
-    from .io import _format_of, _looks_like_header
+    from kg2tool.kg.io import _format_of, _looks_like_header
 
     suffix, gz = _format_of(path)
     fmt = str(options.get("format") or suffix).lower().lstrip(".")
@@ -143,7 +143,7 @@ def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGra
 
 
 def _role_order(fields: list[str]) -> list[int] | None:
-    from .io import _role_columns
+    from kg2tool.kg.io import _role_columns
 
     return _role_columns(fields)
 
@@ -308,9 +308,10 @@ class KnowledgeGraph:
 
         ``strict`` makes label/type rows naming keys outside the triples an error instead of
         skipped and counted; ``read_options`` (``separator``, ``columns``, ``has_header``,
-        ``format``) go to :func:`kg2tool.io.read_triples` for a single file.
+        ``format``) go to :func:`kg2tool.kg.io.read_triples` for a single file.
         """
-        from . import datasets, io
+        from kg2tool.kg import bundled as datasets
+        from kg2tool.kg import io
 
         path = Path(name_or_path)
         if path.is_dir():
@@ -361,7 +362,7 @@ class KnowledgeGraph:
         cls, path: str | os.PathLike[str], *, verify: bool | None = None
     ) -> KnowledgeGraph:
         """Memory-map a snapshot. By default the cheap check only (manifest, sizes, headers,
-        checksums of small files; see :mod:`kg2tool.snapshot`) and names read on first use;
+        checksums of small files; see :mod:`kg2tool.kg.snapshot`) and names read on first use;
         ``verify=True`` (or :meth:`validate` later) checks every checksum and CSR invariant
         now, ``verify=False`` the invariants without checksums."""
         arrays, loaders, meta = load_snapshot(path, verify=verify)
@@ -388,7 +389,7 @@ class KnowledgeGraph:
         checksum, in parallel; raises SnapshotError (or ValueError for an in-memory graph)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from .snapshot import verify_checksums
+        from kg2tool.kg.snapshot import verify_checksums
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             crc = (

@@ -22,7 +22,7 @@ APIs, set operations) that is not a string or does not resolve is named with its
 the message starts ``humans[2]: ...`` and the error adds ``"argument": "humans"`` and
 ``"position": 2`` (0-based); the first bad entity of the list is reported.
 
-List APIs (``kind="relation_list"``, see :mod:`kg2tool.apis`) take a list of names and return
+List APIs (``kind="relation_list"``, see :mod:`kg2tool.tools.catalog`) take a list of names and return
 the *union* of every entity's neighbours as one flat list, in the same (label, key) order and
 encoding as any result, without duplicates. A flat union, not a per-entity mapping: it is the
 set the next step of a multi-hop query works on (the next list call takes it back as is), it
@@ -42,7 +42,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from kg2tool.apis import LIST_KIND, Api, ApiCatalog, close_api_names
+from kg2tool.tools.catalog import LIST_KIND, Api, ApiCatalog, close_api_names
 
 __all__ = ["CallResult", "ToolRuntime"]
 

@@ -23,7 +23,7 @@ turned into trajectories: :class:`UnsupportedPlanError` says so and the dataset 
 those patterns.
 
 ``call_style="batched"`` (the runtime's catalogue must have the list APIs,
-:meth:`kg2tool.apis.ApiCatalog.with_list_apis`): every ``PROJECT`` op is ONE call of its
+:meth:`kg2tool.tools.catalog.ApiCatalog.with_list_apis`): every ``PROJECT`` op is ONE call of its
 relation's list API, ``get_x_of_y_batch({"ys": [the whole input set, in result order]})``,
 whose observation is the union of the neighbours, i.e. exactly the op's set (the next call's
 list argument, or a set operation's input); an op with an empty input set has no call, as in
@@ -58,13 +58,13 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from kg2tool.apis import LIST_KIND
 from kg2tool.errors import Kg2ToolError
-from kg2tool.lexicon import with_article
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
-from kg2tool.runtime import ToolRuntime
+from kg2tool.samples.questions import RelationLexicon, mix_hash, name_list_text
 from kg2tool.textops import Int, Join, Str, Strings, concat, concat_built
-from kg2tool.verbalize import RelationLexicon, mix_hash, name_list_text
+from kg2tool.tools.catalog import LIST_KIND
+from kg2tool.tools.lexicon import with_article
+from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = [
     "ANSWER_PREFIX",

@@ -69,7 +69,7 @@ FIELDS = frozenset(
     }
 )
 GENERIC = "entity"
-SHIPPED_DIR = Path(__file__).parent / "data" / "lexicons"
+SHIPPED_DIR = Path(__file__).parent.parent / "data" / "lexicons"
 WIKIDATA_FILE = "wikidata"
 _WIKIDATA_KEY = re.compile(r"^P\d+$")
 _PREPS = frozenset(
@@ -888,6 +888,6 @@ def _gloss(desc: str | None, key: str = "") -> str:
     key_words = set(re.findall(r"[a-z0-9]+", key.lower()))
     if set(re.findall(r"[a-z0-9]+", desc.lower())) <= key_words:
         return ""
-    from kg2tool.apis import clean_description
+    from kg2tool.tools.catalog import clean_description
 
     return clean_description(desc).split("\n", 1)[0].rstrip(".")

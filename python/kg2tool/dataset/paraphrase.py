@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import polars as pl
 
-from .endpoint import (
+from kg2tool.endpoint import (
     ReplyCache,
     RequestFailure,
     auth_headers,
@@ -54,8 +54,8 @@ from .endpoint import (
     post_with_retries,
     redact,
 )
-from .errors import InputError, Kg2ToolError
-from .verbalize import RAW_ID_PATTERN, mix_hash
+from kg2tool.errors import InputError, Kg2ToolError
+from kg2tool.samples.questions import RAW_ID_PATTERN, mix_hash
 
 __all__ = [
     "CACHE_DIR",
@@ -231,7 +231,7 @@ class Paraphraser:
     """Paraphrases questions through an OpenAI-compatible chat completions endpoint.
 
     ``with Paraphraser(config, cache_dir=out / CACHE_DIR) as p: p.paraphrase(questions, names)``.
-    Pass one to :func:`kg2tool.dataset.build_from_batches` (``paraphraser=``) to paraphrase
+    Pass one to :func:`kg2tool.dataset.assemble.build_from_batches` (``paraphraser=``) to paraphrase
     the questions of a shard; counters go to ``report["paraphrase"]``.
     """
 

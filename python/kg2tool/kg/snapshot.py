@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .atomic import atomic_dir
-from .errors import READ_ERRORS, SnapshotError
+from kg2tool.atomic import atomic_dir
+from kg2tool.errors import READ_ERRORS, SnapshotError
 
 FORMAT = "kg2tool-snapshot"
 VERSION = 1

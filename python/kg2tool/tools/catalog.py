@@ -2,11 +2,11 @@
 
 Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names, descriptions
 and the type words of both sides come from the resolved relation lexicon
-(:mod:`kg2tool.lexicon`: shipped lexicons, a user's overrides file, a grammatical fallback from
+(:mod:`kg2tool.tools.lexicon`: shipped lexicons, a user's overrides file, a grammatical fallback from
 the label); a side's type word, when no lexicon gives one, is the most specific type covering at
 least 80% of the relation's entities on that side, else a general word (person, place,
 organization, work) or "entity". Three set operations are offered as tools too. The catalogue
-only describes; :mod:`kg2tool.runtime` executes it over the graph.
+only describes; :mod:`kg2tool.tools.runtime` executes it over the graph.
 
 Naming (style ``"kg2tool"``, the paper's): forward ``get_<relation words>_of_<head type>``,
 inverse from a phrasing table when it knows the relation (``find_people_born_in``) else
@@ -43,7 +43,7 @@ import orjson
 import polars as pl
 
 from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.lexicon import (
+from kg2tool.tools.lexicon import (
     FIELDS,
     Entry,
     a_an,
@@ -397,7 +397,7 @@ def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tu
 def load_overrides(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, dict]:
     """Read a TOML/YAML overrides file (or take a mapping): relation key -> fields; validated.
 
-    The format is a relation lexicon's (docs/LEXICONS.md; :func:`kg2tool.lexicon.read_lexicon`)."""
+    The format is a relation lexicon's (docs/LEXICONS.md; :func:`kg2tool.tools.lexicon.read_lexicon`)."""
     return read_lexicon(source)
 
 
@@ -761,7 +761,7 @@ class ApiCatalog:
 
     def write_manifest(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`manifest` as JSON atomically (temp file + rename)."""
-        from .atomic import write_bytes
+        from kg2tool.atomic import write_bytes
 
         data = orjson.dumps(self.manifest(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         return write_bytes(path, data + b"\n", fsync=True)

@@ -8,7 +8,7 @@ The shard is the unit of work, of resume and of distribution:
    (config, seed, shard id).
 2. A worker turns a shard's groundings into verified samples (exact sets re-executed
    natively, questions, trajectories, the chosen format; samples it drops are replaced by
-   queries it draws itself, see :func:`kg2tool.dataset.build_from_batches`) and writes its Parquet files
+   queries it draws itself, see :func:`kg2tool.dataset.assemble.build_from_batches`) and writes its Parquet files
    atomically (temporary name, then rename), its JSONL records into the split files being
    assembled in shard order (:class:`_SplitParts`), then a completion marker.
 3. When every shard has its marker, the driver renames the split files into place and writes
@@ -41,9 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from . import atomic, lexicon, outdir, paraphrase
-from .errors import InputError, Kg2ToolError
-from .progress import ProgressBar
+from kg2tool import atomic
+from kg2tool.dataset import outdir, paraphrase
+from kg2tool.errors import InputError, Kg2ToolError
+from kg2tool.patterns import pattern_counts
+from kg2tool.progress import ProgressBar
+from kg2tool.tools import lexicon
 
 try:  # the split-file lock (_SplitParts); without it only the driver merges records
     import fcntl
@@ -98,19 +101,19 @@ class GenerateConfig:
     # APIs (get_intersection_of, ...). Left out of to_dict (dumps, resume hash) at the default.
     set_ops: str = "thought"
     # "single": one relation call per entity; "batched": one list-API call per projection op
-    # (kg2tool.trajectories). Left out of to_dict (dumps, resume hash) at the default.
+    # (kg2tool.samples.calls). Left out of to_dict (dumps, resume hash) at the default.
     call_style: str = "single"
     # Show entities without a name (opaque keys such as Q42) in samples; off by default, when
     # such samples are dropped (raw_key_entity). Left out of to_dict at the default.
     allow_raw_keys: bool = False
     # Comma-separated shell-style patterns of relation / entity keys or labels to leave out
-    # (kg2tool.dataset.build_from_batches). Left out of to_dict while empty.
+    # (kg2tool.dataset.assemble.build_from_batches). Left out of to_dict while empty.
     exclude_relations: str = ""
     exclude_entities: str = ""
     # A relation lexicon / overrides file (docs/LEXICONS.md) winning over the shipped ones.
     # Left out of to_dict while unset.
     overrides: str | None = None
-    # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.paraphrase); off unless
+    # Paraphrasing through an OpenAI-compatible endpoint (kg2tool.dataset.paraphrase); off unless
     # paraphrase_url is set. Left out of to_dict (dumps, resume hash) while off.
     paraphrase_url: str | None = None
     paraphrase_model: str | None = None
@@ -309,17 +312,6 @@ class GenerateReport:
         )
 
 
-def pattern_counts(weights: list[float], total: int) -> list[int]:
-    """Split ``total`` by ``weights`` with the largest-remainder rule (deterministic)."""
-    w = np.asarray(weights, dtype=float)
-    exact = w / w.sum() * total
-    counts = np.floor(exact).astype(np.int64)
-    rest = total - int(counts.sum())
-    order = np.lexsort((np.arange(len(w)), -(exact - counts)))
-    counts[order[:rest]] += 1
-    return counts.tolist()
-
-
 def shard_counts(count: int, num_shards: int) -> list[int]:
     """Split ``count`` evenly over shards, the first ones taking the remainder."""
     base, extra = divmod(count, num_shards)
@@ -353,7 +345,9 @@ class Generator:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log or (lambda msg: None)
         self.hash = config.content_hash()
-        self.overwrite = overwrite  # replace a previous run's own files (see kg2tool.outdir)
+        self.overwrite = (
+            overwrite  # replace a previous run's own files (see kg2tool.dataset.outdir)
+        )
         self._lock: outdir.OutputLock | None = None
         self._created = False  # whether this run made the output directory
         self._was_empty = False  # or found it empty
@@ -460,7 +454,7 @@ class Generator:
         """Names of the patterns the format cannot express at all (from their plans, before
         sampling: their share goes to the others, so the run still writes every sample asked);
         InputError when that is every pattern."""
-        from .formats import xlam_expressible
+        from kg2tool.samples.formats import xlam_expressible
 
         cfg = self.config
         if cfg.format != "xlam":
@@ -491,9 +485,9 @@ class Generator:
                 self.out.rmdir()
 
     def _run(self) -> GenerateReport:
-        from .engine import QueryStream
-        from .graph import KnowledgeGraph
-        from .patterns import parse_patterns
+        from kg2tool.engine import QueryStream
+        from kg2tool.kg.graph import KnowledgeGraph
+        from kg2tool.patterns import parse_patterns
 
         t0 = time.perf_counter()
         cfg = self.config
@@ -645,7 +639,7 @@ class Generator:
         """Manifest, config and dataset card, once every shard is complete. ``merged``: the
         split files assembled from every shard's records and their sizes (see
         :class:`_SplitParts`), renamed into place here."""
-        from . import dataset
+        from kg2tool.dataset import assemble as dataset
 
         done = self.done_shards(num_shards)
         missing = sorted(set(range(num_shards)) - set(done))
@@ -658,7 +652,7 @@ class Generator:
             files += sorted(f"{split}.jsonl" for split in merged[0])
         rl_files: list[str] = []
         if self.config.format == "verl":  # the RL rows and tool config, from the shards
-            from .rl.verl import write_verl
+            from kg2tool.dataset.verl import write_verl
 
             rl_files = write_verl(self.out, [self.out / f for f in files], kg, str(self.config.kg))
         manifest = {
@@ -776,11 +770,11 @@ class _SplitParts:
     def write_shard(
         self, shard: int, records: dict[str, Any], info: dict[str, Any], *, direct: bool
     ) -> None:
-        """Put a shard's records (per split, :class:`kg2tool.dataset.Lines`) in place, then
+        """Put a shard's records (per split, :class:`kg2tool.dataset.assemble.Lines`) in place, then
         write its marker (``info`` plus
         ``records``: bytes per split). ``direct``: into the parts when the shard is next in
         line (else, and always without ``direct``, into ``records/`` files to be merged)."""
-        from .dataset import write_lines_at
+        from kg2tool.dataset.assemble import write_lines_at
 
         if direct:
             with self.locked():
@@ -812,7 +806,7 @@ class _SplitParts:
             return self._drain(self.load())
 
     def _drain(self, sizes: list[dict[str, int]]) -> list[dict[str, int]]:
-        from .dataset import _append_file
+        from kg2tool.dataset.assemble import _append_file
 
         while len(sizes) < self.num_shards:
             k = len(sizes)
@@ -928,7 +922,7 @@ class _ShardDraws:
         num_shards: int,
         rejected: dict[str, int],
     ) -> None:
-        from .engine import QueryStream
+        from kg2tool.engine import QueryStream
 
         self.streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
         self.names = [spec.name or spec.formula for spec, _ in specs]
@@ -940,7 +934,7 @@ class _ShardDraws:
     def take(self, p: int, n: int, parts: dict[int, list[Any]]) -> int:
         """Draw n more usable queries of pattern p; a stream that runs short is marked
         exhausted. Queries with an anchor a question cannot name (a shared label or a raw
-        id, see :func:`kg2tool.dataset.namable_entities`) are skipped and drawn again, so
+        id, see :func:`kg2tool.dataset.assemble.namable_entities`) are skipped and drawn again, so
         shards hold the samples asked for; which ones depends only on the streams."""
         namable, excluded, exhausted = self.namable, self.excluded, self.exhausted
         got = rounds = 0
@@ -1004,9 +998,9 @@ def _drops_likely(
 ) -> bool:
     """Whether shards will likely drop (and redraw) samples: entities without a name shown
     unless allowed, exclusions, cyclic (JOIN) patterns, or the xLAM format."""
-    from .dataset import unlabelled_entities
-    from .engine import resolve_pattern
-    from .patterns import JOIN
+    from kg2tool.dataset.assemble import unlabelled_entities
+    from kg2tool.engine import resolve_pattern
+    from kg2tool.patterns import JOIN
 
     if excluded is not None or cfg.format == "xlam":
         return True
@@ -1017,9 +1011,9 @@ def _drops_likely(
 
 def _owned_stream_queries(draws: _ShardDraws, num_shards: int) -> dict[int, dict[str, np.ndarray]]:
     """Per shard: per pattern name, the hashes of the stream queries (of any shard) whose
-    grounding the shard owns (see :func:`kg2tool.dataset.grounding_hashes`); its redraws skip
+    grounding the shard owns (see :func:`kg2tool.dataset.assemble.grounding_hashes`); its redraws skip
     them."""
-    from .dataset import grounding_hashes
+    from kg2tool.dataset.assemble import grounding_hashes
 
     owned: dict[int, dict[str, list[np.ndarray]]] = {}
     names = draws.names
@@ -1055,12 +1049,12 @@ def _namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None
 def _excluded(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """(relation mask, entity mask) of what the run excludes (patterns and the lexicon's
     ``exclude = true``), so such draws are replaced; None when nothing is excluded."""
-    from .dataset import exclusion_masks
-    from .lexicon import select_shipped
+    from kg2tool.dataset.assemble import exclusion_masks
+    from kg2tool.tools.lexicon import select_shipped
 
     fields = select_shipped(kg.relations["key"])
     if cfg.overrides:  # the user's file wins, field by field
-        from .lexicon import read_lexicon
+        from kg2tool.tools.lexicon import read_lexicon
 
         for key, f in read_lexicon(cfg.overrides).items():
             if isinstance(f, dict):
@@ -1093,7 +1087,7 @@ _WORKER_KG: dict[str, Any] = {}
 
 def _worker_kg(source: str) -> Any:
     """Each worker opens the KG once (a snapshot is memory-mapped) and keeps it."""
-    from .graph import KnowledgeGraph
+    from kg2tool.kg.graph import KnowledgeGraph
 
     if source not in _WORKER_KG:
         _WORKER_KG.clear()
@@ -1103,8 +1097,8 @@ def _worker_kg(source: str) -> Any:
 
 def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
     """Build one shard's verified samples and write its files, then its marker (atomically)."""
-    from . import dataset
-    from .engine import execute_queries
+    from kg2tool.dataset import assemble as dataset
+    from kg2tool.engine import execute_queries
 
     cfg = GenerateConfig(**config)
     out = Path(cfg.out)
@@ -1200,7 +1194,7 @@ _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 def _worker_context(kg: Any, overrides: str | None = None) -> Any:
     """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
-    from . import dataset
+    from kg2tool.dataset import assemble as dataset
 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
@@ -1263,7 +1257,7 @@ class _LocalRunner:
 
 def _kg_source_for_workers(cfg: GenerateConfig, kg: Any) -> str:
     """A path workers can open: the KG itself when it is a snapshot, else one written once."""
-    from .snapshot import is_snapshot
+    from kg2tool.kg.snapshot import is_snapshot
 
     if Path(cfg.kg).is_dir() and is_snapshot(cfg.kg):
         return str(Path(cfg.kg).resolve())
@@ -1454,7 +1448,7 @@ def generate(
 
     Takes a :class:`GenerateConfig` or its fields as keywords; returns a :class:`GenerateReport`.
     ``overwrite``: replace a previous run's files in ``out`` (only kg2tool's own, see
-    :mod:`kg2tool.outdir`) instead of resuming it or refusing other settings.
+    :mod:`kg2tool.dataset.outdir`) instead of resuming it or refusing other settings.
     """
     cfg = config if config is not None else GenerateConfig(**settings)
     if config is not None and settings:

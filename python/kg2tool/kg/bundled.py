@@ -1,10 +1,10 @@
 """Importers of the shared benchmark KGs into canonical directories, and the bundled KG registry.
 
 Each importer reads one dataset of ``../shared/data/kg`` (see its README) and returns the
-training graph as :class:`~kg2tool.tables.KGTables` (with whatever names and types the
+training graph as :class:`~kg2tool.kg.tables.KGTables` (with whatever names and types the
 dataset has) plus its held-out ``valid``/``test`` triples, kept apart so nothing leaks
 into the graph questions are generated from. :func:`import_dataset` writes the result as
-a canonical directory (``kg2tool.io``). The bundled ``codex-s`` directory inside the
+a canonical directory (``kg2tool.kg.io``). The bundled ``codex-s`` directory inside the
 package is produced the same way by ``tools/make_bundled_kg.py``.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import polars as pl
 
 from kg2tool.errors import InputError, UnknownNameError
-from kg2tool.io import PathLike, read_triples, write_kg_dir
-from kg2tool.tables import TEXT_SCHEMA, TYPE_SCHEMA, KGTables
+from kg2tool.kg.io import PathLike, read_triples, write_kg_dir
+from kg2tool.kg.tables import TEXT_SCHEMA, TYPE_SCHEMA, KGTables
 
 __all__ = [
     "bundled_names",
@@ -32,7 +32,7 @@ __all__ = [
     "shared_data_dir",
 ]
 
-_DATA_DIR = Path(__file__).resolve().parent / "data"
+_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: Bundled KG name -> folder inside the package.
 BUNDLED = {"codex-s": "codex-s"}
 _SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from .errors import InputError
+from kg2tool.errors import InputError
 
 __all__ = [
     "ReadCall",

@@ -33,8 +33,8 @@ from typing import IO, Any
 import orjson
 import polars as pl
 
-from .errors import InputError
-from .tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables
+from kg2tool.errors import InputError
+from kg2tool.kg.tables import TEXT_SCHEMA, TRIPLE_SCHEMA, TYPE_SCHEMA, KGTables
 
 __all__ = ["INSTANCE_OF", "is_wikidata_dump", "read_wikidata_dump"]
 
