@@ -17,7 +17,8 @@ import polars as pl
 
 __all__ = ["PROSE_RULES", "RULES", "lint_distinct", "lint_text", "lint_texts", "rule_matches"]
 
-_TOKEN = r"[a-z0-9']+|[^\sa-z0-9']"
+# a hyphenated word is one token ("co-occurs co-occurs" is a doubled word)
+_TOKEN = r"[a-z0-9']+(?:-[a-z0-9']+)*|[^\sa-z0-9']"
 _PREP = r"(?:of|in|by|with|to|from|at|on|for|into|about|as)"
 # rule name -> pattern (Rust regex syntax, also valid for Python's re)
 RULES: dict[str, str] = {
@@ -34,7 +35,8 @@ RULES: dict[str, str] = {
 
 
 def _doubled(texts: pl.Expr) -> pl.Expr:
-    """A word repeated right after itself ("of of", "the the", "olympics olympic")."""
+    """A word or a two-word phrase repeated right after itself ("of of", "the the",
+    "olympics olympic", "co-occurs co-occurs", "the position the position")."""
     return texts.map_batches(_doubled_batch, return_dtype=pl.Boolean)
 
 
@@ -54,6 +56,12 @@ def _doubled_batch(texts: pl.Series) -> pl.Series:
     hit = ((a == b) | ((sa == sb) & (sa.str.len_chars() >= 4))).fill_null(False).to_numpy()
     hit &= row[:-1] == row[1:]
     out[row[:-1][hit]] = True
+    if len(flat) >= 4:  # "w1 w2 w1 w2" within one text
+        n = len(flat) - 3
+        same = (
+            (flat.slice(0, n) == flat.slice(2, n)) & (flat.slice(1, n) == flat.slice(3, n))
+        ).fill_null(False).to_numpy() & (row[:n] == row[3:])
+        out[row[:n][same]] = True
     return pl.Series(out)
 
 
@@ -109,5 +117,5 @@ def rule_matches(name: str, text: str) -> bool:
         return any(
             a == b or (a.rstrip("s") == b.rstrip("s") and len(a.rstrip("s")) >= 4)
             for a, b in itertools.pairwise(words)
-        )
+        ) or any(words[i : i + 2] == words[i + 2 : i + 4] for i in range(len(words) - 3))
     return re.search(RULES[name], text) is not None

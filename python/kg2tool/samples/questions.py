@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -261,13 +261,18 @@ def build_lexicon(
             plural_ = bool(head) and _is_plural_word(pre.split(" ")[noun])
             jp, _ = _head_span(pre_many)
             head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
+            # the head as an anaphor's noun, without a participle ("these people belonging")
+            pron_words = head_pl.split(" ")
+            while len(pron_words) > 1 and pron_words[-1].endswith("ing"):
+                pron_words.pop()
+            pron_head = " ".join(pron_words)
             pre_m, post_m = _plural_arg(pre_many, post_many)
             if post_m == post_many and post == post_many:
                 post_m = _plural_verb_after(post_m)
             rows.append(
                 (
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
-                    post_m, head, head_pl, side.verb, side.question, tword,
+                    post_m, head, head_pl, side.verb, side.question, tword, pron_head,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -288,6 +293,7 @@ def build_lexicon(
             "verb": pl.String,
             "question": pl.String,
             "tword": pl.String,
+            "pron_head": pl.String,
         },
         orient="row",
     )
@@ -322,7 +328,8 @@ class _Phrase:
     phrase with a plural head ("the spouses of X", "those that are both A and B");
     ``person``: the answers are people; ``head``: the demonstrative ("that spouse", "those
     people"), empty when the phrase has no simple head noun; ``arg``: the phrase as the
-    argument of a relation ("the spouse of X", "those that are both A and B")."""
+    argument of a relation ("the spouse of X", "those that are both A and B"); ``pron``: the
+    set named again in a later sentence of a staged question ("these awards", "these")."""
 
     text: pl.Series
     many: pl.Series
@@ -330,6 +337,7 @@ class _Phrase:
     person: pl.Series
     head: pl.Series
     arg: pl.Series
+    pron: pl.Series
 
 
 def _materialise(n: int, **cols: pl.Expr) -> _Phrase:
@@ -337,8 +345,10 @@ def _materialise(n: int, **cols: pl.Expr) -> _Phrase:
     assert frame.height == n, (frame.height, n)
     if "arg" not in cols:
         frame = frame.with_columns(pl.col("text").alias("arg"))
+    if "pron" not in cols:
+        frame = frame.with_columns(pl.lit("these", pl.String).alias("pron"))
     return _Phrase(
-        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg"))
+        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron"))
     )
 
 
@@ -352,6 +362,23 @@ def _name_phrase(names: pl.Series | str, n: int) -> _Phrase:
         pl.Series(np.zeros(n, bool)),
         pl.Series([""] * n, dtype=pl.String),
         text,
+        text,
+    )
+
+
+def _pronoun_phrase(inner: _Phrase) -> _Phrase:
+    """A set named again by its anaphor ("these awards"): plural, as in a staged question's
+    second sentence."""
+    n = len(inner.text)
+    pron = inner.pron
+    return _Phrase(
+        pron,
+        pl.Series(np.ones(n, bool)),
+        pron,
+        inner.person,
+        pl.Series([""] * n, dtype=pl.String),
+        pron,
+        pron,
     )
 
 
@@ -381,19 +408,27 @@ def _project(lexicon: RelationLexicon, rd: np.ndarray, inner: _Phrase) -> _Phras
         head=head_one.when(many)
         .then(pl.concat_str(pl.lit("those "), pl.lit(g["head_pl"])))
         .otherwise(pl.concat_str(pl.lit("that "), pl.lit(g["head"]))),
+        pron=pl.when(pl.lit(g["head_pl"]) == "")
+        .then(pl.lit("these"))
+        .otherwise(pl.concat_str(pl.lit("these "), pl.lit(g["pron_head"]))),
     )
 
 
 def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
     """Intersection "both A and B", union "either A or B", difference "A but not B"; as a
-    noun phrase "those that are ..." ("those who are ..." for people)."""
+    noun phrase "those that are ..." ("those who are ..." for people) over the parts' plural
+    nouns, so the plural pronoun agrees ("those that are both genres of X and genres of Y")."""
     texts = [pl.lit(p.text) for p in parts]
+    nouns = [_bare(pl.lit(p.noun)) for p in parts]
     if kind == INTERSECT:
         bare = _all_of(texts)
+        plural = _all_of(nouns)
     elif kind == UNION:
         bare = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
+        plural = pl.concat_str(pl.lit("either "), _expr_join(nouns, ", ", " or "))
     else:  # scope made explicit: "those among A that are not among B"
         bare = pl.concat_str(texts[0], pl.lit(" but not "), texts[1])
+        plural = bare
     person = pl.lit(parts[0].person)
     that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
     if kind == DIFFERENCE:
@@ -407,7 +442,7 @@ def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
     else:
         noun = pl.concat_str(
             pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
-            bare,
+            plural,
         )
     return _materialise(
         len(parts[0].text),
@@ -417,6 +452,7 @@ def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
         person=person,
         head=pl.lit(parts[0].head).str.slice(0, 0),
         arg=noun,
+        pron=pl.when(person).then(pl.lit("these people")).otherwise(pl.lit(parts[0].pron)),
     )
 
 
@@ -428,14 +464,22 @@ def _all_of(parts: list[pl.Expr]) -> pl.Expr:
 
 
 def _phrases(
-    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    lexicon: RelationLexicon,
+    replace: Mapping[int, _Phrase] | None = None,
 ) -> list[_Phrase | None]:
+    """Phrase per op, composed bottom-up; ``replace``: ops whose phrase is given (a staged
+    question's anaphor)."""
     n = relation_ids.shape[0]
     out: list[_Phrase | None] = []
     for k in range(plan.num_ops):
         kind, arg = int(plan.op_kind[k]), int(plan.op_arg[k])
         ins = plan.inputs(k)
-        if kind == ANCHOR:
+        if replace and k in replace:
+            out.append(replace[k])
+        elif kind == ANCHOR:
             out.append(_name_phrase(anchor_names[arg], n))
         elif kind == PROJECT:
             inner = out[ins[0]]
@@ -564,6 +608,7 @@ def _join_phrase(
         noun=pl.concat_str(pl.lit(top.noun), _clauses(mine[True], ", ", " "), tail),
         person=pl.lit(top.person),
         head=pl.lit(top.head).str.slice(0, 0),
+        pron=pl.lit(top.pron),
     )
 
 
@@ -727,15 +772,127 @@ def _render(templates: list[tuple[pl.Expr, str]], choice: np.ndarray, n: int) ->
     return out
 
 
+# Openers of a staged question's first sentence, by template.
+_STAGE_OPENERS = ("take ", "consider ")
+
+
+# A phrase prefix with a relative clause ("the area that contains {x}").
+_RELATIVE = r" (?:that|who|whom|whose|which|where) "
+
+
+def _stage_points(
+    plan: Plan, relation_ids: np.ndarray, lexicon: RelationLexicon
+) -> list[tuple[int, int, np.ndarray]]:
+    """Where a question is better told in two sentences, highest op first: (op whose set the
+    first sentence names, the projection of it, rows). A projection of a set is split off
+    when its phrase has words after the argument ("the ceremony at which {x} was presented")
+    and the set is long (a set operation, or a phrase with a clause or nesting of its own):
+    "... at which the award for which X was nominated was presented" would center-embed; and
+    the question's own projection of a projection of a projection ("a word derived from the
+    same root as a word derived from the same root as a word derived ...")."""
+    spine = {plan.num_ops - 1}
+    k = plan.num_ops - 1
+    while int(plan.op_kind[k]) == PROJECT:
+        k = plan.inputs(k)[0]
+        spine.add(k)
+
+    def rd_of(op: int) -> np.ndarray:
+        return relation_ids[:, int(plan.op_arg[op])].astype(np.int64) * 2 + int(plan.op_dir[op])
+
+    out: list[tuple[int, int, np.ndarray]] = []
+    deep_points: list[tuple[int, int, np.ndarray]] = []  # after every center-embedding one
+    for k in range(plan.num_ops - 1, -1, -1):
+        if int(plan.op_kind[k]) != PROJECT:
+            continue
+        i = plan.inputs(k)[0]
+        inner_kind = int(plan.op_kind[i])
+        if inner_kind not in (PROJECT, INTERSECT, UNION, DIFFERENCE):
+            continue
+        rows = (_lex(lexicon, rd_of(k), "suffix") != "").to_numpy()
+        if inner_kind == PROJECT:
+            deep = int(plan.op_kind[plan.inputs(i)[0]]) != ANCHOR
+            long = (
+                (_lex(lexicon, rd_of(i), "suffix") != "")
+                | _lex(lexicon, rd_of(i), "prefix").str.contains(_RELATIVE)
+            ).to_numpy() | deep
+            rows = rows & long
+            if deep and k in spine:
+                deep_points.append((i, k, ~rows))
+        if rows.any():
+            out.append((i, k, rows))
+    return out + [p for p in deep_points if p[2].any()]
+
+
 def _templates(
     plan: Plan,
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
 ) -> list[tuple[pl.Expr, str]]:
-    """The question templates of a pattern over its rows (body expression, final mark)."""
+    """The question templates of a pattern over its rows (body expression, final mark). Where
+    a nested set would be center-embedded or a phrase repeated (:func:`_stage_points`), the
+    question comes in two sentences: the set first, then the question about it by its
+    anaphor ("Take the awards for which X was nominated. Name the ceremonies at which these
+    awards were presented.")."""
     anchor_names = [with_article(names) for names in anchor_names]  # "the United States"
     phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
+    plain = _templates_of(plan, relation_ids, anchor_names, lexicon, phrases)
+    staged: list[tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str]]]] = []
+    for i, k, rows in _stage_points(plan, relation_ids, lexicon):
+        inner = phrases[i]
+        if inner is None:
+            continue
+        # "these" alone where the projection's head would repeat ("the members of these")
+        rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
+        head = pl.concat_str(pl.lit("these "), pl.lit(_lex(lexicon, rd, "pron_head")))
+        last = pl.lit(_lex(lexicon, rd, "suffix_m")) == ""
+        pron = pl.select(
+            pl.when(last & (head == pl.lit(inner.pron)))
+            .then(pl.lit("these"))
+            .otherwise(pl.lit(inner.pron))
+        ).to_series()
+        again = _phrases(
+            plan,
+            relation_ids,
+            anchor_names,
+            lexicon,
+            replace={i: _pronoun_phrase(replace(inner, pron=pron))},
+        )
+        first = pl.lit(inner.noun)
+        stop = pl.when(first.str.ends_with(".")).then(pl.lit(" ")).otherwise(pl.lit(". "))
+        staged.append(
+            (
+                pl.lit(pl.Series(rows)),
+                pl.concat_str(first, stop),
+                _templates_of(plan, relation_ids, anchor_names, lexicon, again),
+            )
+        )
+    if not staged:
+        return plain
+    out: list[tuple[pl.Expr, str]] = []
+    for t, (body, mark) in enumerate(plain):
+        expr: Any = None
+        for rows, first, templates in staged:
+            second = templates[t][0]
+            text = pl.concat_str(
+                pl.lit(_STAGE_OPENERS[t % len(_STAGE_OPENERS)]),
+                first,
+                second.str.slice(0, 1).str.to_uppercase(),
+                second.str.slice(1),
+            )
+            expr = (pl.when(rows) if expr is None else expr.when(rows)).then(text)
+        out.append((expr.otherwise(body), mark))
+    return out
+
+
+def _templates_of(
+    plan: Plan,
+    relation_ids: np.ndarray,
+    anchor_names: list[pl.Series],
+    lexicon: RelationLexicon,
+    phrases: list[_Phrase | None],
+) -> list[tuple[pl.Expr, str]]:
+    """:func:`_templates` over given op phrases, in one sentence."""
     last = plan.num_ops - 1
     kind = int(plan.op_kind[last])
     rd = _answer_rd(plan, relation_ids)
@@ -776,10 +933,23 @@ def _templates(
         if direct is not None:  # the lexicon's one-hop question, where it has one
             templates.append((pl.when(direct != "").then(direct).otherwise(templates[0][0]), "?"))
     elif kind == INTERSECT:
-        texts = [pl.lit(p.text) for p in ins]
+        # a plural part (a staged question's anaphor) makes every part a plural noun
+        plural = pl.any_horizontal(
+            [pl.lit(p.many) & (pl.lit(p.text) == pl.lit(p.noun)) for p in ins]
+        )
+        texts = [pl.when(plural).then(_bare(pl.lit(p.noun))).otherwise(pl.lit(p.text)) for p in ins]
         others = _expr_join([_bare(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
         templates = [
-            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), _all_of(texts)), "?"),
+            (
+                pl.concat_str(
+                    what,
+                    pl.lit(" "),
+                    pl.when(plural).then(pl.lit("are")).otherwise(be),
+                    pl.lit(" "),
+                    _all_of(texts),
+                ),
+                "?",
+            ),
             (pl.concat_str(pl.lit("list "), each, _one_of(ins, " and also ")), "."),
             (
                 pl.concat_str(
@@ -814,10 +984,18 @@ def _templates(
             (pl.concat_str(pl.lit("of "), kn, pl.lit(", name those that are not "), dn), "."),
         ]
     elif kind == UNION:
-        texts = [pl.lit(p.text) for p in ins]
-        either = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
+        # "What are the genres of A, together with those of B?": a set and more, never the
+        # "either ... or" of one thing
+        who = pl.when(person).then(pl.lit("who")).otherwise(pl.lit("what"))
+        together = pl.concat_str(
+            who,
+            pl.lit(" are "),
+            pl.lit(ins[0].noun),
+            pl.lit(", together with "),
+            _expr_join([_those(ins[0], p) for p in ins[1:]], ", ", " and "),
+        )
         templates = [
-            (pl.concat_str(what, pl.lit(" "), be, pl.lit(" "), either), "?"),
+            (together, "?"),
             (pl.concat_str(pl.lit("name "), each, _one_of(ins, " or ")), "."),
         ]
     else:
@@ -891,6 +1069,20 @@ def _direct_question(
         pl.when(pl.lit(q) == "")
         .then(pl.lit(""))
         .otherwise(pl.concat_str(pre, name, post.str.strip_suffix("?")))
+    )
+
+
+def _those(first: _Phrase, other: _Phrase) -> pl.Expr:
+    """``other``'s plural noun, its head said by "those" where it is ``first``'s head ("the
+    genres of B" after "the genres of A" -> "those of B")."""
+    head = pl.lit(other.pron).str.strip_prefix("these")
+    same = (head != "") & (head == pl.lit(first.pron).str.strip_prefix("these"))
+    lead = pl.concat_str(pl.lit("the"), head, pl.lit(" "))
+    noun = pl.lit(other.noun)
+    return (
+        pl.when(same & noun.str.starts_with(lead))
+        .then(pl.concat_str(pl.lit("those "), noun.str.strip_prefix(lead)))
+        .otherwise(noun)
     )
 
 

@@ -1,0 +1,77 @@
+"""Questions a careful reader grades: intersections as plural nouns, unions as a set and more,
+nested sets split into two sentences instead of center-embedded, on the shared KGs."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import pytest
+
+from kg2tool.dataset import build_dataset
+from kg2tool.datasets import load_dataset
+from kg2tool.graph import KnowledgeGraph
+from kg2tool.lint import lint_text, rule_matches
+
+
+@cache
+def _kg(name: str) -> KnowledgeGraph:
+    return KnowledgeGraph.from_tables(load_dataset(name)[0])
+
+
+@cache
+def _questions(name: str, pattern: str, n: int = 30) -> tuple[str, ...]:
+    return tuple(build_dataset(_kg(name), [pattern], n, seed=7)["question"].to_list())
+
+
+@pytest.mark.parametrize("name", ["codex-s", "wn18rr"])
+@pytest.mark.parametrize("pattern", ["ip", "3in"])
+def test_intersection_nouns_are_plural(name: str, pattern: str) -> None:
+    """ "those that are both the genre of X and ..." never: the parts are plural nouns."""
+    qs = _questions(name, pattern)
+    assert any(re.search(r"\bthose (that|who) are both\b", q) for q in qs)
+    for q in qs:
+        assert not re.search(r"\bthose (that|who) are both (the|an?) ", q), q
+
+
+@pytest.mark.parametrize("name", ["codex-s", "codex-m", "wn18rr"])
+def test_union_is_never_either_of_one_thing(name: str) -> None:
+    qs = _questions(name, "2u")
+    assert not any(re.match(r"(What|Who) is either\b", q) for q in qs), qs
+    assert any(", together with " in q for q in qs)
+    # "the genres of A, together with those of B"
+    assert any(re.search(r", together with those (of|for|who|that|derived)\b", q) for q in qs)
+
+
+def test_nested_sets_are_staged_not_center_embedded() -> None:
+    """fb15k-237 2p: "the ceremony at which the award for which X was nominated was
+    presented" becomes two sentences."""
+    qs = _questions("fb15k-237", "2p", 60)
+    for q in qs:
+        assert not re.search(r"\bwas nominated was presented\b", q), q
+    staged = [q for q in qs if re.match(r"(Take|Consider) ", q)]
+    assert staged
+    for q in staged:
+        assert re.search(r"\. [A-Z]", q) and re.search(r"\bthese\b", q), q
+
+
+def test_deep_chains_are_staged() -> None:
+    qs = _questions("wn18rr", "3p")
+    for q in qs:
+        assert q.count("a word derived from the same root as") < 3, q
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "List the teams with a player in the position the position of X.",
+        "Name the entities with which the entity co-occurs co-occurs.",
+    ],
+)
+def test_lint_sees_hyphenated_and_two_word_repetition(text: str) -> None:
+    assert rule_matches("doubled_word", text)
+    assert lint_text(text) == "doubled_word"
+
+
+def test_lint_passes_a_hyphenated_word_once() -> None:
+    assert lint_text("Name the entities with which X co-occurs.") is None
