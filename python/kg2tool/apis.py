@@ -366,8 +366,9 @@ def _typed_entities(kg: Any) -> pl.DataFrame | None:
 def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tuple[str, str]]:
     """Per relation id: (domain, range) type words read from the data: the most specific type
     covering at least ``coverage`` of the relation's distinct heads (tails), else a general
-    word covering as many; "entity" when none does. An API's argument is declared with
-    ``coverage=1`` (every call's argument has the type), its results with the default."""
+    word covering as many; "entity" when none does. An API side's word is the default's;
+    ``coverage=1`` tells whether every entity of the side has it (else the API declares "an
+    entity, usually a <type>")."""
     out: dict[int, list[str]] = {
         int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()
     }
