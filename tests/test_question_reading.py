@@ -8,10 +8,10 @@ from functools import cache
 
 import pytest
 
-from kg2tool.dataset import build_dataset
-from kg2tool.datasets import load_dataset
-from kg2tool.graph import KnowledgeGraph
-from kg2tool.lint import lint_text, rule_matches
+from kg2tool.dataset.assemble import build_dataset
+from kg2tool.kg.bundled import load_dataset
+from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.samples.lint import lint_text, rule_matches
 
 
 @cache

@@ -3,10 +3,22 @@
 Stage 1 of KG2Tool (Entity-Relation-Entity maps to Input-Function-Output). Names, descriptions
 and the type words of both sides come from the resolved relation lexicon
 (:mod:`kg2tool.tools.lexicon`: shipped lexicons, a user's overrides file, a grammatical fallback from
-the label); a side's type word, when no lexicon gives one, is the most specific type covering at
-least 80% of the relation's entities on that side, else a general word (person, place,
-organization, work) or "entity". Three set operations are offered as tools too. The catalogue
-only describes; :mod:`kg2tool.tools.runtime` executes it over the graph.
+the label). Three set operations are offered as tools too. The catalogue only describes;
+:mod:`kg2tool.tools.runtime` executes it over the graph.
+
+Type words: the type word of an API side (its input and output, the parameter's name, every
+text about it) is the lexicon's ``domain``/``range`` when a lexicon gives one, else the most
+specific type covering at least 80% of the relation's entities on that side (English words, no
+raw ids), else a general word (person, place, organization, work) or "entity". Every API accepts
+any entity name (one without a link of the relation gives an empty list), so a word is never
+swapped for a wider one to fit stray arguments. A lexicon's word is its author's claim about the
+side. A data word that some of the side's entities lack is declared as such
+(``Api.input_usually``): "Input: the name of an entity, usually a country."; so no generated
+call passes an argument of a type its API does not declare.
+
+Relations a lexicon marks ``exclude = true`` are not offered: their APIs are named with the
+others (no other name changes) and kept in ``ApiCatalog.hidden`` so ``api_for`` maps every
+relation, but they are not in ``apis``, the exports or the manifest, and are not callable.
 
 Naming (style ``"kg2tool"``, the paper's): forward ``get_<relation words>_of_<head type>``,
 inverse from a phrasing table when it knows the relation (``find_people_born_in``) else
@@ -23,7 +35,10 @@ list of entities, ``<name>_batch`` (camel ``<name>Batch``) with one array parame
 plural of the input type (``get_birthplace_of_person_batch(people=[...])``). It returns the
 *union* of the single API's results over the list, one sorted list of names without duplicates
 (it does not say which input gave which result): exactly the set a multi-hop query carries to
-its next step. They come after every other API (``kind="relation_list"``), so adding them
+its next step. Their description quotes the single API's sentence whole ("The list form of
+the lookup that returns the people who have a given occupation: it takes several occupations
+and ..."): a lexicon phrase is never filled with a list, which reads wrong for phrases such as
+"the people with the occupation {x}". They come after every other API (``kind="relation_list"``), so adding them
 changes no other API's name or position.
 """
 
@@ -51,6 +66,8 @@ from kg2tool.tools.lexicon import (
     plural,
     read_lexicon,
     resolve_lexicon,
+    select_shipped,
+    shipped_lexicons,
 )
 
 __all__ = [
@@ -151,6 +168,9 @@ class Api:
     input_type: str = GENERIC_TYPE  # type label of the argument entity (entities)
     output_type: str = GENERIC_TYPE  # type label of the result entities
     phrase: str = ""  # question phrase with "{x}" for the argument, used by verbalization
+    # the input type word is the data's and covers most, not all, of the side's entities: the
+    # texts say "an entity, usually a <type>" (any entity name is accepted by every API)
+    input_usually: bool = False
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -346,8 +366,9 @@ def _typed_entities(kg: Any) -> pl.DataFrame | None:
 def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tuple[str, str]]:
     """Per relation id: (domain, range) type words read from the data: the most specific type
     covering at least ``coverage`` of the relation's distinct heads (tails), else a general
-    word covering as many; "entity" when none does. An API's argument is declared with
-    ``coverage=1`` (every call's argument has the type), its results with the default."""
+    word covering as many; "entity" when none does. An API side's word is the default's;
+    ``coverage=1`` tells whether every entity of the side has it (else the API declares "an
+    entity, usually a <type>")."""
     out: dict[int, list[str]] = {
         int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()
     }
@@ -430,16 +451,20 @@ class ApiCatalog:
     _list_apis: list[Api] = field(default_factory=list, repr=False)
     # The resolved relation lexicon (relation key -> Entry) the texts were built from.
     lexicon: dict[str, Entry] = field(default_factory=dict, repr=False)
+    # APIs (single and list forms) of the relations a lexicon marks ``exclude = true``: not
+    # offered (not in ``apis``, the exports or the manifest, not callable by name), but named
+    # like the others so ``api_for`` still maps every relation and no other name changes.
+    hidden: list[Api] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self._by_name = {a.name: a for a in self.apis}
-        self._by_relation = {
-            (a.relation, a.direction): a for a in self.apis if a.kind == "relation"
-        }  # type: ignore[misc]
+        every = [*self.apis, *self.hidden]
+        self._by_relation = {(a.relation, a.direction): a for a in every if a.kind == "relation"}  # type: ignore[misc]
+        lists = any(a.kind == LIST_KIND for a in self.apis)
         self._by_list_relation = {
-            (a.relation, a.direction): a for a in self.apis if a.kind == LIST_KIND
+            (a.relation, a.direction): a for a in every if lists and a.kind == LIST_KIND
         }
-        if len(self._by_name) != len(self.apis):
+        if len({a.name for a in every}) != len(every):
             raise InputError("API names are not unique")
 
     @property
@@ -452,9 +477,19 @@ class ApiCatalog:
         (so no other API changes name or position); itself when it already has them."""
         if self.has_list_apis:
             return self
-        lists = self._list_apis or _list_apis(self.apis, self.style, {}, self.lexicon)
+        hidden = self.hidden
+        lists = self._list_apis
+        if not lists:
+            made = _list_apis([*self.apis, *hidden], self.style, {}, self.lexicon)
+            off = {(a.relation, a.direction) for a in hidden}
+            lists = [a for a in made if (a.relation, a.direction) not in off]
+            hidden = [*hidden, *(a for a in made if (a.relation, a.direction) in off)]
         return ApiCatalog(
-            apis=[*self.apis, *lists], style=self.style, _list_apis=lists, lexicon=self.lexicon
+            apis=[*self.apis, *lists],
+            style=self.style,
+            _list_apis=lists,
+            lexicon=self.lexicon,
+            hidden=hidden,
         )
 
     # -- construction
@@ -483,13 +518,16 @@ class ApiCatalog:
                 hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
                 raise InputError(f"unknown relation key {key!r} in overrides{hint}", path=source)
         dr = infer_domain_range(kg)
-        strict = infer_domain_range(kg, coverage=1.0)  # what every argument is
+        strict = infer_domain_range(kg, coverage=1.0)  # a type every argument has
         rels = kg.relations.sort("key")
         by_key = dict(zip(kg.relations["key"], kg.relations["id"], strict=True))
+        shipped = shipped_lexicons()
+        given = select_shipped(rel_keys, shipped)  # which sides a lexicon types
         lexicon = resolve_lexicon(
             zip(rels["key"], rels["label"], rels["description"], strict=True),
             types={k: dr.get(int(by_key[k]), (GENERIC_TYPE, GENERIC_TYPE)) for k in rel_keys},
             overrides={**ovr, "__source__": source},
+            shipped=shipped,
         )
         drafts: list[_Draft] = []
         info: dict[tuple[str, str], dict[str, Any]] = {}
@@ -497,12 +535,17 @@ class ApiCatalog:
             rel_id = int(rel_id)
             entry = lexicon[key]
             domain, range_ = entry.domain, entry.range
-            # an argument's declared type holds for every argument the data can give; a
-            # lexicon's domain/range win
-            loose = dr.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            # a side's type word: the lexicon's, else the data's (module doc); a data word
+            # that some of the side's entities lack is declared as "usually" that type
+            typed = {**given.get(key, {}), **ovr.get(key, {})}
             tight = strict.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
-            dom_in = tight[0] if domain == loose[0] else domain
-            rng_in = tight[1] if range_ == loose[1] else range_
+            loose = dr.get(rel_id, (GENERIC_TYPE, GENERIC_TYPE))
+            usually = {
+                d: not typed.get(f) and word != GENERIC_TYPE and tight[i] != loose[i]
+                for i, (d, f, word) in enumerate(
+                    (("forward", "domain", domain), ("inverse", "range", range_))
+                )
+            }
             words = _ascii_words(entry.label) or ["related"]
             text_label = " ".join(words)
             # names and descriptions: the user's overrides, else the shipped lexicon's (its
@@ -512,8 +555,7 @@ class ApiCatalog:
                 for field_name in ("name", "inverse_name"):
                     if getattr(entry, field_name):
                         o.setdefault(field_name, getattr(entry, field_name))
-            fwd, _ = _base_names(style, words, dom_in, range_, entry)
-            _, inv = _base_names(style, words, domain, range_, entry)
+            fwd, inv = _base_names(style, words, domain, range_, entry)
             cvt, path_domain = [], []
             if is_freebase_path(key):
                 _, _, cvts = freebase_parts(key)
@@ -543,15 +585,18 @@ class ApiCatalog:
                 )
             )
             meaning = entry.gloss  # the lexicon's, or the KG's description cleaned
-            for d, inp, outp in (("forward", dom_in, range_), ("inverse", rng_in, domain)):
+            for d, inp, outp in (("forward", domain, range_), ("inverse", range_, domain)):
                 info[(key, d)] = {
                     "description": o.get("description" if d == "forward" else "inverse_description")
-                    or _describe(entry, d, meaning, inp, outp),
+                    or _describe(entry, d, meaning, inp, outp, usually[d]),
                     "input": inp,
                     "output": outp,
+                    "usually": usually[d],
                     "phrase": entry.side(d).one,
                     "label": text_label,
                     "meaning": meaning,
+                    "what": o.get("description" if d == "forward" else "inverse_description")
+                    or _what(entry, d, inp),
                 }
         set_names = {op: _set_name(style, op) for op in SET_OPERATIONS} if set_operations else {}
         _resolve_collisions(drafts, reserved=set(set_names.values()), source=source)
@@ -570,8 +615,7 @@ class ApiCatalog:
                         "properties": {
                             param: {
                                 "type": "string",
-                                "description": f"Name of the {meta['input']} (an entity name "
-                                "exactly as returned by other tools).",
+                                "description": _param_text(meta["input"], meta["usually"]),
                             }
                         },
                         "required": [param],
@@ -590,17 +634,25 @@ class ApiCatalog:
                     input_type=meta["input"],
                     output_type=meta["output"],
                     phrase=meta["phrase"],
+                    input_usually=meta["usually"],
                 )
             )
         for op, name in set_names.items():
             apis.append(_set_api(op, name))
-        texts = {k: (v["label"], v["meaning"]) for k, v in info.items()}
+        texts = {k: (v["label"], v["meaning"], v["what"]) for k, v in info.items()}
         lists = _list_apis(apis, style, texts, lexicon)
+        # a lexicon's excluded relations are named with the others (no name depends on the
+        # exclusion) but not offered
+        off = {k for k, e in lexicon.items() if e.exclude}
+        hidden = [a for a in (*apis, *lists) if a.relation in off]
+        apis = [a for a in apis if a.relation not in off]
+        lists = [a for a in lists if a.relation not in off]
         return cls(
             apis=apis + lists if list_apis else apis,
             style=style,
             _list_apis=lists,
             lexicon=lexicon,
+            hidden=hidden,
         )
 
     # -- lookup
@@ -850,12 +902,12 @@ def _set_api(op: str, name: str) -> Api:
 def _list_apis(
     apis: list[Api],
     style: str,
-    texts: Mapping[tuple[str, str], tuple[str, str]],
+    texts: Mapping[tuple[str, str], tuple[str, str, str]],
     lexicon: Mapping[str, Entry] | None = None,
 ) -> list[Api]:
     """The list form of every relation API (in catalogue order), named ``<name>_batch`` (a
-    numeric suffix if that is taken); ``texts``: (relation label, meaning) per (key, direction)
-    for the descriptions (generic ones without)."""
+    numeric suffix if that is taken); ``texts``: (relation label, meaning, the single API's
+    "Returns ..." sentence) per (key, direction) for the descriptions (generic ones without)."""
     suffix = LIST_SUFFIX.get(style, "_batch")
     taken = {a.name for a in apis}
     out: list[Api] = []
@@ -869,21 +921,24 @@ def _list_apis(
             i += 1
         taken.add(name)
         param = _plural(a.param_names[0])
-        label, meaning = texts.get((str(a.relation), str(a.direction)), ("", ""))
-        inputs, outputs = plural(a.input_type), plural(a.output_type)
+        label, meaning, what = texts.get((str(a.relation), str(a.direction)), ("", "", ""))
+        entry = (lexicon or {}).get(str(a.relation))
+        if not what and entry is not None and a.direction is not None:
+            what = _what(entry, a.direction, a.input_type)
+        outputs = plural(a.output_type)
+        given = "entities" if a.input_usually else plural(a.input_type)
         out.append(  # the single API's relation, direction, types and phrase, a list signature
             replace(
                 a,
                 name=name,
-                description=_describe_list(a, label, meaning, (lexicon or {}).get(str(a.relation))),
+                description=_describe_list(a, label, meaning, entry, what),
                 parameters={
                     "type": "object",
                     "properties": {
                         param: {
                             "type": "array",
                             "items": {"type": "string"},
-                            "description": f"Names of the {inputs} (entity names exactly as "
-                            "returned by other tools).",
+                            "description": _param_text(a.input_type, a.input_usually, many=True),
                         }
                     },
                     "required": [param],
@@ -892,7 +947,7 @@ def _list_apis(
                 returns={
                     "type": "array",
                     "items": {"type": "string"},
-                    "description": f"Names of the {outputs} linked to any of the given {inputs} "
+                    "description": f"Names of the {outputs} linked to any of the given {given} "
                     "(the union over the list), sorted, without duplicates; empty when none "
                     "is known.",
                 },
@@ -902,17 +957,26 @@ def _list_apis(
     return out
 
 
-def _describe_list(single: Api, label: str, meaning: str, entry: Entry | None = None) -> str:
-    """Description of the list form of a relation API (see :func:`_describe`)."""
+def _describe_list(
+    single: Api, label: str, meaning: str, entry: Entry | None = None, what: str = ""
+) -> str:
+    """Description of the list form of a relation API (see :func:`_describe`). The single
+    API's own sentence (``what``, "Returns the people who have a given occupation") is quoted
+    whole, never filled with a list: a lexicon phrase such as "the people with the occupation
+    {x}" wants one name in its slot."""
     inp, outp = single.input_type, single.output_type
-    if entry is not None and single.direction is not None:
-        many = entry.side(single.direction).many
-        what = f"Returns {many.replace('{x}', f'any of several given {plural(inp)}')}, in one call."
+    several = "entities" if single.input_usually else plural(inp)
+    if what.startswith("Returns "):
+        what = (
+            f"The list form of the lookup that returns {what[len('Returns ') :]}: it takes "
+            f"several {several} and returns the union of the results for each, in one call."
+        )
     else:
-        what = f"Batch form of {single.name}: looks up several {plural(inp)} in one call."
+        what = f"Looks up several {several} in one call."
     gloss = _relation_gloss(entry, meaning)
+    names = f"entity names, usually of {plural(inp)}" if single.input_usually else f"{inp} names"
     return (
-        f"{what}{gloss} Input: a list of {inp} names. Output: one list of {outp} "
+        f"{what}{gloss} Input: a list of {names}. Output: one list of {outp} "
         "names, the union of the results for every given entity, sorted and without "
         "duplicates (it does not say which input each came from); empty if none is known."
     )
@@ -926,18 +990,35 @@ def _relation_gloss(entry: Entry | None, meaning: str) -> str:
     return f" Relation '{label}'." if label else (f" {meaning.rstrip('.')}." if meaning else "")
 
 
-def _describe(entry: Entry, direction: str, meaning: str, inp: str, outp: str) -> str:
+def _what(entry: Entry, direction: str, inp: str) -> str:
+    """What one direction of a relation returns, as a sentence without its full stop: the
+    lexicon's own sentence, else "Returns " + the plural phrase about "the given <type>"."""
+    own = entry.description if direction == "forward" else entry.inverse_description
+    if own:
+        return own.strip().rstrip(".")
+    return "Returns " + entry.side(direction).many.replace("{x}", f"the given {inp}")
+
+
+def _param_text(inp: str, usually: bool, many: bool = False) -> str:
+    """The parameter's description: "Name of the country (...)", or for a data type word that
+    not every argument has, "Name of an entity, usually a country (...)" (``many``: a list)."""
+    if many:
+        what = f"entities, usually {plural(inp)}" if usually else f"the {plural(inp)}"
+        return f"Names of {what} (entity names exactly as returned by other tools)."
+    what = f"an entity, usually {a_an(inp)}" if usually else f"the {inp}"
+    return f"Name of {what} (an entity name exactly as returned by other tools)."
+
+
+def _describe(
+    entry: Entry, direction: str, meaning: str, inp: str, outp: str, usually: bool = False
+) -> str:
     """Tool description of one direction of a relation, from its lexicon phrases and the
     declared input/output types: what it returns for the given entity, the relation's gloss,
     input and output."""
-    own = entry.description if direction == "forward" else entry.inverse_description
-    if own:  # the lexicon's sentence (what the API returns), then the gloss, input, output
-        what = own.strip().rstrip(".")
-    else:
-        what = "Returns " + entry.side(direction).many.replace("{x}", f"the given {inp}")
     gloss = _relation_gloss(entry, meaning)
+    arg = f"an entity, usually {a_an(inp)}" if usually else a_an(inp)
     return (
-        f"{what}.{gloss} Input: the name of {a_an(inp)}. "
+        f"{_what(entry, direction, inp)}.{gloss} Input: the name of {arg}. "
         f"Output: a list of {outp} names, empty if none is known."
     )
 
