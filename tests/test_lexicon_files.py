@@ -39,7 +39,7 @@ COVERAGE = {
 }
 
 REQUIRED = {"gloss", "domain", "range", "description", "inverse_description", "forward", "inverse"}
-OPTIONAL = {"name", "inverse_name", "exclude", "symmetric"}
+OPTIONAL = {"name", "inverse_name", "exclude", "symmetric", "label"}
 # Nouns whose singular and plural are one word ("the Olympics at which ..."; "species").
 INVARIANT_NOUNS = frozenset({"olympics", "games", "series", "species"})
 PHRASES = ("one", "many", "verb", "question")
@@ -85,9 +85,7 @@ def appositive_slot(text: str) -> str | None:
         if words[i].lower() in ("the", "a", "an"):
             words = words[i + 1 :]
             break
-    if not words or any(
-        w.lower() in _NOT_APPOSITIVE or w.endswith(("ing", "ed")) for w in words
-    ):
+    if not words or any(w.lower() in _NOT_APPOSITIVE or w.endswith(("ing", "ed")) for w in words):
         return None
     return " ".join(words) + " {x}"
 
@@ -154,7 +152,9 @@ def phrase_problems(kind: str, text: Any) -> list[str]:
     elif "?" in text:
         out.append("only a question holds '?'")
     if (slot := appositive_slot(text)) is not None:
-        out.append(f"puts {{x}} in apposition to a noun ({slot!r}): write it where any noun phrase fits")
+        out.append(
+            f"puts {{x}} in apposition to a noun ({slot!r}): write it where any noun phrase fits"
+        )
     if kind == "one":
         if low[0] not in ("the", "a", "an"):
             out.append("one must start with 'the', 'a' or 'an'")
@@ -320,9 +320,11 @@ def test_checker_texts() -> None:
     assert text_problems("gloss", "Place of birth.", "P19") != []
     assert any("editing note" in p for p in text_problems("gloss", "don't use on humans", "P1"))
     assert any("editing note" in p for p in text_problems("gloss", "use P31 for that", "P1"))
-    for note in ("a campus of a school; in this data every school is its own campus",
-                 "the category of a web page, which is always Official Website",
-                 "a usage category; excluded because it holds slurs"):
+    for note in (
+        "a campus of a school; in this data every school is its own campus",
+        "the category of a web page, which is always Official Website",
+        "a usage category; excluded because it holds slurs",
+    ):
         assert any("editing note" in p for p in text_problems("gloss", note, "x")), note
     good = "Returns the birthplace of a person. Input: a person."
     assert text_problems("description", good, "P19") == []
