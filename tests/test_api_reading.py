@@ -13,11 +13,11 @@ import re
 import polars as pl
 import pytest
 
-from kg2tool.tools.catalog import LIST_KIND, MAX_NAME, ApiCatalog
 from kg2tool.kg.bundled import load_dataset
 from kg2tool.kg.graph import KnowledgeGraph
-from kg2tool.tools.lexicon import a_an, plural, select_shipped
 from kg2tool.samples.lint import lint_texts
+from kg2tool.tools.catalog import LIST_KIND, MAX_NAME, ApiCatalog
+from kg2tool.tools.lexicon import a_an, plural, select_shipped
 
 KGS = ["fb15k-237", "wn18rr", "codex-s", "codex-m"]
 

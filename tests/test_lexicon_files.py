@@ -39,7 +39,7 @@ COVERAGE = {
 }
 
 REQUIRED = {"gloss", "domain", "range", "description", "inverse_description", "forward", "inverse"}
-OPTIONAL = {"name", "inverse_name", "exclude", "symmetric"}
+OPTIONAL = {"name", "inverse_name", "exclude", "symmetric", "label"}
 # Nouns whose singular and plural are one word ("the Olympics at which ..."; "species").
 INVARIANT_NOUNS = frozenset({"olympics", "games", "series", "species"})
 PHRASES = ("one", "many", "verb", "question")
@@ -57,9 +57,39 @@ DETERMINERS = frozenset(
 # wording copied from knowledge-base editing notes rather than written for a reader
 EDITING_NOTES = re.compile(
     r"(\bdo(?:n't| not) use\b|\bthis (?:property|item)\b|\bwikidata\b|\bfreebase\b"
-    r"|\b[PQ]\d+\b|\binstead use\b|\buse (?:this|for|on|with)\b)",
+    r"|\b[PQ]\d+\b|\binstead use\b|\buse (?:this|for|on|with)\b"
+    r"|\bin this data\b|\bexcluded because\b|\bmaintenance note\b|\bis always\b|, always\b"
+    r"|\bnearly every\b)",
     re.IGNORECASE,
 )
+# Words after which {x} may stand: it is the object of a preposition or verb, or the subject
+# of a relative clause. "the position {x}" (a type noun in apposition), "type {x}" and
+# "an Olympic {x}" break when {x} is a noun phrase ("the position the position of ...") or
+# "any of several given positions"; write "at {x}", "whose type is {x}", "{x} at the Olympics".
+_NOT_APPOSITIVE = PREPOSITIONS | frozenset(
+    "that who whom which whose where when is was are were does did has have had".split()
+)
+_APPOSITIVE = re.compile(r"\b(?:the|a|an)((?: [\w'-]+){1,3}) \{x\}", re.IGNORECASE)
+_BARE_APPOSITIVE = re.compile(r"\b(?:the|a|an|type|Olympic) \{x\}", re.IGNORECASE)
+
+
+def appositive_slot(text: str) -> str | None:
+    """The words that stand in apposition to {x} ("the position {x}"), None if {x} stands
+    where any noun phrase fits ("in {x}", "held {x}", "the team that {x} ...")."""
+    if (m := _BARE_APPOSITIVE.search(text)) is not None:
+        return m.group(0)
+    if (m := _APPOSITIVE.search(text)) is None:
+        return None
+    words = m.group(1).split()
+    for i in range(len(words) - 1, -1, -1):  # from the last article before {x}
+        if words[i].lower() in ("the", "a", "an"):
+            words = words[i + 1 :]
+            break
+    if not words or any(w.lower() in _NOT_APPOSITIVE or w.endswith(("ing", "ed")) for w in words):
+        return None
+    return " ".join(words) + " {x}"
+
+
 WORD = re.compile(r"[A-Za-z0-9{}'’-]+")
 _inflect = inflect.engine()
 
@@ -121,6 +151,10 @@ def phrase_problems(kind: str, text: Any) -> list[str]:
             out.append("question must end in one '?'")
     elif "?" in text:
         out.append("only a question holds '?'")
+    if (slot := appositive_slot(text)) is not None:
+        out.append(
+            f"puts {{x}} in apposition to a noun ({slot!r}): write it where any noun phrase fits"
+        )
     if kind == "one":
         if low[0] not in ("the", "a", "an"):
             out.append("one must start with 'the', 'a' or 'an'")
@@ -138,10 +172,15 @@ def phrase_problems(kind: str, text: Any) -> list[str]:
 
 def type_word_problems(text: Any) -> list[str]:
     """Problems of a domain/range type word: plain lower-case singular English."""
-    if not isinstance(text, str) or not re.fullmatch(r"[a-z]+(?:[ -][a-z]+)*", text):
+    if not isinstance(text, str) or not (
+        re.fullmatch(r"[a-z]+(?:[ -][a-z]+)*", text)
+        # a proper name of several capitalised words ("Olympic Games")
+        or re.fullmatch(r"[A-Z][a-z]+(?: [A-Z][a-z]+)+", text)
+    ):
         return ["must be lower-case English words (letters, spaces, hyphens)"]
     last = text.split()[-1].split("-")[-1]
-    return [f"{last!r} is plural"] if _is_plural(last) and last not in INVARIANT_NOUNS else []
+    plural = _is_plural(last) and last.lower() not in INVARIANT_NOUNS
+    return [f"{last!r} is plural"] if plural else []
 
 
 def text_problems(field: str, text: Any, key: str) -> list[str]:
@@ -221,6 +260,12 @@ def entry_problems(key: str, entry: dict[str, Any]) -> list[str]:
         ("verb", "borders {x}"),
         ("question", "Which films did {x} direct?"),
         ("question", "Who was born in {x}?"),
+        ("many", "the teams that field a player at {x}"),
+        ("many", "the people whose occupation is {x}"),
+        ("many", "the region that contains {x}"),
+        ("many", "the people holding {x}"),
+        ("many", "the athletes representing {x}"),
+        ("many", "the crimes of which {x} was convicted"),
     ],
 )
 def test_checker_accepts_rule_keeping_phrases(kind: str, text: str) -> None:
@@ -246,6 +291,14 @@ def test_checker_accepts_rule_keeping_phrases(kind: str, text: str) -> None:
         ("verb", "the genre of {x}", "verb must start"),
         ("verb", "{x} directed it", "verb must start"),
         ("one", "the {y} of {x}", "placeholder"),
+        ("many", "the teams with a player in the position {x}", "apposition"),
+        ("many", "the titles in the Netflix genre {x}", "apposition"),
+        ("many", "the people with the occupation {x}", "apposition"),
+        ("verb", "awards the degree {x}", "apposition"),
+        ("many", "the schools of type {x}", "apposition"),
+        ("verb", "won an Olympic {x}", "apposition"),
+        ("many", "the Olympics at which the {x} was awarded", "apposition"),
+        ("many", "the crimes {x} was convicted of committing", "apposition"),
     ],
 )
 def test_checker_rejects_broken_phrases(kind: str, text: str, problem: str) -> None:
@@ -257,6 +310,8 @@ def test_checker_type_words() -> None:
     assert type_word_problems("class") == []
     assert type_word_problems("films") == ["'films' is plural"]
     assert type_word_problems("Person") != []
+    assert type_word_problems("Olympic Games") == []
+    assert type_word_problems("olympic Games") != []
     assert type_word_problems("award_winner") != []
 
 
@@ -265,6 +320,12 @@ def test_checker_texts() -> None:
     assert text_problems("gloss", "Place of birth.", "P19") != []
     assert any("editing note" in p for p in text_problems("gloss", "don't use on humans", "P1"))
     assert any("editing note" in p for p in text_problems("gloss", "use P31 for that", "P1"))
+    for note in (
+        "a campus of a school; in this data every school is its own campus",
+        "the category of a web page, which is always Official Website",
+        "a usage category; excluded because it holds slurs",
+    ):
+        assert any("editing note" in p for p in text_problems("gloss", note, "x")), note
     good = "Returns the birthplace of a person. Input: a person."
     assert text_problems("description", good, "P19") == []
     assert text_problems("description", "returns the place", "P19") != []

@@ -14,6 +14,7 @@ import difflib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -296,15 +297,91 @@ def _wn18rr(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
     splits = _splits(folder, folder / "text")
     ents, rels = _keys(splits)
     names = _read_tsv(folder / "entity2name.tsv", has_header=True)
+    gloss = pl.col("def_text_for_id").str.split_exact(" -- ", 1).struct.field("field_1")
     names = names.select(
         pl.col("synset").alias("key"),
         pl.col("lemma").str.replace_all("_", " ").alias("label"),
-        pl.when(pl.col("id").is_unique())
-        .then(pl.col("def_text_for_id").str.split_exact(" -- ", 1).struct.field("field_1"))
-        .alias("description"),
+        pl.when(pl.col("id").is_unique()).then(gloss).alias("description"),
+        gloss.alias("gloss"),
     )
+    every = pl.concat(splits.values())
+    instances = every.filter(pl.col("relation") == "_instance_hypernym")["head"].unique()
+    names = names.with_columns(
+        _wordnet_case(names["key"], names["label"], names["gloss"], set(instances.to_list()))
+    ).drop("gloss")
     rel_text = _read_tsv(folder / "rel2text.txt", has_header=False, names=["key", "label"])
     return _result(splits, folder, entities=_text(names, ents), relations=_text(rel_text, rels))
+
+
+# words a proper name keeps in lower case ("Jimenez de Cisneros", "Strait of Dover")
+_SMALL_WORDS = frozenset(
+    "a an and as at by da das de del der des di do dos du el for from in la le les of on or "
+    "the to van von y".split()
+)
+
+
+def _wordnet_case(
+    keys: pl.Series, labels: pl.Series, glosses: pl.Series, instances: set[str]
+) -> pl.Series:
+    """WordNet lemmas are lower case ("texas", "malay archipelago"); give proper names their
+    capitals. A synset that is an instance of a class (an ``_instance_hypernym`` head) is a
+    proper name: each word is capitalised but small words ("Jimenez de Cisneros"). In any
+    lemma, a word the glosses write with a capital (not first in the gloss) nearly always
+    keeps it ("african bee" -> "African bee", "acinonyx" -> "Acinonyx"); the glosses' own
+    spelling is used ("McCarthy", "U.S.")."""
+    upper: dict[str, Counter[str]] = {}
+    lower: Counter[str] = Counter()
+    for text in glosses.drop_nulls().unique().to_list():
+        words = re.findall(r"[A-Za-z][\w'.-]*\w|[A-Za-z]", text)
+        for i, word in enumerate(words):
+            low = word.lower()
+            if word[0].isupper() and i > 0:
+                upper.setdefault(low, Counter())[word] += 1
+                # runs of capitalised words as one name: "New Zealand", "Palestine
+                # Liberation Organization"
+                for n in (2, 3):
+                    run = words[i : i + n]
+                    if len(run) == n and all(w[0].isupper() for w in run):
+                        upper.setdefault(" ".join(run).lower(), Counter())[" ".join(run)] += 1
+            elif word.islower():
+                lower[low] += 1
+    spelling = {
+        low: forms.most_common(1)[0][0]
+        for low, forms in upper.items()
+        if low not in _SMALL_WORDS
+        and len(low) > 1
+        and forms.total() >= 9 * lower[low]
+        and not forms.most_common(1)[0][0].isupper()  # acronyms stay as the lemma has them
+    }
+
+    def capital(word: str) -> str:
+        if word in spelling:
+            return spelling[word]
+        if re.fullmatch(r"(?:[a-z]\.)+|[ivx]{2,}", word):  # "u.s." -> "U.S.", "xiv" -> "XIV"
+            return word.upper()
+        return "-".join(p[:1].upper() + p[1:] for p in word.split("-"))
+
+    out = []
+    for key, label in zip(keys.to_list(), labels.to_list(), strict=True):
+        if not label:
+            out.append(label)
+            continue
+        words = label.split(" ")
+        if key in instances:
+            words = [w if i > 0 and w in _SMALL_WORDS else capital(w) for i, w in enumerate(words)]
+        else:  # longest runs first: "new zealand cotton" -> "New Zealand cotton"
+            i = 0
+            while i < len(words):
+                for n in (3, 2, 1):
+                    run = " ".join(words[i : i + n])
+                    if i + n <= len(words) and run in spelling:
+                        words[i : i + n] = spelling[run].split(" ")
+                        i += n
+                        break
+                else:
+                    i += 1
+        out.append(" ".join(words))
+    return pl.Series("label", out, pl.String)
 
 
 _NATIONS_RELATIONS = {

@@ -60,6 +60,7 @@ FIELDS = frozenset(
         "inverse_description",
         "phrasing",
         "gloss",
+        "label",
         "domain",
         "range",
         "exclude",
@@ -69,6 +70,8 @@ FIELDS = frozenset(
     }
 )
 GENERIC = "entity"
+# a domain/range type word: lower-case English, or a proper name of capitalised words
+_TYPE_WORD = re.compile(r"[a-z][a-z' -]*|[A-Z][a-z]+(?: [A-Z][a-z]+)+")
 SHIPPED_DIR = Path(__file__).parent.parent / "data" / "lexicons"
 WIKIDATA_FILE = "wikidata"
 _WIKIDATA_KEY = re.compile(r"^P\d+$")
@@ -190,7 +193,10 @@ _NEEDS_THE = (
     r"Maldives$|Vatican City$|Gaza Strip$|West Bank$|Holy See$|"
     r"(?:Holy Roman|Ottoman|Roman|Byzantine|British|Russian|German|Mughal|Austrian|Spanish|"
     r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
-    r"Himalayas|River|Sea|Ocean|Desert)$|"
+    r"Himalayas|River|Sea|Ocean|Desert|Archipelago|Peninsula|Strait|Channel|Canal)$|"
+    r"(?:Gulf|Bay|Strait|Straits|Sea|Cape) of |"
+    # a people named by its adjective: "the Punjabi people", "the Jewish people"
+    r"[A-Z][\w-]* people$|"
     # organisations, teams and events: "the Labour Party", "the Swiss national football
     # team", "the 46th Academy Awards", "the 2010 Winter Olympics", "the Catholic
     # University of America", "the London Symphony Orchestra"
@@ -203,7 +209,39 @@ _NEEDS_THE = (
     r"crisis) (?:of|on|in) .+$|"
     r"[^,]*\b(?:University|Institute|College|School|Academy|Conservatory|Museum) of |"
     r"\S.* (?:Awards|Orchestra|Philharmonic|Film Festival|League|Guild|Foundation|Navy|"
-    r"Army|Air Force|World Tour(?: \d{4})?)$)"
+    r"Army|Air Force|World Tour(?: \d{4})?)$|"
+    # named prizes, medals and orders: "the Carnegie Medal", "the Primetime Emmy Award for
+    # Outstanding Comedy Series", "the Order of the Garter", "the Royal Victorian Chain"
+    r"[^,:!?]* (?:Award|Prize|Medal|Trophy)(?: (?:for|in|of) .+)?$|Order of |"
+    r"(?:Royal|Imperial|Sovereign|Military|Supreme) (?:[A-Z][\w-]* )*(?:Order|Chain)\b|"
+    # wars, revolutions and battles named by their words: "the Second Punic War", "the Cold
+    # War", "the Hundred Years' War", "the War of 1812" (not "Charlie Wilson's War")
+    r"(?:(?:[A-Z][\w-]*|[A-Z][a-z]+s'|and) )+(?:War|Revolution)$|"
+    r"(?:War|Battle|Siege|Treaty) of |"
+    # sports teams: a club nickname after its place ("the Pittsburgh Pirates"), a college
+    # team ("the Indiana Hoosiers men's basketball")
+    r"(?:[A-Z][\w.-]* )+(?:(?:Blue|Red|White|Golden|Maple|Sound|Trail) )?(?:"
+    r"Pirates|Cubs|Indians|Phillies|Angels|Giants|Dodgers|Yankees|Mets|Braves|Cardinals|"
+    r"Tigers|Twins|Royals|Rangers|Mariners|Padres|Brewers|Reds|Orioles|Rays|Marlins|"
+    r"Nationals|Expos|Jays|Sox|Astros|Athletics|Rockies|Diamondbacks|Bills|Ravens|Browns|"
+    r"Panthers|Bears|Cowboys|Broncos|Lions|Packers|Colts|Jaguars|Chiefs|Dolphins|Patriots|"
+    r"Saints|Jets|Raiders|Eagles|Steelers|Chargers|Rams|Buccaneers|Titans|Falcons|49ers|"
+    r"Seahawks|Vikings|Bengals|Texans|Redskins|Lakers|Celtics|Bulls|Knicks|Nets|Pistons|"
+    r"Pacers|Bucks|Cavaliers|Hawks|Wizards|Pelicans|Mavericks|Nuggets|Rockets|Grizzlies|"
+    r"Spurs|Warriors|Clippers|Suns|Kings|Blazers|Hornets|Timberwolves|Raptors|76ers|Bruins|"
+    r"Sabres|Leafs|Thrashers|Hurricanes|Flyers|Penguins|Devils|Islanders|Capitals|Jackets|"
+    r"Flames|Ducks|Stars|Coyotes|Predators|Sharks|Senators|Canadiens|Blackhawks|Wings|"
+    r"Oilers|Canucks|Blues|Admirals|Bulldogs|Monarchs|Barons|Nighthawks|Earthquakes|"
+    r"Timbers|Bulls|Strikers|Rhinos|Dragons|Swallows|Marines|Buffaloes)$|"
+    r"[A-Z].* (?:men's|women's) (?:[a-z]+ )?(?:basketball|football|soccer|hockey|volleyball|"
+    r"baseball|lacrosse)$)"
+)
+# ... but never a name with its own article, nor a film, band or show named like a team or a
+# war ("This Means War", "They Might Be Giants", "Three Kings", "Hill Street Blues", "Bloc
+# Party")
+_NO_THE = (
+    r"^(?:(?:The|A|An|This|That|They|We|When|One|Two|Three|Four|Seven|Nine|Evil|Space|Power|"
+    r"Wonder|Hill Street|Kill Rock|Step Up|Howard) |Bloc Party$)"
 )
 
 
@@ -213,7 +251,8 @@ def with_article(names: Any) -> Any:
     import polars as pl
 
     expr = names if isinstance(names, pl.Expr) else pl.lit(names)
-    out = pl.when(expr.str.contains(_NEEDS_THE)).then(pl.concat_str(pl.lit("the "), expr))
+    needs = expr.str.contains(_NEEDS_THE) & ~expr.str.contains(_NO_THE)
+    out = pl.when(needs).then(pl.concat_str(pl.lit("the "), expr))
     out = out.otherwise(expr)
     return out if isinstance(names, pl.Expr) else pl.select(out.alias(names.name)).to_series()
 
@@ -395,18 +434,18 @@ def read_lexicon(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
                     f"({NAME_RE.pattern})",
                     path=where,
                 )
-        for text_field in ("description", "inverse_description", "gloss"):
+        for text_field in ("description", "inverse_description", "gloss", "label"):
             value = entry.get(text_field)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InputError(f"relation {key!r}: {text_field} must be text", path=where)
         for type_field in ("domain", "range"):
             value = entry.get(type_field)
             if value is not None and (
-                not isinstance(value, str) or not re.fullmatch(r"[a-z][a-z' -]*", value)
+                not isinstance(value, str) or not _TYPE_WORD.fullmatch(value)
             ):
                 raise InputError(
                     f"relation {key!r}: {type_field} {value!r} must be a lower-case English "
-                    "type word",
+                    "type word (or a proper name such as 'Olympic Games')",
                     path=where,
                 )
         for flag in ("exclude", "symmetric"):
@@ -616,8 +655,10 @@ def _is_adjective(word: str) -> bool:
     return "ADJ" in lemmas and "NOUN" not in lemmas
 
 
-def relation_text(key: str, label: str | None) -> str:
-    """The words a relation is read from: its label, else its key turned into words."""
+def relation_text(key: str, label: str | None, commas: bool = False) -> str:
+    """The words a relation is read from: its label, else its key turned into words.
+    ``commas``: keep the label's commas ("languages spoken, written or signed"), for
+    quoting the label to a reader rather than parsing it."""
     if key.startswith("/") and key.count("/") >= 3:  # a Freebase path: its last property
         text = re.sub(r"_s$", "", key.rsplit("/", 1)[-1]).replace("_", " ")
     elif label and label != key:
@@ -625,6 +666,9 @@ def relation_text(key: str, label: str | None) -> str:
     else:
         text = humanise_key(key)
     text = re.sub(r"-(?=(?:in|of|by|with|to|from|at|on|for)\b)", " ", text.lower())
+    if commas:
+        parts = [" ".join(_words(part)) for part in text.split(",")]
+        return ", ".join(p for p in parts if p) or "related"
     return " ".join(_words(text)) or "related"
 
 
@@ -841,7 +885,7 @@ def resolve_lexicon(
         gloss = fields.get("gloss") or _gloss(desc, key)
         out[key] = Entry(
             key=key,
-            label=relation_text(key, label),
+            label=fields.get("label") or relation_text(key, label, commas=True),
             gloss=gloss,
             domain=dom,
             range=rng,
