@@ -10,15 +10,14 @@ import pytest
 
 from kg2tool.errors import InputError
 from kg2tool.kg.graph import KnowledgeGraph
+from kg2tool.kg.names import entity_name_from_key, is_raw_key
 from kg2tool.kg.tables import KGTables
 from kg2tool.samples.lint import lint_text
 from kg2tool.samples.questions import build_lexicon
 from kg2tool.tools.catalog import ApiCatalog, load_overrides
 from kg2tool.tools.lexicon import (
     SHIPPED_DIR,
-    entity_name_from_key,
     fallback_fields,
-    is_raw_key,
     read_lexicon,
     resolve_lexicon,
     select_shipped,

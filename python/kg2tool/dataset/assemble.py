@@ -36,6 +36,7 @@ import polars as pl
 from kg2tool.atomic import atomic_file, write_bytes
 from kg2tool.dataset.card import CARD_COLUMNS, card_examples, card_stats, write_card
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
+from kg2tool.kg.names import RAW_KEY_PATTERN
 from kg2tool.patterns import JOIN, pattern_counts
 from kg2tool.samples.calls import (
     CALL_STYLES,
@@ -62,7 +63,6 @@ from kg2tool.samples.questions import (
 )
 from kg2tool.textops import Str, Strings, write_lines
 from kg2tool.tools.catalog import LIST_KIND, ApiCatalog
-from kg2tool.tools.lexicon import RAW_KEY_PATTERN
 from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = [

@@ -22,6 +22,7 @@ import polars as pl
 
 from kg2tool.errors import InputError, UnknownNameError
 from kg2tool.kg.io import PathLike, read_triples, write_kg_dir
+from kg2tool.kg.names import SMALL_WORDS, humanise
 from kg2tool.kg.tables import TEXT_SCHEMA, TYPE_SCHEMA, KGTables
 
 __all__ = [
@@ -37,7 +38,6 @@ _DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 #: Bundled KG name -> folder inside the package.
 BUNDLED = {"codex-s": "codex-s"}
 _SPLIT_FILES = {"train": "train.txt", "valid": "valid.txt", "test": "test.txt"}
-_SMALL_WORDS = {"and", "of", "the", "in", "on", "for", "to", "a", "an", "at", "by"}
 
 
 def shared_data_dir() -> Path:
@@ -74,14 +74,6 @@ def bundled_path(name: str) -> Path:
 
 # --------------------------------------------------------------------------------------
 # helpers
-
-
-def humanise(key: str) -> str:
-    """Readable label from a snake_case key: ``san_marino`` -> ``San Marino``."""
-    words = [w for w in re.split(r"[_\s]+", key.strip()) if w]
-    return " ".join(
-        w if (i and w in _SMALL_WORDS) else w[:1].upper() + w[1:] for i, w in enumerate(words)
-    )
 
 
 def _read_tsv(path: Path, *, has_header: bool, names: list[str] | None = None) -> pl.DataFrame:
@@ -313,13 +305,6 @@ def _wn18rr(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
     return _result(splits, folder, entities=_text(names, ents), relations=_text(rel_text, rels))
 
 
-# words a proper name keeps in lower case ("Jimenez de Cisneros", "Strait of Dover")
-_SMALL_WORDS = frozenset(
-    "a an and as at by da das de del der des di do dos du el for from in la le les of on or "
-    "the to van von y".split()
-)
-
-
 def _wordnet_case(
     keys: pl.Series, labels: pl.Series, glosses: pl.Series, instances: set[str]
 ) -> pl.Series:
@@ -348,7 +333,7 @@ def _wordnet_case(
     spelling = {
         low: forms.most_common(1)[0][0]
         for low, forms in upper.items()
-        if low not in _SMALL_WORDS
+        if low not in SMALL_WORDS
         and len(low) > 1
         and forms.total() >= 9 * lower[low]
         and not forms.most_common(1)[0][0].isupper()  # acronyms stay as the lemma has them
@@ -368,7 +353,7 @@ def _wordnet_case(
             continue
         words = label.split(" ")
         if key in instances:
-            words = [w if i > 0 and w in _SMALL_WORDS else capital(w) for i, w in enumerate(words)]
+            words = [w if i > 0 and w in SMALL_WORDS else capital(w) for i, w in enumerate(words)]
         else:  # longest runs first: "new zealand cotton" -> "New Zealand cotton"
             i = 0
             while i < len(words):

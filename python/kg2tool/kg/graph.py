@@ -20,9 +20,9 @@ import polars as pl
 
 from kg2tool import _core
 from kg2tool.errors import InputError, SnapshotError, UnknownNameError
+from kg2tool.kg.names import entity_name_expr
 from kg2tool.kg.snapshot import is_snapshot, load_snapshot, save_snapshot
 from kg2tool.kg.tables import KGTables, clean_text
-from kg2tool.tools.lexicon import entity_name_expr
 
 MAX_ENTITIES = 2**31 - 1
 #: A table, or a loader that reads it on first use.
@@ -34,7 +34,7 @@ def _text_table(
 ) -> pl.DataFrame:
     """id/key/label/description frame for sorted ``keys``; label falls back to the key (with
     ``key_names``, a key made of words is turned into them: "population_group" ->
-    "population group", see :func:`kg2tool.tools.lexicon.entity_name_expr`)."""
+    "population group", see :func:`kg2tool.kg.names.entity_name_expr`)."""
     base = pl.DataFrame({"id": pl.int_range(0, len(keys), dtype=pl.Int32, eager=True), "key": keys})
     fallback = entity_name_expr(pl.col("key")) if key_names else pl.col("key")
     if source is None or source.height == 0:

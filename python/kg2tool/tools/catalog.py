@@ -58,11 +58,11 @@ import orjson
 import polars as pl
 
 from kg2tool.errors import InputError, UnknownNameError
+from kg2tool.kg.names import humanise_key
 from kg2tool.tools.lexicon import (
     FIELDS,
     Entry,
     a_an,
-    humanise_key,
     plural,
     read_lexicon,
     resolve_lexicon,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kg2tool.errors import InputError
+from kg2tool.kg.names import humanise_key
 
 try:
     import tomllib
@@ -29,17 +30,12 @@ except ModuleNotFoundError:  # Python 3.10
 
 __all__ = [
     "FIELDS",
-    "RAW_KEY_PATTERN",
     "SIDE_FIELDS",
     "Entry",
     "Side",
     "a_an",
-    "entity_name_expr",
-    "entity_name_from_key",
     "fallback_fields",
-    "humanise_key",
     "is_plural_noun",
-    "is_raw_key",
     "plural",
     "read_lexicon",
     "relation_text",
@@ -260,55 +256,6 @@ def with_article(names: Any) -> Any:
 def a_an(phrase: str) -> str:
     """The phrase with its indefinite article ("an organization", "a university")."""
     return _inflected("a", phrase)
-
-
-def humanise_key(key: str) -> str:
-    """Words of a key used as a name: ``concept:`` prefixes dropped, snake_case and CamelCase
-    split, path separators turned into spaces ("interacts_with" -> "interacts with")."""
-    text = key.rsplit("/", 1)[-1] if key.startswith(("http://", "https://")) else key
-    text = text.rsplit("#", 1)[-1]
-    if ":" in text:
-        text = text.rsplit(":", 1)[-1]
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", text)
-    text = re.sub(r"[_/.\s]+", " ", text)
-    return text.strip().lower() if not text.isupper() or len(text) > 4 else text.strip()
-
-
-# Opaque identifiers that are no name: Wikidata/UMLS-style ids, Freebase mids, numbers, IRIs.
-_RAW_KEY = re.compile(r"[A-Za-z]{0,2}\d[\w.-]*|/[mg]/\w+|[a-z][a-z0-9+.-]*://\S+|_:\w+")
-
-
-RAW_KEY_PATTERN = f"^(?:{_RAW_KEY.pattern})$"
-
-
-def is_raw_key(key: str) -> bool:
-    """Whether a key is an opaque id ("Q216458", "/m/0x", "C0001175", an IRI) rather than
-    words that can stand for a name ("population_group", "BobDylan")."""
-    return _RAW_KEY.fullmatch(key) is not None
-
-
-def entity_name_expr(keys: Any) -> Any:
-    """Polars expression: the name of an entity that has no label, from its key (a
-    ``pl.Expr`` of keys): a key made of words becomes them ("population_group" ->
-    "population group", "concept:city_paris" -> "city paris", "BobDylan" -> "Bob Dylan"),
-    case kept; an opaque id (:func:`is_raw_key`) stays as it is."""
-    import polars as pl
-
-    words = (
-        keys.str.replace(r"^[A-Za-z]\w*:([^/])", "$1")
-        .str.replace_all(r"([a-z])([A-Z])", "$1 $2")
-        .str.replace_all(r"[_\s]+", " ")
-        .str.strip_chars()
-    )
-    raw = keys.str.contains(RAW_KEY_PATTERN)
-    return pl.when(raw | (words == "")).then(keys).otherwise(words)
-
-
-def entity_name_from_key(key: str) -> str:
-    """:func:`entity_name_expr` for one key."""
-    import polars as pl
-
-    return pl.select(entity_name_expr(pl.lit(key, pl.String))).item()
 
 
 def _words(text: str) -> list[str]:
