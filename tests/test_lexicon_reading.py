@@ -132,6 +132,12 @@ def test_wn18rr_proper_names_have_capitals() -> None:
     # common nouns keep their lower case
     assert label["appendicular_skeleton.n.01"] == "appendicular skeleton"
     assert label["summer.n.01"] == "summer"
+    # taxa (below a rank concept in the hypernym tree) keep their capital; ranks do not
+    assert label["amphibia.n.01"] == "Amphibia"
+    assert label["agonidae.n.01"] == "Agonidae"
+    assert label["genus_ichthyostega.n.01"] == "genus Ichthyostega"
+    assert label["bird_genus.n.01"] == "bird genus"
+    assert label["cheetah.n.01"] == "cheetah"
 
 
 def test_appositive_detector() -> None:

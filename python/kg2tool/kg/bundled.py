@@ -301,6 +301,7 @@ def _wn18rr(shared: Path) -> tuple[KGTables, dict[str, pl.DataFrame]]:
     names = names.with_columns(
         _wordnet_case(names["key"], names["label"], names["gloss"], set(instances.to_list()))
     ).drop("gloss")
+    names = names.with_columns(_taxon_case(names, every))
     rel_text = _read_tsv(folder / "rel2text.txt", has_header=False, names=["key", "label"])
     return _result(splits, folder, entities=_text(names, ents), relations=_text(rel_text, rels))
 
@@ -367,6 +368,53 @@ def _wordnet_case(
                     i += 1
         out.append(" ".join(words))
     return pl.Series("label", out, pl.String)
+
+
+# WordNet's taxonomic ranks (biology senses); their lemma words mark a rank concept.
+_TAXON_ROOTS = frozenset(
+    "genus.n.02 family.n.06 order.n.12 class.n.07 phylum.n.02 division.n.07 division.n.08 "
+    "kingdom.n.05".split()
+)
+_RANK_WORDS = frozenset(
+    "genus subgenus family subfamily superfamily order suborder superorder infraorder class "
+    "subclass superclass phylum subphylum division subdivision kingdom tribe".split()
+)
+
+
+def _taxon_case(names: pl.DataFrame, triples: pl.DataFrame) -> pl.Series:
+    """Taxon names keep their capital ("amphibia" -> "Amphibia", "genus acinonyx" -> "genus
+    Acinonyx"): a synset whose ``_hypernym`` is a rank concept (a rank sense, or a synset such
+    as "bird genus" below one whose lemma ends in a rank word) names a taxon."""
+    hyper = triples.filter(pl.col("relation") == "_hypernym").select("head", "tail")
+    label = dict(zip(names["key"].to_list(), names["label"].to_list(), strict=True))
+    ranks = set(_TAXON_ROOTS)
+    pairs = list(zip(hyper["head"].to_list(), hyper["tail"].to_list(), strict=True))
+    grew = True
+    while grew:  # rank concepts below the roots: "mammal genus", "bird family"
+        grew = False
+        for head, tail in pairs:
+            words = (label.get(head) or "").split(" ")
+            if tail in ranks and head not in ranks and words[-1] in _RANK_WORDS:
+                ranks.add(head)
+                grew = True
+    taxa = {h for h, t in pairs if t in ranks and h not in ranks}
+
+    def cased(key: str, text: str | None) -> str | None:
+        if key not in taxa or not text:
+            return text
+        words = text.split(" ")
+        i = 1 if len(words) > 1 and words[0] in _RANK_WORDS else 0
+        words[i] = words[i][:1].upper() + words[i][1:]
+        return " ".join(words)
+
+    return pl.Series(
+        "label",
+        [
+            cased(k, t)
+            for k, t in zip(names["key"].to_list(), names["label"].to_list(), strict=True)
+        ],
+        pl.String,
+    )
 
 
 _NATIONS_RELATIONS = {
