@@ -879,6 +879,6 @@ def _gloss(desc: str | None, key: str = "") -> str:
     key_words = set(re.findall(r"[a-z0-9]+", key.lower()))
     if set(re.findall(r"[a-z0-9]+", desc.lower())) <= key_words:
         return ""
-    from kg2tool.tools.catalog import clean_description
+    from kg2tool.tools.raw_ids import clean_description
 
     return clean_description(desc).split("\n", 1)[0].rstrip(".")
