@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kg2tool.tools.lexicon import Entry, a_an, plural
+from kg2tool.tools.inflection import a_an, plural
+from kg2tool.tools.lexicon import Entry
 
 if TYPE_CHECKING:
     from kg2tool.tools.catalog import Api

@@ -12,10 +12,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kg2tool.errors import InputError
-from kg2tool.tools.lexicon import Entry, plural
+from kg2tool.tools.inflection import plural
+
+if TYPE_CHECKING:
+    from kg2tool.tools.lexicon import Entry
 
 NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
 STYLES = ("kg2tool", "plain", "camel")
