@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 __all__ = [
+    "PEOPLE_TYPES",
     "PREPOSITIONS",
     "a_an",
     "inflected",
@@ -21,11 +22,14 @@ __all__ = [
     "participle",
     "plural",
     "plural_phrase",
+    "plural_type",
     "seed_inflections",
     "verb_lemma",
     "with_article",
 ]
 
+#: Type words whose plural is "people".
+PEOPLE_TYPES = frozenset({"human", "person", "people"})
 PREPOSITIONS = frozenset(
     "of in by with to from at on for into onto about against between among under over "
     "through during".split()
@@ -285,3 +289,10 @@ def plural_phrase(one: str) -> str:
         noun = " ".join(words[1:stop])
         return " ".join(["the", plural(noun), *words[stop:]])
     return one
+
+
+def plural_type(word: str) -> str:
+    """Plural of a type word ("city" -> "cities"); "people" for humans and persons."""
+    if word in PEOPLE_TYPES:
+        return "people"
+    return plural(word)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kg2tool.errors import InputError
-from kg2tool.tools.inflection import plural
+from kg2tool.tools.inflection import PEOPLE_TYPES, plural
 
 if TYPE_CHECKING:
     from kg2tool.tools.lexicon import Entry
@@ -110,7 +110,7 @@ def freebase_parts(path: str) -> tuple[str, list[str], list[str]]:
 def type_plural(word: str, people: bool = False) -> str:
     """English plural of a snake-case type word ("city" -> "cities", "human" -> "humans";
     "people" for humans and persons when ``people``)."""
-    if people and word in ("human", "person"):
+    if people and word in PEOPLE_TYPES:
         return "people"
     return plural(word.replace("_", " ")).replace(" ", "_")
 
