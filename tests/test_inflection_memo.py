@@ -10,7 +10,7 @@ import sys
 from kg2tool.dataset.assemble import Context
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.pipeline.driver import _init_worker
-from kg2tool.tools import lexicon
+from kg2tool.tools import inflection, lexicon
 
 
 def _worker_builds_context() -> tuple[bool, list[str]]:
@@ -30,5 +30,5 @@ def test_seeded_worker_never_imports_inflect() -> None:
 
 def test_memo_gives_inflect_s_answers() -> None:
     for word in ("city", "person", "analysis", "series", "hour", "university"):
-        assert lexicon._inflected("plural_noun", word) == lexicon._inflect().plural_noun(word)
-        assert lexicon._inflected("a", word) == lexicon._inflect().a(word)
+        assert inflection.inflected("plural_noun", word) == inflection._inflect().plural_noun(word)
+        assert inflection.inflected("a", word) == inflection._inflect().a(word)

@@ -10,7 +10,8 @@ import polars as pl
 from kg2tool.dataset.assemble import build_dataset
 from kg2tool.kg.bundled import load_dataset
 from kg2tool.kg.graph import KnowledgeGraph
-from kg2tool.tools.catalog import GENERIC_TYPE, TYPE_COVERAGE, _general_word, infer_domain_range
+from kg2tool.tools.naming import GENERIC_TYPE
+from kg2tool.tools.typewords import TYPE_COVERAGE, general_word, infer_domain_range
 
 
 def _types_of(kg: KnowledgeGraph) -> dict[int, set[str]]:
@@ -22,7 +23,7 @@ def _types_of(kg: KnowledgeGraph) -> dict[int, set[str]]:
     for i, t in frame.iter_rows():
         words = out.setdefault(int(i), set())
         words.add(t)
-        general = _general_word(t)
+        general = general_word(t)
         if general:
             words.add(general)
     return out

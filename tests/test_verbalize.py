@@ -31,7 +31,6 @@ def _questions(pattern: str, seed: int = 0, lexicon=None) -> tuple[list[str], li
         b.plan,
         b.relation_ids,
         names,
-        b.frame()["num_answers"].to_numpy(),
         np.arange(len(b), dtype=np.uint64),
         lexicon or build_lexicon(kg()),
         seed=seed,
@@ -170,7 +169,7 @@ def test_thoughts_have_no_double_periods() -> None:
 def test_plural_phrase_head_is_not_pluralised_twice() -> None:
     """A set argument takes the lexicon's own plural phrase: "the places within {x}" never
     becomes "the places withins"."""
-    from kg2tool.samples.questions import _head_span, _plural_arg
+    from kg2tool.samples.phrases import _head_span, _plural_arg
 
     assert _plural_arg("the places within ", "") == ("the places within ", "")
     assert _plural_arg("the places partly within ", "") == ("the places partly within ", "")

@@ -350,6 +350,7 @@ class TypeQueries:
 
 
 def _split_seed(seed: int, split: str) -> int:
+    """The sampling seed of one split: a hash of (seed, split), so splits draw independently."""
     digest = hashlib.blake2b(f"kg2tool-betae/{seed}/{split}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFFFFFFFFFFFFFF
 

@@ -93,7 +93,8 @@ def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGra
     here. Anything else, and any file the native reader gives up on (a malformed line, a
     blank line, bytes that are not UTF-8), returns None: the general reader names the place.
     """
-    from kg2tool.kg.io import _format_of, _looks_like_header
+    from kg2tool.kg.textfile import format_of as _format_of
+    from kg2tool.kg.triples import looks_like_header as _looks_like_header
 
     suffix, gz = _format_of(path)
     fmt = str(options.get("format") or suffix).lower().lstrip(".")
@@ -143,7 +144,7 @@ def _fast_tsv(path: Path, threads: int, options: dict[str, Any]) -> KnowledgeGra
 
 
 def _role_order(fields: list[str]) -> list[int] | None:
-    from kg2tool.kg.io import _role_columns
+    from kg2tool.kg.triples import role_columns as _role_columns
 
     return _role_columns(fields)
 

@@ -138,156 +138,142 @@ def _lines(stream: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
         offset += len(line)
 
 
-def read_wikidata_dump(
-    path: str | os.PathLike[str],
-    *,
-    properties: Iterable[str] | None = None,
-    lang: str = "en",
-    progress: bool = False,
-) -> KGTables:
-    """Read a Wikidata JSON dump into :class:`KGTables` (see the module docstring for the rules).
+_COUNTS = (
+    "items",
+    "property_entities",
+    "lexemes",
+    "other_entities",
+    "deprecated_claims",
+    "novalue_snaks",
+    "somevalue_snaks",
+    "literal_claims",
+    "non_item_claims",
+    "qualifiers",
+    "other_property_claims",
+    "type_claims",
+)
 
-    ``properties`` keeps only those P-ids as relations (default: every property with an
-    item value); P31 always gives entity types. ``lang`` picks labels and descriptions
-    (fallback ``mul``, then ``en``). A line that is not a JSON entity, including a last line
-    cut off mid-way, is an InputError naming its line and byte offset. ``progress`` shows a
-    bar with bytes/s and entity counts on stderr.
-    """
-    p = Path(path)
+
+def _property_filter(properties: Iterable[str] | None, path: Path) -> set[str] | None:
+    """The P-ids to keep as relations (None: all); an empty or malformed list is an error."""
     keep = None if properties is None else {str(x).strip().upper() for x in properties}
     if keep is not None and not keep:
-        raise InputError("no properties given", path=str(p))
+        raise InputError("no properties given", path=str(path))
     if keep is not None:
         bad = sorted(x for x in keep if not (x[:1] == "P" and x[1:].isdigit()))
         if bad:
-            raise InputError(f"not Wikidata property ids: {', '.join(bad)}", path=str(p))
-    triples = _Chunks(TRIPLE_SCHEMA)
-    types = _Chunks(TYPE_SCHEMA)
-    texts = _Chunks(_TEXT_ROW_SCHEMA)
-    counts = dict.fromkeys(
-        (
-            "items",
-            "property_entities",
-            "lexemes",
-            "other_entities",
-            "deprecated_claims",
-            "novalue_snaks",
-            "somevalue_snaks",
-            "literal_claims",
-            "non_item_claims",
-            "qualifiers",
-            "other_property_claims",
-            "type_claims",
-        ),
-        0,
-    )
-    with ExitStack() as stack:
-        bar = None
-        if progress:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+            raise InputError(f"not Wikidata property ids: {', '.join(bad)}", path=str(path))
+    return keep
 
-            bar = stack.enter_context(
-                Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    DownloadColumn(),
-                    TransferSpeedColumn(),
-                    TimeRemainingColumn(),
-                    transient=True,
-                )
-            )
-        stream, task = _open(p, stack, bar)
-        for number, offset, raw in _lines(stream, p):
-            if bar is not None and number % 10_000 == 0:
-                bar.update(task, description=f"reading dump: {counts['items']:,} items")
-            line = raw.strip()
-            if line in (b"", b"[", b"]"):
+
+def _progress_bar(stack: ExitStack) -> Any:
+    """A transient rich bar with bytes/s, entered on ``stack``."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    return stack.enter_context(
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+    )
+
+
+def _entity(raw: bytes, number: int, offset: int, path: Path) -> dict[str, Any] | None:
+    """The entity on one dump line (None for the array brackets and blank lines)."""
+    line = raw.strip()
+    if line in (b"", b"[", b"]"):
+        return None
+    if line.endswith(b","):
+        line = line[:-1]
+    try:
+        entity = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        cut = not raw.endswith(b"\n")
+        what = "cut off mid-line (truncated dump?)" if cut else f"not a JSON entity ({exc})"
+        raise InputError(
+            f"{what} at byte offset {offset} of the uncompressed text; nothing was written",
+            path=str(path),
+            line=number,
+        ) from None
+    if not isinstance(entity, dict) or not isinstance(entity.get("id"), str):
+        raise InputError(
+            f"not a Wikidata entity (no id) at byte offset {offset}",
+            path=str(path),
+            line=number,
+        )
+    return entity
+
+
+def _read_claims(
+    key: str,
+    claims: dict[str, Any],
+    keep: set[str] | None,
+    counts: dict[str, int],
+    triples: _Chunks,
+    types: _Chunks,
+) -> None:
+    """Add an item's item-valued claims to ``triples`` (P31 to ``types``), counting the rest."""
+    for pid, statements in claims.items():
+        if not isinstance(statements, list):
+            continue
+        wanted = pid == INSTANCE_OF or keep is None or pid in keep
+        for st in statements:
+            if not isinstance(st, dict):
                 continue
-            if line.endswith(b","):
-                line = line[:-1]
-            try:
-                entity = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                cut = not raw.endswith(b"\n")
-                what = "cut off mid-line (truncated dump?)" if cut else f"not a JSON entity ({exc})"
-                raise InputError(
-                    f"{what} at byte offset {offset} of the uncompressed text; nothing was written",
-                    path=str(p),
-                    line=number,
-                ) from None
-            if not isinstance(entity, dict) or not isinstance(entity.get("id"), str):
-                raise InputError(
-                    f"not a Wikidata entity (no id) at byte offset {offset}",
-                    path=str(p),
-                    line=number,
-                )
-            key = entity["id"]
-            kind = entity.get("type")
-            if kind == "lexeme" or key.startswith("L"):
-                counts["lexemes"] += 1
+            if not wanted:
+                counts["other_property_claims"] += 1
                 continue
-            if kind not in ("item", "property"):
-                counts["other_entities"] += 1
+            if st.get("rank") == "deprecated":
+                counts["deprecated_claims"] += 1
                 continue
-            label, fb_label = _pick(entity.get("labels"), lang)
-            desc, _ = _pick(entity.get("descriptions"), lang)
-            if label is not None or desc is not None:
-                texts.add((key, label, desc, fb_label))
-            if kind == "property":
-                counts["property_entities"] += 1
+            quals = st.get("qualifiers")
+            if isinstance(quals, dict):
+                counts["qualifiers"] += sum(len(v) for v in quals.values() if isinstance(v, list))
+            snak = st.get("mainsnak") or {}
+            snaktype = snak.get("snaktype")
+            if snaktype in ("novalue", "somevalue"):
+                counts[f"{snaktype}_snaks"] += 1
                 continue
-            counts["items"] += 1
-            claims = entity.get("claims")
-            if not isinstance(claims, dict):
+            dv = snak.get("datavalue") or {}
+            if dv.get("type") != "wikibase-entityid":
+                counts["literal_claims"] += 1
                 continue
-            for pid, statements in claims.items():
-                if not isinstance(statements, list):
-                    continue
-                wanted = pid == INSTANCE_OF or keep is None or pid in keep
-                for st in statements:
-                    if not isinstance(st, dict):
-                        continue
-                    if not wanted:
-                        counts["other_property_claims"] += 1
-                        continue
-                    if st.get("rank") == "deprecated":
-                        counts["deprecated_claims"] += 1
-                        continue
-                    quals = st.get("qualifiers")
-                    if isinstance(quals, dict):
-                        counts["qualifiers"] += sum(
-                            len(v) for v in quals.values() if isinstance(v, list)
-                        )
-                    snak = st.get("mainsnak") or {}
-                    snaktype = snak.get("snaktype")
-                    if snaktype in ("novalue", "somevalue"):
-                        counts[f"{snaktype}_snaks"] += 1
-                        continue
-                    dv = snak.get("datavalue") or {}
-                    if dv.get("type") != "wikibase-entityid":
-                        counts["literal_claims"] += 1
-                        continue
-                    target = _item_id(dv.get("value"))
-                    if target is None:
-                        counts["non_item_claims"] += 1
-                    elif pid == INSTANCE_OF:
-                        counts["type_claims"] += 1
-                        types.add((key, target))
-                    else:
-                        triples.add((key, pid, target))
+            target = _item_id(dv.get("value"))
+            if target is None:
+                counts["non_item_claims"] += 1
+            elif pid == INSTANCE_OF:
+                counts["type_claims"] += 1
+                types.add((key, target))
+            else:
+                triples.add((key, pid, target))
+
+
+def _tables(
+    triples: _Chunks,
+    types: _Chunks,
+    texts: _Chunks,
+    counts: dict[str, int],
+    keep: set[str] | None,
+    path: Path,
+) -> KGTables:
+    """The collected rows as KG tables: texts and types only for keys of the triples."""
     triple_frame = triples.frame()
     if triple_frame.height == 0:
         raise InputError(
             "no item-to-item claims found"
             + (f" for properties {', '.join(sorted(keep))}" if keep else ""),
-            path=str(p),
+            path=str(path),
         )
     text = texts.frame().unique("key", keep="first", maintain_order=True)
     entity_keys = pl.concat([triple_frame["head"], triple_frame["tail"]]).unique()
@@ -318,5 +304,57 @@ def read_wikidata_dump(
         entity_types=type_frame if type_frame.height else None,
         type_labels=texts_of(type_keys),
         report=report,
-        source=str(p),
+        source=str(path),
     )
+
+
+def read_wikidata_dump(
+    path: str | os.PathLike[str],
+    *,
+    properties: Iterable[str] | None = None,
+    lang: str = "en",
+    progress: bool = False,
+) -> KGTables:
+    """Read a Wikidata JSON dump into :class:`KGTables` (see the module docstring for the rules).
+
+    ``properties`` keeps only those P-ids as relations (default: every property with an
+    item value); P31 always gives entity types. ``lang`` picks labels and descriptions
+    (fallback ``mul``, then ``en``). A line that is not a JSON entity, including a last line
+    cut off mid-way, is an InputError naming its line and byte offset. ``progress`` shows a
+    bar with bytes/s and entity counts on stderr.
+    """
+    p = Path(path)
+    keep = _property_filter(properties, p)
+    triples = _Chunks(TRIPLE_SCHEMA)
+    types = _Chunks(TYPE_SCHEMA)
+    texts = _Chunks(_TEXT_ROW_SCHEMA)
+    counts = dict.fromkeys(_COUNTS, 0)
+    with ExitStack() as stack:
+        bar = _progress_bar(stack) if progress else None
+        stream, task = _open(p, stack, bar)
+        for number, offset, raw in _lines(stream, p):
+            if bar is not None and number % 10_000 == 0:
+                bar.update(task, description=f"reading dump: {counts['items']:,} items")
+            entity = _entity(raw, number, offset, p)
+            if entity is None:
+                continue
+            key = entity["id"]
+            kind = entity.get("type")
+            if kind == "lexeme" or key.startswith("L"):
+                counts["lexemes"] += 1
+                continue
+            if kind not in ("item", "property"):
+                counts["other_entities"] += 1
+                continue
+            label, fb_label = _pick(entity.get("labels"), lang)
+            desc, _ = _pick(entity.get("descriptions"), lang)
+            if label is not None or desc is not None:
+                texts.add((key, label, desc, fb_label))
+            if kind == "property":
+                counts["property_entities"] += 1
+                continue
+            counts["items"] += 1
+            claims = entity.get("claims")
+            if isinstance(claims, dict):
+                _read_claims(key, claims, keep, counts, triples, types)
+    return _tables(triples, types, texts, counts, keep, p)

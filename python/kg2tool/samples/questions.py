@@ -18,10 +18,8 @@ template is chosen by a hash of (seed, query id), so the same seed gives the sam
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,9 +27,25 @@ import polars as pl
 
 from kg2tool.errors import InputError
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
-from kg2tool.tools.catalog import ApiCatalog
-from kg2tool.tools.lexicon import is_plural_noun, resolve_lexicon, verb_lemma, with_article
-from kg2tool.tools.lexicon import plural as _plural_noun
+from kg2tool.samples.phrases import (
+    Phrase,
+    RelationLexicon,
+    all_of,
+    bare_noun,
+    be_verb,
+    build_lexicon,
+    expr_join,
+    join_clauses,
+    lex_column,
+    materialise,
+    name_list_text,
+    name_phrase,
+    project_phrase,
+    pronoun_phrase,
+    set_phrase,
+)
+from kg2tool.tools.inflection import with_article
+from kg2tool.tools.raw_ids import RAW_ID_PATTERN
 
 __all__ = [
     "RAW_ID_PATTERN",
@@ -39,16 +53,9 @@ __all__ = [
     "build_lexicon",
     "mix_hash",
     "name_list_text",
-    "op_phrases",
     "verbalize",
+    "verbalize_linted",
 ]
-
-RAW_ID_PATTERN = r"\b[QP]\d+\b|/m/|/g/"
-# A type word is used in "Which <types> ..." only when this share of the answers carries it.
-TYPE_COVERAGE = 0.95
-_PEOPLE_TYPES = {"human", "person", "people"}
-# Lexicon type words of a side whose answers are people (used when the KG has no types).
-_PERSON_WORDS = _PEOPLE_TYPES | {"politician", "actor", "writer", "author", "director"}
 
 
 def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
@@ -64,448 +71,36 @@ def mix_hash(*parts: np.ndarray | int) -> np.ndarray:
     return h
 
 
-def _plural(word: str) -> str:
-    """English plural of the last word of a type phrase ("city" -> "cities")."""
-    if word in _PEOPLE_TYPES:
-        return "people"
-    return _plural_noun(word)
-
-
-# Words that end the head noun of a phrase ("the people | who influenced {x}").
-_HEAD_STOP = {
-    "of", "that", "who", "whose", "where", "which", "in", "from", "by", "with", "to", "at",
-    "on", "for", "starring", "bordering", "set", "born", "include", "within", "partly",
-    "near", "beside", "alongside", "below", "above", "inside", "outside", "behind", "after",
-    "before", "during", "into", "about", "under", "over", "against", "among", "between",
-    "through", "like", "as", "whom", "than", "featuring", "containing", "named",
-}  # fmt: skip
-# Verbs right after the argument, for a plural argument ("{x} is a member of" -> "are members of").
-_ARG_VERBS = (
-    (" is a member of", " are members of"),
-    (" is", " are"),
-    (" has", " have"),
-    (" was", " were"),
-)
-# Verbs right after the head, for a plural head ("the region that contains" -> "that contain").
-_HEAD_VERBS = {"contains": "contain", "has": "have", "is": "are", "was": "were"}
-
-
-def _is_plural_word(word: str) -> bool:
-    """Whether a head noun is plural (:func:`kg2tool.tools.lexicon.is_plural_noun`)."""
-    return is_plural_noun(word)
-
-
-def _head_span(pre: str) -> tuple[int, int]:
-    """(index past the head's last word, index of its noun) in ``pre.split(" ")``: "the record
-    labels founded by " -> (3, 2), "the head of state of " -> (4, 1); (0, 0) when the phrase
-    does not start with "the <noun>"."""
-    words = pre.split(" ")
-    if len(words) < 2 or words[0] != "the" or not words[1]:
-        return 0, 0
-    j = 1
-    while j < len(words) and words[j] and words[j] not in _HEAD_STOP:
-        if j > 1 and words[j].endswith(("ed", "en")):
-            break
-        j += 1
-    if words[j : j + 1] == ["of"] and j + 2 < len(words) and words[j + 2] == "of" and words[j + 1]:
-        return j + 2, j - 1  # "head of state", "country of citizenship"
-    return j, j - 1
-
-
-def _plural_head_verbs(pre: str) -> str:
-    """A plural phrase prefix whose verb right after the head agrees with it ("the regions
-    that contains " -> "the regions that contain "); the head noun itself is left alone."""
-    j, _ = _head_span(pre)
-    if not j:
-        return pre
-    words = pre.split(" ")
-    if j + 1 < len(words) and words[j] in ("that", "who") and words[j + 1] in _HEAD_VERBS:
-        words[j + 1] = _HEAD_VERBS[words[j + 1]]
-    return " ".join(words)
-
-
-def _plural_arg(pre: str, post: str) -> tuple[str, str]:
-    """Prefix and suffix for a plural argument (a set, "the people who influenced X"), from
-    the lexicon's plural phrase (``many``, whose head is plural already: never pluralised
-    again, "the places within" stays): verbs after the argument in the plural, "whose Y is"
-    -> "whose Y is one of", and a name used as a modifier ("the people of the {x} movement")
-    made a plain argument."""
-    pre = _plural_head_verbs(pre)
-    if pre.endswith(" the ") and post.strip() and not post.startswith((" is", " was", " has")):
-        return pre[: -len("the ")], ""
-    if pre.endswith(" is "):
-        pre += "one of "
-    role = re.fullmatch(r" as an? ([a-z][a-z ]*)", post)
-    if role:  # "that have {x} as a member" -> "that have {xs} as members"
-        post = f" as {_plural(role.group(1))}"
-    for one, many in _ARG_VERBS:
-        if post == one or post.startswith(one + " "):
-            post = many + post[len(one) :]
-            break
-    return pre, post
-
-
-def _plural_verb_after(post: str) -> str:
-    """A phrase suffix whose first word is a 3rd-person verb, made plural for a plural
-    argument (" interacts" -> " interact")."""
-    words = post.split(" ")
-    if len(words) >= 2 and words[0] == "":
-        lemma = verb_lemma(words[1])
-        if lemma is not None:
-            words[1] = lemma
-    return " ".join(words)
-
-
-def _split(template: str) -> tuple[str, str]:
-    """(prefix, suffix) of a phrase with one ``{x}``."""
-    if template.count("{x}") != 1:
-        raise InputError(f"phrase {template!r} must contain {{x}} exactly once")
-    pre, post = template.split("{x}")
-    return pre, post
-
-
-@dataclass(frozen=True)
-class RelationLexicon:
-    """Per (relation id, direction): phrase prefix/suffix, answer type word and its reliability.
-
-    ``frame`` columns: ``rd`` (relation id * 2 + direction, 0 forward / 1 inverse), ``prefix``,
-    ``suffix``, ``qword`` ("who", "which cities" or "what"), ``person`` (answers are people).
-    """
-
-    frame: pl.DataFrame
-
-    def phrase(self, relation_id: int, direction: int, x: str) -> str:
-        """One phrase, filled (for tests and debugging)."""
-        row = self.frame.row(relation_id * 2 + direction, named=True)
-        return f"{row['prefix']}{x}{row['suffix']}"
-
-
-def _type_coverage(kg: Any) -> dict[tuple[int, int], tuple[str, float]]:
-    """Per (relation, direction): the most common type label of the results and its share."""
-    out: dict[tuple[int, int], tuple[str, float]] = {}
-    if kg.entity_types.height == 0:
-        return out
-    types = kg.entity_types.join(
-        kg.type_labels.select(pl.col("key").alias("type"), "label"), on="type", how="left"
-    ).select(pl.col("id").cast(pl.Int32), pl.coalesce("label", "type").alias("tlabel"))
-    for d, col in ((0, "tail"), (1, "head")):
-        res = kg.triples.select("relation", pl.col(col).alias("id")).unique()
-        total = res.group_by("relation").agg(pl.len().alias("n"))
-        best = (
-            res.join(types, on="id")
-            .group_by("relation", "tlabel")
-            .agg(pl.len().alias("k"))
-            .sort("relation", "k", "tlabel", descending=[False, True, False])
-            .group_by("relation", maintain_order=True)
-            .first()
-            .join(total, on="relation")
-        )
-        for r, t, k, n in best.select("relation", "tlabel", "k", "n").iter_rows():
-            out[(int(r), d)] = (str(t), k / max(n, 1))
-    return out
-
-
-def build_lexicon(
-    kg: Any,
-    catalog: ApiCatalog | None = None,
-    overrides: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-) -> RelationLexicon:
-    """The question lexicon of a KG, from the catalogue's resolved relation lexicon (shipped
-    lexicons, user overrides, grammatical fallback; :mod:`kg2tool.tools.lexicon`); ``overrides``
-    given here win over the catalogue's."""
-    catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
-    entries = catalog.lexicon
-    if overrides is not None or not entries:
-        keys = kg.relations["key"].to_list()
-        types = {}
-        for key in keys:
-            try:
-                api = catalog.api_for(key, "forward")
-                types[key] = (api.input_type, api.output_type)
-            except Exception:
-                types[key] = ("entity", "entity")
-        entries = resolve_lexicon(
-            zip(keys, kg.relations["label"], kg.relations["description"], strict=True),
-            types=types,
-            overrides=overrides,
-        )
-    cover = _type_coverage(kg)
-    rows: list[tuple[Any, ...]] = []
-    keys = kg.relations["key"].to_list()
-    for rid, key in enumerate(keys):
-        entry = entries[key]
-        for d, side in ((0, entry.forward), (1, entry.inverse)):
-            pre, post = _split(side.one)
-            pre_many, post_many = _split(side.many)
-            tlabel, share = cover.get((rid, d), ("entity", 0.0))
-            person = tlabel in _PEOPLE_TYPES and share >= TYPE_COVERAGE
-            if not cover:  # a KG without entity types: the lexicon's type word of the side
-                person = (entry.range if d == 0 else entry.domain) in _PERSON_WORDS
-            if person:
-                qword = "who"
-            elif share >= TYPE_COVERAGE and not re.search(RAW_ID_PATTERN, tlabel):
-                qword = f"which {_plural(tlabel)}"
-            else:
-                qword = "what"
-            qword_one = f"which {tlabel}" if qword.startswith("which ") else qword
-            # the type word of "list each <type> that is ...": the data's when reliable,
-            # else the lexicon's when it is one plain word (not a person word: answers the
-            # data does not type as people may be bands)
-            tword = tlabel if qword.startswith("which ") else "entity"
-            lex_word = entry.range if d == 0 else entry.domain
-            plain = re.fullmatch(r"[a-z]+", lex_word) and not lex_word.endswith("s")
-            if tword == "entity" and plain and (not cover or lex_word not in _PERSON_WORDS):
-                tword = lex_word
-            j, noun = _head_span(pre)
-            head = " ".join(pre.split(" ")[1:j]) if j else ""
-            plural_ = bool(head) and _is_plural_word(pre.split(" ")[noun])
-            jp, _ = _head_span(pre_many)
-            head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
-            # the head as an anaphor's noun, without a participle ("these people belonging")
-            pron_words = head_pl.split(" ")
-            while len(pron_words) > 1 and pron_words[-1].endswith("ing"):
-                pron_words.pop()
-            pron_head = " ".join(pron_words)
-            pre_m, post_m = _plural_arg(pre_many, post_many)
-            if post_m == post_many and post == post_many:
-                post_m = _plural_verb_after(post_m)
-            rows.append(
-                (
-                    rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
-                    post_m, head, head_pl, side.verb, side.question, tword, pron_head,
-                )
-            )  # fmt: skip
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "rd": pl.Int64,
-            "prefix": pl.String,
-            "suffix": pl.String,
-            "qword": pl.String,
-            "person": pl.Boolean,
-            "plural": pl.Boolean,
-            "qword_one": pl.String,
-            "prefix_p": pl.String,
-            "prefix_m": pl.String,
-            "suffix_m": pl.String,
-            "head": pl.String,
-            "head_pl": pl.String,
-            "verb": pl.String,
-            "question": pl.String,
-            "tword": pl.String,
-            "pron_head": pl.String,
-        },
-        orient="row",
-    )
-    return RelationLexicon(frame)
-
-
-def name_list_text(names: pl.Expr, conj: str = "and") -> pl.Expr:
-    """ "A", "A and B", "A, B and C" from a List(String) expression."""
-    n = names.list.len()
-    return (
-        pl.when(n <= 1)
-        .then(names.list.first().fill_null(""))
-        .otherwise(
-            pl.concat_str(
-                names.list.slice(0, n - 1).list.join(", "),
-                pl.lit(f" {conj} "),
-                names.list.last(),
-            )
-        )
-    )
-
-
-def _lex(lexicon: RelationLexicon, rd: np.ndarray, column: str) -> pl.Series:
-    """A lexicon column gathered for per-row relation/direction codes."""
-    return lexicon.frame.get_column(column).gather(rd)
-
-
-@dataclass(frozen=True)
-class _Phrase:
-    """What an op's set is, per row. ``text``: the natural phrase ("the spouse of X", or for a
-    set op the bare "both A and B"); ``many``: it is grammatically plural; ``noun``: a noun
-    phrase with a plural head ("the spouses of X", "those that are both A and B");
-    ``person``: the answers are people; ``head``: the demonstrative ("that spouse", "those
-    people"), empty when the phrase has no simple head noun; ``arg``: the phrase as the
-    argument of a relation ("the spouse of X", "those that are both A and B"); ``pron``: the
-    set named again in a later sentence of a staged question ("these awards", "these")."""
-
-    text: pl.Series
-    many: pl.Series
-    noun: pl.Series
-    person: pl.Series
-    head: pl.Series
-    arg: pl.Series
-    pron: pl.Series
-
-
-def _materialise(n: int, **cols: pl.Expr) -> _Phrase:
-    frame = pl.select(**cols)
-    assert frame.height == n, (frame.height, n)
-    if "arg" not in cols:
-        frame = frame.with_columns(pl.col("text").alias("arg"))
-    if "pron" not in cols:
-        frame = frame.with_columns(pl.lit("these", pl.String).alias("pron"))
-    return _Phrase(
-        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron"))
-    )
-
-
-def _name_phrase(names: pl.Series | str, n: int) -> _Phrase:
-    """An anchor (or a fixed word such as "someone"): singular, no head."""
-    text = names if isinstance(names, pl.Series) else pl.Series([names] * n, dtype=pl.String)
-    return _Phrase(
-        text,
-        pl.Series(np.zeros(n, bool)),
-        text,
-        pl.Series(np.zeros(n, bool)),
-        pl.Series([""] * n, dtype=pl.String),
-        text,
-        text,
-    )
-
-
-def _pronoun_phrase(inner: _Phrase) -> _Phrase:
-    """A set named again by its anaphor ("these awards"): plural, as in a staged question's
-    second sentence."""
-    n = len(inner.text)
-    pron = inner.pron
-    return _Phrase(
-        pron,
-        pl.Series(np.ones(n, bool)),
-        pron,
-        inner.person,
-        pl.Series([""] * n, dtype=pl.String),
-        pron,
-        pron,
-    )
-
-
-def _project(lexicon: RelationLexicon, rd: np.ndarray, inner: _Phrase) -> _Phrase:
-    """The phrase of a relation applied to ``inner`` (a plural inner takes the plural forms:
-    "the organizations that the people who influenced X are members of")."""
-    g = lexicon.frame[rd]
-    arg = pl.lit(inner.arg)
-    many_in = pl.lit(inner.many)
-    suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))
-    many = many_in | pl.lit(g["plural"])
-    head_one = pl.when(pl.lit(g["head"]) == "").then(pl.lit(""))
-    return _materialise(
-        len(rd),
-        text=pl.concat_str(
-            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix"])),
-            arg,
-            suffix,
-        ),
-        many=many,
-        noun=pl.concat_str(
-            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix_p"])),
-            arg,
-            suffix,
-        ),
-        person=pl.lit(g["person"]),
-        head=head_one.when(many)
-        .then(pl.concat_str(pl.lit("those "), pl.lit(g["head_pl"])))
-        .otherwise(pl.concat_str(pl.lit("that "), pl.lit(g["head"]))),
-        pron=pl.when(pl.lit(g["head_pl"]) == "")
-        .then(pl.lit("these"))
-        .otherwise(pl.concat_str(pl.lit("these "), pl.lit(g["pron_head"]))),
-    )
-
-
-def _set_phrase(kind: int, parts: list[_Phrase]) -> _Phrase:
-    """Intersection "both A and B", union "either A or B", difference "A but not B"; as a
-    noun phrase "those that are ..." ("those who are ..." for people) over the parts' plural
-    nouns, so the plural pronoun agrees ("those that are both genres of X and genres of Y")."""
-    texts = [pl.lit(p.text) for p in parts]
-    nouns = [_bare(pl.lit(p.noun)) for p in parts]
-    if kind == INTERSECT:
-        bare = _all_of(texts)
-        plural = _all_of(nouns)
-    elif kind == UNION:
-        bare = pl.concat_str(pl.lit("either "), _expr_join(texts, ", ", " or "))
-        plural = pl.concat_str(pl.lit("either "), _expr_join(nouns, ", ", " or "))
-    else:  # scope made explicit: "those among A that are not among B"
-        bare = pl.concat_str(texts[0], pl.lit(" but not "), texts[1])
-        plural = bare
-    person = pl.lit(parts[0].person)
-    that = pl.when(person).then(pl.lit(" who ")).otherwise(pl.lit(" that "))
-    if kind == DIFFERENCE:
-        noun = pl.concat_str(
-            pl.lit("those among "),
-            pl.lit(parts[0].noun),
-            that,
-            pl.lit("are not among "),
-            pl.lit(parts[1].noun),
-        )
-    else:
-        noun = pl.concat_str(
-            pl.when(person).then(pl.lit("those who are ")).otherwise(pl.lit("those that are ")),
-            plural,
-        )
-    return _materialise(
-        len(parts[0].text),
-        text=bare,
-        many=pl.lit(parts[0].person).is_not_null(),
-        noun=noun,
-        person=person,
-        head=pl.lit(parts[0].head).str.slice(0, 0),
-        arg=noun,
-        pron=pl.when(person).then(pl.lit("these people")).otherwise(pl.lit(parts[0].pron)),
-    )
-
-
-def _all_of(parts: list[pl.Expr]) -> pl.Expr:
-    """ "both A and B", "simultaneously A, B and C"."""
-    if len(parts) == 2:
-        return pl.concat_str(pl.lit("both "), parts[0], pl.lit(" and "), parts[1])
-    return pl.concat_str(pl.lit("simultaneously "), _expr_join(parts, ", ", " and "))
-
-
 def _phrases(
     plan: Plan,
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
-    replace: Mapping[int, _Phrase] | None = None,
-) -> list[_Phrase | None]:
+    replace: Mapping[int, Phrase] | None = None,
+) -> list[Phrase | None]:
     """Phrase per op, composed bottom-up; ``replace``: ops whose phrase is given (a staged
     question's anaphor)."""
     n = relation_ids.shape[0]
-    out: list[_Phrase | None] = []
+    out: list[Phrase | None] = []
     for k in range(plan.num_ops):
         kind, arg = int(plan.op_kind[k]), int(plan.op_arg[k])
         ins = plan.inputs(k)
         if replace and k in replace:
             out.append(replace[k])
         elif kind == ANCHOR:
-            out.append(_name_phrase(anchor_names[arg], n))
+            out.append(name_phrase(anchor_names[arg], n))
         elif kind == PROJECT:
             inner = out[ins[0]]
             rd = relation_ids[:, arg].astype(np.int64) * 2 + int(plan.op_dir[k])
-            out.append(None if inner is None else _project(lexicon, rd, inner))
+            out.append(None if inner is None else project_phrase(lexicon, rd, inner))
         elif kind in (INTERSECT, UNION, DIFFERENCE):
             parts = [out[i] for i in ins]
-            out.append(None if any(p is None for p in parts) else _set_phrase(kind, parts))  # type: ignore[arg-type]
+            out.append(None if any(p is None for p in parts) else set_phrase(kind, parts))  # type: ignore[arg-type]
         elif kind == JOIN:
             out.append(_join_phrase(plan, k, relation_ids, anchor_names, lexicon))
         else:  # TYPE_FILTER: no phrase (the trajectory builder skips such plans)
             out.append(None)
     return out
-
-
-def op_phrases(
-    plan: Plan, relation_ids: np.ndarray, anchor_names: list[pl.Series], lexicon: RelationLexicon
-) -> list[pl.Series | None]:
-    """Noun phrase per op (per row): what the op's set is, composed along the plan."""
-    return [
-        None if p is None else p.text for p in _phrases(plan, relation_ids, anchor_names, lexicon)
-    ]
-
-
-def _be(many: pl.Expr) -> pl.Expr:
-    return pl.when(many).then(pl.lit("are")).otherwise(pl.lit("is"))
 
 
 def _join_phrase(
@@ -514,7 +109,7 @@ def _join_phrase(
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
-) -> _Phrase:
+) -> Phrase:
     """Phrase of a JOIN op's answers: the answer variable's path from the anchors along the
     trajectory's spanning tree, then its own conditions ("that are also ...", "but not ...",
     "that are also the occupation of someone"), then the conditions between other variables
@@ -526,17 +121,17 @@ def _join_phrase(
     n = relation_ids.shape[0]
     join = plan.joins[int(plan.op_arg[k])]
     f = int(join.answer_var)
-    desc: dict[int, _Phrase] = {}
+    desc: dict[int, Phrase] = {}
     anc: dict[int, set[int]] = {}
 
-    def term(t: int) -> _Phrase:
-        return _name_phrase(anchor_names[-1 - t], n) if t < 0 else desc[t]
+    def term(t: int) -> Phrase:
+        return name_phrase(anchor_names[-1 - t], n) if t < 0 else desc[t]
 
-    def rel(slot: int, d: int, inner: _Phrase) -> _Phrase:
-        return _project(lexicon, relation_ids[:, slot].astype(np.int64) * 2 + d, inner)
+    def rel(slot: int, d: int, inner: Phrase) -> Phrase:
+        return project_phrase(lexicon, relation_ids[:, slot].astype(np.int64) * 2 + d, inner)
 
-    own: list[tuple[bool, _Phrase, int]] = []  # (negated, phrase f is (not) in, var it names)
-    other: list[tuple[bool, int, _Phrase, int]] = []  # (negated, var, phrase, var it names)
+    own: list[tuple[bool, Phrase, int]] = []  # (negated, phrase f is (not) in, var it names)
+    other: list[tuple[bool, int, Phrase, int]] = []  # (negated, var, phrase, var it names)
     for role, slot, d, src, dst in join_steps(plan, k):
         if role == _TREE:
             desc[dst] = rel(slot, d, term(src))
@@ -544,11 +139,11 @@ def _join_phrase(
             if src == f:  # a variable hanging from the answer: f must have such a link
                 rd = relation_ids[:, slot].astype(np.int64) * 2 + d
                 some = pl.select(
-                    pl.when(pl.lit(_lex(lexicon, rd, "person")))
+                    pl.when(pl.lit(lex_column(lexicon, rd, "person")))
                     .then(pl.lit("someone"))
                     .otherwise(pl.lit("something"))
                 ).to_series()
-                own.append((False, rel(slot, 1 - d, _name_phrase(some, n)), src))
+                own.append((False, rel(slot, 1 - d, name_phrase(some, n)), src))
             continue
         neg = role != _CLOSE
         if dst == f:
@@ -562,7 +157,7 @@ def _join_phrase(
     mine: dict[bool, list[pl.Expr]] = {False: [], True: []}  # by plural head of the answer
     for neg, body, v in own:
         mentioned |= anc.get(v, set())
-        for plural, be in ((False, _be(pl.lit(top.many))), (True, pl.lit("are"))):
+        for plural, be in ((False, be_verb(pl.lit(top.many))), (True, pl.lit("are"))):
             if neg:
                 mine[plural].append(pl.concat_str(pl.lit("but not "), pl.lit(body.text)))
             else:  # left out when it repeats the answer's own phrase
@@ -591,7 +186,7 @@ def _join_phrase(
         clause = pl.concat_str(
             subject,
             pl.lit(" "),
-            _be(pl.lit(var.many)),
+            be_verb(pl.lit(var.many)),
             pl.lit(" not among " if neg else " also among "),
             pl.lit(body.noun),
         )
@@ -600,26 +195,16 @@ def _join_phrase(
                 pl.when(pl.lit(body.text) == pl.lit(var.text)).then(pl.lit("")).otherwise(clause)
             )
         where.append(clause)
-    tail = _clauses(where, ", and ", ", where ")
-    return _materialise(
+    tail = join_clauses(where, ", and ", ", where ")
+    return materialise(
         n,
-        text=pl.concat_str(pl.lit(top.text), _clauses(mine[False], ", ", " "), tail),
+        text=pl.concat_str(pl.lit(top.text), join_clauses(mine[False], ", ", " "), tail),
         many=pl.lit(top.many),
-        noun=pl.concat_str(pl.lit(top.noun), _clauses(mine[True], ", ", " "), tail),
+        noun=pl.concat_str(pl.lit(top.noun), join_clauses(mine[True], ", ", " "), tail),
         person=pl.lit(top.person),
         head=pl.lit(top.head).str.slice(0, 0),
         pron=pl.lit(top.pron),
     )
-
-
-def _clauses(clauses: list[pl.Expr], sep: str, lead: str = "") -> pl.Expr:
-    """The non-empty clauses joined by ``sep`` after ``lead`` ("" when there are none)."""
-    if not clauses:
-        return pl.lit("")
-    joined = (
-        pl.concat_list(clauses).list.eval(pl.element().filter(pl.element() != "")).list.join(sep)
-    )
-    return pl.when(joined == "").then(joined).otherwise(pl.concat_str(pl.lit(lead), joined))
 
 
 def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
@@ -659,23 +244,17 @@ def _finish_expr(expr: pl.Expr, mark: pl.Expr) -> pl.Expr:
     return pl.concat_str(text.str.slice(0, 1).str.to_uppercase(), text.str.slice(1), mark)
 
 
-def _bare(noun: pl.Expr) -> pl.Expr:
-    """A plural noun phrase without its article, after "are also" ("occupations of X")."""
-    return noun.str.replace(r"^the ", "")
-
-
 def verbalize(
     plan: Plan,
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
-    num_answers: np.ndarray,
     query_ids: np.ndarray,
     lexicon: RelationLexicon,
     *,
     seed: int = 0,
 ) -> pl.Series:
-    """One question per row, from the plan's phrases and a seeded template choice."""
-    del num_answers  # the question never gives the number of answers away
+    """One question per row, from the plan's phrases and a seeded template choice (never
+    from the number of answers, which the question must not give away)."""
     templates = _templates(plan, relation_ids, anchor_names, lexicon)
     choice = (mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64)
     return _render(templates, choice, len(query_ids))
@@ -808,12 +387,12 @@ def _stage_points(
         inner_kind = int(plan.op_kind[i])
         if inner_kind not in (PROJECT, INTERSECT, UNION, DIFFERENCE):
             continue
-        rows = (_lex(lexicon, rd_of(k), "suffix") != "").to_numpy()
+        rows = (lex_column(lexicon, rd_of(k), "suffix") != "").to_numpy()
         if inner_kind == PROJECT:
             deep = int(plan.op_kind[plan.inputs(i)[0]]) != ANCHOR
             long = (
-                (_lex(lexicon, rd_of(i), "suffix") != "")
-                | _lex(lexicon, rd_of(i), "prefix").str.contains(_RELATIVE)
+                (lex_column(lexicon, rd_of(i), "suffix") != "")
+                | lex_column(lexicon, rd_of(i), "prefix").str.contains(_RELATIVE)
             ).to_numpy() | deep
             rows = rows & long
             if deep and k in spine:
@@ -844,8 +423,8 @@ def _templates(
             continue
         # "these" alone where the projection's head would repeat ("the members of these")
         rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
-        head = pl.concat_str(pl.lit("these "), pl.lit(_lex(lexicon, rd, "pron_head")))
-        last = pl.lit(_lex(lexicon, rd, "suffix_m")) == ""
+        head = pl.concat_str(pl.lit("these "), pl.lit(lex_column(lexicon, rd, "pron_head")))
+        last = pl.lit(lex_column(lexicon, rd, "suffix_m")) == ""
         pron = pl.select(
             pl.when(last & (head == pl.lit(inner.pron)))
             .then(pl.lit("these"))
@@ -856,7 +435,7 @@ def _templates(
             relation_ids,
             anchor_names,
             lexicon,
-            replace={i: _pronoun_phrase(replace(inner, pron=pron))},
+            replace={i: pronoun_phrase(replace(inner, pron=pron))},
         )
         first = pl.lit(inner.noun)
         stop = pl.when(first.str.ends_with(".")).then(pl.lit(" ")).otherwise(pl.lit(". "))
@@ -890,7 +469,7 @@ def _templates_of(
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
-    phrases: list[_Phrase | None],
+    phrases: list[Phrase | None],
 ) -> list[tuple[pl.Expr, str]]:
     """:func:`_templates` over given op phrases, in one sentence."""
     last = plan.num_ops - 1
@@ -907,16 +486,18 @@ def _templates_of(
     many = pl.lit(lead.many)
     what = (
         pl.when(many)
-        .then(pl.lit(_lex(lexicon, rd, "qword")))
-        .otherwise(pl.lit(_lex(lexicon, rd, "qword_one")))
+        .then(pl.lit(lex_column(lexicon, rd, "qword")))
+        .otherwise(pl.lit(lex_column(lexicon, rd, "qword_one")))
     )
-    be = _be(many)
+    be = be_verb(many)
     person = pl.lit(lead.person)
     each = (
         pl.when(person)
         .then(pl.lit("each person who is "))
         .otherwise(
-            pl.concat_str(pl.lit("each "), pl.lit(_lex(lexicon, rd, "tword")), pl.lit(" that is "))
+            pl.concat_str(
+                pl.lit("each "), pl.lit(lex_column(lexicon, rd, "tword")), pl.lit(" that is ")
+            )
         )
     )
     whole, noun = pl.lit(top.text), pl.lit(top.noun)
@@ -937,8 +518,10 @@ def _templates_of(
         plural = pl.any_horizontal(
             [pl.lit(p.many) & (pl.lit(p.text) == pl.lit(p.noun)) for p in ins]
         )
-        texts = [pl.when(plural).then(_bare(pl.lit(p.noun))).otherwise(pl.lit(p.text)) for p in ins]
-        others = _expr_join([_bare(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
+        texts = [
+            pl.when(plural).then(bare_noun(pl.lit(p.noun))).otherwise(pl.lit(p.text)) for p in ins
+        ]
+        others = expr_join([bare_noun(pl.lit(p.noun)) for p in ins[1:]], ", ", " and ")
         templates = [
             (
                 pl.concat_str(
@@ -946,7 +529,7 @@ def _templates_of(
                     pl.lit(" "),
                     pl.when(plural).then(pl.lit("are")).otherwise(be),
                     pl.lit(" "),
-                    _all_of(texts),
+                    all_of(texts),
                 ),
                 "?",
             ),
@@ -961,12 +544,12 @@ def _templates_of(
         frames = _verb_frames(plan, relation_ids, anchor_names, lexicon)
         if frames is not None:  # "Who was born in Paris and died in London?"
             verbs, shared = frames
-            one = pl.lit(_lex(lexicon, rd, "qword_one"))
-            frame_q = pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+            one = pl.lit(lex_column(lexicon, rd, "qword_one"))
+            frame_q = pl.concat_str(one, pl.lit(" "), expr_join(verbs, ", ", " and "))
             if shared is not None:  # one relation: "Who influenced each of A and B?"
                 frame_q = pl.when(shared != "").then(pl.concat_str(one, pl.lit(" "), shared))
                 frame_q = frame_q.otherwise(
-                    pl.concat_str(one, pl.lit(" "), _expr_join(verbs, ", ", " and "))
+                    pl.concat_str(one, pl.lit(" "), expr_join(verbs, ", ", " and "))
                 )
             missing = pl.any_horizontal([v == "" for v in verbs])
             plain = templates[0][0]
@@ -977,7 +560,7 @@ def _templates_of(
     elif kind == DIFFERENCE:
         # the kept set is named first and whole, so "not" cannot reach into it
         keep, drop = ins
-        kn, dn = pl.lit(keep.noun), _bare(pl.lit(drop.noun))
+        kn, dn = pl.lit(keep.noun), bare_noun(pl.lit(drop.noun))
         templates = [
             (pl.concat_str(pl.lit("among "), kn, pl.lit(", which are not "), dn), "?"),
             (pl.concat_str(pl.lit("list "), kn, pl.lit(", except those that are also "), dn), "."),
@@ -992,7 +575,7 @@ def _templates_of(
             pl.lit(" are "),
             pl.lit(ins[0].noun),
             pl.lit(", together with "),
-            _expr_join([_those(ins[0], p) for p in ins[1:]], ", ", " and "),
+            expr_join([_those(ins[0], p) for p in ins[1:]], ", ", " and "),
         )
         templates = [
             (together, "?"),
@@ -1022,14 +605,14 @@ def _verb_frames(
             return None
         rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
         name = pl.lit(anchor_names[int(plan.op_arg[inner])])
-        out.append(_fill(_lex(lexicon, rd, "verb"), name))
+        out.append(_fill(lex_column(lexicon, rd, "verb"), name))
         rds.append(rd)
         names.append(name)
     same = np.all([r == rds[0] for r in rds], axis=0)
     if not same.any():
         return out, None
-    each = pl.concat_str(pl.lit("each of "), _expr_join(names, ", ", " and "))
-    shared = pl.when(pl.lit(pl.Series(same))).then(_fill(_lex(lexicon, rds[0], "verb"), each))
+    each = pl.concat_str(pl.lit("each of "), expr_join(names, ", ", " and "))
+    shared = pl.when(pl.lit(pl.Series(same))).then(_fill(lex_column(lexicon, rds[0], "verb"), each))
     return out, shared.otherwise(pl.lit(""))
 
 
@@ -1059,7 +642,7 @@ def _direct_question(
     if int(plan.op_kind[inner]) != ANCHOR:
         return None
     rd = relation_ids[:, int(plan.op_arg[last])].astype(np.int64) * 2 + int(plan.op_dir[last])
-    q = _lex(lexicon, rd, "question")
+    q = lex_column(lexicon, rd, "question")
     parts = q.str.split_exact("{x}", 1)
     name = pl.lit(anchor_names[int(plan.op_arg[inner])])
     pre = pl.lit(parts.struct.field("field_0"))
@@ -1072,7 +655,7 @@ def _direct_question(
     )
 
 
-def _those(first: _Phrase, other: _Phrase) -> pl.Expr:
+def _those(first: Phrase, other: Phrase) -> pl.Expr:
     """``other``'s plural noun, its head said by "those" where it is ``first``'s head ("the
     genres of B" after "the genres of A" -> "those of B")."""
     head = pl.lit(other.pron).str.strip_prefix("these")
@@ -1086,16 +669,6 @@ def _those(first: _Phrase, other: _Phrase) -> pl.Expr:
     )
 
 
-def _one_of(parts: list[_Phrase], last: str) -> pl.Expr:
+def _one_of(parts: list[Phrase], last: str) -> pl.Expr:
     """ "one of A, one of B<last>one of C" over the plural noun phrases."""
-    return _expr_join([pl.concat_str(pl.lit("one of "), pl.lit(p.noun)) for p in parts], ", ", last)
-
-
-def _expr_join(parts: list[pl.Expr], sep: str, last: str) -> pl.Expr:
-    """Expressions joined as "A, B and C"."""
-    items: list[pl.Expr] = []
-    for i, p in enumerate(parts):
-        if i:
-            items.append(pl.lit(last if i == len(parts) - 1 else sep))
-        items.append(p)
-    return pl.concat_str(items)
+    return expr_join([pl.concat_str(pl.lit("one of "), pl.lit(p.noun)) for p in parts], ", ", last)
