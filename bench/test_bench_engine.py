@@ -49,12 +49,13 @@ from bench.baselines import (
     relation_projection,
     rustworkx_two_hop_counts,
 )
-from kg2tool.benchmark import graph_from_ids, machine_info
+from kg2tool.benchmark import machine_info
 from kg2tool.engine import count_matches, execute_queries, resolve_pattern, sample_queries
 from kg2tool.kg.bundled import load_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.kg.tables import KGTables
 from kg2tool.patterns import BETAE_TYPES
+from kg2tool.testing.graphs import graph_from_ids
 
 FULL = os.environ.get("KG2TOOL_BENCH_FULL", "") not in ("", "0")
 N_QUERIES = 50_000 if FULL else 500

@@ -1,5 +1,8 @@
-"""A small OpenAI-compatible chat completions server on 127.0.0.1 that plays scripted agent
-policies over a dataset's reference trajectories (used by the eval, RL and bench tests).
+"""A small OpenAI-compatible chat completions server on 127.0.0.1 for the tests and benches.
+
+:func:`serve_chat` answers ``POST /v1/chat/completions`` with whatever a reply function returns
+(the paraphrase tests' fake rewriter); :class:`ScriptedPolicies` is such a function that plays
+scripted agent policies over a dataset's reference trajectories (the eval, RL and bench tests).
 
 The policy is the request's ``model``:
 
@@ -16,9 +19,11 @@ The policy is the request's ``model``:
 from __future__ import annotations
 
 import json
+import socket
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -50,7 +55,10 @@ class ScriptedPolicies:
     def first_call(self, question: str) -> dict[str, Any]:
         return self.reference[question][0]["tool_calls"][0]
 
-    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    def reply(
+        self, body: dict[str, Any], headers: Message | None = None
+    ) -> tuple[int, dict[str, Any] | str]:
+        """The HTTP status and body for one chat request (the policy is ``body["model"]``)."""
         with self.lock:
             self.requests += 1
         policy = body.get("model")
@@ -118,9 +126,14 @@ class ScriptedPolicies:
         return {"role": "assistant", "content": "The answers are: " + json.dumps(named)}
 
 
+# (status, JSON body or raw text) for a request body and its headers
+Reply = Callable[[dict[str, Any], Message], tuple[int, Any]]
+
+
 @contextmanager
-def serve_policies(policies: ScriptedPolicies) -> Iterator[str]:
-    """Run the server on a free port of 127.0.0.1; yields its base URL (``.../v1``)."""
+def serve_chat(reply: Reply) -> Iterator[str]:
+    """Run a chat completions server on a free port of 127.0.0.1 that answers with ``reply``;
+    yields its base URL (``.../v1``). Other paths get 404."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -132,7 +145,7 @@ def serve_policies(policies: ScriptedPolicies) -> Iterator[str]:
             if self.path != "/v1/chat/completions":
                 status, data = 404, {"error": {"message": f"no route {self.path}"}}
             else:
-                status, data = policies.reply(body)
+                status, data = reply(body, self.headers)
             raw = (data if isinstance(data, str) else json.dumps(data)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -154,10 +167,13 @@ def serve_policies(policies: ScriptedPolicies) -> Iterator[str]:
         server.server_close()
 
 
+def serve_policies(policies: ScriptedPolicies) -> AbstractContextManager[str]:
+    """The scripted policies' server (a context manager yielding its base URL)."""
+    return serve_chat(policies.reply)
+
+
 def free_url() -> str:
     """A local URL nobody listens on."""
-    import socket
-
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

@@ -83,7 +83,9 @@ def check_dataset(out: Path, fmt: str) -> None:
     for split, count in splits.iter_rows():
         if fmt == "toolbench":
             data = json.loads((out / f"{split}.json").read_text())
-            assert isinstance(data, list) and len(data) >= count
+            # one record per step; a sample's last step calls Finish
+            finish = [r for r in data if "Action: Finish" in r["conversations"][-1]["value"]]
+            assert len(finish) == count
         else:
             lines = (out / f"{split}.jsonl").read_bytes().splitlines()
             assert len(lines) == count

@@ -10,7 +10,8 @@ import pytest
 from kg2tool.dataset.assemble import Context, build_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.samples.formats import FORMATS, toolbench_system_prompt, validate_record
+from kg2tool.samples.formats import FORMATS, toolbench_system_prompt
+from kg2tool.testing.validators import validate_record
 
 
 @cache

@@ -1,7 +1,7 @@
 """``kg2tool.dataset.paraphrase``: paraphrasing through an OpenAI-compatible endpoint.
 
-A fake endpoint (stdlib ``http.server`` in a thread, ``POST /v1/chat/completions``) answers
-with a rewrite chosen per test, so accepted and rejected replies, the ratio, the cache,
+A fake endpoint (``tests/chat_server.py``, ``POST /v1/chat/completions``) answers with a
+rewrite chosen per test, so accepted and rejected replies, the ratio, the cache,
 failures (down, HTTP errors) and ``kg2tool generate`` end to end run without a model.
 """
 
@@ -11,12 +11,13 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from chat_server import free_url, serve_chat
 
 from kg2tool.cli import main
 from kg2tool.dataset.assemble import Context, build_dataset
@@ -54,6 +55,13 @@ class FakeLLM:
         self.lock = threading.Lock()
         self.url = ""
 
+    def __call__(self, body: dict[str, Any], headers: Message) -> tuple[int, dict[str, Any]]:
+        """The server's reply function: notes the key sent, then :meth:`reply` (which tests
+        may replace)."""
+        with self.lock:
+            self.auth.append(headers.get("Authorization"))
+        return self.reply(body)
+
     def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         with self.lock:
             self.requests.append(body)
@@ -90,46 +98,14 @@ class FakeLLM:
 @pytest.fixture()
 def llm() -> Iterator[FakeLLM]:
     state = FakeLLM()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            if self.path != "/v1/chat/completions":
-                status, data = 404, {"error": {"message": f"no route {self.path}"}}
-            else:
-                length = int(self.headers.get("Content-Length", 0))
-                state.auth.append(self.headers.get("Authorization"))
-                status, data = state.reply(json.loads(self.rfile.read(length)))
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
+    with serve_chat(state) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture()
 def dead_url() -> str:
-    """A local URL nobody listens on."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}/v1"
+    return free_url()
 
 
 @pytest.fixture(scope="module")

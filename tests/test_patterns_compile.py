@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,14 +23,6 @@ from kg2tool.patterns import (
     compile_pattern,
 )
 from kg2tool.testing.reference import ReferenceKG, evaluate, sample_grounding
-
-
-def kg_root() -> Path:
-    """Shared KG data: $KG2TOOL_SHARED_DATA/kg or ../shared/data/kg next to the repo."""
-    env = os.environ.get("KG2TOOL_SHARED_DATA")
-    if env:
-        return Path(env) / "kg" if (Path(env) / "kg").is_dir() else Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "kg"
 
 
 def run_plan(
@@ -267,17 +257,9 @@ def test_typed_plans_equal_reference_on_random_kgs(data: st.DataObject) -> None:
         assert run_plan(compile_pattern(spec), kg, g, typed) == expected, (text, g)
 
 
-@pytest.fixture(scope="module")
-def codex_s() -> ReferenceKG:
-    path = kg_root() / "codex" / "codex-s" / "train.txt"
-    if not path.exists():
-        pytest.skip(f"CoDEx-S not found at {path}")
-    with path.open() as fh:
-        return ReferenceKG.from_triples(tuple(line.split()) for line in fh if line.strip())
-
-
 @pytest.mark.parametrize("text", PATTERNS)
-def test_plans_equal_reference_on_codex_s(codex_s: ReferenceKG, text: str) -> None:
+def test_plans_equal_reference_on_codex_s(kgs, text: str) -> None:
+    _, codex_s = kgs("codex_s")
     spec = LIBRARY.get(text) or PatternSpec(text, text)
     plan = compile_pattern(spec)
     rng = random.Random(text)

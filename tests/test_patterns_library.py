@@ -1,28 +1,18 @@
-"""Pattern library, CLI pattern lists, and query-graph analysis (cycles, canonical form)."""
+"""Pattern library and CLI pattern lists (the analysis itself: ``test_patterns_analysis.py``)."""
 
 from __future__ import annotations
 
-import itertools
-import random
-
 import pytest
-import rustworkx as rx
 
 from kg2tool.errors import PatternError, UnknownNameError
 from kg2tool.patterns import (
     BETAE_TYPES,
     LIBRARY,
-    PatternSpec,
-    analyze,
     are_isomorphic,
     canonical_form,
     get_pattern,
-    has_cycle,
     list_patterns,
-    needs_join,
-    parse_formula,
     parse_patterns,
-    query_graph,
 )
 
 CONTRACT_FORMULAS = {
@@ -96,148 +86,3 @@ def test_parse_patterns_errors(text: str, words: str, column: int) -> None:
 def test_parse_patterns_unknown_name() -> None:
     with pytest.raises(UnknownNameError, match="did you mean"):
         parse_patterns("1p,3pi")
-
-
-# ---------------------------------------------------------------------- graph analysis
-
-
-def test_query_graph_has_terms_as_nodes_and_merges_anchor_parallels() -> None:
-    (branch,) = parse_formula("r1(s1,f)&r2(s1,f)&r3(e1,f)&r4(e1,f)&r5(s2,e1)").branches
-    graph = query_graph(branch)
-    assert sorted(graph.nodes()) == ["e1", "f", "s1", "s2"]
-    assert graph.num_edges() == 4  # r1/r2 merged, r3 and r4 kept apart
-    assert rx.is_connected(graph)
-
-
-@pytest.mark.parametrize(
-    ("formula", "matching", "execution", "join"),
-    [
-        ("r1(s1,e1)&r2(e1,f)", False, False, False),
-        ("r1(s1,f)&r2(s1,f)", False, False, False),  # parallel anchor edges: intersection
-        ("r1(s1,e1)&r2(e1,f)&r3(s1,f)", True, False, True),  # triangle through an anchor
-        ("r1(s1,e1)&r2(e1,f)&r3(e1,f)", True, True, True),  # 2m: parallel variable edges
-        ("r1(s1,e1)&r2(e1,e2)&r3(e2,f)&r4(e1,f)", True, True, True),
-        ("r1(s1,f)&r2(e1,f)", False, False, True),  # existential leaf
-        ("r1(s1,e1)&r2(e1,f)&!r3(e1,f)", False, False, True),  # negated variable-variable atom
-        ("r3(s2,f)&!(r1(s1,e1)&r2(e1,f))", False, False, False),
-        ("r1(f,f)&r2(s1,f)", True, True, True),  # self-loop
-    ],
-)
-def test_cycles_and_join_need(formula: str, matching: bool, execution: bool, join: bool) -> None:
-    (branch,) = parse_formula(formula).branches
-    assert has_cycle(branch) is matching
-    assert has_cycle(branch, through_anchors=False) is execution
-    assert needs_join(branch) is join
-
-
-def test_join_anchor_cycles_option_in_needs_join() -> None:
-    (branch,) = parse_formula("r1(s1,e1)&r2(e1,f)&r3(s1,f)").branches
-    assert needs_join(branch, join_anchor_cycles=False) is False
-
-
-def _rename(formula: str, rng: random.Random) -> str:
-    """Rename r/s/e slots by random permutations and shuffle atom order."""
-    parsed = parse_formula(formula)
-    maps: dict[str, str] = {}
-    for kind in "rse":
-        names = sorted(
-            {
-                t
-                for a, _ in parsed.iter_atoms()
-                for t in (a.relation, a.head, a.tail)
-                if t[0] == kind
-            }
-        )
-        perm = names[:]
-        rng.shuffle(perm)
-        maps.update({name: f"{kind}{perm.index(name) + 7}" for name in names})
-
-    def atom(a: object) -> str:
-        return f"{maps[a.relation]}({maps.get(a.head, a.head)},{maps.get(a.tail, a.tail)})"  # type: ignore[attr-defined]
-
-    def conj(c: object) -> str:
-        parts = [atom(a) for a in c.atoms]  # type: ignore[attr-defined]
-        parts += ["!" + atom(a) for a in c.negated_atoms]  # type: ignore[attr-defined]
-        parts += [f"!({conj(d)})" for d in c.negations]  # type: ignore[attr-defined]
-        rng.shuffle(parts)
-        return "&".join(parts)
-
-    branches = [conj(b) for b in parsed.branches]
-    rng.shuffle(branches)
-    return branches[0] if len(branches) == 1 else "|".join(f"({b})" for b in branches)
-
-
-@pytest.mark.parametrize("name", list(LIBRARY))
-def test_canonical_form_is_invariant_under_renaming(name: str) -> None:
-    rng = random.Random(name)
-    form = canonical_form(LIBRARY[name])
-    for _ in range(5):
-        renamed = _rename(LIBRARY[name].formula, rng)
-        assert canonical_form(renamed) == form, renamed
-    # the canonical form is itself a valid formula of the same pattern
-    assert canonical_form(form) == form
-
-
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [
-        ("r1(s1,e1)&r2(e1,f)", "r1(s1,e1)&r2(f,e1)"),  # direction matters
-        ("r1(s1,f)&r2(s2,f)", "r1(s1,f)&r1(s2,f)"),  # shared relation slot matters
-        ("r1(s1,f)&r2(s2,f)", "r1(s1,f)&r2(s1,f)"),  # shared anchor matters
-        ("r1(s1,f)&!r2(s2,f)", "r1(s1,f)&r2(s2,f)"),  # negation matters
-        ("pni", "pni_fit"),
-        ("pi", "triangle"),
-        ("2pi", "square"),
-    ],
-)
-def test_canonical_form_separates_non_isomorphic(a: str, b: str) -> None:
-    assert not are_isomorphic(a, b)
-
-
-def test_canonical_form_includes_constraints() -> None:
-    plain = PatternSpec("a", "r1(s1,f)&r2(s2,f)")
-    fixed_1 = PatternSpec("a", "r1(s1,f)&r2(s2,f)", fixed_relations={"r1": "P19"})
-    fixed_2 = PatternSpec("a", "r1(s1,f)&r2(s2,f)", fixed_relations={"r2": "P19"})
-    assert are_isomorphic(fixed_1, fixed_2)
-    assert not are_isomorphic(plain, fixed_1)
-    typed = PatternSpec("a", "r1(s1,e1)&r2(e1,f)", types={"e1": "Q5"})
-    assert not are_isomorphic(typed, "2p")
-    assert "e1:Q5" in canonical_form(typed)
-
-
-def test_canonical_form_agrees_with_rustworkx_isomorphism_on_small_conjunctions() -> None:
-    # all two- and three-atom conjunctions over a small term set, deduplicated both ways
-    terms = ["s1", "s2", "e1", "f"]
-    formulas = []
-    for atoms in itertools.combinations(itertools.product(terms, terms), 2):
-        text = "&".join(f"r{i + 1}({h},{t})" for i, (h, t) in enumerate(atoms))
-        try:
-            parse_formula(text)
-        except PatternError:
-            continue
-        formulas.append(text)
-
-    def labelled(formula: str) -> rx.PyDiGraph:
-        graph = rx.PyDiGraph()
-        index = {}
-        for atom, _ in parse_formula(formula).iter_atoms():
-            for t in atom.terms:
-                if t not in index:
-                    index[t] = graph.add_node(t if t == "f" else t[0])
-            graph.add_edge(index[atom.head], index[atom.tail], None)
-        return graph
-
-    for a, b in itertools.combinations(formulas, 2):
-        expected = rx.is_isomorphic(labelled(a), labelled(b), node_matcher=lambda x, y: x == y)
-        assert are_isomorphic(a, b) is expected, (a, b)
-
-
-def test_analyze_reports_slots_and_structure() -> None:
-    info = analyze("triangle")
-    assert info.relation_slots == ("r1", "r2", "r3")
-    assert info.anchor_slots == ("s1",)
-    assert info.cyclic == (True,)
-    assert info.needs_join == (True,)
-    assert not info.has_negation
-    assert analyze("up").cyclic == (False, False)
-    assert analyze("pni").has_negation
