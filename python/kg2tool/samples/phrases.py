@@ -163,6 +163,26 @@ def _type_coverage(kg: Any) -> dict[tuple[int, int], tuple[str, float]]:
     return out
 
 
+# A relation side is functional when at least this share of its sources has exactly one
+# result ("the birthplace of X"); else a question asks for the plural ("the children of X").
+FUNCTIONAL_SHARE = 0.9
+
+
+def _functional(kg: Any) -> dict[tuple[int, int], bool]:
+    """Per (relation, direction): whether nearly every source has exactly one result."""
+    out: dict[tuple[int, int], bool] = {}
+    for d, (src, dst) in enumerate((("head", "tail"), ("tail", "head"))):
+        per = (
+            kg.triples.group_by("relation", src)
+            .agg(pl.col(dst).n_unique().alias("k"))
+            .group_by("relation")
+            .agg(((pl.col("k") == 1).sum() / pl.len()).alias("share"))
+        )
+        for r, share in per.iter_rows():
+            out[(int(r), d)] = share >= FUNCTIONAL_SHARE
+    return out
+
+
 def build_lexicon(
     kg: Any,
     catalog: ApiCatalog | None = None,
@@ -188,6 +208,7 @@ def build_lexicon(
             overrides=overrides,
         )
     cover = _type_coverage(kg)
+    functional = _functional(kg)
     rows: list[tuple[Any, ...]] = []
     keys = kg.relations["key"].to_list()
     for rid, key in enumerate(keys):
@@ -231,6 +252,7 @@ def build_lexicon(
                 (
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
                     post_m, head, head_pl, side.verb, side.question, tword, pron_head,
+                    functional.get((rid, d), True),
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -252,6 +274,7 @@ def build_lexicon(
             "question": pl.String,
             "tword": pl.String,
             "pron_head": pl.String,
+            "functional": pl.Boolean,
         },
         orient="row",
     )
@@ -342,26 +365,28 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
 
 def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> Phrase:
     """The phrase of a relation applied to ``inner`` (a plural inner takes the plural forms:
-    "the organizations that the people who influenced X are members of")."""
+    "the organizations that the people who influenced X are members of"); a relation that is
+    not functional is read in the plural ("the children of X", not "a child of X", which one
+    of them would satisfy)."""
     g = lexicon.frame[rd]
     arg = pl.lit(inner.arg)
     many_in = pl.lit(inner.many)
+    single = pl.lit(g["functional"])
     suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))
-    many = many_in | pl.lit(g["plural"])
+    many = many_in | pl.lit(g["plural"]) | ~single
     head_one = pl.when(pl.lit(g["head"]) == "").then(pl.lit(""))
+    noun = pl.concat_str(
+        pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix_p"])),
+        arg,
+        suffix,
+    )
     return materialise(
         len(rd),
-        text=pl.concat_str(
-            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix"])),
-            arg,
-            suffix,
-        ),
+        text=pl.when(many_in | ~single)
+        .then(noun)
+        .otherwise(pl.concat_str(pl.lit(g["prefix"]), arg, suffix)),
         many=many,
-        noun=pl.concat_str(
-            pl.when(many_in).then(pl.lit(g["prefix_m"])).otherwise(pl.lit(g["prefix_p"])),
-            arg,
-            suffix,
-        ),
+        noun=noun,
         person=pl.lit(g["person"]),
         head=head_one.when(many)
         .then(pl.concat_str(pl.lit("those "), pl.lit(g["head_pl"])))

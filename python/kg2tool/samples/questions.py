@@ -483,7 +483,11 @@ def _templates_of(
     # ...", "which city is the birthplace of X", "who are the people ...", "what is the ...".
     ins = [p for p in (phrases[i] for i in plan.inputs(last)) if p is not None]
     lead = ins[0] if kind in (INTERSECT, UNION, DIFFERENCE) else top
-    many = pl.lit(lead.many)
+    # a question asks for one thing only where the relation gives one ("What is the
+    # birthplace of X?"); else for the plural ("Who are the children of X?", not "Who is a
+    # child of X?", which one answer would satisfy)
+    single = pl.lit(lex_column(lexicon, rd, "functional"))
+    many = pl.lit(lead.many) | ~single
     what = (
         pl.when(many)
         .then(pl.lit(lex_column(lexicon, rd, "qword")))
@@ -500,7 +504,8 @@ def _templates_of(
             )
         )
     )
-    whole, noun = pl.lit(top.text), pl.lit(top.noun)
+    noun = pl.lit(top.noun)
+    whole = pl.when(single | pl.lit(top.many)).then(pl.lit(top.text)).otherwise(noun)
     templates: list[tuple[pl.Expr, str]]
     if kind in (PROJECT, JOIN):
         templates = [
@@ -515,7 +520,7 @@ def _templates_of(
             templates.append((pl.when(direct != "").then(direct).otherwise(templates[0][0]), "?"))
     elif kind == INTERSECT:
         # a plural part (a staged question's anaphor) makes every part a plural noun
-        plural = pl.any_horizontal(
+        plural = ~single | pl.any_horizontal(
             [pl.lit(p.many) & (pl.lit(p.text) == pl.lit(p.noun)) for p in ins]
         )
         texts = [
@@ -551,7 +556,9 @@ def _templates_of(
                 frame_q = frame_q.otherwise(
                     pl.concat_str(one, pl.lit(" "), expr_join(verbs, ", ", " and "))
                 )
-            missing = pl.any_horizontal([v == "" for v in verbs])
+            # a frame asks for one thing ("What is an occupation of each of A and B?"): kept
+            # for "who" and for relations that give one answer
+            missing = pl.any_horizontal([v == "" for v in verbs]) | (~single & ~person)
             plain = templates[0][0]
             templates.append((pl.when(missing).then(plain).otherwise(frame_q), "?"))
             if len(ins) > 2:  # "Who was nominated together with each of A, B and C?" reads
