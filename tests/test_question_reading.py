@@ -75,3 +75,31 @@ def test_lint_sees_hyphenated_and_two_word_repetition(text: str) -> None:
 
 def test_lint_passes_a_hyphenated_word_once() -> None:
     assert lint_text("Name the entities with which X co-occurs.") is None
+
+
+@pytest.mark.parametrize("name", ["codex-s", "fb15k-237"])
+def test_questions_ask_for_one_thing_only_when_the_relation_gives_one(name: str) -> None:
+    """A question names a single answer ("the birthplace of X", "a child of X") only where
+    the relation is functional in the data (>= 90% of its sources have one result); where it
+    is not, the question is plural, so answering one of many would not satisfy it. Checked on
+    1p questions against the relation's own fan-out, computed here from the triples."""
+    import polars as pl
+
+    kg = _kg(name) if name != "codex-s" else KnowledgeGraph.load("codex-s")
+    frame = build_dataset(kg, ["1p"], 300, seed=5)
+    t = kg.triples
+    fan = {}
+    for d, (src, dst) in enumerate((("head", "tail"), ("tail", "head"))):
+        per = t.group_by("relation", src).agg(pl.col(dst).n_unique().alias("k"))
+        share = per.group_by("relation").agg(((pl.col("k") == 1).mean()).alias("s"))
+        fan.update({(int(r), d): s >= 0.9 for r, s in share.iter_rows()})
+    singular = re.compile(
+        r"^(?:What is|Who is|Which \w+ is|Name|Can you tell me|I would like to know) (?:an?) "
+    )
+    checked = 0
+    for q, rels, binding in frame.select("question", "relation_ids", "formula").iter_rows():
+        d = 1 if "(f," in binding or binding.startswith("r1(f") else 0
+        if not fan.get((int(rels[0]), d), True):
+            checked += 1
+            assert not singular.match(q), q
+    assert checked > 50
