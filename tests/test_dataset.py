@@ -9,14 +9,15 @@ from functools import cache
 import polars as pl
 import pytest
 
-from kg2tool.dataset.assemble import COLUMNS, Context, build_dataset, build_shard, write_dataset
+from kg2tool.dataset.assemble import COLUMNS, SampleContext, build_dataset, build_shard
+from kg2tool.dataset.output import write_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 def _build(n: int = 60, **kw) -> pl.DataFrame:

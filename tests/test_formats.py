@@ -7,16 +7,16 @@ from functools import cache
 
 import pytest
 
-from kg2tool.dataset.assemble import Context, build_dataset
+from kg2tool.dataset.assemble import SampleContext, build_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
 from kg2tool.samples.formats import FORMATS, toolbench_system_prompt, validate_record
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 @cache
