@@ -14,6 +14,7 @@ pipeline can redo any shard and get the same frame. De-duplication is on the can
 of the grounding). TYPE_FILTER patterns (and JOINs trajectories cannot follow) are skipped with
 a message in the report. Dropped samples are replaced by queries drawn again (``redraw`` of
 :func:`build_from_batches`), so shards reach their counts unless a pattern runs out.
+Writing the frames to disk is :mod:`kg2tool.dataset.output`'s job.
 """
 
 from __future__ import annotations
@@ -82,19 +83,9 @@ def _int63(h: np.ndarray) -> int:
     return int(h[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
 
 
-COLUMNS = [
-    "id",
-    "pattern",
-    "formula",
-    "bindings",
-    "question",
-    "answers",
-    "answer_labels",
-    "tools",
-    "messages",
-    "num_calls",
-    "split",
-]
+COLUMNS = (
+    "id pattern formula bindings question answers answer_labels tools messages num_calls split"
+).split()
 
 
 class SampleContext:
@@ -142,13 +133,7 @@ class SampleContext:
 
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
     """Normalise pattern names / (spec, weight) pairs."""
-    out = []
-    for p in patterns:
-        if isinstance(p, tuple):
-            out.append((p[0], float(p[1])))
-        else:
-            out.append((p, 1.0))
-    return out
+    return [(p[0], float(p[1])) if isinstance(p, tuple) else (p, 1.0) for p in patterns]
 
 
 def _empty_groundings(
@@ -202,8 +187,9 @@ def build_shard(
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One shard sampled on its own: (frame, report). Pure in its inputs; ``seed`` is mixed
     with ``shard_id``. Dropped samples are replaced by queries drawn again (``redraw`` of
-    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The pipeline instead draws shards from continuing query streams
-    (de-duplicated across shards) and calls :func:`build_from_batches`."""
+    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The
+    pipeline instead draws shards from continuing query streams (de-duplicated across shards)
+    and calls :func:`build_from_batches`."""
     specs = _specs(spec_list)
     counts = pattern_counts([w for _, w in specs], samples_in_shard)
     shard_seed = _int63(mix_hash(seed, shard_id, num_shards))

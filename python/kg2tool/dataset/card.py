@@ -355,6 +355,7 @@ def _ordered_splits(per_split: pl.DataFrame) -> list[str]:
 
 
 def _sample_section(relations: int, per_split: pl.DataFrame) -> CardSection:
+    """What a sample holds and why its answers are exact; relations covered, split sizes."""
     return CardSection(
         "What a sample is",
         [
@@ -374,6 +375,7 @@ def _sample_section(relations: int, per_split: pl.DataFrame) -> CardSection:
 
 
 def _files_section(format: str) -> CardSection:
+    """The files of the dataset and what reads each."""
     return CardSection(
         "Files",
         [
@@ -387,6 +389,7 @@ def _files_section(format: str) -> CardSection:
 
 
 def _columns_section(columns: Sequence[str] | None) -> CardSection:
+    """A table of the Parquet columns the dataset has (all documented ones if unknown)."""
     rows = [f"| `{c}` | {COLUMN_DOCS.get(c, '')} |" for c in (columns or COLUMN_DOCS)]
     return CardSection("Columns", ["| column | what it holds |", "|---|---|", *rows])
 
@@ -415,6 +418,7 @@ def _patterns_section(per_pattern: pl.DataFrame, examples: pl.DataFrame | None) 
 
 
 def _record_section(record: str, splits: Sequence[str]) -> CardSection:
+    """The first record of the first split, folded away, as a trainer reads it."""
     first = splits[0] if splits else "train"
     return CardSection(
         "An example record",
@@ -433,6 +437,7 @@ def _record_section(record: str, splits: Sequence[str]) -> CardSection:
 
 
 def _source_section(name: str, info: KgInfo | None) -> CardSection:
+    """Where the KG comes from, its licence and citation (or a request to fill them in)."""
     if info:
         lines = [
             f"- Knowledge graph: {info.source}.",
@@ -454,6 +459,7 @@ def _source_section(name: str, info: KgInfo | None) -> CardSection:
 
 
 def _reproduce_section(config: Mapping[str, Any]) -> CardSection:
+    """The settings that reproduce the run, as a TOML file for ``generate --config``."""
     return CardSection(
         "Reproduce",
         [
@@ -469,6 +475,7 @@ def _reproduce_section(config: Mapping[str, Any]) -> CardSection:
 
 
 def _distributions_section(stats: pl.DataFrame, plots: Mapping[str, str]) -> CardSection:
+    """Answer, call and question-length statistics and the histogram images."""
     ans, calls, qlen = stats["n_answers"], stats["num_calls"], stats["qlen"]
     return CardSection(
         "Distributions",
