@@ -8,7 +8,8 @@ from functools import cache
 import polars as pl
 import pytest
 
-from kg2tool.dataset.assemble import Context, build_dataset, write_dataset
+from kg2tool.dataset.assemble import SampleContext, build_dataset
+from kg2tool.dataset.output import write_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.samples.formats import FORMATS
 
@@ -17,9 +18,9 @@ PATTERNS = ["1p", "2p", "2i", "pi", "2in", "up", "3in"]
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -82,10 +82,10 @@ def frame_digests(
     name: str, kg: Any, build: Callable[..., pl.DataFrame] | None = None
 ) -> dict[str, str]:
     """``format/set_ops/call_style`` -> digest of build_dataset's frame on one KG."""
-    from kg2tool.dataset.assemble import Context, build_dataset
+    from kg2tool.dataset.assemble import SampleContext, build_dataset
 
     build = build or build_dataset
-    context = Context(kg)  # one catalogue and lexicon for the 20 runs
+    context = SampleContext(kg)  # one catalogue and lexicon for the 20 runs
     out = {}
     for fmt, set_ops, style in combos():
         frame = build(

@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from kg2tool.cli import main
-from kg2tool.dataset.assemble import Context, build_dataset, build_shard
+from kg2tool.dataset.assemble import SampleContext, build_dataset, build_shard
 from kg2tool.dataset.verify import verify_dataset
 from kg2tool.engine import sample_queries
 from kg2tool.errors import Kg2ToolError
@@ -37,9 +37,9 @@ FAILURES = ("observation_mismatch", "plan_mismatch", "error_call_succeeded")
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S (its batched form is derived once)."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 @cache
@@ -183,7 +183,7 @@ def test_deterministic_by_seed() -> None:
     one = build_dataset(c.kg, ["2p", "pi", "2in"], 30, seed=5, format="openai", context=c,
                         call_style="batched")  # fmt: skip
     two = build_dataset(c.kg, ["2p", "pi", "2in"], 30, seed=5, format="openai",
-                        context=Context(c.kg), call_style="batched")  # fmt: skip
+                        context=SampleContext(c.kg), call_style="batched")  # fmt: skip
     other = build_dataset(c.kg, ["2p", "pi", "2in"], 30, seed=6, format="openai", context=c,
                           call_style="batched")  # fmt: skip
     assert one.equals(two)

@@ -11,20 +11,20 @@ import pytest
 
 from kg2tool.dataset.assemble import (
     COLUMNS,
-    Context,
+    SampleContext,
     assign_splits,
     build_dataset,
     build_shard,
-    write_dataset,
 )
 from kg2tool.dataset.card import COLUMN_DOCS
+from kg2tool.dataset.output import write_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 def _build(n: int = 60, **kw) -> pl.DataFrame:

@@ -9,7 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from kg2tool.dataset.assemble import Context, build_shard, excluded
+from kg2tool.dataset.assemble import SampleContext, build_shard
+from kg2tool.dataset.exclusions import excluded
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.pipeline.driver import generate
 
@@ -53,7 +54,7 @@ def test_excluded_relations_and_entities_never_appear(codex: KnowledgeGraph) -> 
     )
     assert report["dropped"]["excluded"] > 0
     assert "P106" not in _relations_used(frame)
-    cat = Context(codex).catalog
+    cat = SampleContext(codex).catalog
     banned = {cat.api_for("P106", d).name for d in ("forward", "inverse")}
     assert any(n in t for t in base["tools"].to_list() for n in banned)  # offered before
     for tools in frame["tools"].to_list():  # never offered, not even as a distractor
@@ -64,7 +65,7 @@ def test_excluded_relations_and_entities_never_appear(codex: KnowledgeGraph) -> 
 
 
 def test_lexicon_exclude_flag_excludes_by_default(codex: KnowledgeGraph) -> None:
-    ctx = Context(codex, overrides={"P106": {"exclude": True}})
+    ctx = SampleContext(codex, overrides={"P106": {"exclude": True}})
     frame, report = build_shard(codex, ["1p", "2p"], 0, 1, 120, seed=2, context=ctx)
     assert report["dropped"]["excluded"] > 0 and "P106" not in _relations_used(frame)
 

@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from kg2tool.dataset.assemble import Context, build_dataset
+from kg2tool.dataset.assemble import SampleContext, build_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
 from kg2tool.samples.formats import FORMATS, toolbench_system_prompt
@@ -15,9 +15,9 @@ from kg2tool.testing.validators import validate_record
 
 
 @cache
-def ctx() -> Context:
+def ctx() -> SampleContext:
     """Shared context over CoDEx-S."""
-    return Context(KnowledgeGraph.load("codex-s"))
+    return SampleContext(KnowledgeGraph.load("codex-s"))
 
 
 @cache

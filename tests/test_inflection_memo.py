@@ -7,25 +7,25 @@ import multiprocessing as mp
 import os
 import sys
 
-from kg2tool.dataset.assemble import Context
+from kg2tool.dataset.assemble import SampleContext
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.pipeline.driver import _init_worker
 from kg2tool.tools import inflection, lexicon
 
 
 def _worker_builds_context() -> tuple[bool, list[str]]:
-    ctx = Context(KnowledgeGraph.load("codex-s"))
+    ctx = SampleContext(KnowledgeGraph.load("codex-s"))
     return "inflect" in sys.modules, ctx.catalog.names
 
 
 def test_seeded_worker_never_imports_inflect() -> None:
-    Context(KnowledgeGraph.load("codex-s"))  # what the generate driver does before its pool
+    SampleContext(KnowledgeGraph.load("codex-s"))  # what the generate driver does before its pool
     memo = lexicon.inflections()
     assert memo and all(isinstance(k, tuple) and len(k) == 2 for k in memo)
     with mp.get_context("spawn").Pool(1, _init_worker, (os.getpid(), memo)) as pool:
         imported, names = pool.apply(_worker_builds_context)
     assert not imported
-    assert names == Context(KnowledgeGraph.load("codex-s")).catalog.names
+    assert names == SampleContext(KnowledgeGraph.load("codex-s")).catalog.names
 
 
 def test_memo_gives_inflect_s_answers() -> None:

@@ -20,7 +20,7 @@ import pytest
 from chat_server import free_url, serve_chat
 
 from kg2tool.cli import main
-from kg2tool.dataset.assemble import Context, build_dataset
+from kg2tool.dataset.assemble import SampleContext, build_dataset
 from kg2tool.dataset.paraphrase import (
     CACHE_DIR,
     ParaphraseConfig,
@@ -109,12 +109,12 @@ def dead_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def ctx(codex_s: Any) -> Context:
-    return Context(codex_s)
+def ctx(codex_s: Any) -> SampleContext:
+    return SampleContext(codex_s)
 
 
 @pytest.fixture(scope="module")
-def plain(codex_s: Any, ctx: Context) -> pl.DataFrame:
+def plain(codex_s: Any, ctx: SampleContext) -> pl.DataFrame:
     return build_dataset(codex_s, PATTERNS, N, seed=5, context=ctx)
 
 
@@ -123,11 +123,13 @@ def para(url: str, cache: Path | None = None, **kw: Any) -> Paraphraser:
     return Paraphraser(ParaphraseConfig(base_url=url, model="fake-1", **kw), cache_dir=cache)
 
 
-def build(kg: Any, ctx: Context, p: Paraphraser | None, seed: int = 5) -> pl.DataFrame:
+def build(kg: Any, ctx: SampleContext, p: Paraphraser | None, seed: int = 5) -> pl.DataFrame:
     return build_dataset(kg, PATTERNS, N, seed=seed, context=ctx, paraphraser=p)
 
 
-def shard_report(kg: Any, ctx: Context, p: Paraphraser) -> tuple[pl.DataFrame, dict[str, int]]:
+def shard_report(
+    kg: Any, ctx: SampleContext, p: Paraphraser
+) -> tuple[pl.DataFrame, dict[str, int]]:
     from kg2tool.dataset.assemble import build_shard
 
     frame, report = build_shard(kg, PATTERNS, 0, 1, N, 5, context=ctx, paraphraser=p)

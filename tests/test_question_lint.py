@@ -194,7 +194,7 @@ def test_raw_keys_are_kept_out_unless_allowed() -> None:
 def test_intersections_use_the_lexicon_verb_frames() -> None:
     """2i/3i over projections from anchors read as one predicate ("Who influenced each of A
     and B?", "Who was born in X and died in Y?") when the lexicon gives verbs."""
-    from kg2tool.dataset.assemble import Context
+    from kg2tool.dataset.assemble import SampleContext
 
     kg = KnowledgeGraph.load("codex-s")
     lexicon = {
@@ -208,7 +208,7 @@ def test_intersections_use_the_lexicon_verb_frames() -> None:
         }
     }
     frame, _ = build_shard(
-        kg, ["2i", "3i"], 0, 1, 120, seed=0, context=Context(kg, overrides=lexicon)
+        kg, ["2i", "3i"], 0, 1, 120, seed=0, context=SampleContext(kg, overrides=lexicon)
     )
     framed = [q for q in frame["question"].to_list() if q.startswith("Who influenced each of ")]
     assert framed and all(lint_text(q.split(" each of ")[0] + "?") is None for q in framed)

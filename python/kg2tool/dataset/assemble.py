@@ -14,30 +14,30 @@ pipeline can redo any shard and get the same frame. De-duplication is on the can
 of the grounding). TYPE_FILTER patterns (and JOINs trajectories cannot follow) are skipped with
 a message in the report. Dropped samples are replaced by queries drawn again (``redraw`` of
 :func:`build_from_batches`), so shards reach their counts unless a pattern runs out.
+Writing the frames to disk is :mod:`kg2tool.dataset.output`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
+import hashlib
 import math
-import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import orjson
 import polars as pl
 
-from kg2tool.atomic import atomic_file, write_bytes
-from kg2tool.dataset.card import CARD_COLUMNS, card_examples, card_stats, write_card
-from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
-from kg2tool.kg.names import RAW_KEY_PATTERN
-from kg2tool.patterns import JOIN, pattern_counts
+from kg2tool.dataset.exclusions import (
+    exclusion_masks,
+    namable_entities,
+    touches,
+    unlabelled_entities,
+)
+from kg2tool.dataset.paraphrase import attach_templates
+from kg2tool.engine import QueryStream, execute_queries, resolve_pattern, sample_queries
+from kg2tool.patterns import ANCHOR, JOIN, PROJECT, pattern_counts
 from kg2tool.samples.calls import (
     CALL_STYLES,
     MAX_JOIN_CALLS,
@@ -47,52 +47,51 @@ from kg2tool.samples.calls import (
     join_call_counts,
     verify_many,
 )
-from kg2tool.samples.formats import (
-    FORMATS,
-    ToolFragments,
-    build_records,
-    dataset_info_entry,
-    record_parts,
-)
-from kg2tool.samples.questions import (
-    RAW_ID_PATTERN,
-    RelationLexicon,
-    build_lexicon,
-    mix_hash,
-    verbalize_linted,
-)
-from kg2tool.textops import Str, Strings, write_lines
+from kg2tool.samples.formats import FORMATS, ToolFragments, build_records
+from kg2tool.samples.questions import RelationLexicon, build_lexicon, mix_hash, verbalize_linted
 from kg2tool.tools.catalog import LIST_KIND, ApiCatalog
 from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = [
     "COLUMNS",
-    "Context",
+    "SampleContext",
     "assign_splits",
     "build_dataset",
     "build_from_batches",
     "build_shard",
     "grounding_hashes",
-    "write_dataset",
 ]
 
-COLUMNS = [
-    "id",
-    "pattern",
-    "formula",
-    "bindings",
-    "question",
-    "answers",
-    "answer_labels",
-    "tools",
-    "messages",
-    "num_calls",
-    "split",
-]
+# Hash salts: each names the draw it seeds (fixed values; changing one changes every dataset).
+_EMPTY_ANCHOR_SALT = 0xE3  # the anchor swapped in to make an empty-answer question
+_REDRAW_STREAM_SALT = 0x7ED  # the query stream a shard's top-up rounds draw from, per pattern
+_GROUNDING_SALT = 0x0A7  # the seed-free grounding hash that decides which shard may redraw it
+_DISTRACTOR_SALT = 0xD15  # the distractor tools offered beside the needed ones
+_TOOL_ORDER_SALT = 0x70  # the order of a sample's tools
+_SPLIT_SALT = 0x5B  # a sample's random split
+_HOLDOUT_SALT = 0x40  # the relations, APIs or patterns held out for the test split
+
+# qid = (pattern position << _PATTERN_QID_SHIFT) + stream index, plus an offset for queries
+# not from the pattern's first stream: empty-answer variants and top-up redraws.
+_PATTERN_QID_SHIFT = 40
+_EMPTY_QID = 1 << 39
+_REDRAW_QID = 1 << 38
 
 
-class Context:
-    """Catalogue, runtime, lexicon and tool fragments of a KG, built once and reused."""
+def _int63(h: np.ndarray) -> int:
+    """The first hash of ``h`` as a non-negative int64 seed."""
+    return int(h[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+
+
+COLUMNS = (
+    "id pattern formula bindings question answers answer_labels tools messages num_calls split"
+).split()
+
+
+class SampleContext:
+    """What building samples on one KG needs, built once and reused by every shard: the API
+    catalogue, the tool runtime, the relation lexicon, the tool fragments of the formats and
+    the entity masks (namable anchors, unlabelled entities)."""
 
     def __init__(self, kg: Any, catalog: ApiCatalog | None = None, overrides: Any = None) -> None:
         """Build everything the per-batch work needs."""
@@ -115,7 +114,7 @@ class Context:
             cache[(relations, entities)] = exclusion_masks(self.kg, relations, entities, flagged)
         return cache[(relations, entities)]
 
-    def batched(self) -> Context:
+    def batched(self) -> SampleContext:
         """This context with the list APIs (``call_style="batched"``), made once: the same
         names, lexicon and anchors; distractors drawn from the list APIs."""
         got = self.__dict__.get("_batched")
@@ -132,99 +131,22 @@ class Context:
         return got
 
 
-def namable_entities(runtime: ToolRuntime) -> np.ndarray:
-    """Per entity id: whether a question can name it as an anchor, i.e. its display name is its
-    label (no other entity shares the label) and the label is not a raw KG id (``Q42``, ``/m/..``).
-    Queries with another anchor are dropped by the sample builder; the ``generate`` driver skips
-    them when it draws queries, so a run writes the samples it asks for."""
-    labels = runtime.kg.entities["label"]
-    names = pl.Series(runtime.names, dtype=pl.String)
-    ok = (names == labels).fill_null(False) & ~labels.str.contains(RAW_ID_PATTERN).fill_null(False)
-    return ok.to_numpy().astype(bool)
-
-
-def unlabelled_entities(kg: Any) -> np.ndarray:
-    """Per entity id: whether its name is an opaque key (no label, and a key such as ``Q42``
-    or ``/m/0x`` that no words can be read from). Samples showing one are dropped unless
-    ``allow_raw_keys``."""
-    ents = kg.entities
-    raw = (ents["label"] == ents["key"]).fill_null(True) & ents["key"].str.contains(RAW_KEY_PATTERN)
-    return raw.to_numpy().astype(bool)
-
-
-def _touches(mask: np.ndarray, q: pl.DataFrame, anc: np.ndarray) -> np.ndarray:
-    """Per query row: whether an anchor, an intermediate entity or an answer is in ``mask``."""
-    bad = mask[anc].any(axis=1) if anc.size else np.zeros(q.height, bool)
-    if not mask.any():
-        return bad
-    col = "sets" if "sets" in q.columns else "answer_ids"
-    ids = q.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("r"), pl.col(col).alias("i"))
-    ids = ids.explode("i")
-    if col == "sets":
-        ids = ids.explode("i")
-    ids = ids.drop_nulls("i")
-    rows = ids["r"].to_numpy()[mask[ids["i"].to_numpy().astype(np.int64)]]
-    bad[rows] = True
-    return bad
-
-
-def exclusion_masks(
-    kg: Any, relations: Sequence[str], entities: Sequence[str], flagged: Sequence[str] = ()
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(relation mask, entity mask) by id of what matches the patterns (keys in ``flagged``:
-    relations a lexicon excludes); None when nothing is excluded."""
-    rel = excluded(kg.relations, relations, flagged)
-    ent = excluded(kg.entities, entities)
-    return (rel, ent) if rel.any() or ent.any() else None
-
-
-def _pattern_regex(patterns: Sequence[str]) -> str | None:
-    """One case-insensitive regex for shell-style patterns ("*slur*", "P1?"), None if none."""
-    pats = [p.strip() for p in patterns if p and p.strip()]
-    if not pats:
-        return None
-
-    def glob(p: str) -> str:
-        return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
-
-    return "(?i)^(?:" + "|".join(glob(p) for p in pats) + ")$"
-
-
-def excluded(table: pl.DataFrame, patterns: Sequence[str], extra: Sequence[str] = ()) -> np.ndarray:
-    """Per row of an id/key/label table: whether its key or label matches one of the
-    shell-style ``patterns`` (case-insensitive), or its key is in ``extra``."""
-    mask = table["key"].is_in(list(extra)).to_numpy() if extra else np.zeros(table.height, bool)
-    regex = _pattern_regex(patterns)
-    if regex is not None:
-        hit = table["key"].str.contains(regex) | table["label"].str.contains(regex).fill_null(False)
-        mask |= hit.to_numpy()
-    return mask
-
-
 def _specs(patterns: Sequence[Any]) -> list[tuple[str, float]]:
     """Normalise pattern names / (spec, weight) pairs."""
-    out = []
-    for p in patterns:
-        if isinstance(p, tuple):
-            out.append((p[0], float(p[1])))
-        else:
-            out.append((p, 1.0))
-    return out
+    return [(p[0], float(p[1])) if isinstance(p, tuple) else (p, 1.0) for p in patterns]
 
 
 def _empty_groundings(
     kg: Any, plan: Any, rel: np.ndarray, anc: np.ndarray, seed: int, index: np.ndarray
 ) -> Any:
     """Perturb the last anchor of each grounding (to an entity with the relation) and execute."""
-    last = plan.anchor_slots[-1]
     a_idx = len(plan.anchor_slots) - 1
     k = [
         i
         for i in range(plan.num_ops)
-        if int(plan.op_kind[i]) == 1
-        and a_idx in [int(plan.op_arg[j]) for j in plan.inputs(i) if int(plan.op_kind[j]) == 0]
+        if int(plan.op_kind[i]) == PROJECT
+        and a_idx in [int(plan.op_arg[j]) for j in plan.inputs(i) if int(plan.op_kind[j]) == ANCHOR]
     ]
-    del last
     t = kg.triples
     slot = int(plan.op_arg[k[0]]) if k else 0
     side = "tail" if (k and int(plan.op_dir[k[0]]) == 1) else "head"
@@ -234,7 +156,7 @@ def _empty_groundings(
     starts = np.searchsorted(rel_col, np.arange(kg.num_relations + 1))
     r = rel[:, slot]
     cnt = starts[r + 1] - starts[r]
-    h = mix_hash(seed, 0xE3, np.asarray(index, dtype=np.int64))
+    h = mix_hash(seed, _EMPTY_ANCHOR_SALT, np.asarray(index, dtype=np.int64))
     pick = starts[r] + (h % np.maximum(cnt, 1).astype(np.uint64)).astype(np.int64)
     anc2 = anc.copy()
     anc2[:, a_idx] = ent_col[np.minimum(pick, len(ent_col) - 1)]
@@ -259,17 +181,18 @@ def build_shard(
     seed: int,
     format: str = "openai",
     *,
-    context: Context | None = None,
+    context: SampleContext | None = None,
     max_intermediate: int = 10,
     **options: Any,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """One shard sampled on its own: (frame, report). Pure in its inputs; ``seed`` is mixed
     with ``shard_id``. Dropped samples are replaced by queries drawn again (``redraw`` of
-    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The pipeline instead draws shards from continuing query streams
-    (de-duplicated across shards) and calls :func:`build_from_batches`."""
+    :func:`build_from_batches`), so each pattern gets its count unless it runs out. The
+    pipeline instead draws shards from continuing query streams (de-duplicated across shards)
+    and calls :func:`build_from_batches`."""
     specs = _specs(spec_list)
     counts = pattern_counts([w for _, w in specs], samples_in_shard)
-    shard_seed = int(mix_hash(seed, shard_id, num_shards)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+    shard_seed = _int63(mix_hash(seed, shard_id, num_shards))
     batches = []
     want = {}
     for p_idx, ((spec, _), n) in enumerate(zip(specs, counts, strict=True)):
@@ -298,7 +221,7 @@ def build_from_batches(
     *,
     seed: int,
     format: str = "openai",
-    context: Context | None = None,
+    context: SampleContext | None = None,
     redraw: dict[str, Any] | None = None,
     **options: Any,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
@@ -317,7 +240,7 @@ def build_from_batches(
     keeps the first survivors in draw order, appended after the first samples. A pattern whose stream runs out is listed in
     ``report["exhausted"]``, what is still missing in ``report["short"]``. Without drops
     nothing is drawn, so the frame is the one without ``redraw``."""
-    ctx = context or Context(kg)
+    ctx = context or SampleContext(kg)
     frame, report = _build_once(kg, batches, seed=seed, format=format, context=ctx, **options)
     if redraw is None:
         return frame, report
@@ -349,8 +272,6 @@ def build_from_batches(
 
 # Top-up rounds of a pattern whose samples were dropped (see build_from_batches' ``redraw``).
 REDRAW_ROUNDS = 8
-# qid offset of top-up queries (stream indices stay below it; empty groundings use 1 << 39).
-_REDRAW_QID = 1 << 38
 
 
 def _grounding_keys(batch: Any) -> set[bytes]:
@@ -365,7 +286,7 @@ def _grounding_keys(batch: Any) -> set[bytes]:
 
 def _redraw(
     kg: Any,
-    ctx: Context,
+    ctx: SampleContext,
     batches: Sequence[tuple[str, Any]],
     p_idx: int,
     need: int,
@@ -378,13 +299,11 @@ def _redraw(
     report: dict[str, Any],
 ) -> list[pl.DataFrame]:
     """Frames of up to ``need`` more samples of pattern ``p_idx`` (see build_from_batches)."""
-    from kg2tool.engine import QueryStream
-
     spec, batch = batches[p_idx]
     name = str(spec)
     shard, shards = int(redraw.get("shard", 0)), int(redraw.get("num_shards", 1))
     avoid = np.asarray(redraw.get("avoid", {}).get(name, ()), np.uint64)
-    stream_seed = int(mix_hash(seed, 0x7ED, shard, p_idx)[0] & np.uint64(0x7FFFFFFFFFFFFFFF))
+    stream_seed = _int63(mix_hash(seed, _REDRAW_STREAM_SALT, shard, p_idx))
     stream = QueryStream(kg, batch.plan, seed=stream_seed, **redraw.get("sample", {}))
     taken = _grounding_keys(batch)
     out: list[pl.DataFrame] = []
@@ -449,13 +368,11 @@ def grounding_hashes(rel: np.ndarray, anc: np.ndarray) -> np.ndarray:
     rel = np.asarray(rel, np.int64).reshape(len(rel), -1)
     anc = np.asarray(anc, np.int64).reshape(len(anc), -1)
     cols = [rel[:, j] for j in range(rel.shape[1])] + [anc[:, j] for j in range(anc.shape[1])]
-    return mix_hash(0x0A7, len(cols), *cols) if len(rel) else np.zeros(0, np.uint64)
+    return mix_hash(_GROUNDING_SALT, len(cols), *cols) if len(rel) else np.zeros(0, np.uint64)
 
 
 def _no_queries(batch: Any) -> Any:
     """``batch`` without queries (a placeholder keeping the patterns' positions)."""
-    from dataclasses import replace
-
     return replace(
         batch,
         relation_ids=batch.relation_ids[:0],
@@ -483,7 +400,7 @@ def _build_once(
     *,
     seed: int,
     format: str = "openai",
-    context: Context | None = None,
+    context: SampleContext | None = None,
     empty_ratio: float = 0.0,
     error_ratio: float = 0.0,
     distractors: int = 3,
@@ -526,7 +443,7 @@ def _build_once(
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; choose one of {FORMATS}")
-    ctx = context or Context(kg)
+    ctx = context or SampleContext(kg)
     if call_style not in CALL_STYLES:
         raise ValueError(f"call_style must be one of {CALL_STYLES}, got {call_style!r}")
     if call_style == "batched":
@@ -546,7 +463,7 @@ def _build_once(
         except UnsupportedPlanError as exc:
             report["skipped_patterns"][str(spec)] = str(exc)
             continue
-        q = _batch_frame(batch, p_idx << 40)
+        q = _batch_frame(batch, p_idx << _PATTERN_QID_SHIFT)
         if JOIN in {int(x) for x in plan.op_kind}:
             big = join_call_counts(plan, q, kg) > max_join_calls
             if big.any():
@@ -560,7 +477,7 @@ def _build_once(
             eb = _empty_groundings(
                 kg, plan, batch.relation_ids, batch.anchor_ids, seed + p_idx, batch.query_index
             )
-            eq = _batch_frame(eb, (p_idx << 40) + (1 << 39))
+            eq = _batch_frame(eb, (p_idx << _PATTERN_QID_SHIFT) + _EMPTY_QID)
             eq = eq.filter(pl.col("num_answers") == 0).head(n_empty)
             q = pl.concat([q.head(n - eq.height), eq.with_columns(pl.col("sid") + n)])
         # sids unique across the shard's patterns (rows stay in pattern order)
@@ -591,8 +508,6 @@ def _build_once(
         else _empty_frame()
     )
     if paraphraser is not None:
-        from kg2tool.dataset.paraphrase import attach_templates
-
         frame = attach_templates(frame, items)
     frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
     frame = assign_splits(frame, split, seed, split_fractions, holdout, holdout_fraction, ctx)
@@ -605,7 +520,7 @@ def _empty_frame() -> pl.DataFrame:
 
 
 def _questions(
-    ctx: Context,
+    ctx: SampleContext,
     plan: Any,
     q: pl.DataFrame,
     seed: int,
@@ -635,7 +550,7 @@ def _questions(
         dropped["question_lint"] = dropped.get("question_lint", 0) + int(bad_text.sum())
     keep = ok_anchor & ~bad_text
     if not allow_raw_keys:
-        raw = _touches(ctx.unlabelled, q, anc) & keep
+        raw = touches(ctx.unlabelled, q, anc) & keep
         if raw.any():
             dropped["raw_key_entity"] = dropped.get("raw_key_entity", 0) + int(raw.sum())
         keep &= ~raw
@@ -643,7 +558,7 @@ def _questions(
         bad_rel, bad_ent = exclusions
         out = (bad_rel[rel].any(axis=1) if rel.size else np.zeros(q.height, bool)) & keep
         if bad_ent.any():
-            out |= _touches(bad_ent, q, anc) & keep
+            out |= touches(bad_ent, q, anc) & keep
         if out.any():
             dropped["excluded"] = dropped.get("excluded", 0) + int(out.sum())
         keep &= ~out
@@ -651,7 +566,7 @@ def _questions(
 
 
 def _shard_rows(
-    ctx: Context,
+    ctx: SampleContext,
     items: list[tuple[Any, pl.DataFrame]],
     specs: list[str],
     fmt: str,
@@ -691,8 +606,6 @@ def _shard_rows(
         (pl.col("kind") == "call").alias("_c"),
         pl.col("sid").cast(pl.Int64),
     )
-    # calls whose argument is an anchor of the question: the builder's ``from_anchor``
-
     samples = samples.with_columns(pl.col("sid").cast(pl.Int64))
     q = q.with_columns(pl.col("sid").cast(pl.Int64))
     tool_ids = _tool_ids(ctx, samples, steps, q, distractors, seed, banned)
@@ -758,13 +671,11 @@ def _matrix(col: pl.Series, width: int) -> np.ndarray:
 
 def _stable_ids(s: pl.Series) -> pl.Series:
     """16-hex-digit ids from a stable hash of each string (same in every Polars version)."""
-    import hashlib
-
     return pl.Series([hashlib.blake2b(v.encode(), digest_size=8).hexdigest() for v in s.to_list()])
 
 
 def _tool_ids(
-    ctx: Context,
+    ctx: SampleContext,
     samples: pl.DataFrame,
     steps: pl.DataFrame,
     q: pl.DataFrame,
@@ -790,14 +701,17 @@ def _tool_ids(
     if k > 0 and len(pool):
         sid = np.repeat(qid["sid"].to_numpy(), k)
         h = mix_hash(
-            seed, 0xD15, np.repeat(qid["qid"].to_numpy(), k), np.tile(np.arange(k), qid.height)
+            seed,
+            _DISTRACTOR_SALT,
+            np.repeat(qid["qid"].to_numpy(), k),
+            np.tile(np.arange(k), qid.height),
         )
         parts.append(
             pl.DataFrame({"sid": sid, "t": pool[(h % np.uint64(len(pool))).astype(np.int64)]})
         )
     allt = pl.concat(parts).unique(maintain_order=True).join(qid, on="sid", how="left")
     # ordered by the stable query id, not the row: a sample's tools do not depend on its shard
-    order = mix_hash(seed, 0x70, allt["qid"].to_numpy(), allt["t"].to_numpy())
+    order = mix_hash(seed, _TOOL_ORDER_SALT, allt["qid"].to_numpy(), allt["t"].to_numpy())
     return (
         allt.with_columns(pl.Series("o", order))
         .sort("sid", "o")
@@ -813,7 +727,7 @@ def assign_splits(
     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
     holdout: Sequence[str] | None = None,
     holdout_fraction: float = 0.1,
-    ctx: Context | None = None,
+    ctx: SampleContext | None = None,
 ) -> pl.DataFrame:
     """``split`` column: random by id hash, or test = samples touching held-out relations/APIs/patterns."""
     if frame.height == 0:
@@ -821,7 +735,7 @@ def assign_splits(
     if how == "random":
         h = mix_hash(
             seed,
-            0x5B,
+            _SPLIT_SALT,
             pl.Series([int(i, 16) for i in frame["id"].to_list()], dtype=pl.UInt64).to_numpy(),
         )
         u = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
@@ -858,7 +772,7 @@ def _pick(names: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded subset of names of the given fraction (at least one)."""
     if not names:
         return set()
-    h = mix_hash(seed, 0x40, np.arange(len(names)))
+    h = mix_hash(seed, _HOLDOUT_SALT, np.arange(len(names)))
     order = np.argsort(h, kind="stable")
     k = max(1, round(fraction * len(names)))
     return {names[i] for i in order[:k]}
@@ -871,7 +785,7 @@ def build_dataset(
     *,
     seed: int = 0,
     format: str = "openai",
-    context: Context | None = None,
+    context: SampleContext | None = None,
     **options: Any,
 ) -> pl.DataFrame:
     """All samples in one shard (see :func:`build_shard` for the options)."""
@@ -879,331 +793,3 @@ def build_dataset(
         kg, patterns, 0, 1, num_samples, seed, format, context=context, **options
     )
     return frame
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write bytes to path via a temp file + rename (:mod:`kg2tool.atomic`)."""
-    write_bytes(path, data)
-
-
-def _write_lines(path: Path, col: pl.Series) -> None:
-    """A String column written as one line per value (each followed by a newline), atomically.
-
-    Polars writes it natively (a one-column CSV that never quotes: JSON records hold no raw
-    newline), with no Python string per record (joining ~50k non-ASCII Python strings costs
-    seconds)."""
-    if col.null_count():
-        raise ValueError("null record")
-    with atomic_file(path) as tmp:
-        pl.DataFrame([col.alias("r")]).write_csv(
-            tmp, include_header=False, quote_style="never", line_terminator="\n"
-        )
-
-
-@dataclass
-class Lines:
-    """Record lines to write: ``n`` rows of :mod:`kg2tool.textops` parts, each row then a
-    newline (see :func:`kg2tool.samples.formats.record_parts`)."""
-
-    n: int
-    parts: list[Any]
-
-    @classmethod
-    def of(cls, col: pl.Series) -> Lines:
-        """The values of a String column (a ``record`` column) as lines."""
-        if col.null_count():
-            raise ValueError("null record")
-        return cls(len(col), [Str(Strings(col))])
-
-    def write(self, fd: int) -> int:
-        """Written to ``fd`` from its offset (natively, no text column built); bytes written."""
-        return write_lines(fd, self.n, *self.parts)
-
-
-def write_lines_at(path: Path, at: int, lines: Lines, *, atomic: bool = False) -> int:
-    """``lines`` written into ``path`` from byte ``at``, the file cut there first (created if
-    missing); returns the new size. ``atomic`` (with ``at == 0``): into a temporary file in the
-    same directory, then renamed over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if atomic:
-        with atomic_file(path) as tmp:
-            fd = os.open(tmp, os.O_WRONLY)
-            try:
-                return lines.write(fd)
-            finally:
-                os.close(fd)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
-    try:
-        os.ftruncate(fd, at)
-        os.lseek(fd, at, os.SEEK_SET)
-        return at + lines.write(fd)
-    finally:
-        os.close(fd)
-
-
-def write_dataset(
-    frame: pl.DataFrame,
-    out_dir: str | os.PathLike[str],
-    format: str = "openai",
-    *,
-    shard_size: int = 100_000,
-    config: dict[str, Any] | None = None,
-    card: bool = True,
-) -> Path:
-    """Parquet shards ``data/{split}-{i:05d}-of-{n:05d}.parquet`` (without ``record``), JSON(L)
-    per split (the records), card."""
-    out = Path(out_dir)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for split in sorted(set(frame["split"].to_list())):
-        part = frame.filter(pl.col("split") == split)
-        n = max(1, -(-part.height // shard_size))
-        for i in range(n):
-            chunk = part.slice(i * shard_size, shard_size)
-            path = out / "data" / f"{split}-{i:05d}-of-{n:05d}.parquet"
-            _write_parquet(parquet_frame(chunk), path)
-        if format == "toolbench":  # one JSON array of step records
-            records = part["record"].to_list()
-            inner = [r[1:-1] for r in records if len(r) > 2]
-            _atomic_write(out / f"{split}.json", ("[" + ",".join(inner) + "]").encode())
-        else:
-            _write_lines(out / f"{split}.jsonl", part["record"])
-    if format == "sharegpt":
-        info = {}
-        for split in sorted(set(frame["split"].to_list())):
-            info.update(dataset_info_entry(f"{split}.jsonl", f"kg2tool_{split}"))
-        _atomic_write(out / "dataset_info.json", json.dumps(info, indent=2).encode())
-    if config is not None:
-        _atomic_write(out / "config.json", orjson.dumps(config, option=orjson.OPT_INDENT_2))
-    if card:
-        write_card(frame, out, format, config)
-    return out
-
-
-# Parquet settings of the shards: zstd level 1 compresses the ~120 MB of JSON text of a
-# 20k-sample openai shard ~10% faster than the default level 3, for ~8% larger files.
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1}
-
-
-def parquet_frame(frame: pl.DataFrame, *, with_record: bool = False) -> pl.DataFrame:
-    """The columns stored in a Parquet shard: all but ``record`` (the format's line, kept in
-    the JSON(L) files; for openai it is just ``messages`` + ``tools`` again, ~40% of the text),
-    unless ``with_record`` (a run that writes no JSON(L) keeps its records there)."""
-    return frame if with_record or "record" not in frame.columns else frame.drop("record")
-
-
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    """``frame`` to ``path`` atomically (a temporary name in the same directory, then rename)."""
-    with atomic_file(path) as tmp:
-        frame.write_parquet(tmp, **PARQUET_OPTIONS)
-
-
-def write_shard(
-    frame: pl.DataFrame,
-    out: Path,
-    shard_id: int,
-    num_shards: int,
-    format: str,
-    *,
-    jsonl: bool = True,
-    records: dict[str, Lines] | None = None,
-) -> list[Path]:
-    """One shard's files, each atomically: ``data/{split}-{i:05d}-of-{n:05d}.parquet`` and, with
-    ``jsonl``, the format's records in ``records/{split}-{i:05d}-of-{n:05d}.jsonl`` (then the
-    Parquet files leave the ``record`` column out; see :func:`parquet_frame`), or, when
-    ``records`` is a dict, no record files: each split's :class:`Lines` go into it (the
-    pipeline writes them into the split files itself). The lines come from the ``record``
-    column, or from the other columns when the frame has none (see ``with_record`` of
-    :func:`build_from_batches`)."""
-    files = []
-    splits = sorted(set(frame["split"].to_list())) if frame.height else ["train"]
-    columns = _StringColumns(frame)
-    for split in splits:
-        mask = frame["split"] == split
-        part = frame.filter(mask)
-        name = f"{split}-{shard_id:05d}-of-{num_shards:05d}"
-        path = out / "data" / f"{name}.parquet"
-        _write_parquet(parquet_frame(part, with_record=not jsonl), path)
-        files.append(path)
-        if not jsonl:
-            continue
-        if "record" in frame.columns:
-            lines = Lines.of(part["record"])
-        else:
-            rows = np.flatnonzero(mask.to_numpy())
-            parts = record_parts(format, columns, rows)
-            if parts is None:
-                raise ValueError(f"{format} records need the record column")
-            lines = Lines(len(rows), parts)
-        if records is not None:
-            records[split] = lines
-        else:
-            rec = out / "records" / f"{name}.jsonl"
-            write_lines_at(rec, 0, lines, atomic=True)
-            files.append(rec)
-    return files
-
-
-class _StringColumns(dict):
-    """``frame``'s String columns as :class:`~kg2tool.textops.Strings`, each made once."""
-
-    def __init__(self, frame: pl.DataFrame) -> None:
-        super().__init__()
-        self.frame = frame
-
-    def __missing__(self, name: str) -> Strings:
-        self[name] = got = Strings(self.frame[name])
-        return got
-
-
-def finalize_outputs(
-    out: Path,
-    files: Sequence[str],
-    format: str,
-    config: dict[str, Any] | None,
-    *,
-    kg: Any = None,
-    merged: tuple[dict[str, Path], dict[str, int]] | None = None,
-    report: dict[str, Any] | None = None,
-    sections: Sequence[tuple[str, Sequence[str]]] = (),
-) -> None:
-    """Merge shard records into one file per split (a JSON array for ToolBench, else JSONL),
-    the LLaMA-Factory ``dataset_info.json`` for ShareGPT, and the dataset card. ``merged``:
-    JSONL split files already assembled (in shard order) and their sizes, renamed into place
-    (then ``files`` lists no shard record files). ``report`` and ``sections`` go to
-    :func:`kg2tool.dataset.card.write_card`."""
-    del kg
-    records = sorted(f for f in files if f.startswith("records/"))
-    by_split: dict[str, list[str]] = {}
-    for f in records:
-        by_split.setdefault(Path(f).name.rsplit("-", 3)[0], []).append(f)
-    if merged is not None:
-        for split, part in sorted(merged[0].items()):
-            target = out / f"{split}.jsonl"
-            size = merged[1][split]
-            if part.is_file() and part.stat().st_size == size:
-                os.replace(part, target)
-            elif not (target.is_file() and target.stat().st_size == size):
-                raise OSError(f"{part}: not the {size:,} bytes of merged records expected")
-            by_split.setdefault(split, [])
-        with contextlib.suppress(OSError):
-            (out / "records").rmdir()  # empty once every shard's records are merged
-    for split, parts in sorted(by_split.items()):
-        if merged is not None and split in merged[0]:
-            continue
-        target = out / (f"{split}.json" if format == "toolbench" else f"{split}.jsonl")
-        with atomic_file(target) as tmp, open(tmp, "wb") as dst:
-            if format == "toolbench":  # each line is one step record: make one JSON array
-                dst.write(b"[")
-                first = True
-                for p in parts:
-                    with open(out / p, "rb") as src:
-                        for line in src:
-                            line = line.rstrip(b"\n")
-                            if not line:
-                                continue
-                            inner = line[1:-1] if line.startswith(b"[") else line
-                            if not inner:
-                                continue
-                            dst.write((b"" if first else b",") + inner)
-                            first = False
-                dst.write(b"]")
-            else:
-                _concat_files([out / p for p in parts], dst)
-    if format == "sharegpt":
-        info = {}
-        for split in sorted(by_split):
-            info.update(dataset_info_entry(f"{split}.jsonl", f"kg2tool_{split}"))
-        _atomic_write(out / "dataset_info.json", json.dumps(info, indent=2).encode())
-    parquet = [out / f for f in files if f.endswith(".parquet")]
-    examples, columns = None, None
-    if parquet:
-        stats, rels = card_stats(pl.scan_parquet(parquet))
-        examples, columns = card_examples(pl.scan_parquet(parquet))
-    else:
-        stats, rels = pl.DataFrame(schema=dict.fromkeys(CARD_COLUMNS, pl.Int64)), 0
-    write_card(
-        stats,
-        out,
-        format,
-        config,
-        relations=rels,
-        examples=examples,
-        columns=columns,
-        report=report,
-        sections=sections,
-    )
-
-
-def _append_file(src: Path, dst: Path, at: int) -> int:
-    """Write ``src`` into ``dst`` (created if missing) at offset ``at``, cutting ``dst`` there
-    first; returns the new size of ``dst``. A kernel copy (``os.copy_file_range``) when it can."""
-    size = src.stat().st_size
-    fd = os.open(dst, os.O_WRONLY | os.O_CREAT, 0o666)  # less the umask, as open() does
-    try:
-        os.ftruncate(fd, at)
-        with open(src, "rb") as fh:
-            done = 0
-            try:
-                if not hasattr(os, "copy_file_range"):
-                    raise OSError("no copy_file_range")
-                while done < size:
-                    n = os.copy_file_range(fh.fileno(), fd, size - done, done, at + done)
-                    if n == 0:
-                        raise OSError("copy_file_range copied nothing")
-                    done += n
-            except OSError:
-                if done:
-                    raise
-                os.lseek(fd, at, os.SEEK_SET)
-                while chunk := fh.read(1 << 22):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    return at + size
-
-
-def _concat_files(parts: Sequence[Path], dst: Any, workers: int = 2) -> None:
-    """Write the files one after another into ``dst`` (empty, opened "wb").
-
-    Each part goes to its own offset with ``os.copy_file_range`` (a kernel copy), a few
-    parts at a time on threads: merging the shards of a 1M-sample run is ~4 GB of copying.
-    Falls back to a plain sequential copy where the call is missing or refused."""
-    sizes = [p.stat().st_size for p in parts]
-    starts = [0]
-    for n in sizes:
-        starts.append(starts[-1] + n)
-
-    def one(k: int) -> None:
-        with open(parts[k], "rb") as src:
-            done = 0
-            while done < sizes[k]:
-                n = os.copy_file_range(
-                    src.fileno(), dst.fileno(), sizes[k] - done, done, starts[k] + done
-                )
-                if n == 0:
-                    raise OSError("copy_file_range copied nothing")
-                done += n
-
-    try:
-        if not hasattr(os, "copy_file_range"):
-            raise OSError("no copy_file_range")
-        os.ftruncate(dst.fileno(), starts[-1])
-        if workers > 1 and len(parts) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(workers, len(parts))) as pool:
-                list(pool.map(one, range(len(parts))))
-        else:
-            for k in range(len(parts)):
-                one(k)
-        return
-    except OSError:
-        pass
-    dst.seek(0)
-    dst.truncate()
-    for p in parts:
-        with open(p, "rb") as src:
-            while chunk := src.read(1 << 22):
-                dst.write(chunk)

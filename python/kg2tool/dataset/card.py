@@ -4,8 +4,9 @@ It says what a sample is, every column, the pattern codes with an example each, 
 record, the KG's source, licence and citation, the kg2tool version and the settings that
 reproduce the run, and what fell short; then counts, histograms and coverage. The YAML header
 is the Hub's dataset-card metadata (configs with ``data_files`` per split, licence, task
-categories, size category, tags). Other parts add sections through ``sections`` (the
-paraphrase report does) instead of editing the written text. No absolute path is written.
+categories, size category, tags). Other parts add a :class:`CardSection` through
+``write_card(..., sections=[...])`` (the paraphrase report does) instead of editing the
+written text. No absolute path is written.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "CARD_COLUMNS",
     "COLUMN_DOCS",
     "KNOWN_KGS",
+    "CardSection",
     "KgInfo",
     "card_examples",
     "card_stats",
@@ -323,6 +325,172 @@ def _shortfalls(
     return lines or ["- none: every sample asked for was written."]
 
 
+@dataclass(frozen=True)
+class CardSection:
+    """One ``## title`` section of the card: how a part of kg2tool (paraphrasing) adds to the
+    card through :func:`write_card` instead of editing the text it wrote."""
+
+    title: str
+    lines: Sequence[str]
+
+    def render(self) -> list[str]:
+        """The section's lines: title, a blank line, its lines, a blank line."""
+        return [f"## {self.title}", "", *self.lines, ""]
+
+
+def _kg_identity(config: Mapping[str, Any]) -> tuple[str, KgInfo | None]:
+    """The KG's name as the card shows it and what kg2tool knows of it (CoDEx sizes named)."""
+    name = kg_name(config.get("kg"))
+    info = kg_info(config.get("kg"))
+    if info is not None and info.name == "CoDEx" and name.lower().startswith("codex-"):
+        info = replace(info, name=f"CoDEx-{name.split('-', 1)[1].upper()}")
+    return name, info
+
+
+def _ordered_splits(per_split: pl.DataFrame) -> list[str]:
+    """The splits present: train, validation, test first, then any other in name order."""
+    present = set(per_split["split"])
+    splits = [s for s in ("train", "validation", "test") if s in present]
+    return splits + sorted(present - set(splits))
+
+
+def _sample_section(relations: int, per_split: pl.DataFrame) -> CardSection:
+    """What a sample holds and why its answers are exact; relations covered, split sizes."""
+    return CardSection(
+        "What a sample is",
+        [
+            "Each sample is a question about the knowledge graph, the tools (APIs) that answer "
+            "it, and a trajectory that solves it: the assistant's thoughts, its tool calls, the "
+            "tools' observations and a final answer. Every relation of the KG is an API (a "
+            "forward one and its inverse); the question is grounded from a first-order-logic "
+            "pattern on the graph, and every call in the trajectory was replayed on the graph "
+            "and its observation checked, so the final answer is the exact answer set. The "
+            "`tools` of a sample are the APIs it needs plus distractors.",
+            "",
+            f"Relations covered: {relations}. Samples per split: "
+            + ", ".join(f"{s} {n:,}" for s, n in per_split.iter_rows())
+            + ".",
+        ],
+    )
+
+
+def _files_section(format: str) -> CardSection:
+    """The files of the dataset and what reads each."""
+    return CardSection(
+        "Files",
+        [
+            "- `data/{split}-NNNNN-of-NNNNN.parquet`: the samples as columns (below); the Hub "
+            "configuration above points at them.",
+            f"- `{{split}}.{'json' if format == 'toolbench' else 'jsonl'}`: the samples in the "
+            f"`{format}` format, ready for a trainer.",
+            "- `manifest.json`, `config.toml`: what the run did and its settings.",
+        ],
+    )
+
+
+def _columns_section(columns: Sequence[str] | None) -> CardSection:
+    """A table of the Parquet columns the dataset has (all documented ones if unknown)."""
+    rows = [f"| `{c}` | {COLUMN_DOCS.get(c, '')} |" for c in (columns or COLUMN_DOCS)]
+    return CardSection("Columns", ["| column | what it holds |", "|---|---|", *rows])
+
+
+def _patterns_section(per_pattern: pl.DataFrame, examples: pl.DataFrame | None) -> CardSection:
+    """Each pattern's count, formula and an example question with its answers."""
+    lines = [
+        FORMULA_DOC,
+        "",
+        "| pattern | samples | formula | example question | its answers |",
+        "|---|---|---|---|---|",
+    ]
+    counts = dict(per_pattern.iter_rows())
+    seen = set()
+    rows = examples.iter_rows(named=True) if examples is not None and examples.height else []
+    for row in rows:
+        p = row["pattern"]
+        seen.add(p)
+        answers = row.get("answer_labels") or []
+        shown = ", ".join(map(str, answers[:5])) + (" ..." if len(answers) > 5 else "")
+        q = str(row.get("question", "")).replace("|", "\\|")
+        f = str(row.get("formula", "")).replace("|", "\\|")
+        lines.append(f"| {p} | {counts.get(p, 0):,} | `{f}` | {q} | {shown.replace('|', '/')} |")
+    lines += [f"| {p} | {n:,} | | | |" for p, n in per_pattern.iter_rows() if p not in seen]
+    return CardSection("Pattern codes", lines)
+
+
+def _record_section(record: str, splits: Sequence[str]) -> CardSection:
+    """The first record of the first split, folded away, as a trainer reads it."""
+    first = splits[0] if splits else "train"
+    return CardSection(
+        "An example record",
+        [
+            f"The first `{first}` record, as a trainer reads it:",
+            "",
+            "<details><summary>show</summary>",
+            "",
+            "```json",
+            record,
+            "```",
+            "",
+            "</details>",
+        ],
+    )
+
+
+def _source_section(name: str, info: KgInfo | None) -> CardSection:
+    """Where the KG comes from, its licence and citation (or a request to fill them in)."""
+    if info:
+        lines = [
+            f"- Knowledge graph: {info.source}.",
+            f"- Licence of the KG data: {info.license_text}. The samples are derived from it "
+            "and carry its terms.",
+            "",
+            "```bibtex",
+            info.citation,
+            "```",
+        ]
+    else:
+        lines = [
+            f"- Knowledge graph: `{name}`, supplied by the user; kg2tool does not know its "
+            "source or licence: fill in the `license` field above and this section."
+        ]
+    return CardSection(
+        "Source, licence and citation", [*lines, "", f"The method: {METHOD_REFERENCE}"]
+    )
+
+
+def _reproduce_section(config: Mapping[str, Any]) -> CardSection:
+    """The settings that reproduce the run, as a TOML file for ``generate --config``."""
+    return CardSection(
+        "Reproduce",
+        [
+            f"Made with kg2tool {_version()}. Save these settings as `run.toml` and run "
+            "`kg2tool generate --config run.toml --out DIR` (same seed, same bytes, at any "
+            "thread count):",
+            "",
+            "```toml",
+            tomli_w.dumps(_portable_config(config)).rstrip(),
+            "```",
+        ],
+    )
+
+
+def _distributions_section(stats: pl.DataFrame, plots: Mapping[str, str]) -> CardSection:
+    """Answer, call and question-length statistics and the histogram images."""
+    ans, calls, qlen = stats["n_answers"], stats["num_calls"], stats["qlen"]
+    return CardSection(
+        "Distributions",
+        [
+            f"- answers per question: mean {ans.mean() or 0:.2f}, max {ans.max() or 0}",
+            f"- tool calls per sample: mean {calls.mean() or 0:.2f}, max {calls.max() or 0}",
+            f"- question length: mean {qlen.mean() or 0:.1f} characters",
+            f"- empty-answer samples: {int(stats['empty'].sum())}",
+            f"- error-recovery samples: {int(stats['recovery'].sum())}",
+            "",
+            *[f"![{t}]({n})" for n, t in plots.items()],
+        ],
+    )
+
+
 def write_card(
     frame: pl.DataFrame,
     out: Path,
@@ -333,153 +501,50 @@ def write_card(
     examples: pl.DataFrame | None = None,
     columns: Sequence[str] | None = None,
     report: Mapping[str, Any] | None = None,
-    sections: Sequence[tuple[str, Sequence[str]]] = (),
+    sections: Sequence[CardSection] = (),
 ) -> None:
     """README.md: Hub metadata, what a sample is, columns, pattern codes with examples, one
     full record, source/licence/citation, version and reproduction, shortfalls, counts and
-    histograms (PNG, matplotlib Agg).
+    histograms (PNG, matplotlib Agg), then ``sections``.
 
     ``frame`` is either the dataset or its :func:`card_stats` (for datasets on disk);
     ``examples``/``columns`` come from :func:`card_examples` (computed from ``frame`` when it
-    is the dataset); ``report``: ``dropped`` {reason: count} and ``exhausted`` (patterns out of queries);
-    ``sections``: (title, lines) added before the configuration."""
+    is the dataset); ``report``: ``dropped`` {reason: count} and ``exhausted`` (patterns out
+    of queries)."""
     out = Path(out)
     config = dict(config or {})
     if examples is None and "question" in frame.columns:
         examples, columns = card_examples(frame)
     if "n_answers" not in frame.columns:
         frame, relations = card_stats(frame)
-    rels = relations or 0
     per_pattern = frame.group_by("pattern").agg(pl.len().alias("n")).sort("pattern")
     per_split = frame.group_by("split").agg(pl.len().alias("n")).sort("split")
-    splits = [s for s in ("train", "validation", "test") if s in set(per_split["split"])]
-    splits += sorted(set(per_split["split"]) - set(splits))
-    name = kg_name(config.get("kg"))
-    info = kg_info(config.get("kg"))
-    if info is not None and info.name == "CoDEx" and name.lower().startswith("codex-"):
-        info = replace(info, name=f"CoDEx-{name.split('-', 1)[1].upper()}")
-    ans, calls, qlen = frame["n_answers"], frame["num_calls"], frame["qlen"]
+    splits = _ordered_splits(per_split)
+    name, info = _kg_identity(config)
     plots = _plots(frame, out)
-    ex_rows = examples.iter_rows(named=True) if examples is not None and examples.height else []
     record = _first_record(out, format, splits)
-    portable = _portable_config(config)
+    shown = info.name if info else name
     lines = [
         _header(frame.height, splits, info, name),
-        f"# Tool-use data from {info.name if info else name} (kg2tool)",
+        f"# Tool-use data from {shown} (kg2tool)",
         "",
         f"Samples: {frame.height:,}. Verified tool-use samples generated by "
         f"[kg2tool](https://pypi.org/project/kg2tool/) {_version()} from the knowledge graph "
-        f"**{info.name if info else name}**, in the `{format}` format "
-        f"({FORMAT_DOCS.get(format, format)}).",
-        "",
-        "## What a sample is",
-        "",
-        "Each sample is a question about the knowledge graph, the tools (APIs) that answer "
-        "it, and a trajectory that solves it: the assistant's thoughts, its tool calls, the "
-        "tools' observations and a final answer. Every relation of the KG is an API (a "
-        "forward one and its inverse); the question is grounded from a first-order-logic "
-        "pattern on the graph, and every call in the trajectory was replayed on the graph "
-        "and its observation checked, so the final answer is the exact answer set. The "
-        "`tools` of a sample are the APIs it needs plus distractors.",
-        "",
-        f"Relations covered: {rels}. Samples per split: "
-        + ", ".join(f"{s} {n:,}" for s, n in per_split.iter_rows())
-        + ".",
-        "",
-        "## Files",
-        "",
-        "- `data/{split}-NNNNN-of-NNNNN.parquet`: the samples as columns (below); the Hub "
-        "configuration above points at them.",
-        f"- `{{split}}.{'json' if format == 'toolbench' else 'jsonl'}`: the samples in the "
-        f"`{format}` format, ready for a trainer.",
-        "- `manifest.json`, `config.toml`: what the run did and its settings.",
-        "",
-        "## Columns",
-        "",
-        "| column | what it holds |",
-        "|---|---|",
-        *[f"| `{c}` | {COLUMN_DOCS.get(c, '')} |" for c in (columns or COLUMN_DOCS)],
-        "",
-        "## Pattern codes",
-        "",
-        FORMULA_DOC,
-        "",
-        "| pattern | samples | formula | example question | its answers |",
-        "|---|---|---|---|---|",
-    ]
-    counts = dict(per_pattern.iter_rows())
-    seen = set()
-    for row in ex_rows:
-        p = row["pattern"]
-        seen.add(p)
-        answers = row.get("answer_labels") or []
-        shown = ", ".join(map(str, answers[:5])) + (" ..." if len(answers) > 5 else "")
-        q = str(row.get("question", "")).replace("|", "\\|")
-        f = str(row.get("formula", "")).replace("|", "\\|")
-        lines.append(f"| {p} | {counts.get(p, 0):,} | `{f}` | {q} | {shown.replace('|', '/')} |")
-    lines += [f"| {p} | {n:,} | | | |" for p, n in per_pattern.iter_rows() if p not in seen]
-    lines += [""]
-    if record is not None:
-        lines += [
-            "## An example record",
-            "",
-            f"The first `{splits[0] if splits else 'train'}` record, as a trainer reads it:",
-            "",
-            "<details><summary>show</summary>",
-            "",
-            "```json",
-            record,
-            "```",
-            "",
-            "</details>",
-            "",
-        ]
-    lines += ["## Source, licence and citation", ""]
-    if info:
-        lines += [
-            f"- Knowledge graph: {info.source}.",
-            f"- Licence of the KG data: {info.license_text}. The samples are derived from it "
-            "and carry its terms.",
-            "",
-            "```bibtex",
-            info.citation,
-            "```",
-            "",
-        ]
-    else:
-        lines += [
-            f"- Knowledge graph: `{name}`, supplied by the user; kg2tool does not know its "
-            "source or licence: fill in the `license` field above and this section.",
-            "",
-        ]
-    lines += [
-        f"The method: {METHOD_REFERENCE}",
-        "",
-        "## Reproduce",
-        "",
-        f"Made with kg2tool {_version()}. Save these settings as `run.toml` and run "
-        "`kg2tool generate --config run.toml --out DIR` (same seed, same bytes, at any "
-        "thread count):",
-        "",
-        "```toml",
-        tomli_w.dumps(portable).rstrip(),
-        "```",
-        "",
-        "## Known shortfalls",
-        "",
-        *_shortfalls(frame, config, report or {}),
-        "",
-        "## Distributions",
-        "",
-        f"- answers per question: mean {ans.mean() or 0:.2f}, max {ans.max() or 0}",
-        f"- tool calls per sample: mean {calls.mean() or 0:.2f}, max {calls.max() or 0}",
-        f"- question length: mean {qlen.mean() or 0:.1f} characters",
-        f"- empty-answer samples: {int(frame['empty'].sum())}",
-        f"- error-recovery samples: {int(frame['recovery'].sum())}",
-        "",
-        *[f"![{t}]({n})" for n, t in plots.items()],
+        f"**{shown}**, in the `{format}` format ({FORMAT_DOCS.get(format, format)}).",
         "",
     ]
-    for title, body in sections:
-        lines += [f"## {title}", "", *body, ""]
+    body = [
+        _sample_section(relations or 0, per_split),
+        _files_section(format),
+        _columns_section(columns),
+        _patterns_section(per_pattern, examples),
+        *([_record_section(record, splits)] if record is not None else []),
+        _source_section(name, info),
+        _reproduce_section(config),
+        CardSection("Known shortfalls", _shortfalls(frame, config, report or {})),
+        _distributions_section(frame, plots),
+        *sections,
+    ]
+    for section in body:
+        lines += section.render()
     write_text(out / "README.md", "\n".join(lines))

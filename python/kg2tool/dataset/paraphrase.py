@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import polars as pl
 
+from kg2tool.dataset.card import CardSection
 from kg2tool.endpoint import (
     ReplyCache,
     RequestFailure,
@@ -676,10 +677,9 @@ def summary_line(stats: dict[str, int]) -> str:
     )
 
 
-def card_section(
-    parquet: Sequence[Path], stats: dict[str, int], model: str
-) -> tuple[str, list[str]]:
-    """The dataset card's 'Paraphrasing' section: (title, lines)."""
+def card_section(parquet: Sequence[Path], stats: dict[str, int], model: str) -> CardSection:
+    """The dataset card's 'Paraphrasing' section (for ``write_card(..., sections=[...])``): how
+    many questions of the written dataset are paraphrases, and what was rejected."""
     final = total = 0
     if parquet:
         lf = pl.scan_parquet(list(parquet))
@@ -700,4 +700,4 @@ def card_section(
         f"- endpoint failures (template kept): {stats.get('fallback:endpoint_failed', 0):,}",
         "",
     ]
-    return "Paraphrasing", lines
+    return CardSection("Paraphrasing", lines)

@@ -639,7 +639,7 @@ class Generator:
         """Manifest, config and dataset card, once every shard is complete. ``merged``: the
         split files assembled from every shard's records and their sizes (see
         :class:`_SplitParts`), renamed into place here."""
-        from kg2tool.dataset import assemble as dataset
+        from kg2tool import dataset
 
         done = self.done_shards(num_shards)
         missing = sorted(set(range(num_shards)) - set(done))
@@ -774,7 +774,7 @@ class _SplitParts:
         write its marker (``info`` plus
         ``records``: bytes per split). ``direct``: into the parts when the shard is next in
         line (else, and always without ``direct``, into ``records/`` files to be merged)."""
-        from kg2tool.dataset.assemble import write_lines_at
+        from kg2tool.dataset.output import write_lines_at
 
         if direct:
             with self.locked():
@@ -806,7 +806,7 @@ class _SplitParts:
             return self._drain(self.load())
 
     def _drain(self, sizes: list[dict[str, int]]) -> list[dict[str, int]]:
-        from kg2tool.dataset.assemble import _append_file
+        from kg2tool.dataset.output import append_file as _append_file
 
         while len(sizes) < self.num_shards:
             k = len(sizes)
@@ -998,7 +998,7 @@ def _drops_likely(
 ) -> bool:
     """Whether shards will likely drop (and redraw) samples: entities without a name shown
     unless allowed, exclusions, cyclic (JOIN) patterns, or the xLAM format."""
-    from kg2tool.dataset.assemble import unlabelled_entities
+    from kg2tool.dataset.exclusions import unlabelled_entities
     from kg2tool.engine import resolve_pattern
     from kg2tool.patterns import JOIN
 
@@ -1049,7 +1049,7 @@ def _namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None
 def _excluded(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray] | None:
     """(relation mask, entity mask) of what the run excludes (patterns and the lexicon's
     ``exclude = true``), so such draws are replaced; None when nothing is excluded."""
-    from kg2tool.dataset.assemble import exclusion_masks
+    from kg2tool.dataset.exclusions import exclusion_masks
     from kg2tool.tools.lexicon import select_shipped
 
     fields = select_shipped(kg.relations["key"])
@@ -1097,7 +1097,7 @@ def _worker_kg(source: str) -> Any:
 
 def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
     """Build one shard's verified samples and write its files, then its marker (atomically)."""
-    from kg2tool.dataset import assemble as dataset
+    from kg2tool import dataset
     from kg2tool.engine import execute_queries
 
     cfg = GenerateConfig(**config)
@@ -1194,7 +1194,7 @@ _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 def _worker_context(kg: Any, overrides: str | None = None) -> Any:
     """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
-    from kg2tool.dataset import assemble as dataset
+    from kg2tool import dataset
 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
