@@ -39,7 +39,7 @@ COVERAGE = {
 }
 
 REQUIRED = {"gloss", "domain", "range", "description", "inverse_description", "forward", "inverse"}
-OPTIONAL = {"name", "inverse_name", "exclude", "symmetric", "label"}
+OPTIONAL = {"name", "inverse_name", "exclude", "symmetric", "label", "the_before_common_nouns"}
 # Nouns whose singular and plural are one word ("the Olympics at which ..."; "species").
 INVARIANT_NOUNS = frozenset({"olympics", "games", "series", "species"})
 PHRASES = ("one", "many", "verb", "question")

@@ -103,3 +103,16 @@ def test_questions_ask_for_one_thing_only_when_the_relation_gives_one(name: str)
             checked += 1
             assert not singular.match(q), q
     assert checked > 50
+
+
+def test_common_noun_names_take_the_in_relations_between_things() -> None:
+    """WordNet lemmas are common nouns: "the parts of the male body" in a part relation,
+    but "derived from the same root as conviction" in a word relation."""
+    qs = _questions("wn18rr", "1p", 120)
+    parts = [q for q in qs if re.search(r"\bparts of \w", q)]
+    assert parts
+    for q in parts:
+        assert re.search(r"\bparts of (the |[A-Z])", q), q
+    words = [q for q in qs if "derived from the same root as" in q]
+    assert words
+    assert not any("derived from the same root as the " in q for q in words)

@@ -252,7 +252,7 @@ def build_lexicon(
                 (
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
                     post_m, head, head_pl, side.verb, side.question, tword, pron_head,
-                    functional.get((rid, d), True),
+                    functional.get((rid, d), True), entry.the_before_common_nouns,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -275,6 +275,7 @@ def build_lexicon(
             "tword": pl.String,
             "pron_head": pl.String,
             "functional": pl.Boolean,
+            "the_before_common_nouns": pl.Boolean,
         },
         orient="row",
     )
@@ -363,13 +364,26 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
     )
 
 
+# A name that is a common noun starts lower case and not with a determiner of its own
+# (nested phrases do: "the parts of ...", "those that ...", "both ...").
+_DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any) "
+
+
+def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Expr:
+    """A name (or phrase) as it stands in a relation's ``{x}``: a common-noun name takes
+    "the" where the relation speaks of things ("a part of the male body")."""
+    common = name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+    article = pl.lit(lex_column(lexicon, rd, "the_before_common_nouns"))
+    return pl.when(article & common).then(pl.concat_str(pl.lit("the "), name)).otherwise(name)
+
+
 def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> Phrase:
     """The phrase of a relation applied to ``inner`` (a plural inner takes the plural forms:
     "the organizations that the people who influenced X are members of"); a relation that is
     not functional is read in the plural ("the children of X", not "a child of X", which one
     of them would satisfy)."""
     g = lexicon.frame[rd]
-    arg = pl.lit(inner.arg)
+    arg = slot_name(lexicon, rd, pl.lit(inner.arg))
     many_in = pl.lit(inner.many)
     single = pl.lit(g["functional"])
     suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))

@@ -43,6 +43,7 @@ from kg2tool.samples.phrases import (
     project_phrase,
     pronoun_phrase,
     set_phrase,
+    slot_name,
 )
 from kg2tool.tools.inflection import with_article
 from kg2tool.tools.raw_ids import RAW_ID_PATTERN
@@ -612,7 +613,7 @@ def _verb_frames(
             return None
         rd = relation_ids[:, int(plan.op_arg[k])].astype(np.int64) * 2 + int(plan.op_dir[k])
         name = pl.lit(anchor_names[int(plan.op_arg[inner])])
-        out.append(_fill(lex_column(lexicon, rd, "verb"), name))
+        out.append(_fill(lex_column(lexicon, rd, "verb"), slot_name(lexicon, rd, name)))
         rds.append(rd)
         names.append(name)
     same = np.all([r == rds[0] for r in rds], axis=0)
@@ -651,7 +652,7 @@ def _direct_question(
     rd = relation_ids[:, int(plan.op_arg[last])].astype(np.int64) * 2 + int(plan.op_dir[last])
     q = lex_column(lexicon, rd, "question")
     parts = q.str.split_exact("{x}", 1)
-    name = pl.lit(anchor_names[int(plan.op_arg[inner])])
+    name = slot_name(lexicon, rd, pl.lit(anchor_names[int(plan.op_arg[inner])]))
     pre = pl.lit(parts.struct.field("field_0"))
     post = pl.lit(parts.struct.field("field_1"))
     # a trailing "?" is put back by the template's mark

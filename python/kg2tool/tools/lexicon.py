@@ -73,6 +73,7 @@ FIELDS = frozenset(
         "range",
         "exclude",
         "symmetric",
+        "the_before_common_nouns",
         "forward",
         "inverse",
     }
@@ -115,6 +116,9 @@ class Entry:
     inverse_description: str | None = None
     exclude: bool = False
     symmetric: bool = False  # r(a,b) iff r(b,a): the two directions may share their phrases
+    # an entity name in {x} that is a common noun (lower case, as WordNet's lemmas) names a
+    # thing here and takes "the" ("a part of the male body"), unlike in word relations
+    the_before_common_nouns: bool = False
     form: str = "lexicon"  # "lexicon" or the fallback's reading: "noun", "noun_of", "verb", ...
     api_forward: str | None = None  # fallback's suggested base names (renamed on collision)
     api_inverse: str | None = None
@@ -215,7 +219,7 @@ def read_lexicon(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
                     "type word (or a proper name such as 'Olympic Games')",
                     path=where,
                 )
-        for flag in ("exclude", "symmetric"):
+        for flag in ("exclude", "symmetric", "the_before_common_nouns"):
             if flag in entry and not isinstance(entry[flag], bool):
                 raise InputError(f"relation {key!r}: {flag} must be true or false", path=where)
         phrasing = entry.pop("phrasing", None)
@@ -370,6 +374,7 @@ def resolve_lexicon(
             description=fields.get("description"),
             inverse_description=fields.get("inverse_description"),
             exclude=bool(fields.get("exclude", False)),
+            the_before_common_nouns=bool(fields.get("the_before_common_nouns", False)),
             symmetric=bool(fields.get("symmetric", False)),
             form="lexicon" if from_lexicon else fallback()["form"],
             api_forward=None if from_lexicon else fallback().get("api_forward"),
