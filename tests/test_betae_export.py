@@ -21,7 +21,7 @@ from kg2tool.betae import (
     grounded_tuple,
     parse_counts,
 )
-from kg2tool.betae_pickle import encode_keys, write_answers, write_queries
+from kg2tool.betae.pickles import encode_keys, write_answers, write_queries
 from kg2tool.errors import InputError, UnknownNameError
 from kg2tool.kg.bundled import shared_data_dir
 from kg2tool.testing.reference import ReferenceKG, evaluate
