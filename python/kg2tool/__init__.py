@@ -10,6 +10,8 @@ from here: ``from kg2tool import KnowledgeGraph, build_dataset, generate``.
 
 from __future__ import annotations
 
+from kg2tool.exports import lazy_exports
+
 _EXPORTS = {
     "KnowledgeGraph": "kg2tool.kg.graph",
     "sample_queries": "kg2tool.engine",
@@ -25,15 +27,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    """Import the public names on first use, so importing the package stays cheap."""
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
