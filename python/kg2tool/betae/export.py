@@ -19,18 +19,18 @@ import pyarrow as pa
 from kg2tool.atomic import atomic_dir, write_text
 from kg2tool.betae.pickles import encode_keys, write_answers, write_queries
 from kg2tool.betae.queries import (
-    TEMPLATES,
     BETAE_NAMES,
     BETAE_STRUCTURES,
     DEFAULT_COUNTS,
     SPLITS,
+    TEMPLATES,
     BetaEGraphs,
     Ragged,
     TypeQueries,
+    load_splits,
     one_hop_queries,
     row_keys,
     sample_type,
-    load_splits,
 )
 from kg2tool.engine import resolve_pattern
 from kg2tool.errors import InputError
