@@ -37,16 +37,8 @@ from kg2tool.atomic import atomic_file, write_bytes
 from kg2tool.dataset.card import CARD_COLUMNS, card_examples, card_stats, write_card
 from kg2tool.engine import execute_queries, resolve_pattern, sample_queries
 from kg2tool.kg.names import RAW_KEY_PATTERN
-from kg2tool.patterns import JOIN, pattern_counts
-from kg2tool.samples.calls import (
-    CALL_STYLES,
-    MAX_JOIN_CALLS,
-    UnsupportedPlanError,
-    build_trajectories_many,
-    check_plan,
-    join_call_counts,
-    verify_many,
-)
+from kg2tool.patterns import JOIN, MAX_JOIN_CALLS, join_call_counts, pattern_counts
+from kg2tool.samples.calls import CALL_STYLES, UnsupportedPlanError, check_plan
 from kg2tool.samples.formats import (
     FORMATS,
     ToolFragments,
@@ -61,6 +53,8 @@ from kg2tool.samples.questions import (
     mix_hash,
     verbalize_linted,
 )
+from kg2tool.samples.replay import verify_many
+from kg2tool.samples.trajectories import build_trajectories_many
 from kg2tool.textops import Str, Strings, write_lines
 from kg2tool.tools.catalog import LIST_KIND, ApiCatalog
 from kg2tool.tools.runtime import ToolRuntime
