@@ -160,30 +160,7 @@ def _replay(
         arg_id[slow] = [
             _resolve(runtime, v) if v is not None else -1 for v in values_slow.to_list()
         ]
-        set_api = {a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
-        list_api = {a.name for a in runtime.catalog.apis if a.kind == LIST_KIND}
-        for i, (api, args) in zip(slow, sub.select("api", "arguments").iter_rows(), strict=True):
-            if api in list_api:
-                try:
-                    (names,) = orjson.loads(args).values()
-                    ids = [_resolve(runtime, x) for x in names]
-                    list_keys.append(
-                        (np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64)
-                    )
-                except Exception:
-                    pass
-                continue
-            if api not in set_api:
-                continue
-            try:
-                got = orjson.loads(args)
-                for part in ("first", "second"):
-                    ids = [_resolve(runtime, x) for x in got[part]]
-                    set_args[part].append(
-                        (np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64)
-                    )
-            except Exception:
-                continue
+        _slow_list_args(sub, slow, runtime, set_args, list_keys)
     offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
     values = np.zeros(int(offsets[-1]), np.int32)
     for rows, off, vals in pieces:
@@ -196,6 +173,36 @@ def _replay(
         for part in ("first", "second")
     }
     return obs, ok, offsets, values, arg_id, set_keys, sorted_unique(np.concatenate(list_keys))
+
+
+def _slow_list_args(
+    sub: pl.DataFrame, rows: np.ndarray, runtime: ToolRuntime, set_args: dict, list_keys: list
+) -> None:
+    """Argument keys (``row << 31 | id``) of the set-operation and list calls ``rows`` that
+    the vectorised paths left (``sub``: their api, arguments), resolved as the runtime does;
+    appended to ``set_args["first"/"second"]`` and ``list_keys`` (unparsable ones skipped)."""
+    set_api = {a.name for a in runtime.catalog.apis if a.kind == "set_operation"}
+    list_api = {a.name for a in runtime.catalog.apis if a.kind == LIST_KIND}
+    for i, (api, args) in zip(rows, sub.select("api", "arguments").iter_rows(), strict=True):
+        if api in list_api:
+            try:
+                (names,) = orjson.loads(args).values()
+                ids = [_resolve(runtime, x) for x in names]
+                list_keys.append((np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64))
+            except Exception:
+                pass
+            continue
+        if api not in set_api:
+            continue
+        try:
+            got = orjson.loads(args)
+            for part in ("first", "second"):
+                ids = [_resolve(runtime, x) for x in got[part]]
+                set_args[part].append(
+                    (np.full(len(ids), i, np.int64) << 31) | np.array(ids, np.int64)
+                )
+        except Exception:
+            continue
 
 
 def _replay_list_calls(
@@ -425,8 +432,44 @@ def verify_many(
                 (np.repeat(c_sid[c_list], ln) << 36) | (np.repeat(c_op[c_list], ln) << 31) | l_arg,
             ]
         )
-    eng_res, eng_arg, bad_plan = [], [], []
-    ans_cnt, ans_ids = [], []
+    eng_res, eng_arg, bad_plan, ans_cnt, ans_ids = _engine_keys(items)
+    cat = np.concatenate
+    bad_plan.append(_bad_sids(cat(eng_res) if eng_res else np.zeros(0, np.int64), rep_res, 36))
+    bad_plan.append(_bad_sids(cat(eng_arg) if eng_arg else np.zeros(0, np.int64), rep_arg, 36))
+    bad_plan.extend(bad_special)
+    # the final answer lists exactly the answer set's names, in the runtime's order
+    nm = name_tables(runtime)
+    a_cnt = cat(ans_cnt)
+    a_ids = by_rank(a_cnt, cat(ans_ids), nm.rank)
+    expect = list_series(np.r_[0, np.cumsum(a_cnt)], nm.names.gather(a_ids).to_arrow(), "e")
+    got_names = traj.samples.select("sid", "answer_names")
+    if got_names.height == n and np.array_equal(got_names["sid"].to_numpy(), sids):
+        same = (got_names["answer_names"] == expect).fill_null(False).to_numpy()
+        bad_plan.append(sids[~same])
+    else:
+        bad_plan.append(sids)
+    bad = sorted_unique(cat(bad_plan))
+    ok = ~np.isin(sids, bad)
+    failures: dict[str, int] = {}
+    if not ok.all():
+        failures["plan_mismatch"] = int((~ok).sum())
+    for reason, b in (("observation_mismatch", bad_obs), ("error_call_succeeded", bad_err)):
+        if len(b):
+            mask = np.isin(sids, b)
+            failures[reason] = int(mask.sum())
+            ok &= ~mask
+    return ok, failures
+
+
+def _engine_keys(items: list[tuple[Plan, pl.DataFrame]]) -> tuple[list, list, list, list, list]:
+    """From the engine's sets: the (sid << 36 | op << 31 | id) keys of every PROJECT op's
+    results and arguments, the samples whose set ops or answer sets do not recombine, and
+    per pattern the last op's sets (counts, ids)."""
+    eng_res: list[np.ndarray] = []
+    eng_arg: list[np.ndarray] = []
+    bad_plan: list[np.ndarray] = []
+    ans_cnt: list[np.ndarray] = []
+    ans_ids: list[np.ndarray] = []
     for plan, q in items:
         if q.height == 0:
             continue
@@ -469,32 +512,7 @@ def verify_many(
         )
         ans_cnt.append(last_cnt)
         ans_ids.append(last_ids)
-    cat = np.concatenate
-    bad_plan.append(_bad_sids(cat(eng_res) if eng_res else np.zeros(0, np.int64), rep_res, 36))
-    bad_plan.append(_bad_sids(cat(eng_arg) if eng_arg else np.zeros(0, np.int64), rep_arg, 36))
-    bad_plan.extend(bad_special)
-    # the final answer lists exactly the answer set's names, in the runtime's order
-    nm = name_tables(runtime)
-    a_cnt = cat(ans_cnt)
-    a_ids = by_rank(a_cnt, cat(ans_ids), nm.rank)
-    expect = list_series(np.r_[0, np.cumsum(a_cnt)], nm.names.gather(a_ids).to_arrow(), "e")
-    got_names = traj.samples.select("sid", "answer_names")
-    if got_names.height == n and np.array_equal(got_names["sid"].to_numpy(), sids):
-        same = (got_names["answer_names"] == expect).fill_null(False).to_numpy()
-        bad_plan.append(sids[~same])
-    else:
-        bad_plan.append(sids)
-    bad = sorted_unique(cat(bad_plan))
-    ok = ~np.isin(sids, bad)
-    failures: dict[str, int] = {}
-    if not ok.all():
-        failures["plan_mismatch"] = int((~ok).sum())
-    for reason, b in (("observation_mismatch", bad_obs), ("error_call_succeeded", bad_err)):
-        if len(b):
-            mask = np.isin(sids, b)
-            failures[reason] = int(mask.sum())
-            ok &= ~mask
-    return ok, failures
+    return eng_res, eng_arg, bad_plan, ans_cnt, ans_ids
 
 
 def _diff_sids(a: pl.DataFrame, b: pl.DataFrame) -> np.ndarray:
