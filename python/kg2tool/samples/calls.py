@@ -345,10 +345,13 @@ class Calls(_Table):
     sx: np.ndarray
     lx: np.ndarray
 
+    def take(self, rows: np.ndarray) -> Calls:
+        """The calls ``rows``, in that order."""
+        return Calls(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
     def sorted(self) -> Calls:
         """The calls in (sid, op, pos) order."""
-        order = np.lexsort((self.pos, self.op, self.sid))
-        return Calls(**{f.name: getattr(self, f.name)[order] for f in fields(self)})
+        return self.take(np.lexsort((self.pos, self.op, self.sid)))
 
 
 def _calls(sid: np.ndarray, op: int, pos: np.ndarray, **cols: Any) -> Calls:
@@ -455,12 +458,14 @@ class CallTables:
 @dataclass
 class _JoinOp:
     """The calls of one JOIN op, its inner "together" texts, the ones said after its last
-    sub-step (rows, lookups, candidates), and the candidates of every variable."""
+    sub-step (rows, lookups, candidates), the candidates of every variable, and which rows
+    have calls."""
 
     calls: Calls
     leads: list[JoinLeads]
     final_leads: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     cand: dict[int, tuple[np.ndarray, np.ndarray]]
+    has_calls: np.ndarray
 
 
 def _join_op(
@@ -489,15 +494,15 @@ def _join_op(
                 role=np.full(len(row), role, np.int64),
             )
         )  # fmt: skip
-    c = Calls.concat(parts)
+    c = Calls.concat(parts)  # ``sid`` holds the query row until the end
     order = np.lexsort((c.spos, c.sub, c.sid))
-    c = Calls(**{f.name: getattr(c, f.name)[order] for f in fields(c)})
+    c = c.take(order)
     first = np.r_[True, c.sid[1:] != c.sid[:-1]] if len(order) else np.zeros(0, bool)
     starts = np.flatnonzero(first)
     c.pos = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     c.sid = sid[c.sid]
     per = np.stack(per_sub, axis=1) if per_sub else np.zeros((n, 0), np.int64)
-    out = _JoinOp(c, [], [], cand)
+    out = _JoinOp(c, [], [], cand, per.sum(axis=1) > 0)
     _join_leads(out, steps, per, sid, k, rank)
     return out
 
@@ -661,11 +666,12 @@ def call_tables(
         for k in range(ops):
             if kinds[k] == JOIN:
                 joins[k] = jo = _join_op(plan, k, sid, kg, rel_ids, anc_ids, rank)
-                has_calls[:, k] = np.isin(sid, jo.calls.sid)
+                has_calls[:, k] = jo.has_calls
                 calls.append(jo.calls)
                 leads.extend(jo.leads)
             elif kinds[k] == PROJECT:
-                has_calls[:, k] = sets.flat(plan.inputs(k)[0])[0] > 0
+                j = plan.inputs(k)[0]
+                has_calls[:, k] = sets.end[:, j] > sets.start[:, j]
                 if batched:
                     c, lc = _list_op(plan, k, sid, sets, rel_ids, rank, n_lx)
                     list_calls.append(lc)
