@@ -382,7 +382,11 @@ class Explanations(_Table):
     xids: np.ndarray
 
 
-def _explanations(sid, k, kind, nin, at, cnt, ids, xcnt=None, xids=None) -> Explanations:
+def _explanations(
+    sid: np.ndarray, k: int, kind: int, nin: np.ndarray, at: np.ndarray, cnt: np.ndarray,
+    ids: np.ndarray, xcnt: np.ndarray | None = None, xids: np.ndarray | None = None,
+) -> Explanations:  # fmt: skip
+    """Explanations after op ``k`` of one kind; no dropped candidates unless given."""
     n = len(sid)
     return Explanations(
         sid, np.full(n, k, np.int32), np.full(n, kind, np.int8), nin, at, cnt, ids,
@@ -393,8 +397,8 @@ def _explanations(sid, k, kind, nin, at, cnt, ids, xcnt=None, xids=None) -> Expl
 
 @dataclass
 class JoinLeads(_Table):
-    """ "Together, these lookups give ..." inside a JOIN op: said before call ``pos`` of op
-    ``op`` (the next sub-step with calls), naming the candidates (``cnt``, ``ids``)."""
+    """The "together, these lookups give ..." texts inside JOIN ops: said before call ``pos``
+    of op ``op`` (the next sub-step with calls), naming the candidates (``cnt``, ``ids``)."""
 
     sid: np.ndarray
     op: np.ndarray
