@@ -10,6 +10,7 @@ to the exact answer set. Samples that fail are dropped and counted by reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from kg2tool.samples.questions import mix_hash
 from kg2tool.tools.catalog import LIST_KIND
 from kg2tool.tools.runtime import ToolRuntime
 
-__all__ = ["CROSS_CHECK_CALLS", "verify", "verify_many"]
+__all__ = ["CROSS_CHECK_CALLS", "Replayed", "replay_calls", "verify", "verify_many"]
 
 
 def verify(
@@ -49,12 +50,24 @@ CROSS_CHECK_CALLS = 32
 _ARGS_RE = r'^\{"([A-Za-z0-9_]+)":("(?:[^"\\]|\\.)*")\}$'
 
 
-def _replay(
-    calls: pl.DataFrame, runtime: ToolRuntime
-) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict, np.ndarray]:
-    """Replay distinct (api, arguments) calls: (observation text, ok, result offsets, result ids,
-    argument entity id or -1, set-operation argument keys, list-call argument keys ``u << 31 |
-    id``).
+@dataclass
+class Replayed:
+    """Distinct calls replayed: per call its output text (``observation``, as
+    :meth:`CallResult.to_json`), whether it succeeded, its result ids (``off``, ``val``, in
+    result order) and argument entity (``arg_id``, or -1); the argument keys ``row << 31 | id``
+    of set-operation calls (``set_keys``: first, second) and list calls (``list_keys``)."""
+
+    observation: pl.Series
+    ok: np.ndarray
+    off: np.ndarray
+    val: np.ndarray
+    arg_id: np.ndarray
+    set_keys: dict[str, np.ndarray]
+    list_keys: np.ndarray
+
+
+def replay_calls(calls: pl.DataFrame, runtime: ToolRuntime) -> Replayed:
+    """Replay distinct calls (columns ``api``, ``arguments`` as JSON text) through the runtime.
 
     List calls written as the builder writes them (``{"<param>":[display names]}``) are replayed
     vectorised (:func:`_replay_list_calls`) and a seeded few through :meth:`ToolRuntime.call`
@@ -172,7 +185,9 @@ def _replay(
         else np.zeros(0, np.int64)
         for part in ("first", "second")
     }
-    return obs, ok, offsets, values, arg_id, set_keys, sorted_unique(np.concatenate(list_keys))
+    return Replayed(
+        obs, ok, offsets, values, arg_id, set_keys, sorted_unique(np.concatenate(list_keys))
+    )
 
 
 def _slow_list_args(
@@ -357,7 +372,7 @@ def verify_many(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """:func:`verify` over several patterns' queries at once (``sid`` unique across frames).
 
-    1. Every distinct recorded call (API, arguments JSON) is replayed (see :func:`_replay`) and
+    1. Every distinct recorded call (API, arguments JSON) is replayed (see :func:`replay_calls`) and
        its output must equal the recorded observation byte for byte; error calls must fail.
     2. Per PROJECT op, the union of the replayed results of its calls must equal the engine's
        set, and the entities the recorded arguments resolve to (every listed one, for a list
@@ -386,7 +401,9 @@ def verify_many(
         pl.col("sub") if "sub" in steps.columns else pl.lit(-1, pl.Int64).alias("sub"),
         pl.col("pos") if "pos" in steps.columns else pl.lit(0, pl.Int64).alias("pos"),
     ).join(uniq.with_row_index("u"), on=["api", "arguments"], how="left", maintain_order="left")
-    obs, ok_call, r_off, r_val, arg_id, set_keys, list_keys = _replay(uniq, runtime)
+    rep = replay_calls(uniq, runtime)
+    obs, ok_call, r_off, r_val, arg_id = rep.observation, rep.ok, rep.off, rep.val, rep.arg_id
+    set_keys, list_keys = rep.set_keys, rep.list_keys
     u = st["u"].to_numpy().astype(np.int64)
     st_sid = st["sid"].to_numpy().astype(np.int64)
     is_err = (st["kind"] == "error").to_numpy()
