@@ -68,6 +68,11 @@ def one_period(text: pl.Expr) -> pl.Expr:
     )
 
 
+def _names_column(cnt: np.ndarray, ids: np.ndarray, nm: NameTables, name: str) -> pl.Series:
+    """A List(String) column: per row the display names of its ``cnt`` ids (in order)."""
+    return list_series(np.r_[0, np.cumsum(cnt)], nm.names.gather(ids).to_arrow(), name)
+
+
 def _name_lists(cnt: np.ndarray, ids: np.ndarray, enc: pl.Series) -> pl.Series:
     """Per row, the JSON-encoded names of its ids (already in result order) joined by ","."""
     lists = list_series(np.r_[0, np.cumsum(cnt)].astype(np.int64), enc.gather(ids).to_arrow(), "l")
@@ -185,12 +190,8 @@ def _explanation_prefixes(t: CallTables, nm: NameTables) -> tuple[pl.Series, pl.
     e_order = np.lexsort((e.after, e.sid))
     ex_sid = e.sid[e_order]
     ex_at = e.at[e_order]
-    ex_names = list_series(np.r_[0, np.cumsum(e.cnt)], nm.names.gather(e.ids).to_arrow(), "names")[
-        e_order
-    ]
-    ex_drop = list_series(np.r_[0, np.cumsum(e.xcnt)], nm.names.gather(e.xids).to_arrow(), "drop")[
-        e_order
-    ]
+    ex_names = _names_column(e.cnt, e.ids, nm, "names")[e_order]
+    ex_drop = _names_column(e.xcnt, e.xids, nm, "drop")[e_order]
     expl = pl.DataFrame(
         {"names": ex_names, "drop": ex_drop, "kind": e.kind[e_order], "nin": e.nin[e_order]}
     )
@@ -208,9 +209,7 @@ def _explanation_prefixes(t: CallTables, nm: NameTables) -> tuple[pl.Series, pl.
     if len(jl.sid):  # inside JOIN ops: the first call of the next sub-step with calls
         full_key = (call_key << 24) | c.pos
         jk = ((jl.sid * 64 + jl.op) << 24) | jl.pos
-        j_names = list_series(
-            np.r_[0, np.cumsum(jl.cnt)], nm.names.gather(jl.ids).to_arrow(), "names"
-        )
+        j_names = _names_column(jl.cnt, jl.ids, nm, "names")
         j_text = pl.select(
             pl.concat_str(
                 pl.lit("Together, these lookups give "),
@@ -233,6 +232,18 @@ def _explanation_prefixes(t: CallTables, nm: NameTables) -> tuple[pl.Series, pl.
     return pre, final_pre
 
 
+def _lookup(phrase: pl.Expr, first_of: pl.Expr, position: str) -> pl.Expr:
+    """A lookup's thought: "I need to find" from an anchor, "Now I look up" at the first
+    call (column ``position`` 0), else "Next,"."""
+    return (
+        pl.when(pl.col("from_anchor"))
+        .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
+        .when(pl.col(position) == 0)
+        .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
+        .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
+    )
+
+
 def _call_thought(
     c: Calls, rd: np.ndarray, ent: np.ndarray, nm: NameTables, lex: pl.DataFrame
 ) -> pl.Expr:
@@ -248,24 +259,12 @@ def _call_thought(
         .then(pl.format(", the first of the {} entities found so far.", pl.col("m")))
         .otherwise(pl.lit("."))
     )
-    thought = (
-        pl.when(pl.col("from_anchor"))
-        .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
-        .when(pl.col("pos") == 0)
-        .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
-        .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
-    )
+    thought = _lookup(phrase, first_of, "pos")
     if len(c.sid) and (c.role >= 0).any():  # JOIN sub-steps
         checks = pl.when(pl.col("m") > 1).then(
             pl.format(", the first of the {} candidates to check.", pl.col("m"))
         )
-        tree = (
-            pl.when(pl.col("from_anchor"))
-            .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
-            .when(pl.col("spos") == 0)
-            .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
-            .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
-        )
+        tree = _lookup(phrase, first_of, "spos")
         check = (
             pl.when(pl.col("spos") > 0)
             .then(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
@@ -357,11 +356,7 @@ def _list_call_thought(
 ) -> pl.Expr:
     """Thought of a list call: the entities named when few, else counted ("these 12
     entities")."""
-    l_names = list_series(
-        np.r_[0, np.cumsum(lc.cnt)].astype(np.int64),
-        nm.names.gather(lc.ids).to_arrow(),
-        "names",
-    )
+    l_names = _names_column(lc.cnt, lc.ids, nm, "names")
     listed = pl.lit(l_names.gather(lxg))
     one = pl.concat_str(
         pl.lit(lex["prefix"].gather(rd)), listed.list.first(), pl.lit(lex["suffix"].gather(rd))
@@ -480,9 +475,7 @@ def final_answers(t: CallTables, final_pre: pl.Series, nm: NameTables) -> pl.Dat
     """One row per sample: ``answer_names``, ``final_text`` (what was done, or why nothing
     was found, then ANSWER_PREFIX and the names as a JSON list, always last) and ``empty``."""
     a = t.answers
-    ans_names = list_series(
-        np.r_[0, np.cumsum(a.cnt)], nm.names.gather(a.ids).to_arrow(), "answer_names"
-    )
+    ans_names = _names_column(a.cnt, a.ids, nm, "answer_names")
     na = pl.col("answer_names").list.len()
     reason = pl.lit(pl.Series(_REASONS, dtype=pl.String).gather(a.kind.astype(np.int64)))
     ans_json = _name_lists(a.cnt, a.ids, nm.encoded) if len(a.cnt) else None
