@@ -25,9 +25,10 @@ from kg2tool.errors import Kg2ToolError
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES, DIFFERENCE, INTERSECT, PROJECT, UNION
 from kg2tool.pipeline.driver import GenerateConfig
-from kg2tool.samples.calls import build_trajectories, verify
 from kg2tool.samples.formats import FORMATS
 from kg2tool.samples.questions import build_lexicon
+from kg2tool.samples.replay import verify
+from kg2tool.samples.trajectories import build_trajectories
 from kg2tool.testing.validators import validate_record
 from kg2tool.tools.catalog import LIST_KIND, NAME_RE, ApiCatalog
 from kg2tool.tools.runtime import ToolRuntime

@@ -16,8 +16,8 @@ from kg2tool.dataset.assemble import build_dataset, build_shard
 from kg2tool.kg.bundled import load_dataset
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.kg.tables import KGTables
-from kg2tool.samples.calls import parse_final_answer
 from kg2tool.samples.lint import RULES, lint_text, lint_texts, rule_matches
+from kg2tool.samples.render import parse_final_answer
 from kg2tool.tools.catalog import NAME_RE, ApiCatalog
 
 BETAE = ["1p", "2p", "3p", "2i", "3i", "ip", "pi", "2u", "up", "2in", "3in", "inp", "pin", "pni"]

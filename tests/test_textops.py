@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 
 from kg2tool import _core
-from kg2tool.samples.calls import json_str
 from kg2tool.textops import (
     Int,
     Join,
@@ -20,6 +19,7 @@ from kg2tool.textops import (
     concat,
     concat_bytes,
     group_offsets,
+    json_str,
     write_lines,
 )
 

@@ -12,15 +12,10 @@ import pytest
 from kg2tool.engine import resolve_pattern, sample_queries
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES
-from kg2tool.samples.calls import (
-    UnsupportedPlanError,
-    build_trajectories,
-    build_trajectories_many,
-    check_plan,
-    verify,
-    verify_many,
-)
+from kg2tool.samples.calls import UnsupportedPlanError, check_plan
 from kg2tool.samples.questions import build_lexicon
+from kg2tool.samples.replay import verify, verify_many
+from kg2tool.samples.trajectories import build_trajectories, build_trajectories_many
 from kg2tool.tools.catalog import ApiCatalog
 from kg2tool.tools.runtime import ToolRuntime
 

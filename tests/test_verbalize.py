@@ -151,7 +151,7 @@ def test_name_ending_in_period_gets_no_second_period() -> None:
         _finish(pl.lit("name the occupation of Sammy Davis Jr."), ".").alias("q")
     ).item()
     assert out == "Name the occupation of Sammy Davis Jr."
-    from kg2tool.samples.calls import _one_period
+    from kg2tool.samples.render import one_period as _one_period
 
     texts = pl.Series(["I need Jr.. Next", "So the answer is Jr..", "wait... ok", "a.b"])
     got = pl.select(_one_period(pl.lit(texts))).to_series().to_list()

@@ -5,7 +5,7 @@ of every part's text for row ``i``; parts are a ``str`` (the same literal in eve
 :class:`Str` (a value of a column, optionally gathered by an index and/or written as a JSON
 string literal), :class:`Int` (decimal text) or :class:`Join` (a group of column values joined
 by a separator). The work is one pass of ``kg2tool._core.concat_text`` (cpp/text.h) over Arrow
-string buffers, with JSON escaping identical to orjson's (and :func:`kg2tool.samples.calls.json_str`'s).
+string buffers, with JSON escaping identical to orjson's (and :func:`json_str`'s).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "concat",
     "concat_bytes",
     "group_offsets",
+    "json_str",
     "write_lines",
 ]
 
@@ -209,3 +210,8 @@ def group_offsets(keys: np.ndarray, sorted_keys: np.ndarray) -> tuple[np.ndarray
         return groups, np.zeros(0, np.int64)
     index = np.repeat(start.astype(np.int64) - groups[:-1], counts) + np.arange(total)
     return groups, index
+
+
+def json_str(expr: pl.Expr) -> pl.Expr:
+    """JSON string literal of a String expression (same escaping as orjson/serde_json)."""
+    return pl.struct(expr.alias("a")).struct.json_encode().str.slice(5).str.strip_suffix("}")

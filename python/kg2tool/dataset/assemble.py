@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kg2tool.arrays import list_matrix
 from kg2tool.dataset.exclusions import (
     exclusion_masks,
     namable_entities,
@@ -37,18 +38,12 @@ from kg2tool.dataset.exclusions import (
 )
 from kg2tool.dataset.paraphrase import attach_templates
 from kg2tool.engine import QueryStream, execute_queries, resolve_pattern, sample_queries
-from kg2tool.patterns import ANCHOR, JOIN, PROJECT, pattern_counts
-from kg2tool.samples.calls import (
-    CALL_STYLES,
-    MAX_JOIN_CALLS,
-    UnsupportedPlanError,
-    build_trajectories_many,
-    check_plan,
-    join_call_counts,
-    verify_many,
-)
+from kg2tool.patterns import ANCHOR, JOIN, MAX_JOIN_CALLS, PROJECT, join_call_counts, pattern_counts
+from kg2tool.samples.calls import CALL_STYLES, UnsupportedPlanError, check_plan
 from kg2tool.samples.formats import FORMATS, ToolFragments, build_records
 from kg2tool.samples.questions import RelationLexicon, build_lexicon, mix_hash, verbalize_linted
+from kg2tool.samples.replay import verify_many
+from kg2tool.samples.trajectories import build_trajectories_many
 from kg2tool.tools.catalog import LIST_KIND, ApiCatalog
 from kg2tool.tools.runtime import ToolRuntime
 
@@ -533,8 +528,8 @@ def _questions(
     name (``raw_key_entity``)."""
     labels = ctx.kg.entities["label"]
     k_anc = len(plan.anchor_slots)
-    anc = _matrix(q["anchor_ids"], k_anc)
-    rel = _matrix(q["relation_ids"], len(plan.relation_slots))
+    anc = list_matrix(q["anchor_ids"], k_anc)
+    rel = list_matrix(q["relation_ids"], len(plan.relation_slots))
     anchor_names = [labels.gather(anc[:, j]) for j in range(k_anc)]
     # anchors whose label is shared or is a raw id cannot be named in a question
     ok_anchor = ctx.namable[anc].all(axis=1) if k_anc else np.ones(q.height, bool)
@@ -662,11 +657,6 @@ def _shard_rows(
         pl.col("apis").fill_null(pl.lit([], pl.List(pl.String))),
         "id",
     )
-
-
-def _matrix(col: pl.Series, width: int) -> np.ndarray:
-    """A fixed-width List(Int) column as an [n, width] int64 matrix (no Python lists)."""
-    return np.asarray(col.explode().to_numpy(), dtype=np.int64).reshape(len(col), width)
 
 
 def _stable_ids(s: pl.Series) -> pl.Series:

@@ -43,6 +43,7 @@ from kg2tool.samples.readback import (
     sample_of_record,
     samples_of_messages,
 )
+from kg2tool.samples.replay import replay_calls
 
 __all__ = ["VerifyReport", "dataset_files", "stated_answers", "verify_dataset"]
 
@@ -219,8 +220,23 @@ class _Checker:
                 k = c.key
                 if k not in self.results and k not in todo:
                     todo[k] = (c.name, c.arguments)
-        for k, r in zip(list(todo), self.runtime.call_many(todo.values()), strict=True):
-            self.results[k] = (r.ok, r.to_json(), r.result, r.error["message"] if r.error else "")
+        if not todo:
+            return
+        calls = pl.DataFrame(
+            {
+                "api": [name for name, _ in todo.values()],
+                "arguments": [
+                    a if isinstance(a, str) else orjson.dumps(a).decode() for _, a in todo.values()
+                ],
+            },
+            schema={"api": pl.String, "arguments": pl.String},
+        )
+        rep = replay_calls(calls, self.runtime)
+        names = self.runtime.names
+        for i, (k, got) in enumerate(zip(todo, rep.observation.to_list(), strict=True)):
+            ok = bool(rep.ok[i])
+            result = [names[x] for x in rep.val[rep.off[i] : rep.off[i + 1]]] if ok else []
+            self.results[k] = (ok, got, result, "" if ok else orjson.loads(got)["message"])
 
     def check_calls(
         self, entry: _Entry, source: str, calls: list[ReadCall], returned: set[str] | None = None

@@ -36,9 +36,12 @@ are in ``anchor_types`` and ``type_constraints``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import polars as pl
 
+from kg2tool.arrays import list_matrix, row_counts, row_unique
 from kg2tool.errors import PatternError
 from kg2tool.patterns.analysis import needs_join, query_graph
 from kg2tool.patterns.syntax import Atom, Conjunction, Formula, PatternSpec, is_anchor, parse_spec
@@ -48,6 +51,10 @@ __all__ = [
     "DIFFERENCE",
     "INTERSECT",
     "JOIN",
+    "JOIN_CLOSE",
+    "JOIN_NEG",
+    "JOIN_TREE",
+    "MAX_JOIN_CALLS",
     "OP_NAMES",
     "PROJECT",
     "TYPE_FILTER",
@@ -55,10 +62,18 @@ __all__ = [
     "Join",
     "Plan",
     "compile_pattern",
+    "join_call_counts",
+    "join_sources",
+    "join_steps",
 ]
 
 ANCHOR, PROJECT, INTERSECT, UNION, DIFFERENCE, JOIN, TYPE_FILTER = range(7)
 OP_NAMES = ("ANCHOR", "PROJECT", "INTERSECT", "UNION", "DIFFERENCE", "JOIN", "TYPE_FILTER")
+# Roles of a JOIN sub-step (join_steps): the tree atom that gives a variable its candidates,
+# a closing atom checked once both terms are bound, a negated atom whose link rejects a binding.
+JOIN_TREE, JOIN_CLOSE, JOIN_NEG = 0, 1, 2
+# Default cap on the calls a sample's JOIN ops may need (larger queries are skipped).
+MAX_JOIN_CALLS = 40
 
 
 @dataclass
@@ -361,3 +376,78 @@ def compile_pattern(pattern: PatternSpec | str, *, join_anchor_cycles: bool = Tr
     """
     spec = pattern if isinstance(pattern, PatternSpec) else parse_spec(pattern)
     return _Builder(spec, join_anchor_cycles).plan()
+
+
+def join_steps(plan: Plan, k: int) -> list[tuple[int, int, int, int, int]]:
+    """Sub-steps of JOIN op ``k``: (role, relation slot, direction, source term, target term).
+
+    Terms as in :class:`Join` (>= 0 a join variable, < 0 anchor slot -1-t). One tree atom
+    per variable in ``var_order`` (the first atom linking it to an anchor or an earlier
+    variable), then the other atoms, then the negated ones; a check is called from the
+    anchor it touches, else from its head (direction 0 forward: head -> tails).
+    """
+    join = plan.joins[int(plan.op_arg[k])]
+    atoms = np.asarray(join.atoms).reshape(-1, 3)
+    bound: set[int] = set()
+    used: set[int] = set()
+    out: list[tuple[int, int, int, int, int]] = []
+    for v in (int(x) for x in join.var_order):
+        for i, (slot, h, t) in enumerate(atoms.tolist()):
+            if i in used or v not in (h, t):
+                continue
+            other = t if h == v else h
+            if other < 0 or other in bound:
+                used.add(i)
+                out.append((JOIN_TREE, slot, 0 if t == v else 1, other, v))
+                break
+        bound.add(v)
+    negated = np.asarray(join.negated_atoms).reshape(-1, 3)
+    for role, rows in ((JOIN_CLOSE, atoms), (JOIN_NEG, negated)):
+        for i, (slot, h, t) in enumerate(rows.tolist()):
+            if role == JOIN_CLOSE and i in used:
+                continue
+            if t < 0 <= h:
+                out.append((role, slot, 1, t, h))
+            else:
+                out.append((role, slot, 0, h, t))
+    return out
+
+
+def join_sources(
+    plan: Plan, k: int, kg: Any, rel_ids: np.ndarray, anc_ids: np.ndarray
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """Where the calls of JOIN op ``k`` start, for every query row (``rel_ids``/``anc_ids``:
+    [rows, slots] ids): per sub-step of :func:`join_steps`, (row, source value) sorted by
+    (row, value); and per variable its candidates (row, value), the values its tree atom
+    reaches from its source term."""
+    n = len(rel_ids)
+    cand: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    sources = []
+    for role, slot, d, src, dst in join_steps(plan, k):
+        if src < 0:
+            row, ent = np.arange(n, dtype=np.int64), anc_ids[:, -1 - src].astype(np.int64)
+        else:
+            row, ent = cand[src]
+        sources.append((row, ent))
+        if role == JOIN_TREE:
+            rel = rel_ids[row, slot]
+            off, ids = kg.neighbors(ent.astype(np.int32), rel.astype(np.int32), inverse=bool(d))
+            rows_out = np.repeat(row, np.diff(np.asarray(off, np.int64)))
+            cand[dst] = row_unique(rows_out, np.asarray(ids, np.int64))
+    return sources, cand
+
+
+def join_call_counts(plan: Plan, queries: pl.DataFrame, kg: Any) -> np.ndarray:
+    """Per query row, the number of calls its JOIN ops need (0 for plans without JOIN): one
+    per source value of every sub-step (:func:`join_sources`)."""
+    n = queries.height
+    total = np.zeros(n, np.int64)
+    if JOIN not in {int(x) for x in plan.op_kind} or n == 0:
+        return total
+    rel_ids = list_matrix(queries["relation_ids"], len(plan.relation_slots))
+    anc_ids = list_matrix(queries["anchor_ids"], len(plan.anchor_slots))
+    for k in range(plan.num_ops):
+        if int(plan.op_kind[k]) == JOIN:
+            for row, _ in join_sources(plan, k, kg, rel_ids, anc_ids)[0]:
+                total += row_counts(row, n)
+    return total

@@ -36,8 +36,7 @@ import orjson
 import polars as pl
 import pyarrow as pa
 
-from kg2tool.samples.calls import json_str
-from kg2tool.textops import Int, Join, Str, Strings, concat_built, group_offsets
+from kg2tool.textops import Int, Join, Str, Strings, concat_built, group_offsets, json_str
 from kg2tool.tools.catalog import ApiCatalog
 
 __all__ = [

@@ -117,7 +117,9 @@ def _join_phrase(
     ("where that birthplace is also ..."), a variable named by its path or, once named, by a
     demonstrative of its head noun when no other variable shares it. A condition that only
     repeats the phrase it qualifies is left out (it holds by construction)."""
-    from kg2tool.samples.calls import _CLOSE, _TREE, join_steps
+    from kg2tool.patterns import JOIN_CLOSE as _CLOSE
+    from kg2tool.patterns import JOIN_TREE as _TREE
+    from kg2tool.patterns import join_steps
 
     n = relation_ids.shape[0]
     join = plan.joins[int(plan.op_arg[k])]
@@ -214,7 +216,8 @@ def _answer_rd(plan: Plan, relation_ids: np.ndarray) -> np.ndarray | None:
     while int(plan.op_kind[k]) in (INTERSECT, UNION, DIFFERENCE):
         k = plan.inputs(k)[0]
     if int(plan.op_kind[k]) == JOIN:  # the tree atom that gives the answer variable
-        from kg2tool.samples.calls import _TREE, join_steps
+        from kg2tool.patterns import JOIN_TREE as _TREE
+        from kg2tool.patterns import join_steps
 
         f = int(plan.joins[int(plan.op_arg[k])].answer_var)
         for role, slot, d, _, dst in join_steps(plan, k):
