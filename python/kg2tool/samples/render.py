@@ -244,13 +244,23 @@ def _lookup(phrase: pl.Expr, first_of: pl.Expr, position: str) -> pl.Expr:
     )
 
 
+def _prefix(lex: pl.DataFrame, rd: np.ndarray) -> pl.Expr:
+    """A lookup's phrase before its argument, as the question reads it: singular where the
+    relation gives one result ("the capital of"), else plural ("the people who influenced")."""
+    return (
+        pl.when(pl.lit(lex["functional"].gather(rd)))
+        .then(pl.lit(lex["prefix"].gather(rd)))
+        .otherwise(pl.lit(lex["prefix_p"].gather(rd)))
+    )
+
+
 def _call_thought(
     c: Calls, rd: np.ndarray, ent: np.ndarray, nm: NameTables, lex: pl.DataFrame
 ) -> pl.Expr:
     """Thought of a relation call (one entity; a JOIN sub-step's tree or check call): what it
     looks up, named as in the question."""
     phrase = pl.concat_str(  # "the capital of the Netherlands": names read as in the question
-        pl.lit(lex["prefix"].gather(rd)),
+        _prefix(lex, rd),
         pl.lit(with_article(nm.names.gather(ent))),
         pl.lit(lex["suffix"].gather(rd)),
     )
@@ -358,9 +368,7 @@ def _list_call_thought(
     entities")."""
     l_names = _names_column(lc.cnt, lc.ids, nm, "names")
     listed = pl.lit(l_names.gather(lxg))
-    one = pl.concat_str(
-        pl.lit(lex["prefix"].gather(rd)), listed.list.first(), pl.lit(lex["suffix"].gather(rd))
-    )
+    one = pl.concat_str(_prefix(lex, rd), listed.list.first(), pl.lit(lex["suffix"].gather(rd)))
     many = pl.concat_str(
         pl.lit(lex["prefix_m"].gather(rd)),
         pl.when(pl.col("m") <= 3)
