@@ -9,7 +9,7 @@ import sys
 
 from kg2tool.dataset.assemble import Context
 from kg2tool.kg.graph import KnowledgeGraph
-from kg2tool.pipeline.driver import _init_worker
+from kg2tool.pipeline.worker import _init_worker
 from kg2tool.tools import lexicon
 
 

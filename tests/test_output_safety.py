@@ -24,6 +24,7 @@ from kg2tool.errors import InputError
 from kg2tool.patterns import parse_patterns
 from kg2tool.patterns.syntax import is_anchor
 from kg2tool.pipeline import driver as pipeline
+from kg2tool.pipeline.config import DEFAULT_PATTERN_TEXT
 
 CLI = [sys.executable, "-m", "kg2tool.cli", "generate"]
 SMALL = ["-n", "12", "--patterns", "1p,2i", "--seed", "1", "-q"]
@@ -260,7 +261,7 @@ def test_xlam_writes_exactly_n_and_names_what_it_left_out(tmp_path: Path) -> Non
     out = tmp_path / "out"
     report = pipeline.generate(out=str(out), format="xlam", num_samples=300, progress=False)
     expected_out = [
-        s.name for s, _ in parse_patterns(pipeline.DEFAULT_PATTERNS) if not _anchored(s)
+        s.name for s, _ in parse_patterns(DEFAULT_PATTERN_TEXT) if not _anchored(s)
     ]
     assert set(expected_out) == {"2p", "3p", "ip", "pi", "inp", "pin", "pni", "up"}
     assert report.written == 300 and report.not_expressible == expected_out

@@ -575,7 +575,7 @@ def generate(
     ] = False,
 ) -> None:
     """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
-    from kg2tool.pipeline.driver import GenerateConfig
+    from kg2tool.pipeline.config import GenerateConfig
     from kg2tool.pipeline.driver import generate as run
 
     flags = {
