@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ __all__ = [
     "ENGINES",
     "FORMATS",
     "GenerateConfig",
+    "Setting",
+    "settings",
     "shard_counts",
 ]
 
@@ -342,3 +345,33 @@ def shard_counts(count: int, num_shards: int) -> list[int]:
     """Split ``count`` evenly over shards, the first ones taking the remainder."""
     base, extra = divmod(count, num_shards)
     return [base + (1 if s < extra else 0) for s in range(num_shards)]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a run as a command line shows it: name, type, default, help, flag."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    flag: str
+    short: str | None = None
+    group: str | None = None  # a help panel (the paraphrase settings have theirs)
+
+
+def settings() -> list[Setting]:
+    """Every setting that has a flag, from the fields' metadata: GenerateConfig's, then the
+    paraphrase ones (the one list the CLI builds its options and help from)."""
+    out = []
+    for cls, group in ((GenerateConfig, None), (ParaphraseConfig, "Paraphrasing")):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if "help" not in f.metadata:
+                continue
+            name = f.metadata.get("setting", f.name)
+            flag = f.metadata["flag"] or "--" + name.replace("_", "-")
+            default = None if f.default is dataclasses.MISSING else f.default
+            help, short = f.metadata["help"], f.metadata.get("short")
+            out.append(Setting(name, hints[f.name], default, help, flag, short, group))
+    return out
