@@ -228,72 +228,32 @@ def import_kg(
     ] = "en",
 ) -> None:
     """Import a KG into a snapshot (fast to open) or the canonical KG directory layout."""
-    from kg2tool.kg import bundled as datasets
-    from kg2tool.kg import io, wikidata
-    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.kg.importing import import_kg as run
 
-    if out.exists() and not overwrite:
-        _fail(f"{out} exists; pass --overwrite to replace it")
-    options = _read_options(separator, header, columns, fmt)
-    src = Path(source)
-    if wikidata.is_wikidata_dump(src):
-        tables = wikidata.read_wikidata_dump(
-            src,
-            properties=[p.strip() for p in properties.split(",") if p.strip()]
-            if properties
-            else None,
-            lang=lang,
-            progress=sys.stderr.isatty(),
-        )
-        counts = {k: v for k, v in tables.report.items() if v and k not in ("items", "triples")}
+    result = run(
+        source,
+        out,
+        snapshot=snapshot,
+        overwrite=overwrite,
+        strict=strict,
+        read_options=_read_options(separator, header, columns, fmt),
+        properties=None
+        if properties is None
+        else [p.strip() for p in properties.split(",") if p.strip()],
+        lang=lang,
+        progress=sys.stderr.isatty(),
+        phase=_phase,
+    )
+    if result.wikidata_report is not None:
+        read = result.wikidata_report
+        counts = {k: v for k, v in read.items() if v and k not in ("items", "triples")}
         typer.echo(
-            f"read {tables.report['items']:,} items, {tables.report['triples']:,} triples; "
+            f"read {read['items']:,} items, {read['triples']:,} triples; "
             "counted and left out or noted: "
             + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "nothing")
         )
-    elif properties is not None:
-        _fail(
-            f"--properties applies to Wikidata JSON dumps (.json, .json.gz, .json.bz2), not {source}"
-        )
-    elif source in datasets.dataset_names() and not src.exists():
-        tables, held_out = datasets.load_dataset(source)
-        tables.held_out = held_out
-    elif src.is_dir():
-        if (src / "manifest.json").is_file():
-            graph = KnowledgeGraph.load(src)
-            if not snapshot:
-                _fail(f"{source} is a snapshot; import its source files with --canonical")
-            graph.save_snapshot(out)
-            typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
-            return
-        tables = io.read_kg_dir(src, strict=strict)
-    elif src.is_file() and snapshot:
-        with _phase(f"loading {source}") as done:
-            graph = KnowledgeGraph.load(src, **options)  # a plain TSV: the native fast path
-            done(graph.num_triples)
-        _echo_load_report(graph.report)
-        with _phase("writing snapshot"):
-            graph.save_snapshot(out)
-        typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
-        return
-    elif src.is_file():
-        with _phase(f"reading {source}") as done:
-            tables = io.read_triples(src, **options)
-            done(tables.triples.height)
-    else:
-        KnowledgeGraph.load(source)  # raises the unknown-name error with suggestions
-        return
-    _echo_load_report(tables.report)
-    if not snapshot:
-        io.write_kg_dir(tables, out, splits=tables.held_out, overwrite=overwrite)
-        typer.echo(f"wrote {out} ({tables.triples.height:,} triples)")
-        return
-    with _phase("building the graph") as done:
-        graph = KnowledgeGraph.from_tables(tables)
-        done(graph.num_triples)
-    with _phase("writing snapshot"):
-        graph.save_snapshot(out)
-    typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
+    _echo_load_report(result.load_report)
+    typer.echo(result.summary())
 
 
 @app.command()
@@ -306,8 +266,12 @@ def bench(
         ),
     ] = ["codex-s"],  # noqa: B006 (typer reads the default; it is never mutated)
     patterns: Annotated[
-        str, typer.Option("--patterns", help="Comma-separated library names or formulas.")
-    ] = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up",
+        str | None,
+        typer.Option(
+            "--patterns",
+            help="Comma-separated library names or formulas (default: generate's patterns).",
+        ),
+    ] = None,
     threads: Annotated[
         str, typer.Option("--threads", help="Thread counts, comma-separated (e.g. 1,2).")
     ] = "1",
@@ -335,6 +299,7 @@ def bench(
     from kg2tool import benchmark
     from kg2tool.kg.graph import KnowledgeGraph
     from kg2tool.patterns import parse_patterns
+    from kg2tool.pipeline.config import DEFAULT_PATTERN_TEXT
 
     try:
         thread_counts = [int(t) for t in threads.split(",") if t.strip()]
@@ -346,7 +311,7 @@ def bench(
         )
     if repeat < 1 or warmup < 0 or seconds <= 0 or queries < 0:
         raise typer.BadParameter("need --repeat >= 1, --warmup >= 0, --seconds > 0, --queries >= 0")
-    specs = [spec for spec, _ in parse_patterns(patterns)]
+    specs = [spec for spec, _ in parse_patterns(patterns or DEFAULT_PATTERN_TEXT)]
     reports = []
     for name in kg:
         graph = KnowledgeGraph.load(name)
@@ -456,28 +421,14 @@ def apis(
     list_apis: ListApisOption = False,
 ) -> None:
     """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
-    import orjson
-
-    from kg2tool.atomic import write_bytes
     from kg2tool.kg.graph import KnowledgeGraph
     from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.export import export_tools
 
     catalog = ApiCatalog.from_graph(
         KnowledgeGraph.load(kg), style=style, overrides=overrides, list_apis=list_apis
     )
-    if out.exists() and not out.is_dir():
-        _fail(f"{out}: is a file; --out names the directory for the tool definitions")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"{out}: cannot create the output directory: {exc.strerror or exc}")
-    for name, data in (
-        ("openai_tools.json", catalog.to_openai_tools()),
-        ("toolbench_tool.json", catalog.to_toolbench()),
-        ("xlam_tools.json", catalog.to_xlam_tools()),
-    ):
-        write_bytes(out / name, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    catalog.write_manifest(out / "manifest.json")
+    export_tools(catalog, out)
     typer.echo(f"wrote {len(catalog.names)} APIs to {out}")
 
 
