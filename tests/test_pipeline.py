@@ -20,9 +20,9 @@ import polars as pl
 import pytest
 
 from kg2tool.cli import main
+from kg2tool.dataset.merge import MARKERS
 from kg2tool.errors import InputError
 from kg2tool.patterns import pattern_counts
-from kg2tool.dataset.merge import MARKERS
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
 from kg2tool.pipeline.driver import Generator, generate
 
