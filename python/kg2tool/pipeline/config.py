@@ -35,6 +35,7 @@ __all__ = [
     "ENGINES",
     "FORMATS",
     "GenerateConfig",
+    "SampleOptions",
     "Setting",
     "settings",
     "shard_counts",
@@ -67,6 +68,45 @@ RELATION_CHOICES = ("uniform", "degree")
 # Version 1 hashes the settings alone, as every run before the constant existed did, so those
 # runs still resume; later versions add ``config_version`` to the hashed settings.
 CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """Options a run passes to the sample builder (see
+    :func:`kg2tool.dataset.assemble.build_from_batches`); unset (None) means the builder's
+    default. A config file gives them as a table: ``options = {xlam_mode = "first_hop"}``.
+    Only the options set are dumped and hashed, as when they were a plain table."""
+
+    empty_ratio: float | None = None  # share of samples whose question has no answer
+    error_ratio: float | None = None  # share of samples with a recovered call error
+    distractors: int | None = None  # tools offered beside the ones a sample calls
+    xlam_mode: str | None = None  # "independent" or "first_hop" (xLAM records)
+    split: str | None = None  # how samples go to train/valid/test
+    split_fractions: list[float] | None = None
+    holdout: list[str] | None = None  # patterns held out of train
+    holdout_fraction: float | None = None
+    max_join_calls: int | None = None  # cyclic patterns: most calls of one sample
+
+    @classmethod
+    def of(cls, options: SampleOptions | dict[str, Any]) -> SampleOptions:
+        """The options of a table (config file, ``generate(options={...})``)."""
+        if isinstance(options, SampleOptions):
+            return options
+        if not isinstance(options, dict):
+            raise InputError(f"options must be dict, got {options!r}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise InputError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        return cls(**options)
+
+    def given(self) -> dict[str, Any]:
+        """The options set, as keyword arguments of the builder."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
 
 
 def _setting(help: str, *, flag: str | None = None, short: str | None = None) -> dict[str, Any]:
@@ -135,7 +175,7 @@ class GenerateConfig:
         metadata=_setting(f"How relations are drawn: {' or '.join(RELATION_CHOICES)}."),
     )
     jsonl: bool = True
-    options: dict[str, Any] = field(default_factory=dict)  # passed to the sample builder
+    options: SampleOptions = field(default_factory=SampleOptions)
     set_ops: str = field(
         default=SET_OPS_MODES[0],
         metadata=_setting(
@@ -204,6 +244,7 @@ class GenerateConfig:
             else:
                 value = f.default
             setattr(self, f.name, value)
+        self.options = SampleOptions.of(self.options)
         if not isinstance(self.paraphrase, ParaphraseConfig):
             raise TypeError(f"paraphrase must be a ParaphraseConfig, got {self.paraphrase!r}")
         if flat:
@@ -261,6 +302,7 @@ class GenerateConfig:
             for f in dataclasses.fields(self)
             if f.name != "paraphrase"
         }
+        d["options"] = self.options.given()
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in self._DUMPED_UNLESS_DEFAULT:
             if not d[name] or d[name] == defaults[name]:

@@ -269,7 +269,7 @@ class Generator:
         cfg = self.config
         if cfg.format != "xlam":
             return []
-        mode = str(cfg.options.get("xlam_mode", "independent"))
+        mode = cfg.options.xlam_mode or "independent"
         bad = [s.name or s.formula for s, _ in specs if not xlam_expressible(s, mode)]
         if len(bad) == len(specs):
             raise InputError(

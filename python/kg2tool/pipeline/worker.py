@@ -98,7 +98,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
                 if getattr(cfg, name)
             },
             **({"with_record": False} if records is not None else {}),
-            **cfg.options,
+            **cfg.options.given(),
         )
     finally:
         if para is not None:
