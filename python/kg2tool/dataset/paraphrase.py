@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -195,19 +195,21 @@ class ParaphraseConfig:
         return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
+def _wanted(hint: Any) -> type | tuple[type, ...]:
+    """What a setting's value must be: any number for a float, the type of an optional one."""
+    if hint is float:
+        return (int, float)
+    args = [a for a in get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def validation_problem(c: ParaphraseConfig) -> str | None:
     """The first thing wrong with a config, phrased with the GenerateConfig field names."""
-    checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
-        ("paraphrase_url", c.base_url, str),
-        ("paraphrase_model", c.model, str),
-        ("paraphrase_ratio", c.ratio, (int, float)),
-        ("paraphrase_key_env", c.key_env, str),
-        ("paraphrase_temperature", c.temperature, (int, float)),
-        ("paraphrase_batch", c.batch_size, int),
-        ("paraphrase_concurrency", c.max_concurrency, int),
-        ("paraphrase_timeout", c.timeout, (int, float)),
-        ("paraphrase_retries", c.retries, int),
-        ("paraphrase_lenient", c.lenient, bool),
+    hints = get_type_hints(ParaphraseConfig)
+    checks = [
+        (name, getattr(c, attr), _wanted(hints[attr]))
+        for name, attr in FIELDS.items()
+        if attr != "cache"  # None (OUT/.paraphrase-cache) or a str, checked with the run's
     ]
     for name, value, want in checks:
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):

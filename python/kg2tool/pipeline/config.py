@@ -43,22 +43,7 @@ __all__ = [
 
 # The library patterns a run draws by default (BetaE's query types), and the same as the
 # comma-separated pattern list that the ``patterns`` setting takes.
-DEFAULT_PATTERNS = (
-    "1p",
-    "2p",
-    "3p",
-    "2i",
-    "3i",
-    "ip",
-    "pi",
-    "2in",
-    "3in",
-    "inp",
-    "pin",
-    "pni",
-    "2u",
-    "up",
-)
+DEFAULT_PATTERNS = tuple("1p 2p 3p 2i 3i ip pi 2in 3in inp pin pni 2u up".split())
 DEFAULT_PATTERN_TEXT = ",".join(DEFAULT_PATTERNS)
 ENGINES = ("auto", "local", "process", "ray")  # runners of the shards (see pipeline.runners)
 RELATION_CHOICES = ("uniform", "degree")
