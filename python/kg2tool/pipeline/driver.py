@@ -49,8 +49,8 @@ from kg2tool.dataset.merge import (
 from kg2tool.errors import InputError, Kg2ToolError
 from kg2tool.patterns import pattern_counts
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
-from kg2tool.pipeline.runners import _driver_threads, _make_runner, resolve_engine
-from kg2tool.pipeline.worker import ShardTask, _worker_context
+from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine
+from kg2tool.pipeline.worker import ShardTask, worker_context
 from kg2tool.progress import ProgressBar
 
 
@@ -325,7 +325,7 @@ class Generator:
             "max_answers": cfg.max_answers,
             "max_intermediate": cfg.max_intermediate,
             "relation_choice": cfg.relation_choice,
-            "threads": _driver_threads(cfg),
+            "threads": driver_threads(cfg),
             "sets": "answers",  # workers re-execute the groundings; the driver keeps none
         }
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
@@ -366,7 +366,7 @@ class Generator:
         cfg, kg, specs, report = self.config, run.kg, run.specs, run.report
         # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
         namable = _namable_anchors(kg, cfg.overrides)
-        runner = _make_runner(cfg, kg)
+        runner = make_runner(cfg, kg)
         excluded = _excluded(kg, cfg)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, run.num_shards) for c in per_pattern]
@@ -648,8 +648,8 @@ class _Drawn:
 def _namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None:
     """Per entity: whether a question can name it; None when every entity can, or none can (a KG
     without names: the samples are dropped and the run says why). From the driver's one
-    :func:`_worker_context`, which local shards and the process pool's warm-up reuse."""
-    ok = _worker_context(kg, overrides).namable
+    :func:`worker_context`, which local shards and the process pool's warm-up reuse."""
+    ok = worker_context(kg, overrides).namable
     return None if ok.all() or not ok.any() else ok
 
 

@@ -21,10 +21,10 @@ from kg2tool.errors import InputError
 from kg2tool.pipeline.config import GenerateConfig
 from kg2tool.pipeline.worker import (
     ShardTask,
-    _init_worker,
-    _shard_in_worker,
-    _worker_context,
     build_and_write_shard,
+    init_worker,
+    shard_in_worker,
+    worker_context,
 )
 from kg2tool.tools import lexicon
 
@@ -82,11 +82,11 @@ class _ProcessRunner:
         os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
         # The driver builds the workers' catalogue and question lexicon once, so that every
         # inflect answer they need travels with the initializer (no worker imports inflect).
-        _worker_context(kg, cfg.overrides)
+        worker_context(kg, cfg.overrides)
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=mp.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=init_worker,
             initargs=(os.getpid(), lexicon.inflections()),
         )
         if start_now:
@@ -95,7 +95,7 @@ class _ProcessRunner:
     def _start_workers(self) -> None:
         """Start every worker now, without re-running the caller's ``__main__`` in them.
 
-        The workers only run :func:`_shard_in_worker`, so they need not import the main
+        The workers only run :func:`shard_in_worker`, so they need not import the main
         script; not doing so lets ``engine="auto"`` pick the pool for a script that calls
         :func:`generate` without an ``if __name__ == "__main__":`` guard (spawn would re-run it).
         The pool starts one worker per submission until it has all of them (``start()`` runs
@@ -114,9 +114,7 @@ class _ProcessRunner:
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
         pending = []
         for task in tasks:
-            pending.append(
-                self.pool.submit(_shard_in_worker, self.source, self.cfg.to_dict(), task)
-            )
+            pending.append(self.pool.submit(shard_in_worker, self.source, self.cfg.to_dict(), task))
             while len(pending) >= 2 * self.workers:  # bounded: a few shards in flight
                 yield pending.pop(0).result()
         for fut in pending:
@@ -158,7 +156,7 @@ class _RayRunner:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise InputError(f"cannot start or join Ray: {first}") from None
             self.started = True
-        self.remote = ray.remote(_shard_in_worker)
+        self.remote = ray.remote(shard_in_worker)
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
@@ -209,7 +207,7 @@ def resolve_engine(cfg: GenerateConfig) -> str:
     return "local"
 
 
-def _driver_threads(cfg: GenerateConfig) -> int:
+def driver_threads(cfg: GenerateConfig) -> int:
     """Native threads of the driver's sampling: ``cfg.threads``, but 1 (instead of every CPU)
     when a local process pool is running, since its workers keep every CPU busy: more sampling
     threads then cost CPU time for no gain in wall time. The queries are the same at any
@@ -219,7 +217,7 @@ def _driver_threads(cfg: GenerateConfig) -> int:
     return cfg.threads
 
 
-def _make_runner(cfg: GenerateConfig, kg: Any) -> Any:
+def make_runner(cfg: GenerateConfig, kg: Any) -> Any:
     engine = resolve_engine(cfg)
     if engine == "ray":
         return _RayRunner(cfg, kg)

@@ -75,7 +75,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
             seed=cfg.seed,
             format=cfg.format,
-            context=_worker_context(kg, cfg.overrides),
+            context=worker_context(kg, cfg.overrides),
             paraphraser=para,
             redraw={  # dropped samples are replaced by queries the shard draws itself
                 "shard": task.shard_id,
@@ -143,7 +143,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
 _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 
-def _worker_context(kg: Any, overrides: str | None = None) -> Any:
+def worker_context(kg: Any, overrides: str | None = None) -> Any:
     """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
     from kg2tool.dataset import assemble as dataset
 
@@ -154,14 +154,14 @@ def _worker_context(kg: Any, overrides: str | None = None) -> Any:
     return _WORKER_CONTEXT[key]
 
 
-def _shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
+def shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
     return build_and_write_shard(_worker_kg(source), config, task)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _init_worker(parent: int, inflections: dict[tuple[str, str], Any]) -> None:
+def init_worker(parent: int, inflections: dict[tuple[str, str], Any]) -> None:
     """Process-pool worker initializer: die with the driver; take its inflect answers."""
     _die_with_parent(parent)
     lexicon.seed_inflections(inflections)
