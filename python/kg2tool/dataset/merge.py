@@ -61,8 +61,8 @@ class SplitParts:
     the state that counts them, and a shard's marker (with its records' size per split) only
     after that, so a restart cuts the parts back to the recorded sizes, takes back out of them
     (into ``records/``) the shards after the first one to redo, and carries on: the final files
-    are the same bytes as an uninterrupted run's. The records of a 1M-sample openai run
-    (~5 GB) are thus written once, instead of into per-shard files and then copied again.
+    are the same bytes as an uninterrupted run's. The records are thus written once, instead
+    of into per-shard files and then copied again.
     """
 
     def __init__(self, out: Path, run_hash: str, num_shards: int) -> None:
