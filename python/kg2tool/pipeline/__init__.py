@@ -1,5 +1,5 @@
-"""``generate``: configuration (config), the sharded resumable driver (driver), the runners of
-its shards (runners) and the work of one shard (worker)."""
+"""``generate``: configuration (config), the sharded resumable driver (driver), its draws of
+queries (draws), the runners of its shards (runners) and the work of one shard (worker)."""
 
 from __future__ import annotations
 

@@ -6,11 +6,13 @@ The shard is the unit of work, of resume and of distribution:
    per pattern, shard after shard (the C++ sampler; de-duplicated across shards). A
    stream's output does not depend on how it is cut, so shard contents depend only on
    (config, seed, shard id).
-2. A worker turns a shard's groundings into verified samples (exact sets re-executed
-   natively, questions, trajectories, the chosen format; samples it drops are replaced by
-   queries it draws itself, see :func:`kg2tool.dataset.assemble.build_from_batches`) and writes its Parquet files
-   atomically (temporary name, then rename), its JSONL records into the split files being
-   assembled in shard order (:class:`~kg2tool.dataset.merge.SplitParts`), then a completion marker.
+2. A worker (:mod:`kg2tool.pipeline.worker`, run by one of :mod:`kg2tool.pipeline.runners`)
+   turns a shard's groundings into verified samples (exact sets re-executed natively,
+   questions, trajectories, the chosen format; samples it drops are replaced by queries it
+   draws itself, see :func:`kg2tool.dataset.assemble.build_from_batches`) and writes its
+   Parquet files atomically (temporary name, then rename), its JSONL records into the split
+   files being assembled in shard order (:class:`~kg2tool.dataset.merge.SplitParts`), then a
+   completion marker.
 3. When every shard has its marker, the driver renames the split files into place and writes
    the manifest, the config and the dataset card.
 
@@ -49,8 +51,16 @@ from kg2tool.dataset.merge import (
 from kg2tool.errors import InputError, Kg2ToolError
 from kg2tool.patterns import pattern_counts
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
+from kg2tool.pipeline.draws import (
+    ShardDraws,
+    add_counts,
+    drops_likely,
+    excluded_masks,
+    namable_anchors,
+    owned_stream_queries,
+)
 from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine
-from kg2tool.pipeline.worker import ShardTask, worker_context
+from kg2tool.pipeline.worker import ShardTask
 from kg2tool.progress import ProgressBar
 
 
@@ -132,7 +142,7 @@ class _Run:
     def shard_done(self, info: dict[str, Any]) -> None:
         """Count a finished shard's drops and what its patterns were still short after
         redrawing (shortfall, exhausted)."""
-        _merge(self.report.dropped, info.get("dropped", {}))
+        add_counts(self.report.dropped, info.get("dropped", {}))
         self.report.shortfall += sum(info.get("short", {}).values())
         self.worker_exhausted.update(info.get("exhausted", []))
 
@@ -358,16 +368,16 @@ class Generator:
         run.report.shards_skipped = len(run.done)
         for info in run.done.values():
             run.report.written += info["written"]
-            _merge(run.report.paraphrase, info.get("paraphrase", {}))
+            add_counts(run.report.paraphrase, info.get("paraphrase", {}))
             run.shard_done(info)
 
     def _build_shards(self, run: _Run) -> None:
         """Draw every shard's groundings and have the runner build the shards not done yet."""
         cfg, kg, specs, report = self.config, run.kg, run.specs, run.report
         # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
-        namable = _namable_anchors(kg, cfg.overrides)
+        namable = namable_anchors(kg, cfg.overrides)
         runner = make_runner(cfg, kg)
-        excluded = _excluded(kg, cfg)
+        excluded = excluded_masks(kg, cfg)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, run.num_shards) for c in per_pattern]
         draw_args = (kg, cfg, specs, run.sample_opts, namable, excluded, per_shard, run.num_shards)
@@ -377,9 +387,9 @@ class Generator:
         # streams tells each shard the groundings it owns that the streams gave to shards, so
         # its redraws repeat none of them either; the samples written are then all distinct.
         avoid = None
-        if _drops_likely(kg, cfg, specs, excluded):
-            avoid = _owned_stream_queries(_ShardDraws(*draw_args, {}), run.num_shards)
-        draws = _ShardDraws(*draw_args, report.rejected)
+        if drops_likely(kg, cfg, specs, excluded):
+            avoid = owned_stream_queries(ShardDraws(*draw_args, {}), run.num_shards)
+        draws = ShardDraws(*draw_args, report.rejected)
         draws.streams = run.streams  # the ones checked in _open_inputs
         bar = ProgressBar(
             "generate",
@@ -392,7 +402,7 @@ class Generator:
             for result in runner.run(self._tasks(run, draws, avoid)):
                 report.written += result["written"]
                 run.shard_done(result)
-                _merge(report.paraphrase, result.get("paraphrase", {}))
+                add_counts(report.paraphrase, result.get("paraphrase", {}))
                 bar.advance(result["written"])
                 if run.parts is not None and not run.direct:  # e.g. Ray: merge what they wrote
                     run.parts.drain()
@@ -406,7 +416,7 @@ class Generator:
         ]
 
     def _tasks(
-        self, run: _Run, draws: _ShardDraws, avoid: dict[int, dict[str, np.ndarray]] | None
+        self, run: _Run, draws: ShardDraws, avoid: dict[int, dict[str, np.ndarray]] | None
     ) -> Iterator[ShardTask]:
         """The tasks of the shards not done yet, in shard order (every shard is drawn, so the
         streams give each shard the same queries as in an uninterrupted run)."""
@@ -509,175 +519,6 @@ class Generator:
             sections=sections,
         )
         return files + rl_files
-
-
-class _ShardDraws:
-    """The driver's draws, shard after shard: iterating gives (shard, {pattern position:
-    [_Drawn]}, samples no pattern could supply). Each pattern's queries come from one stream
-    (de-duplicated across shards); a pattern out of distinct queries is marked exhausted and
-    hands its share to the others. Rejection counts go to ``rejected``."""
-
-    def __init__(
-        self,
-        kg: Any,
-        cfg: GenerateConfig,
-        specs: list[tuple[Any, float]],
-        sample_opts: dict[str, Any],
-        namable: np.ndarray | None,
-        excluded: tuple[np.ndarray, np.ndarray] | None,
-        per_shard: list[list[int]],
-        num_shards: int,
-        rejected: dict[str, int],
-    ) -> None:
-        from kg2tool.engine import QueryStream
-
-        self.streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]
-        self.names = [spec.name or spec.formula for spec, _ in specs]
-        self.exhausted = [False] * len(specs)
-        self.namable, self.excluded = namable, excluded
-        self.per_shard, self.num_shards = per_shard, num_shards
-        self.rejected = rejected
-
-    def take(self, p: int, n: int, parts: dict[int, list[Any]]) -> int:
-        """Draw n more usable queries of pattern p; a stream that runs short is marked
-        exhausted. Queries with an anchor a question cannot name (a shared label or a raw
-        id, see :func:`kg2tool.dataset.assemble.namable_entities`) are skipped and drawn again, so
-        shards hold the samples asked for; which ones depends only on the streams."""
-        namable, excluded, exhausted = self.namable, self.excluded, self.exhausted
-        got = rounds = 0
-        while got < n and not exhausted[p] and rounds < 8:  # few rounds unless most drop
-            rounds += 1
-            batch = self.streams[p].take(n - got, strict=False)
-            _merge(self.rejected, batch.rejected)
-            if len(batch) < n - got:
-                exhausted[p] = True
-            drawn = _Drawn(batch.relation_ids, batch.anchor_ids, batch.query_index)
-            if namable is not None and len(batch):
-                ok = namable[batch.anchor_ids].all(axis=1)
-                if not ok.all():
-                    bad = int((~ok).sum())
-                    _merge(self.rejected, {"unnamable_anchor": bad})
-                    drawn = _Drawn(
-                        batch.relation_ids[ok], batch.anchor_ids[ok], batch.query_index[ok]
-                    )
-            if excluded is not None and len(drawn.query_index):
-                bad_rel, bad_ent = excluded  # drawn again, like unnamable anchors
-                ok = ~bad_rel[drawn.relation_ids].any(axis=1)
-                ok &= ~bad_ent[drawn.anchor_ids].any(axis=1)
-                if not ok.all():
-                    _merge(self.rejected, {"excluded": int((~ok).sum())})
-                    drawn = _Drawn(
-                        drawn.relation_ids[ok], drawn.anchor_ids[ok], drawn.query_index[ok]
-                    )
-            if len(drawn.query_index):
-                parts.setdefault(p, []).append(drawn)
-            got += len(drawn.query_index)
-        return got
-
-    def __iter__(self) -> Iterator[tuple[int, dict[int, list[Any]], int]]:
-        specs = range(len(self.streams))
-        for s in range(self.num_shards):
-            parts: dict[int, list[Any]] = {}
-            deficit = 0
-            for p in specs:
-                n = self.per_shard[p][s]
-                if n and not self.exhausted[p]:
-                    deficit += n - self.take(p, n, parts)
-                else:
-                    deficit += n
-            # A pattern out of distinct queries hands its share to the others, in order.
-            while deficit > 0:
-                live = [p for p in specs if not self.exhausted[p]]
-                if not live:
-                    break
-                share = shard_counts(deficit, len(live))
-                deficit = sum(
-                    n - self.take(p, n, parts) for p, n in zip(live, share, strict=True) if n
-                )
-            yield s, parts, deficit
-
-
-def _drops_likely(
-    kg: Any,
-    cfg: GenerateConfig,
-    specs: list[tuple[Any, float]],
-    excluded: tuple[np.ndarray, np.ndarray] | None,
-) -> bool:
-    """Whether shards will likely drop (and redraw) samples: entities without a name shown
-    unless allowed, exclusions, cyclic (JOIN) patterns, or the xLAM format."""
-    from kg2tool.dataset.assemble import unlabelled_entities
-    from kg2tool.engine import resolve_pattern
-    from kg2tool.patterns import JOIN
-
-    if excluded is not None or cfg.format == "xlam":
-        return True
-    if not cfg.allow_raw_keys and unlabelled_entities(kg).any():
-        return True
-    return any(JOIN in {int(x) for x in resolve_pattern(spec).op_kind} for spec, _ in specs)
-
-
-def _owned_stream_queries(draws: _ShardDraws, num_shards: int) -> dict[int, dict[str, np.ndarray]]:
-    """Per shard: per pattern name, the hashes of the stream queries (of any shard) whose
-    grounding the shard owns (see :func:`kg2tool.dataset.assemble.grounding_hashes`); its redraws skip
-    them."""
-    from kg2tool.dataset.assemble import grounding_hashes
-
-    owned: dict[int, dict[str, list[np.ndarray]]] = {}
-    names = draws.names
-    for _, parts, _ in draws:
-        for p, batches in parts.items():
-            for b in batches:
-                h = grounding_hashes(b.relation_ids, b.anchor_ids)
-                owner = (h % np.uint64(num_shards)).astype(np.int64)
-                for o in np.unique(owner):
-                    owned.setdefault(int(o), {}).setdefault(names[p], []).append(h[owner == o])
-    return {
-        o: {name: np.unique(np.concatenate(hs)) for name, hs in d.items()} for o, d in owned.items()
-    }
-
-
-@dataclass
-class _Drawn:
-    """Queries the driver drew for a shard (one pattern): groundings and stream indices."""
-
-    relation_ids: np.ndarray
-    anchor_ids: np.ndarray
-    query_index: np.ndarray
-
-
-def _namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None:
-    """Per entity: whether a question can name it; None when every entity can, or none can (a KG
-    without names: the samples are dropped and the run says why). From the driver's one
-    :func:`worker_context`, which local shards and the process pool's warm-up reuse."""
-    ok = worker_context(kg, overrides).namable
-    return None if ok.all() or not ok.any() else ok
-
-
-def _excluded(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray] | None:
-    """(relation mask, entity mask) of what the run excludes (patterns and the lexicon's
-    ``exclude = true``), so such draws are replaced; None when nothing is excluded."""
-    from kg2tool.dataset.assemble import exclusion_masks
-    from kg2tool.tools.lexicon import select_shipped
-
-    fields = select_shipped(kg.relations["key"])
-    if cfg.overrides:  # the user's file wins, field by field
-        from kg2tool.tools.lexicon import read_lexicon
-
-        for key, f in read_lexicon(cfg.overrides).items():
-            if isinstance(f, dict):
-                fields[key] = {**fields.get(key, {}), **f}
-    flagged = [k for k, f in fields.items() if f.get("exclude")]
-    return exclusion_masks(
-        kg,
-        [p for p in cfg.exclude_relations.split(",") if p.strip()],
-        [p for p in cfg.exclude_entities.split(",") if p.strip()],
-        flagged,
-    )
-
-
-def _merge(into: dict[str, int], more: dict[str, int]) -> None:
-    for k, v in more.items():
-        into[k] = into.get(k, 0) + int(v)
 
 
 def generate(
