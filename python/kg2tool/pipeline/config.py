@@ -296,6 +296,35 @@ class GenerateConfig:
             d.update(paraphrase.settings(self.paraphrase))
         return d
 
+    def sampler_options(self, threads: int) -> dict[str, Any]:
+        """Keyword arguments of the native sampler (:func:`kg2tool.engine.sample_queries`)."""
+        return {
+            "min_answers": self.min_answers,
+            "max_answers": self.max_answers,
+            "max_intermediate": self.max_intermediate,
+            "relation_choice": self.relation_choice,
+            "threads": threads,
+        }
+
+    def exclusions(self, name: str) -> list[str]:
+        """The patterns of ``exclude_relations`` or ``exclude_entities``, as a list."""
+        return [p for p in getattr(self, name).split(",") if p.strip()]
+
+    def builder_options(self) -> dict[str, Any]:
+        """Keyword arguments of the sample builder
+        (:func:`kg2tool.dataset.assemble.build_from_batches`): the settings not at their
+        default, and the options set."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        kw = {
+            name: getattr(self, name)
+            for name in ("set_ops", "call_style", "allow_raw_keys")
+            if getattr(self, name) != defaults[name]
+        }
+        for name in ("exclude_relations", "exclude_entities"):
+            if getattr(self, name):
+                kw[name] = self.exclusions(name)
+        return {**kw, **self.options.given()}
+
     def content_hash(self) -> str:
         """Hash of the settings that decide the output bytes (resume refuses a different one),
         versioned by :data:`CONFIG_VERSION`."""

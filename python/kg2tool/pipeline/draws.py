@@ -172,8 +172,8 @@ def excluded_masks(kg: Any, cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray
     flagged = [k for k, f in fields.items() if f.get("exclude")]
     return exclusion_masks(
         kg,
-        [p for p in cfg.exclude_relations.split(",") if p.strip()],
-        [p for p in cfg.exclude_entities.split(",") if p.strip()],
+        cfg.exclusions("exclude_relations"),
+        cfg.exclusions("exclude_entities"),
         flagged,
     )
 

@@ -331,11 +331,7 @@ class Generator:
         specs = [s for s in specs if (s[0].name or s[0].formula) not in not_expressible]
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
         sample_opts = {
-            "min_answers": cfg.min_answers,
-            "max_answers": cfg.max_answers,
-            "max_intermediate": cfg.max_intermediate,
-            "relation_choice": cfg.relation_choice,
-            "threads": driver_threads(cfg),
+            **cfg.sampler_options(threads=driver_threads(cfg)),
             "sets": "answers",  # workers re-execute the groundings; the driver keeps none
         }
         streams = [QueryStream(kg, spec, seed=cfg.seed, **sample_opts) for spec, _ in specs]

@@ -81,24 +81,10 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
                 "shard": task.shard_id,
                 "num_shards": task.num_shards,
                 "avoid": task.avoid or {},
-                "sample": {
-                    "min_answers": cfg.min_answers,
-                    "max_answers": cfg.max_answers,
-                    "max_intermediate": cfg.max_intermediate,
-                    "relation_choice": cfg.relation_choice,
-                    "threads": 1,
-                },
+                "sample": cfg.sampler_options(threads=1),
             },
-            **({"set_ops": cfg.set_ops} if cfg.set_ops != "thought" else {}),
-            **({"call_style": cfg.call_style} if cfg.call_style != "single" else {}),
-            **({"allow_raw_keys": True} if cfg.allow_raw_keys else {}),
-            **{
-                name: [p for p in getattr(cfg, name).split(",") if p.strip()]
-                for name in ("exclude_relations", "exclude_entities")
-                if getattr(cfg, name)
-            },
+            **cfg.builder_options(),
             **({"with_record": False} if records is not None else {}),
-            **cfg.options.given(),
         )
     finally:
         if para is not None:
