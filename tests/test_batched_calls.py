@@ -24,7 +24,7 @@ from kg2tool.engine import sample_queries
 from kg2tool.errors import Kg2ToolError
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.patterns import BETAE_TYPES, DIFFERENCE, INTERSECT, PROJECT, UNION
-from kg2tool.pipeline.driver import GenerateConfig
+from kg2tool.pipeline.config import GenerateConfig
 from kg2tool.samples.formats import FORMATS
 from kg2tool.samples.questions import build_lexicon
 from kg2tool.samples.replay import verify

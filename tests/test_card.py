@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from kg2tool.dataset.card import COLUMN_DOCS, kg_info, kg_name
-from kg2tool.pipeline.driver import GenerateConfig, generate
+from kg2tool.pipeline.config import GenerateConfig
+from kg2tool.pipeline.driver import generate
 
 
 def _front_matter(text: str) -> tuple[dict, str]:

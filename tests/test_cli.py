@@ -21,7 +21,7 @@ import pytest
 
 from kg2tool.cli import main
 from kg2tool.errors import InputError
-from kg2tool.pipeline.driver import GenerateConfig
+from kg2tool.pipeline.config import GenerateConfig
 
 FORMATS = ("openai", "toolbench", "sharegpt", "xlam")
 N = 240

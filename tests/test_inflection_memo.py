@@ -9,7 +9,7 @@ import sys
 
 from kg2tool.dataset.assemble import SampleContext
 from kg2tool.kg.graph import KnowledgeGraph
-from kg2tool.pipeline.driver import _init_worker
+from kg2tool.pipeline.worker import init_worker
 from kg2tool.tools import inflection, lexicon
 
 
@@ -22,7 +22,7 @@ def test_seeded_worker_never_imports_inflect() -> None:
     SampleContext(KnowledgeGraph.load("codex-s"))  # what the generate driver does before its pool
     memo = lexicon.inflections()
     assert memo and all(isinstance(k, tuple) and len(k) == 2 for k in memo)
-    with mp.get_context("spawn").Pool(1, _init_worker, (os.getpid(), memo)) as pool:
+    with mp.get_context("spawn").Pool(1, init_worker, (os.getpid(), memo)) as pool:
         imported, names = pool.apply(_worker_builds_context)
     assert not imported
     assert names == SampleContext(KnowledgeGraph.load("codex-s")).catalog.names

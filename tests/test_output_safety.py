@@ -24,6 +24,8 @@ from kg2tool.errors import InputError
 from kg2tool.patterns import parse_patterns
 from kg2tool.patterns.syntax import is_anchor
 from kg2tool.pipeline import driver as pipeline
+from kg2tool.pipeline import runners
+from kg2tool.pipeline.config import DEFAULT_PATTERN_TEXT
 
 CLI = [sys.executable, "-m", "kg2tool.cli", "generate"]
 SMALL = ["-n", "12", "--patterns", "1p,2i", "--seed", "1", "-q"]
@@ -127,7 +129,7 @@ def test_run_that_wrote_no_sample_does_not_block_other_settings(
     def broken(*args: object, **kwargs: object) -> dict:
         raise OSError("the disk went away")
 
-    monkeypatch.setattr(pipeline, "build_and_write_shard", broken)
+    monkeypatch.setattr(runners, "build_and_write_shard", broken)
     with pytest.raises(OSError, match="disk went away"):
         pipeline.generate(out=str(out), seed=1, **settings)
     assert not out.exists()  # it made the directory, wrote no sample: all of it is gone
@@ -259,9 +261,7 @@ def _anchored(spec: object) -> bool:
 def test_xlam_writes_exactly_n_and_names_what_it_left_out(tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = pipeline.generate(out=str(out), format="xlam", num_samples=300, progress=False)
-    expected_out = [
-        s.name for s, _ in parse_patterns(pipeline.DEFAULT_PATTERNS) if not _anchored(s)
-    ]
+    expected_out = [s.name for s, _ in parse_patterns(DEFAULT_PATTERN_TEXT) if not _anchored(s)]
     assert set(expected_out) == {"2p", "3p", "ip", "pi", "inp", "pin", "pni", "up"}
     assert report.written == 300 and report.not_expressible == expected_out
     assert "xlam_not_expressible" not in report.dropped

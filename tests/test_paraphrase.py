@@ -30,7 +30,8 @@ from kg2tool.dataset.paraphrase import (
     clean_reply,
 )
 from kg2tool.errors import InputError
-from kg2tool.pipeline.driver import GenerateConfig, generate
+from kg2tool.pipeline.config import GenerateConfig
+from kg2tool.pipeline.driver import generate
 
 PATTERNS = ["1p", "2p", "2i", "pni", "2u"]
 N = 40
@@ -512,7 +513,7 @@ def test_generate_with_paraphrasing(llm, tmp_path, capsys, monkeypatch) -> None:
     assert manifest["paraphrase"]["accepted"] >= changed.height
     assert manifest["config"]["paraphrase_model"] == "fake-1"
     cfg = GenerateConfig.from_file(out / "config.toml")
-    assert (cfg.paraphrase_url, cfg.paraphrase_ratio) == (llm.url, 0.5)
+    assert (cfg.paraphrase.base_url, cfg.paraphrase.ratio) == (llm.url, 0.5)
     # the key was sent, and is written nowhere
     assert f"Bearer {SECRET}" in llm.auth
     for p in out.rglob("*"):

@@ -20,15 +20,11 @@ import polars as pl
 import pytest
 
 from kg2tool.cli import main
+from kg2tool.dataset.merge import MARKERS
 from kg2tool.errors import InputError
 from kg2tool.patterns import pattern_counts
-from kg2tool.pipeline.driver import (
-    MARKERS,
-    GenerateConfig,
-    Generator,
-    generate,
-    shard_counts,
-)
+from kg2tool.pipeline.config import GenerateConfig, shard_counts
+from kg2tool.pipeline.driver import Generator, generate
 
 N = 300
 SHARD = 30  # 10 shards
@@ -244,16 +240,16 @@ def test_records_left_in_shard_files_are_merged(
 ) -> None:
     """Shards that are not next in line when they finish (or whose worker may not write the
     split files, as on Ray) leave their records in records/ files; they are merged in order."""
-    import kg2tool.pipeline.driver as pipeline
+    import kg2tool.dataset.merge as pipeline
 
-    real = pipeline._SplitParts.write_shard
+    real = pipeline.SplitParts.write_shard
     seen = []
 
     def odd_shards_wait(self, shard, records, info, *, direct):
         seen.append(direct)
         return real(self, shard, records, info, direct=direct and shard % 2 == 0)
 
-    monkeypatch.setattr(pipeline._SplitParts, "write_shard", odd_shards_wait)
+    monkeypatch.setattr(pipeline.SplitParts, "write_shard", odd_shards_wait)
     generate(out=str(tmp_path), progress=False, **SETTINGS)
     assert seen and all(seen)  # a local run writes the split files itself
     assert output_bytes(tmp_path) == output_bytes(reference)
@@ -267,7 +263,7 @@ def test_records_merged_as_shards_finish_resume(
     """Split files are merged while shards are built (.progress/*.jsonl.part + merge.json); a
     run that dies mid-way, with bytes appended to a part after its state was saved (a kill
     between the append and the state update), resumes to the reference's bytes."""
-    import kg2tool.pipeline.driver as pipeline
+    import kg2tool.pipeline.runners as pipeline
 
     real = pipeline.build_and_write_shard
 

@@ -17,9 +17,10 @@ import pytest
 from kg2tool.dataset.assemble import build_dataset, build_shard
 from kg2tool.kg.bundled import load_dataset
 from kg2tool.kg.graph import KnowledgeGraph
-from kg2tool.pipeline.driver import DEFAULT_PATTERNS, generate
+from kg2tool.pipeline.config import DEFAULT_PATTERNS
+from kg2tool.pipeline.driver import generate
 
-BETAE = DEFAULT_PATTERNS.split(",")
+BETAE = list(DEFAULT_PATTERNS)
 
 
 @pytest.fixture(scope="module")

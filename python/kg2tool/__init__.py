@@ -21,7 +21,7 @@ _EXPORTS = {
     "build_dataset": "kg2tool.dataset.assemble",
     "verify_dataset": "kg2tool.dataset.verify",
     "generate": "kg2tool.pipeline.driver",
-    "GenerateConfig": "kg2tool.pipeline.driver",
+    "GenerateConfig": "kg2tool.pipeline.config",
     "export_betae": "kg2tool.betae",
     "evaluate": "kg2tool.evaluate",
 }

@@ -6,6 +6,7 @@ and exit with status 2; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 import time
@@ -227,72 +228,32 @@ def import_kg(
     ] = "en",
 ) -> None:
     """Import a KG into a snapshot (fast to open) or the canonical KG directory layout."""
-    from kg2tool.kg import bundled as datasets
-    from kg2tool.kg import io, wikidata
-    from kg2tool.kg.graph import KnowledgeGraph
+    from kg2tool.kg.importing import import_kg as run
 
-    if out.exists() and not overwrite:
-        _fail(f"{out} exists; pass --overwrite to replace it")
-    options = _read_options(separator, header, columns, fmt)
-    src = Path(source)
-    if wikidata.is_wikidata_dump(src):
-        tables = wikidata.read_wikidata_dump(
-            src,
-            properties=[p.strip() for p in properties.split(",") if p.strip()]
-            if properties
-            else None,
-            lang=lang,
-            progress=sys.stderr.isatty(),
-        )
-        counts = {k: v for k, v in tables.report.items() if v and k not in ("items", "triples")}
+    result = run(
+        source,
+        out,
+        snapshot=snapshot,
+        overwrite=overwrite,
+        strict=strict,
+        read_options=_read_options(separator, header, columns, fmt),
+        properties=None
+        if properties is None
+        else [p.strip() for p in properties.split(",") if p.strip()],
+        lang=lang,
+        progress=sys.stderr.isatty(),
+        phase=_phase,
+    )
+    if result.wikidata_report is not None:
+        read = result.wikidata_report
+        counts = {k: v for k, v in read.items() if v and k not in ("items", "triples")}
         typer.echo(
-            f"read {tables.report['items']:,} items, {tables.report['triples']:,} triples; "
+            f"read {read['items']:,} items, {read['triples']:,} triples; "
             "counted and left out or noted: "
             + (", ".join(f"{k} {v:,}" for k, v in counts.items()) or "nothing")
         )
-    elif properties is not None:
-        _fail(
-            f"--properties applies to Wikidata JSON dumps (.json, .json.gz, .json.bz2), not {source}"
-        )
-    elif source in datasets.dataset_names() and not src.exists():
-        tables, held_out = datasets.load_dataset(source)
-        tables.held_out = held_out
-    elif src.is_dir():
-        if (src / "manifest.json").is_file():
-            graph = KnowledgeGraph.load(src)
-            if not snapshot:
-                _fail(f"{source} is a snapshot; import its source files with --canonical")
-            graph.save_snapshot(out)
-            typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
-            return
-        tables = io.read_kg_dir(src, strict=strict)
-    elif src.is_file() and snapshot:
-        with _phase(f"loading {source}") as done:
-            graph = KnowledgeGraph.load(src, **options)  # a plain TSV: the native fast path
-            done(graph.num_triples)
-        _echo_load_report(graph.report)
-        with _phase("writing snapshot"):
-            graph.save_snapshot(out)
-        typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
-        return
-    elif src.is_file():
-        with _phase(f"reading {source}") as done:
-            tables = io.read_triples(src, **options)
-            done(tables.triples.height)
-    else:
-        KnowledgeGraph.load(source)  # raises the unknown-name error with suggestions
-        return
-    _echo_load_report(tables.report)
-    if not snapshot:
-        io.write_kg_dir(tables, out, splits=tables.held_out, overwrite=overwrite)
-        typer.echo(f"wrote {out} ({tables.triples.height:,} triples)")
-        return
-    with _phase("building the graph") as done:
-        graph = KnowledgeGraph.from_tables(tables)
-        done(graph.num_triples)
-    with _phase("writing snapshot"):
-        graph.save_snapshot(out)
-    typer.echo(f"wrote snapshot {out} ({graph.num_triples:,} triples)")
+    _echo_load_report(result.load_report)
+    typer.echo(result.summary())
 
 
 @app.command()
@@ -305,8 +266,12 @@ def bench(
         ),
     ] = ["codex-s"],  # noqa: B006 (typer reads the default; it is never mutated)
     patterns: Annotated[
-        str, typer.Option("--patterns", help="Comma-separated library names or formulas.")
-    ] = "1p,2p,3p,2i,3i,ip,pi,2in,3in,inp,pin,pni,2u,up",
+        str | None,
+        typer.Option(
+            "--patterns",
+            help="Comma-separated library names or formulas (default: generate's patterns).",
+        ),
+    ] = None,
     threads: Annotated[
         str, typer.Option("--threads", help="Thread counts, comma-separated (e.g. 1,2).")
     ] = "1",
@@ -334,6 +299,7 @@ def bench(
     from kg2tool import benchmark
     from kg2tool.kg.graph import KnowledgeGraph
     from kg2tool.patterns import parse_patterns
+    from kg2tool.pipeline.config import DEFAULT_PATTERN_TEXT
 
     try:
         thread_counts = [int(t) for t in threads.split(",") if t.strip()]
@@ -345,7 +311,7 @@ def bench(
         )
     if repeat < 1 or warmup < 0 or seconds <= 0 or queries < 0:
         raise typer.BadParameter("need --repeat >= 1, --warmup >= 0, --seconds > 0, --queries >= 0")
-    specs = [spec for spec, _ in parse_patterns(patterns)]
+    specs = [spec for spec, _ in parse_patterns(patterns or DEFAULT_PATTERN_TEXT)]
     reports = []
     for name in kg:
         graph = KnowledgeGraph.load(name)
@@ -374,252 +340,74 @@ def bench(
         typer.echo(f"wrote {plot}")
 
 
-@app.command()
-def generate(
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Output directory (resumes when it holds the same run)."),
-    ] = None,
-    kg: Annotated[
-        str | None,
-        typer.Option("--kg", help="Bundled name, canonical directory, snapshot or triples file."),
-    ] = None,
-    patterns: Annotated[
-        str | None,
-        typer.Option(
-            "--patterns",
-            help="Library names and/or formulas with weights, e.g. '1p,2p:2,r1(s1,f)&r2(s2,f)'.",
-        ),
-    ] = None,
-    num_samples: Annotated[
-        int | None, typer.Option("--num-samples", "-n", help="Number of samples.")
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed (same seed, same output).")
-    ] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="openai, toolbench, sharegpt, xlam or verl.")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="Native threads (0: all cores).")
-    ] = None,
-    shard_size: Annotated[
-        int | None,
-        typer.Option("--shard-size", help="Samples per shard (unit of resume and distribution)."),
-    ] = None,
-    engine: Annotated[
-        str | None,
-        typer.Option(
-            "--engine",
-            help="auto (default: a local worker pool for large runs on 2+ CPUs, else local), "
-            "local, process (local worker pool) or ray.",
-        ),
-    ] = None,
-    address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address (with --engine ray).")
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option("--workers", help="Worker processes (auto/process/ray engines; 0: all CPUs)."),
-    ] = None,
-    min_answers: Annotated[int | None, typer.Option("--min-answers")] = None,
-    max_answers: Annotated[int | None, typer.Option("--max-answers")] = None,
-    max_intermediate: Annotated[
-        int | None,
-        typer.Option(
-            "--max-intermediate", help="Largest intermediate set (bounds the calls per sample)."
-        ),
-    ] = None,
-    set_ops: Annotated[
-        str | None,
-        typer.Option(
-            "--set-ops",
-            help="How intersections, unions and differences appear: 'thought' (explained in "
-            "the reasoning, the default) or 'tools' (calls of get_intersection_of, "
-            "get_union_of, get_negation_of, replayed and verified).",
-        ),
-    ] = None,
-    call_style: Annotated[
-        str | None,
-        typer.Option(
-            "--call-style",
-            help="'single' (one call per entity of each intermediate set, the default) or "
-            "'batched' (one call of a list API, e.g. get_x_of_y_batch, per projection step).",
-        ),
-    ] = None,
-    allow_raw_keys: Annotated[
-        bool | None,
-        typer.Option(
-            "--allow-raw-keys",
-            help="Keep samples that show entities without a name (opaque keys such as Q42); "
-            "by default they are dropped and counted.",
-        ),
-    ] = None,
-    exclude_relations: Annotated[
-        str | None,
-        typer.Option(
-            "--exclude-relations",
-            help="Comma-separated patterns (shell-style, case-insensitive) of relation keys or "
-            "labels to leave out, e.g. 'P1038,*slur*'.",
-        ),
-    ] = None,
-    exclude_entities: Annotated[
-        str | None,
-        typer.Option(
-            "--exclude-entities",
-            help="Comma-separated patterns of entity keys or labels to leave out.",
-        ),
-    ] = None,
-    overrides: OverridesOption = None,
-    paraphrase_url: Annotated[
-        str | None,
-        typer.Option(
-            "--paraphrase-url",
-            help="OpenAI-compatible API root (e.g. https://api.openai.com/v1, "
-            "http://localhost:8000/v1): paraphrase questions there. Off by default.",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_model: Annotated[
-        str | None,
-        typer.Option(
-            "--paraphrase-model", help="Model name to ask.", rich_help_panel="Paraphrasing"
-        ),
-    ] = None,
-    paraphrase_ratio: Annotated[
-        float | None,
-        typer.Option(
-            "--paraphrase-ratio",
-            help="Share of questions to paraphrase, 0..1 (chosen by seed; default 1).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--paraphrase-key-env",
-            help="Environment variable holding the API key (default OPENAI_API_KEY; "
-            "never written to disk).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_temperature: Annotated[
-        float | None,
-        typer.Option(
-            "--paraphrase-temperature",
-            help="Sampling temperature (default 0.7).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_batch: Annotated[
-        int | None,
-        typer.Option(
-            "--paraphrase-batch",
-            help="Questions per request (default 1; >1 asks for a JSON array).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--paraphrase-concurrency",
-            help="Requests in flight at once, per worker (default 4).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--paraphrase-timeout",
-            help="Seconds to wait for one reply (default 60).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_retries: Annotated[
-        int | None,
-        typer.Option(
-            "--paraphrase-retries",
-            help="Retries of a failed request, with exponential backoff (default 3).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_lenient: Annotated[
-        bool | None,
-        typer.Option(
-            "--paraphrase-lenient/--paraphrase-strict",
-            help="When the endpoint fails (down, timeouts, HTTP 429/5xx) keep the template "
-            "questions and count it, instead of stopping (strict, the default).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    paraphrase_cache: Annotated[
-        str | None,
-        typer.Option(
-            "--paraphrase-cache",
-            help="Reply cache directory (default OUT/.paraphrase-cache).",
-            rich_help_panel="Paraphrasing",
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML file with any of these settings; flags win."),
-    ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Replace the run already in --out (only the files kg2tool wrote there) "
-            "instead of resuming it.",
-        ),
-    ] = False,
-) -> None:
+class _GenerateCommand:
     """Generate a verified tool-use dataset from a KG (sharded, resumable)."""
-    from kg2tool.pipeline.driver import GenerateConfig
-    from kg2tool.pipeline.driver import generate as run
 
-    flags = {
-        "out": None if out is None else str(out),
-        "kg": kg,
-        "patterns": patterns,
-        "num_samples": num_samples,
-        "seed": seed,
-        "format": format,
-        "threads": threads,
-        "shard_size": shard_size,
-        "engine": engine,
-        "ray_address": address,
-        "workers": workers,
-        "min_answers": min_answers,
-        "max_answers": max_answers,
-        "max_intermediate": max_intermediate,
-        "set_ops": set_ops,
-        "call_style": call_style,
-        "allow_raw_keys": allow_raw_keys,
-        "exclude_relations": exclude_relations,
-        "exclude_entities": exclude_entities,
-        "overrides": None if overrides is None else str(overrides),
-        "paraphrase_url": paraphrase_url,
-        "paraphrase_model": paraphrase_model,
-        "paraphrase_ratio": paraphrase_ratio,
-        "paraphrase_key_env": paraphrase_key_env,
-        "paraphrase_temperature": paraphrase_temperature,
-        "paraphrase_batch": paraphrase_batch,
-        "paraphrase_concurrency": paraphrase_concurrency,
-        "paraphrase_timeout": paraphrase_timeout,
-        "paraphrase_retries": paraphrase_retries,
-        "paraphrase_lenient": paraphrase_lenient,
-        "paraphrase_cache": paraphrase_cache,
-    }
-    flags = {k: v for k, v in flags.items() if v is not None}
-    cfg = GenerateConfig.from_file(config, **flags) if config else GenerateConfig(**flags)
-    report = run(
-        cfg,
-        progress=None if not quiet else False,
-        overwrite=overwrite,
-        log=lambda msg: typer.echo(f"kg2tool: warning: {msg}", err=True),
+    # One option per run setting, its type, help and default from
+    # kg2tool.pipeline.config.settings() when typer builds the CLI (not when it is imported);
+    # a flag left out falls back to --config, then to the setting's default.
+    __name__ = "generate"
+
+    def __init__(self) -> None:
+        self.__annotations__: dict[str, object] = {}  # typer reads the signature's instead
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        from kg2tool.pipeline.config import settings
+
+        params = []
+        for s in settings():
+            shown = s.default is not None and s.default != "" and not isinstance(s.default, bool)
+            option = typer.Option(
+                *filter(None, (s.flag, s.short)),
+                help=s.help,
+                show_default=str(s.default) if shown else False,
+                rich_help_panel=s.group,
+            )
+            kind = s.type if isinstance(s.type, type) else str  # ``str | None``: a string
+            params.append(_keyword(s.name, Annotated[kind | None, option], None))
+        params += [
+            _keyword("config", _ConfigOption, None),
+            _keyword("quiet", _QuietOption, False),
+            _keyword("overwrite", _OverwriteOption, False),
+        ]
+        return inspect.Signature(params)
+
+    def __call__(self, config: Path | None, quiet: bool, overwrite: bool, **flags: object) -> None:
+        from kg2tool.pipeline.config import GenerateConfig
+        from kg2tool.pipeline.driver import generate as run
+
+        given = {k: v for k, v in flags.items() if v is not None}
+        cfg = GenerateConfig.from_file(config, **given) if config else GenerateConfig(**given)
+        report = run(
+            cfg,
+            progress=None if not quiet else False,
+            overwrite=overwrite,
+            log=lambda msg: typer.echo(f"kg2tool: warning: {msg}", err=True),
+        )
+        typer.echo(report.summary())
+
+
+def _keyword(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
     )
-    typer.echo(report.summary())
+
+
+_ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML file with any of these settings; flags win."),
+]
+_QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+_OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace the run already in --out (only the files kg2tool wrote there) "
+        "instead of resuming it.",
+    ),
+]
+generate = app.command("generate")(_GenerateCommand())
 
 
 @app.command()
@@ -633,28 +421,14 @@ def apis(
     list_apis: ListApisOption = False,
 ) -> None:
     """Export the KG's APIs: OpenAI tools, ToolBench tool JSON, xLAM tools and the manifest."""
-    import orjson
-
-    from kg2tool.atomic import write_bytes
     from kg2tool.kg.graph import KnowledgeGraph
     from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.export import export_tools
 
     catalog = ApiCatalog.from_graph(
         KnowledgeGraph.load(kg), style=style, overrides=overrides, list_apis=list_apis
     )
-    if out.exists() and not out.is_dir():
-        _fail(f"{out}: is a file; --out names the directory for the tool definitions")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"{out}: cannot create the output directory: {exc.strerror or exc}")
-    for name, data in (
-        ("openai_tools.json", catalog.to_openai_tools()),
-        ("toolbench_tool.json", catalog.to_toolbench()),
-        ("xlam_tools.json", catalog.to_xlam_tools()),
-    ):
-        write_bytes(out / name, orjson.dumps(data, option=orjson.OPT_INDENT_2))
-    catalog.write_manifest(out / "manifest.json")
+    export_tools(catalog, out)
     typer.echo(f"wrote {len(catalog.names)} APIs to {out}")
 
 

@@ -37,9 +37,9 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -100,23 +100,89 @@ class ParaphraseError(Kg2ToolError):
     """The paraphrasing endpoint failed; the message is one line naming the endpoint."""
 
 
+def _setting(name: str, help: str, *, output: bool = False, flag: str | None = None) -> dict:
+    """Field metadata of a paraphrase setting: its name in GenerateConfig (and config files),
+    its help, whether it changes output bytes (then it is in the resume hash) and its flag."""
+    return {"setting": name, "help": help, "output": output, "flag": flag}
+
+
 @dataclass(frozen=True)
 class ParaphraseConfig:
-    """Where and how to paraphrase. ``base_url`` is the API root (``http://host:8000/v1``);
-    a URL already ending in ``/chat/completions`` is used as it is."""
+    """Where and how to paraphrase; off while ``base_url`` is unset. ``base_url`` is the API
+    root (``http://host:8000/v1``); a URL already ending in ``/chat/completions`` is used as it
+    is. As :class:`kg2tool.pipeline.config.GenerateConfig` settings (config files, flags) the
+    fields are named by their metadata (``paraphrase_url``, ...): the one list of them."""
 
-    base_url: str
-    model: str
-    ratio: float = 1.0
-    key_env: str = DEFAULT_KEY_ENV
-    temperature: float = 0.7
-    batch_size: int = 1
-    max_concurrency: int = 4
-    timeout: float = 60.0
-    retries: int = 3
-    lenient: bool = False
+    base_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "paraphrase_url",
+            "OpenAI-compatible API root (e.g. https://api.openai.com/v1, "
+            "http://localhost:8000/v1): paraphrase questions there. Off by default.",
+        ),
+    )
+    model: str | None = field(
+        default=None, metadata=_setting("paraphrase_model", "Model name to ask.", output=True)
+    )
+    ratio: float = field(
+        default=1.0,
+        metadata=_setting(
+            "paraphrase_ratio",
+            "Share of questions to paraphrase, 0..1 (chosen by seed).",
+            output=True,
+        ),
+    )
+    key_env: str = field(
+        default=DEFAULT_KEY_ENV,
+        metadata=_setting(
+            "paraphrase_key_env",
+            "Environment variable holding the API key (never written to disk).",
+        ),
+    )
+    temperature: float = field(
+        default=0.7,
+        metadata=_setting("paraphrase_temperature", "Sampling temperature.", output=True),
+    )
+    batch_size: int = field(
+        default=1,
+        metadata=_setting(
+            "paraphrase_batch", "Questions per request (>1 asks for a JSON array).", output=True
+        ),
+    )
+    max_concurrency: int = field(
+        default=4,
+        metadata=_setting("paraphrase_concurrency", "Requests in flight at once, per worker."),
+    )
+    timeout: float = field(
+        default=60.0, metadata=_setting("paraphrase_timeout", "Seconds to wait for one reply.")
+    )
+    retries: int = field(
+        default=3,
+        metadata=_setting(
+            "paraphrase_retries", "Retries of a failed request, with exponential backoff."
+        ),
+    )
+    lenient: bool = field(
+        default=False,
+        metadata=_setting(
+            "paraphrase_lenient",
+            "When the endpoint fails (down, timeouts, HTTP 429/5xx) keep the template "
+            "questions and count it, instead of stopping (strict, the default).",
+            flag="--paraphrase-lenient/--paraphrase-strict",
+        ),
+    )
+    cache: str | None = field(
+        default=None,
+        metadata=_setting(
+            "paraphrase_cache", "Reply cache directory (default OUT/.paraphrase-cache)."
+        ),
+    )
     backoff: float = 1.0  # first retry delay in seconds, doubled at each retry (max 30 s)
     seed: int = 0  # sent as the request's ``seed`` (servers that support it sample reproducibly)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url)
 
     def validate(self) -> None:
         """Raise InputError naming the first bad setting (names as in GenerateConfig)."""
@@ -130,19 +196,21 @@ class ParaphraseConfig:
         return url if url.endswith("/chat/completions") else url + "/chat/completions"
 
 
+def _wanted(hint: Any) -> type | tuple[type, ...]:
+    """What a setting's value must be: any number for a float, the type of an optional one."""
+    if hint is float:
+        return (int, float)
+    args = [a for a in get_args(hint) if a is not type(None)]
+    return args[0] if args else hint
+
+
 def validation_problem(c: ParaphraseConfig) -> str | None:
     """The first thing wrong with a config, phrased with the GenerateConfig field names."""
-    checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
-        ("paraphrase_url", c.base_url, str),
-        ("paraphrase_model", c.model, str),
-        ("paraphrase_ratio", c.ratio, (int, float)),
-        ("paraphrase_key_env", c.key_env, str),
-        ("paraphrase_temperature", c.temperature, (int, float)),
-        ("paraphrase_batch", c.batch_size, int),
-        ("paraphrase_concurrency", c.max_concurrency, int),
-        ("paraphrase_timeout", c.timeout, (int, float)),
-        ("paraphrase_retries", c.retries, int),
-        ("paraphrase_lenient", c.lenient, bool),
+    hints = get_type_hints(ParaphraseConfig)
+    checks = [
+        (name, getattr(c, attr), _wanted(hints[attr]))
+        for name, attr in FIELDS.items()
+        if attr != "cache"  # None (OUT/.paraphrase-cache) or a str, checked with the run's
     ]
     for name, value, want in checks:
         if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
@@ -588,78 +656,71 @@ def _parse_batch(text: str, n: int) -> list[str | None]:
 # ----- wiring with GenerateConfig -------------------------------------------------------------
 
 # GenerateConfig field -> (ParaphraseConfig field, default)
-FIELDS: dict[str, tuple[str, Any]] = {
-    "paraphrase_url": ("base_url", None),
-    "paraphrase_model": ("model", None),
-    "paraphrase_ratio": ("ratio", 1.0),
-    "paraphrase_key_env": ("key_env", DEFAULT_KEY_ENV),
-    "paraphrase_temperature": ("temperature", 0.7),
-    "paraphrase_batch": ("batch_size", 1),
-    "paraphrase_concurrency": ("max_concurrency", 4),
-    "paraphrase_timeout": ("timeout", 60.0),
-    "paraphrase_retries": ("retries", 3),
-    "paraphrase_lenient": ("lenient", False),
-    "paraphrase_cache": (None, None),
+# GenerateConfig setting name -> ParaphraseConfig field, in declaration order.
+FIELDS: dict[str, str] = {
+    f.metadata["setting"]: f.name for f in fields(ParaphraseConfig) if "setting" in f.metadata
 }
 # Settings that change no byte of the output (left out of the resume hash): moving the
 # endpoint or relaxing failure handling must not block a resume.
-RUNTIME_ONLY = (
-    "paraphrase_url",
-    "paraphrase_key_env",
-    "paraphrase_concurrency",
-    "paraphrase_timeout",
-    "paraphrase_retries",
-    "paraphrase_lenient",
-    "paraphrase_cache",
+RUNTIME_ONLY = tuple(
+    f.metadata["setting"]
+    for f in fields(ParaphraseConfig)
+    if "setting" in f.metadata and not f.metadata["output"]
 )
-_FLOATS = ("paraphrase_ratio", "paraphrase_temperature", "paraphrase_timeout")
+_FLOATS = ("ratio", "temperature", "timeout")
 
 
-def enabled(cfg: Any) -> bool:
-    return bool(getattr(cfg, "paraphrase_url", None))
+def settings(c: ParaphraseConfig) -> dict[str, Any]:
+    """The settings of ``c`` under their GenerateConfig names (config files, dumps)."""
+    return {name: getattr(c, attr) for name, attr in FIELDS.items()}
 
 
-def check_generate_config(cfg: Any) -> None:
-    """Validate (and normalise: ints to floats) the paraphrase settings of a GenerateConfig."""
-    if not enabled(cfg):
-        changed = [k for k, (_, d) in FIELDS.items() if getattr(cfg, k) != d]
+def from_settings(c: ParaphraseConfig, values: dict[str, Any]) -> ParaphraseConfig:
+    """``c`` with the settings named in ``values`` (GenerateConfig names) changed."""
+    return replace(c, **{FIELDS[k]: v for k, v in values.items()})
+
+
+def checked(c: ParaphraseConfig) -> ParaphraseConfig:
+    """Validate the paraphrase settings of a run; the same settings with ints made floats
+    (1 and 1.0 are the same setting, and the same resume hash)."""
+    if not c.enabled:
+        default = ParaphraseConfig()
+        changed = [k for k, a in FIELDS.items() if getattr(c, a) != getattr(default, a)]
         if changed:
             raise InputError(
                 f"{', '.join(changed)} set without paraphrase_url; give the endpoint "
                 "(--paraphrase-url, e.g. http://localhost:8000/v1) or drop these settings"
             )
-        return
-    if not isinstance(cfg.paraphrase_url, str):
-        raise InputError(f"paraphrase_url must be str, got {cfg.paraphrase_url!r}")
-    if cfg.paraphrase_model is None:
+        return c
+    if not isinstance(c.base_url, str):
+        raise InputError(f"paraphrase_url must be str, got {c.base_url!r}")
+    if c.model is None:
         raise InputError("paraphrase_url needs paraphrase_model (--paraphrase-model)")
-    if cfg.paraphrase_cache is not None and not isinstance(cfg.paraphrase_cache, str):
-        raise InputError(f"paraphrase_cache must be str, got {cfg.paraphrase_cache!r}")
-    for k in _FLOATS:  # 1 and 1.0 are the same setting (and the same resume hash)
-        v = getattr(cfg, k)
-        if isinstance(v, int) and not isinstance(v, bool):
-            setattr(cfg, k, float(v))
-    config_from(cfg).validate()
+    if c.cache is not None and not isinstance(c.cache, str):
+        raise InputError(f"paraphrase_cache must be str, got {c.cache!r}")
+    c = replace(
+        c,
+        **{
+            k: float(getattr(c, k))
+            for k in _FLOATS
+            if isinstance(getattr(c, k), int) and not isinstance(getattr(c, k), bool)
+        },
+    )
+    c.validate()
     try:
         import httpx  # noqa: F401
     except ImportError:
         raise InputError("paraphrasing needs httpx: pip install 'kg2tool[paraphrase]'") from None
-    env = cfg.paraphrase_key_env
-    if env != DEFAULT_KEY_ENV and not os.environ.get(env):
-        raise InputError(f"paraphrase_key_env names ${env}, which is not set")
+    if c.key_env != DEFAULT_KEY_ENV and not os.environ.get(c.key_env):
+        raise InputError(f"paraphrase_key_env names ${c.key_env}, which is not set")
+    return c
 
 
-def config_from(cfg: Any) -> ParaphraseConfig:
-    kw = {p: getattr(cfg, g) for g, (p, _) in FIELDS.items() if p is not None}
-    return ParaphraseConfig(seed=cfg.seed, **kw)
-
-
-def from_generate_config(cfg: Any) -> Paraphraser | None:
+def paraphraser_of_run(c: ParaphraseConfig, out: str, seed: int) -> Paraphraser | None:
     """The Paraphraser of a run (cache in ``OUT/.paraphrase-cache`` unless configured), or None."""
-    if not enabled(cfg):
+    if not c.enabled:
         return None
-    cache = cfg.paraphrase_cache or str(Path(cfg.out) / CACHE_DIR)
-    return Paraphraser(config_from(cfg), cache_dir=cache)
+    return Paraphraser(replace(c, seed=seed), cache_dir=c.cache or str(Path(out) / CACHE_DIR))
 
 
 def summary_line(stats: dict[str, int]) -> str:

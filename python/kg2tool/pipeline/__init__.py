@@ -1,12 +1,13 @@
-"""``generate``: configuration, the sharded resumable driver and its runners."""
+"""``generate``: configuration (config), the sharded resumable driver (driver), its draws of
+queries (draws), the runners of its shards (runners) and the work of one shard (worker)."""
 
 from __future__ import annotations
 
 _EXPORTS = {
     "generate": "kg2tool.pipeline.driver",
-    "GenerateConfig": "kg2tool.pipeline.driver",
+    "GenerateConfig": "kg2tool.pipeline.config",
     "GenerateReport": "kg2tool.pipeline.driver",
-    "DEFAULT_PATTERNS": "kg2tool.pipeline.driver",
+    "DEFAULT_PATTERNS": "kg2tool.pipeline.config",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,226 @@
+"""Runners of a run's shards: in this process, on a local process pool, or as Ray tasks.
+
+A runner takes the driver's stream of :class:`~kg2tool.pipeline.worker.ShardTask` and yields
+each shard's marker info; what a shard does is :func:`kg2tool.pipeline.worker.build_and_write_shard`
+wherever it runs, so a new runner touches no step and the output is the same on any of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kg2tool.dataset.merge import MARKERS
+from kg2tool.errors import InputError
+from kg2tool.pipeline.config import GenerateConfig
+from kg2tool.pipeline.worker import (
+    ShardTask,
+    build_and_write_shard,
+    init_worker,
+    shard_in_worker,
+    worker_context,
+)
+from kg2tool.tools import lexicon
+
+# ``engine="auto"`` uses the process pool from this many samples (and more than 2 shards, more
+# than one CPU): below it, starting workers costs more than it saves.
+AUTO_PROCESS_MIN_SAMPLES = 100_000
+# jemalloc (Polars' allocator) settings of process-pool workers; see _ProcessRunner.
+JEMALLOC_ENV = "_RJEM_MALLOC_CONF"
+WORKER_JEMALLOC_CONF = "dirty_decay_ms:5000,muzzy_decay_ms:5000"
+
+
+class _LocalRunner:
+    """Shards one after another in this process (the C++ parts use the threads asked for)."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+        self.cfg, self.kg = cfg, kg
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        for task in tasks:
+            yield build_and_write_shard(self.kg, self.cfg.to_dict(), task)
+
+    def close(self) -> None:
+        pass
+
+
+def _kg_source_for_workers(cfg: GenerateConfig, kg: Any) -> str:
+    """A path workers can open: the KG itself when it is a snapshot, else one written once."""
+    from kg2tool.kg.snapshot import is_snapshot
+
+    if Path(cfg.kg).is_dir() and is_snapshot(cfg.kg):
+        return str(Path(cfg.kg).resolve())
+    snap = Path(cfg.out) / MARKERS / "kg-snapshot"
+    if not is_snapshot(snap):
+        kg.save_snapshot(snap)
+    return str(snap.resolve())
+
+
+class _ProcessRunner:
+    """Shards on a local process pool; each worker memory-maps the KG snapshot once."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any, *, start_now: bool = False) -> None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.cfg = cfg
+        self.source = _kg_source_for_workers(cfg, kg)
+        self.workers = cfg.workers or os.cpu_count() or 1
+        import multiprocessing as mp
+
+        # Workers keep the memory Polars frees for a while (jemalloc's dirty, then
+        # MADV_FREE'd pages) instead of returning it to the kernel and faulting it back in for
+        # the next shard. Polars puts its own setting in the environment when imported (later
+        # keys win); only processes started while the pool lives get ours (jemalloc reads it
+        # at start).
+        self._env_old = os.environ.get(JEMALLOC_ENV)
+        os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
+        # The driver builds the workers' catalogue and question lexicon once, so that every
+        # inflect answer they need travels with the initializer (no worker imports inflect).
+        worker_context(kg, cfg.overrides)
+        self.pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=init_worker,
+            initargs=(os.getpid(), lexicon.inflections()),
+        )
+        if start_now:
+            self._start_workers()
+
+    def _start_workers(self) -> None:
+        """Start every worker now, without re-running the caller's ``__main__`` in them.
+
+        The workers only run :func:`shard_in_worker`, so they need not import the main
+        script; not doing so lets ``engine="auto"`` pick the pool for a script that calls
+        :func:`generate` without an ``if __name__ == "__main__":`` guard (spawn would re-run it).
+        The pool starts one worker per submission until it has all of them (``start()`` runs
+        in the submission, so the swap covers it). The driver does not wait for them: their
+        imports run while it samples; a worker that cannot start fails the first shard."""
+        import types
+
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            for _ in range(self.workers):
+                self.pool.submit(int, 0)
+        finally:
+            sys.modules["__main__"] = main
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        pending = []
+        for task in tasks:
+            pending.append(self.pool.submit(shard_in_worker, self.source, self.cfg.to_dict(), task))
+            while len(pending) >= 2 * self.workers:  # bounded: a few shards in flight
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+        if self._env_old is None:
+            os.environ.pop(JEMALLOC_ENV, None)
+        else:
+            os.environ[JEMALLOC_ENV] = self._env_old
+
+
+class _RayRunner:
+    """Shards as Ray tasks; workers open the KG snapshot (memory-mapped) and write to the shared output."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise InputError(
+                "--engine ray needs the ray extra: pip install 'kg2tool[ray]'"
+            ) from None
+        self.ray = ray
+        self.cfg = cfg
+        self.source = _kg_source_for_workers(cfg, kg)
+        self.started = False
+        if not ray.is_initialized():
+            _check_ray_address(cfg.ray_address)
+            try:
+                ray.init(
+                    address=cfg.ray_address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    ignore_reinit_error=True,
+                    num_cpus=None if cfg.ray_address else (cfg.workers or None),
+                )
+            except (ConnectionError, ValueError) as exc:  # no cluster there, bad address
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise InputError(f"cannot start or join Ray: {first}") from None
+            self.started = True
+        self.remote = ray.remote(shard_in_worker)
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        pending: list[Any] = []
+        config = self.cfg.to_dict()
+        try:
+            for task in tasks:
+                pending.append(self.remote.remote(self.source, config, task))
+                while len(pending) >= 2 * self.slots:
+                    yield self.ray.get(pending.pop(0))
+            while pending:
+                yield self.ray.get(pending.pop(0))
+        finally:  # a failed or interrupted run: its shards must not write on after it
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    self.ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _check_ray_address(address: str | None) -> None:
+    """Fail fast on a HOST:PORT (or ray://HOST:PORT) nobody listens on: ray.init would
+    retry the connection for minutes."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise InputError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}"
+        ) from None
+
+
+def resolve_engine(cfg: GenerateConfig) -> str:
+    """The engine a run uses: ``cfg.engine``, with ``"auto"`` made ``"process"`` or ``"local"``."""
+    if cfg.engine != "auto":
+        return cfg.engine
+    cpus = os.cpu_count() or 1
+    num_shards = math.ceil(cfg.num_samples / cfg.shard_size)
+    workers = cfg.workers or cpus
+    if cpus > 1 and workers > 1 and num_shards > 2 and cfg.num_samples >= AUTO_PROCESS_MIN_SAMPLES:
+        return "process"
+    return "local"
+
+
+def driver_threads(cfg: GenerateConfig) -> int:
+    """Native threads of the driver's sampling: ``cfg.threads``, but 1 (instead of every CPU)
+    when a local process pool is running, since its workers keep every CPU busy: more sampling
+    threads then cost CPU time for no gain in wall time. The queries are the same at any
+    thread count."""
+    if cfg.threads == 0 and resolve_engine(cfg) == "process":
+        return 1
+    return cfg.threads
+
+
+def make_runner(cfg: GenerateConfig, kg: Any) -> Any:
+    engine = resolve_engine(cfg)
+    if engine == "ray":
+        return _RayRunner(cfg, kg)
+    if engine == "process":
+        return _ProcessRunner(cfg, kg, start_now=cfg.engine == "auto")
+    return _LocalRunner(cfg, kg)
