@@ -12,8 +12,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from kg2tool import dataset
 from kg2tool.atomic import file_mode
-from kg2tool.dataset import assemble as dataset
 from kg2tool.dataset import output
 from kg2tool.dataset.assemble import SampleContext
 from kg2tool.dataset.card import CardSection, write_card

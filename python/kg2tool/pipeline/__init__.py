@@ -3,6 +3,8 @@ queries (draws), the runners of its shards (runners) and the work of one shard (
 
 from __future__ import annotations
 
+from kg2tool.exports import lazy_exports
+
 _EXPORTS = {
     "generate": "kg2tool.pipeline.driver",
     "GenerateConfig": "kg2tool.pipeline.config",
@@ -11,15 +13,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> object:
-    """Import the public names on first use, so importing the package stays cheap."""
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -465,7 +465,7 @@ class Generator:
         """Manifest, config and dataset card, once every shard is complete. ``merged``: the
         split files assembled from every shard's records and their sizes (see
         :class:`~kg2tool.dataset.merge.SplitParts`), renamed into place here."""
-        from kg2tool.dataset import assemble as dataset
+        from kg2tool import dataset
 
         done = self.done_shards(num_shards)
         missing = sorted(set(range(num_shards)) - set(done))

@@ -49,7 +49,7 @@ def _worker_kg(source: str) -> Any:
 
 def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
     """Build one shard's verified samples and write its files, then its marker (atomically)."""
-    from kg2tool.dataset import assemble as dataset
+    from kg2tool import dataset
     from kg2tool.engine import execute_queries
 
     cfg = GenerateConfig(**config)
@@ -131,7 +131,7 @@ _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
 
 def worker_context(kg: Any, overrides: str | None = None) -> Any:
     """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
-    from kg2tool.dataset import assemble as dataset
+    from kg2tool import dataset
 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
