@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import kg2tool
 
 PACKAGE = Path(kg2tool.__file__).parent
