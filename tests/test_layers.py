@@ -42,3 +42,20 @@ def test_a_backward_import_breaks_the_contract(tmp_path: Path) -> None:
     got = _lint(config)
     assert got.returncode != 0
     assert "kg2tool.cli is not allowed to import kg2tool.kg" in got.stdout
+
+
+def test_readme_layout_names_every_module() -> None:
+    """The README's layout section names every module and subpackage of the package, so the
+    picture a newcomer reads stays the tree that is there."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Layout of the code", 1)[1].split("\n## ", 1)[0]
+    words = set(re.findall(r"[a-z_]+", block))
+    pkg = ROOT / "python" / "kg2tool"
+    missing = sorted(
+        str(p.relative_to(pkg))
+        for p in [*pkg.rglob("*.py"), *(d for d in pkg.iterdir() if (d / "__init__.py").exists())]
+        if p.stem != "__init__" and p.stem not in words and "data" not in p.parts
+    )
+    assert not missing, f"README layout section does not name: {missing}"
