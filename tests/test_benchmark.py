@@ -66,7 +66,12 @@ def test_bench_command_writes_json_csv_and_plot(tmp_path) -> None:
     assert main(argv) == 0
     report = json.loads(out.read_text())
     assert set(report) == {"kg", "machine", "settings", "results"}
-    assert report["kg"] == {"num_entities": 2_034, "num_relations": 42, "num_triples": 32_888}
+    assert report["kg"] == {
+        "name": "codex-s",
+        "num_entities": 2_034,
+        "num_relations": 42,
+        "num_triples": 32_888,
+    }
     assert report["machine"]["nproc"] == os.cpu_count()
     assert {"cpu", "nproc", "python", "date"} <= set(report["machine"])
     assert [(r["pattern"], r["threads"]) for r in report["results"]] == [

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from kg2tool.atomic import write_bytes
+from kg2tool.atomic import atomic_file, write_bytes
 from kg2tool.endpoint import (
     ReplyCache,
     RequestFailure,
@@ -571,10 +571,8 @@ def _plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{summary.get('agent')} on split {summary.get('split')}")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

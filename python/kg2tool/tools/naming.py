@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kg2tool.errors import InputError
-from kg2tool.tools.inflection import PEOPLE_TYPES, plural
+from kg2tool.tools.inflection import plural, plural_type
 
 if TYPE_CHECKING:
     from kg2tool.tools.lexicon import Entry
@@ -110,9 +110,8 @@ def freebase_parts(path: str) -> tuple[str, list[str], list[str]]:
 def type_plural(word: str, people: bool = False) -> str:
     """English plural of a snake-case type word ("city" -> "cities", "human" -> "humans";
     "people" for humans and persons when ``people``)."""
-    if people and word in PEOPLE_TYPES:
-        return "people"
-    return plural(word.replace("_", " ")).replace(" ", "_")
+    words = word.replace("_", " ")
+    return (plural_type(words) if people else plural(words)).replace(" ", "_")
 
 
 def camel_case(name: str) -> str:
