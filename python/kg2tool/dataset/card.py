@@ -263,6 +263,15 @@ def _first_record(out: Path, format: str, splits: Sequence[str]) -> str | None:
     return None
 
 
+def warm_up() -> None:
+    """Import the plotting library ahead of :func:`write_card` (~0.5 s), for a caller that
+    waits on other work meanwhile (the generate driver while its shards are built)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+
 def _plots(frame: pl.DataFrame, out: Path) -> dict[str, str]:
     import matplotlib
 

@@ -31,6 +31,7 @@ import math
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from kg2tool import atomic
-from kg2tool.dataset import outdir, paraphrase
+from kg2tool.dataset import card, outdir, paraphrase
 from kg2tool.dataset.merge import (
     MARKERS,
     SplitParts,
@@ -309,6 +310,8 @@ class Generator:
         run = self._open_inputs()
         self._prepare_out()
         self._take_stock(run)
+        # the card's plotting library loads while the shards are built, not after them
+        threading.Thread(target=card.warm_up, name="kg2tool-card-warm-up", daemon=True).start()
         self._build_shards(run)
         self._check_written(run.report)
         merged = run.parts.finish() if run.parts is not None else None

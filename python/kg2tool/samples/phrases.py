@@ -122,7 +122,7 @@ def _split(template: str) -> tuple[str, str]:
     return pre, post
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: a key of per-lexicon memos
 class RelationLexicon:
     """Per (relation id, direction): phrase prefix/suffix, answer type word and its reliability.
 
@@ -372,9 +372,28 @@ _DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something
 def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Expr:
     """A name (or phrase) as it stands in a relation's ``{x}``: a common-noun name takes
     "the" where the relation speaks of things ("a part of the male body")."""
-    common = name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
     article = pl.lit(lex_column(lexicon, rd, "the_before_common_nouns"))
-    return pl.when(article & common).then(pl.concat_str(pl.lit("the "), name)).otherwise(name)
+    slot = name.str.contains(PLACEHOLDER_RE)  # a probe's placeholder: mark the slot
+    return (
+        pl.when(article & slot)
+        .then(name.str.replace(PLACEHOLDER, SLOT_PLACEHOLDER, literal=True))
+        .when(article & common_noun(name))
+        .then(pl.concat_str(pl.lit("the "), name))
+        .otherwise(name)
+    )
+
+
+def common_noun(name: pl.Expr) -> pl.Expr:
+    """A name that is a common noun: lower case, not a phrase with its own determiner."""
+    return name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+
+
+# Questions are first written with placeholder anchor names (linted once per relation row,
+# then filled with each row's names): ``Xanchor<j>``, or ``XanchorT<j>`` where the name
+# stands in a slot that gives a common noun "the" (:func:`slot_name`).
+PLACEHOLDER = "Xanchor"
+SLOT_PLACEHOLDER = "XanchorT"
+PLACEHOLDER_RE = r"^XanchorT?\d$"
 
 
 def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> Phrase:
