@@ -410,3 +410,14 @@ def test_wordnet_excludes_the_offensive_usage_relation() -> None:
     wn = _lexicon("wordnet.toml")
     assert wn["_member_of_domain_usage"].get("exclude") is True
     assert [k for k, e in wn.items() if e.get("exclude")] == ["_member_of_domain_usage"]
+
+
+def test_shipped_keys_read_from_headers_match_the_parsed_files() -> None:
+    """Which shipped lexicons a KG needs is decided from their table headers, without parsing
+    them; the headers must give exactly the keys the parsed file holds."""
+    from kg2tool.tools.lexicon import shipped_keys, shipped_lexicon
+
+    keys = shipped_keys()
+    assert {"fb15k-237", "wikidata", "wordnet"} <= set(keys)
+    for stem, found in keys.items():
+        assert found == set(shipped_lexicon(stem)), stem

@@ -69,7 +69,6 @@ from kg2tool.tools.lexicon import (
     read_lexicon,
     resolve_lexicon,
     select_shipped,
-    shipped_lexicons,
 )
 from kg2tool.tools.naming import (
     GENERIC_TYPE,
@@ -260,13 +259,11 @@ class ApiCatalog:
         strict = infer_domain_range(kg, coverage=1.0)  # a type every argument has
         rels = kg.relations.sort("key")
         by_key = dict(zip(kg.relations["key"], kg.relations["id"], strict=True))
-        shipped = shipped_lexicons()
-        given = select_shipped(rel_keys, shipped)  # which sides a lexicon types
+        given = select_shipped(rel_keys)  # which sides a lexicon types
         lexicon = resolve_lexicon(
             zip(rels["key"], rels["label"], rels["description"], strict=True),
             types={k: dr.get(int(by_key[k]), (GENERIC_TYPE, GENERIC_TYPE)) for k in rel_keys},
             overrides={**ovr, "__source__": source},
-            shipped=shipped,
         )
         drafts: list[NameDraft] = []
         info: dict[tuple[str, str], dict[str, Any]] = {}

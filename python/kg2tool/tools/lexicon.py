@@ -259,13 +259,31 @@ def read_lexicon(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
 @functools.lru_cache(maxsize=1)
 def shipped_lexicons() -> dict[str, dict[str, dict]]:
     """The lexicons shipped with kg2tool, by file stem (empty when none are installed)."""
-    out: dict[str, dict[str, dict]] = {}
+    return {stem: shipped_lexicon(stem) for stem in shipped_keys()}
+
+
+# A top-level table header of a lexicon file: ``["key"]`` or ``[key]`` (not ``["key".forward]``)
+_TABLE_HEADER = re.compile(r'^\[\s*(?:"([^"\\]*)"|([A-Za-z0-9_-]+))\s*\](?:\s*#.*)?$', re.M)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_keys() -> dict[str, frozenset[str]]:
+    """The relation keys of each shipped lexicon, read from its table headers without
+    parsing the file (choosing which files a KG needs is then cheap)."""
+    out: dict[str, frozenset[str]] = {}
     if SHIPPED_DIR.is_dir():
         for path in sorted(SHIPPED_DIR.glob("*.toml")):
-            data = read_lexicon(path)
-            data.pop("__source__", None)
-            out[path.stem] = data
+            text = path.read_text(encoding="utf-8")
+            out[path.stem] = frozenset(a or b for a, b in _TABLE_HEADER.findall(text))
     return out
+
+
+@functools.cache
+def shipped_lexicon(stem: str) -> dict[str, dict]:
+    """One shipped lexicon, read and checked (relation key -> fields)."""
+    data = read_lexicon(SHIPPED_DIR / f"{stem}.toml")
+    data.pop("__source__", None)
+    return data
 
 
 def select_shipped(
@@ -275,22 +293,25 @@ def select_shipped(
     file when at least half of the keys are in it (the larger overlap first), and
     ``wikidata.toml`` key by key for Wikidata property ids."""
     keys = list(keys)
-    shipped = shipped_lexicons() if shipped is None else shipped
     out: dict[str, dict] = {}
     if not keys:
         return out
-    ranked = sorted(
-        ((sum(k in lex for k in keys), stem) for stem, lex in shipped.items()), reverse=True
-    )
+    # which files apply is decided from their keys; only those are read
+    held = shipped_keys() if shipped is None else {s: frozenset(x) for s, x in shipped.items()}
+
+    def lexicon(stem: str) -> Mapping[str, dict]:
+        return shipped_lexicon(stem) if shipped is None else shipped[stem]
+
+    ranked = sorted(((sum(k in held[stem] for k in keys), stem) for stem in held), reverse=True)
     for hits, stem in ranked:
         if hits and 2 * hits >= len(keys):
             for k in keys:
-                if k in shipped[stem] and k not in out:
-                    out[k] = shipped[stem][k]
-    wikidata = shipped.get(WIKIDATA_FILE, {})
+                if k in held[stem] and k not in out:
+                    out[k] = lexicon(stem)[k]
+    wikidata = held.get(WIKIDATA_FILE, frozenset())
     for k in keys:
         if k not in out and _WIKIDATA_KEY.match(k) and k in wikidata:
-            out[k] = wikidata[k]
+            out[k] = lexicon(WIKIDATA_FILE)[k]
     return out
 
 
