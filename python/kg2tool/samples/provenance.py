@@ -19,6 +19,8 @@ from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = ["add_error_recovery", "add_trace"]
 
+_ERROR_SALT = 0xE770  # mixes the seed for which samples get an error-recovery step
+
 
 def _joined(offsets: np.ndarray, frags: pl.Series, name: str, sep: str = ",") -> pl.Series:
     """``"[" + sep.join(frags[offsets[i]:offsets[i+1]]) + "]"`` per i (frags grouped in order)."""
@@ -81,7 +83,7 @@ def add_error_recovery(
 ) -> tuple[pl.DataFrame, pl.Series]:
     """Insert a failing call (misspelled anchor, real runtime error) before chosen first calls."""
     qid = queries["qid"].to_numpy()
-    h = mix_hash(seed, 0xE770, qid)
+    h = mix_hash(seed, _ERROR_SALT, qid)
     chosen = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53) < ratio
     pick = pl.DataFrame({"sid": queries["sid"], "chosen": chosen, "h": h})
     first = (

@@ -37,6 +37,11 @@ from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = ["CROSS_CHECK_CALLS", "Replayed", "replay_calls", "verify", "verify_many"]
 
+# Seeds of the fixed choice of fast-path calls that are also replayed on the runtime
+_LIST_CHECK_SALT = 0x1157  # list calls
+_CROSS_CHECK_SALT = 0xC0C  # relation calls
+_SET_CHECK_SALT = 0x5E7  # set-operation calls
+
 
 def verify(
     plan: Plan, queries: pl.DataFrame, traj: Trajectories, runtime: ToolRuntime
@@ -135,7 +140,7 @@ def replay_calls(calls: pl.DataFrame, runtime: ToolRuntime) -> Replayed:
         pieces.append((list_fast, off, vals))
         fast_set_mask[list_fast] = True  # not the single-call fast path, not the slow one
         fast_mask = fast_mask & ~fast_set_mask
-        pick = list_fast[np.argsort(mix_hash(0x1157, list_fast), kind="stable")[:8]]
+        pick = list_fast[np.argsort(mix_hash(_LIST_CHECK_SALT, list_fast), kind="stable")[:8]]
         _cross_check(calls, obs, pick, runtime, "list-call")
     fast = np.flatnonzero(fast_mask)
     slow = np.flatnonzero(~fast_mask & ~fast_set_mask)
@@ -147,12 +152,14 @@ def replay_calls(calls: pl.DataFrame, runtime: ToolRuntime) -> Replayed:
         counts[fast] = np.diff(off)
         arg_id[fast] = eid
         pieces.append((fast, off, vals))
-        pick = fast[np.argsort(mix_hash(0xC0C, fast), kind="stable")[:CROSS_CHECK_CALLS]]
+        pick = fast[
+            np.argsort(mix_hash(_CROSS_CHECK_SALT, fast), kind="stable")[:CROSS_CHECK_CALLS]
+        ]
         if len(set_fast):
-            pick = np.r_[pick, set_fast[np.argsort(mix_hash(0x5E7, set_fast))[:8]]]
+            pick = np.r_[pick, set_fast[np.argsort(mix_hash(_SET_CHECK_SALT, set_fast))[:8]]]
         _cross_check(calls, obs, pick, runtime, "")
     if len(set_fast) and not len(fast):  # cross-check the set-operation fast path
-        pick = set_fast[np.argsort(mix_hash(0x5E7, set_fast), kind="stable")[:8]]
+        pick = set_fast[np.argsort(mix_hash(_SET_CHECK_SALT, set_fast), kind="stable")[:8]]
         _cross_check(calls, obs, pick, runtime, "set-operation")
     if len(slow):
         sub = calls[slow]
