@@ -163,6 +163,9 @@ def test_names_that_read_with_the() -> None:
         "Battle of Hastings",
         "Malay Archipelago",
         "Punjabi people",
+        "German Democratic Republic",
+        "Russian Federation",
+        "Federal Republic of Germany",
     ]
     assert with_article(pl.Series(names)).to_list() == [f"the {n}" for n in names]
     plain = [

@@ -146,7 +146,11 @@ _NEEDS_THE = (
     r"^(?:United (?:States|Kingdom|Arab Emirates|Nations)\b|(?:Republic|Kingdom|University|"
     r"Principality|Duchy|Grand Duchy|Commonwealth|Empire|Province|State|Isle) of |"
     r"(?:Democratic|Czech|Dominican|Central African|People's) Republic\b|"
-    r"(?:Soviet|European|African) Union$|Netherlands$|Philippines$|Bahamas$|Gambia$|"
+    # states named by an adjective and their form: "the German Democratic Republic", "the
+    # Russian Federation", "the Dutch Republic", "the Soviet Union"
+    r"(?:[A-Z][\w'-]* )+(?:Republic|Federation|Confederation|Union)$|"
+    r"(?:[A-Z][\w'-]* )+(?:Republic|Federation|Kingdom|Principality|Commonwealth) of |"
+    r"Netherlands$|Philippines$|Bahamas$|Gambia$|"
     r"Maldives$|Vatican City$|Gaza Strip$|West Bank$|Holy See$|"
     r"(?:Holy Roman|Ottoman|Roman|Byzantine|British|Russian|German|Mughal|Austrian|Spanish|"
     r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
