@@ -350,8 +350,10 @@ def verbalize_linted(
         t = (first + step) % k
         choice = np.where(ok[t, np.arange(n)], t, choice)
     if n and len(anchor_names) <= 9:  # the chosen probe question, filled with the names
-        text_u = np.array([memo[key][1] for key in keys], dtype=object).reshape(len(keys), k)
-        chosen = pl.Series(text_u[inverse, np.maximum(choice, 0)].tolist(), dtype=pl.String)
+        # one Series of the distinct rows' texts (row-major), gathered per sample: no Python
+        # string per sample
+        text_u = pl.Series([t for key in keys for t in memo[key][1]], dtype=pl.String)
+        chosen = text_u.gather(inverse.astype(np.int64) * k + np.maximum(choice, 0))
         out = _fill_names(chosen, anchor_names)
     else:
         out = _render(
