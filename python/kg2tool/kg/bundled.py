@@ -158,6 +158,13 @@ def _result(
 # importers, one per dataset family
 
 
+def _json_texts(path: Path) -> pl.DataFrame:
+    """A CoDEx label file (``{key: {label, description}}``) as a text table."""
+    data = json.loads(path.read_text("utf-8"))
+    rows = [(k, v.get("label"), v.get("description")) for k, v in data.items()]
+    return pl.DataFrame(rows, schema=TEXT_SCHEMA, orient="row")
+
+
 def _codex(shared: Path, size: str) -> tuple[KGTables, dict[str, pl.DataFrame]]:
     """CoDEx: relation JSON labels, entity types + type labels, entity names where shipped."""
     root = shared / "codex"
@@ -168,15 +175,7 @@ def _codex(shared: Path, size: str) -> tuple[KGTables, dict[str, pl.DataFrame]]:
         )
     splits = _splits(folder)
     ents, rels = _keys(splits)
-    rel_json = json.loads((root / "relations.en.json").read_text("utf-8"))
-    relations = _text(
-        pl.DataFrame(
-            [(k, v.get("label"), v.get("description")) for k, v in rel_json.items()],
-            schema=TEXT_SCHEMA,
-            orient="row",
-        ),
-        rels,
-    )
+    relations = _text(_json_texts(root / "relations.en.json"), rels)
     partial = _read_tsv(root / "names" / "entity_labels_partial.tsv", has_header=True).select(
         pl.col("qid").alias("key"), "label", "description"
     )
@@ -196,15 +195,7 @@ def _codex(shared: Path, size: str) -> tuple[KGTables, dict[str, pl.DataFrame]]:
         schema=TYPE_SCHEMA,
     )
     types = types.filter(pl.col("key").is_in(ents.implode())).unique(maintain_order=True)
-    type_json = json.loads((root / "types.en.json").read_text("utf-8"))
-    type_labels = _text(
-        pl.DataFrame(
-            [(k, v.get("label"), v.get("description")) for k, v in type_json.items()],
-            schema=TEXT_SCHEMA,
-            orient="row",
-        ),
-        types["type"].unique(),
-    )
+    type_labels = _text(_json_texts(root / "types.en.json"), types["type"].unique())
     return _result(
         splits,
         folder,
