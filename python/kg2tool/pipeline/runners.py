@@ -24,7 +24,7 @@ from kg2tool.pipeline.worker import (
     build_and_write_shard,
     init_worker,
     shard_in_worker,
-    worker_context,
+    shipped_catalog,
 )
 from kg2tool.tools import lexicon
 
@@ -34,6 +34,10 @@ AUTO_PROCESS_MIN_SAMPLES = 100_000
 # jemalloc (Polars' allocator) settings of process-pool workers; see _ProcessRunner.
 JEMALLOC_ENV = "_RJEM_MALLOC_CONF"
 WORKER_JEMALLOC_CONF = "dirty_decay_ms:5000,muzzy_decay_ms:5000"
+# Polars' thread pool size in process-pool workers (unless the user set it): the CPUs per
+# worker. Workers already keep every CPU busy; a pool per worker as large as the machine
+# only adds threads that contend for them on Polars' many small operations.
+POLARS_THREADS_ENV = "POLARS_MAX_THREADS"
 
 
 class _LocalRunner:
@@ -77,17 +81,23 @@ class _ProcessRunner:
         # MADV_FREE'd pages) instead of returning it to the kernel and faulting it back in for
         # the next shard. Polars puts its own setting in the environment when imported (later
         # keys win); only processes started while the pool lives get ours (jemalloc reads it
-        # at start).
-        self._env_old = os.environ.get(JEMALLOC_ENV)
-        os.environ[JEMALLOC_ENV] = ",".join(filter(None, (self._env_old, WORKER_JEMALLOC_CONF)))
-        # The driver builds the workers' catalogue and question lexicon once, so that every
-        # inflect answer they need travels with the initializer (no worker imports inflect).
-        worker_context(kg, cfg.overrides)
+        # at start), and the same holds for Polars' thread count.
+        self._env_old = {k: os.environ.get(k) for k in (JEMALLOC_ENV, POLARS_THREADS_ENV)}
+        os.environ[JEMALLOC_ENV] = ",".join(
+            filter(None, (self._env_old[JEMALLOC_ENV], WORKER_JEMALLOC_CONF))
+        )
+        if self._env_old[POLARS_THREADS_ENV] is None:
+            cpus = os.cpu_count() or 1
+            os.environ[POLARS_THREADS_ENV] = str(max(1, cpus // self.workers))
+        # The driver builds the workers' catalogue and question lexicon once: the catalogue
+        # and every inflect answer they need travel with the initializer (no worker builds
+        # the catalogue again or imports inflect).
+        catalog = shipped_catalog(kg, cfg.overrides)
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=init_worker,
-            initargs=(os.getpid(), lexicon.inflections()),
+            initargs=(os.getpid(), lexicon.inflections(), catalog),
         )
         if start_now:
             self._start_workers()
@@ -122,10 +132,11 @@ class _ProcessRunner:
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
-        if self._env_old is None:
-            os.environ.pop(JEMALLOC_ENV, None)
-        else:
-            os.environ[JEMALLOC_ENV] = self._env_old
+        for key, value in self._env_old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class _RayRunner:

@@ -127,17 +127,31 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
 
 
 _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
+# The driver's API catalogue, handed to process-pool workers at start (building it is most of
+# a context's cost): (KG shape, overrides) -> catalogue; used only for a KG of that shape.
+_SHIPPED_CATALOG: dict[tuple[tuple[int, int, int], str | None], Any] = {}
+
+
+def _kg_shape(kg: Any) -> tuple[int, int, int]:
+    return (int(kg.num_entities), int(kg.num_relations), int(kg.triples.height))
 
 
 def worker_context(kg: Any, overrides: str | None = None) -> Any:
-    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process."""
+    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process
+    (from the driver's catalogue when it sent one)."""
     from kg2tool import dataset
 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
         _WORKER_CONTEXT.clear()
-        _WORKER_CONTEXT[key] = dataset.SampleContext(kg, overrides=overrides)
+        catalog = _SHIPPED_CATALOG.get((_kg_shape(kg), overrides))
+        _WORKER_CONTEXT[key] = dataset.SampleContext(kg, catalog=catalog, overrides=overrides)
     return _WORKER_CONTEXT[key]
+
+
+def shipped_catalog(kg: Any, overrides: str | None = None) -> tuple[Any, ...]:
+    """What :func:`init_worker` takes to skip building the catalogue: this process's."""
+    return (_kg_shape(kg), overrides, worker_context(kg, overrides).catalog)
 
 
 def shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
@@ -147,10 +161,19 @@ def shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dic
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def init_worker(parent: int, inflections: dict[tuple[str, str], Any]) -> None:
-    """Process-pool worker initializer: die with the driver; take its inflect answers."""
+def init_worker(
+    parent: int,
+    inflections: dict[tuple[str, str], Any],
+    catalog: tuple[Any, ...] | None = None,
+) -> None:
+    """Process-pool worker initializer: die with the driver; take its inflect answers and
+    its catalogue (:func:`shipped_catalog`)."""
     _die_with_parent(parent)
     lexicon.seed_inflections(inflections)
+    if catalog is not None:
+        shape, overrides, cat = catalog
+        _SHIPPED_CATALOG.clear()
+        _SHIPPED_CATALOG[(shape, overrides)] = cat
 
 
 def _die_with_parent(parent: int) -> None:

@@ -289,11 +289,16 @@ def _probe_verdicts(
     ]
     probe = _templates(plan, relation_ids, placeholders, lexicon)
     k = len(probe)
-    texts = pl.select(*(_finish(body, mark).alias(f"t{t}") for t, (body, mark) in enumerate(probe)))
-    if texts.height != m:
-        texts = pl.DataFrame({f"t{t}": pl.Series([None] * m, dtype=pl.String) for t in range(k)})
-    # every template's texts in one column (template-major); lint each distinct one once
-    flat = pl.concat([texts[f"t{t}"].alias("t") for t in range(k)])
+    bodies = pl.select(*(body.alias(f"t{t}") for t, (body, _) in enumerate(probe)))
+    if bodies.height != m:
+        bodies = pl.DataFrame({f"t{t}": pl.Series([None] * m, dtype=pl.String) for t in range(k)})
+    # every template's texts in one column (template-major), finished in one pass (not one
+    # per template); lint each distinct one once
+    marks = pl.Series([mark for _, mark in probe for _ in range(m)], dtype=pl.String)
+    flat = pl.select(
+        _finish_expr(pl.lit(pl.concat([bodies[f"t{t}"] for t in range(k)])), pl.lit(marks))
+        .alias("t")
+    ).to_series()
     uniq = flat.unique().drop_nulls()
     verdict = pl.DataFrame({"t": uniq, "why": lint_distinct(uniq)})
     why = (
