@@ -296,8 +296,9 @@ def _probe_verdicts(
     # per template); lint each distinct one once
     marks = pl.Series([mark for _, mark in probe for _ in range(m)], dtype=pl.String)
     flat = pl.select(
-        _finish_expr(pl.lit(pl.concat([bodies[f"t{t}"] for t in range(k)])), pl.lit(marks))
-        .alias("t")
+        _finish_expr(pl.lit(pl.concat([bodies[f"t{t}"] for t in range(k)])), pl.lit(marks)).alias(
+            "t"
+        )
     ).to_series()
     uniq = flat.unique().drop_nulls()
     verdict = pl.DataFrame({"t": uniq, "why": lint_distinct(uniq)})
