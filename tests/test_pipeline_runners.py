@@ -1,9 +1,11 @@
-"""The local process pool: its workers take the driver's catalogue (not building their own)
-and run Polars on their share of the CPUs; the driver's environment is left as it was."""
+"""The local process pool: it starts before the KG is open, its workers take the driver's
+catalogue with their tasks (not building their own) and run Polars on their share of the
+CPUs; the driver's environment is left as it was."""
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -13,17 +15,23 @@ from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.pipeline import runners, worker
 from kg2tool.pipeline.config import GenerateConfig
 from kg2tool.testing.graphs import graph_from_ids
+from kg2tool.tools.catalog import ApiCatalog
 
 
-def _worker_state(source: str) -> dict[str, Any]:
+def _refuse(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the catalogue was built again")
+
+
+def _worker_state(source: str, context: bytes) -> dict[str, Any]:
+    """In a pool worker: its context from the shipped catalogue (building one fails here)."""
     import polars as pl
 
+    ApiCatalog.from_graph = classmethod(_refuse)  # type: ignore[method-assign,assignment]
     kg = worker._worker_kg(source)
-    ctx = worker.worker_context(kg, None)
-    shipped = list(worker._SHIPPED_CATALOG.values())
+    ctx = worker.worker_context(kg, None, shipped=context)
     return {
-        "shipped": len(shipped) == 1 and ctx.catalog is shipped[0],
         "names": ctx.catalog.names,
+        "inflect": "inflect" in sys.modules,
         "polars_threads": pl.thread_pool_size(),
         "env": os.environ.get(runners.POLARS_THREADS_ENV),
     }
@@ -31,12 +39,16 @@ def _worker_state(source: str) -> dict[str, Any]:
 
 def _run_in_pool(tmp_path: Any, workers: int) -> tuple[dict[str, Any], list[str]]:
     cfg = GenerateConfig(out=str(tmp_path / "out"), engine="process", workers=workers)
-    kg = KnowledgeGraph.load(cfg.kg)
-    runner = runners._ProcessRunner(cfg, kg)
+    pool = runners.start_pool(cfg)
+    assert pool is not None and pool.source is None  # started before any KG is open
     try:
-        state = runner.pool.submit(_worker_state, runner.source).result()
+        kg = KnowledgeGraph.load(cfg.kg)
+        runner = runners.make_runner(cfg, kg, pool)
+        assert runner is pool and pool.source is not None and pool.context
+        state = pool.pool.submit(_worker_state, pool.source, pool.context).result()
     finally:
-        runner.close()
+        pool.close()
+        pool.close()  # closing twice is harmless
     return state, worker.worker_context(kg, None).catalog.names
 
 
@@ -46,8 +58,8 @@ def test_workers_use_the_drivers_catalogue_and_their_share_of_cpus(
 ) -> None:
     monkeypatch.delenv(runners.POLARS_THREADS_ENV, raising=False)
     state, names = _run_in_pool(tmp_path, workers)
-    assert state["shipped"]
     assert state["names"] == names
+    assert not state["inflect"]  # the driver's inflect answers came with the task
     share = max(1, (os.cpu_count() or 1) // workers)
     assert state["env"] == str(share)
     assert state["polars_threads"] == share
@@ -64,20 +76,25 @@ def test_a_users_polars_thread_count_is_kept(
     assert os.environ[runners.POLARS_THREADS_ENV] == "3"
 
 
-def test_a_shipped_catalogue_is_used_only_for_a_kg_of_its_shape() -> None:
+def test_no_pool_for_a_local_run(tmp_path: Any) -> None:
+    cfg = GenerateConfig(out=str(tmp_path / "out"), engine="local")
+    assert runners.start_pool(cfg) is None
+
+
+def test_a_shipped_catalogue_is_used_only_for_a_kg_of_its_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     kg = KnowledgeGraph.load("codex-s")
     other = graph_from_ids(np.array([0, 1]), np.array([0, 0]), np.array([1, 2]), 3, 1)
-    shape, overrides, catalog = worker.shipped_catalog(kg)
-    saved = dict(worker._SHIPPED_CATALOG)
+    worker._WORKER_CONTEXT.clear()
+    shipped = worker.shipped_context(kg)
+    names = worker.worker_context(kg).catalog.names
     try:
-        worker._SHIPPED_CATALOG.clear()
-        worker._SHIPPED_CATALOG[(shape, overrides)] = catalog
         worker._WORKER_CONTEXT.clear()
-        assert worker.worker_context(other).catalog is not catalog
-        assert worker.worker_context(other).catalog.names != catalog.names
+        mine = worker.worker_context(other, shipped=shipped).catalog.names
+        assert mine == ApiCatalog.from_graph(other).names != names
         worker._WORKER_CONTEXT.clear()
-        assert worker.worker_context(kg).catalog is catalog
+        monkeypatch.setattr(ApiCatalog, "from_graph", classmethod(_refuse))
+        assert worker.worker_context(kg, shipped=shipped).catalog.names == names
     finally:
-        worker._SHIPPED_CATALOG.clear()
-        worker._SHIPPED_CATALOG.update(saved)
         worker._WORKER_CONTEXT.clear()

@@ -60,7 +60,7 @@ from kg2tool.pipeline.draws import (
     namable_anchors,
     owned_stream_queries,
 )
-from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine
+from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine, start_pool
 from kg2tool.pipeline.worker import ShardTask
 from kg2tool.progress import ProgressBar
 
@@ -307,12 +307,18 @@ class Generator:
 
     def _run(self) -> GenerateReport:
         t0 = time.perf_counter()
-        run = self._open_inputs()
-        self._prepare_out()
-        self._take_stock(run)
-        # the card's plotting library loads while the shards are built, not after them
-        threading.Thread(target=card.warm_up, name="kg2tool-card-warm-up", daemon=True).start()
-        self._build_shards(run)
+        # a process pool's workers start first: their imports run while the KG is opened
+        pool = start_pool(self.config)
+        try:
+            run = self._open_inputs()
+            self._prepare_out()
+            self._take_stock(run)
+            # the card's plotting library loads while the shards are built, not after them
+            threading.Thread(target=card.warm_up, name="kg2tool-card-warm-up", daemon=True).start()
+            self._build_shards(run, pool)
+        finally:
+            if pool is not None:
+                pool.close()
         self._check_written(run.report)
         merged = run.parts.finish() if run.parts is not None else None
         report = run.report
@@ -370,12 +376,12 @@ class Generator:
             add_counts(run.report.paraphrase, info.get("paraphrase", {}))
             run.shard_done(info)
 
-    def _build_shards(self, run: _Run) -> None:
+    def _build_shards(self, run: _Run, pool: Any = None) -> None:
         """Draw every shard's groundings and have the runner build the shards not done yet."""
         cfg, kg, specs, report = self.config, run.kg, run.specs, run.report
         # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
         namable = namable_anchors(kg, cfg.overrides)
-        runner = make_runner(cfg, kg)
+        runner = make_runner(cfg, kg, pool)
         excluded = excluded_masks(kg, cfg)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, run.num_shards) for c in per_pattern]

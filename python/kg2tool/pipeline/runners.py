@@ -24,9 +24,8 @@ from kg2tool.pipeline.worker import (
     build_and_write_shard,
     init_worker,
     shard_in_worker,
-    shipped_catalog,
+    shipped_context,
 )
-from kg2tool.tools import lexicon
 
 # ``engine="auto"`` uses the process pool from this many samples (and more than 2 shards, more
 # than one CPU): below it, starting workers costs more than it saves.
@@ -67,13 +66,16 @@ def _kg_source_for_workers(cfg: GenerateConfig, kg: Any) -> str:
 
 
 class _ProcessRunner:
-    """Shards on a local process pool; each worker memory-maps the KG snapshot once."""
+    """Shards on a local process pool; each worker memory-maps the KG snapshot once.
 
-    def __init__(self, cfg: GenerateConfig, kg: Any, *, start_now: bool = False) -> None:
+    The pool can start before the KG is open (:func:`start_pool`), so that the workers'
+    imports run while the driver opens the KG and builds its catalogue; :meth:`bind` then
+    gives it the KG, and each task carries the driver's catalogue (``ShardTask.context``)."""
+
+    def __init__(self, cfg: GenerateConfig, kg: Any = None, *, start_now: bool = False) -> None:
         from concurrent.futures import ProcessPoolExecutor
 
         self.cfg = cfg
-        self.source = _kg_source_for_workers(cfg, kg)
         self.workers = cfg.workers or os.cpu_count() or 1
         import multiprocessing as mp
 
@@ -89,18 +91,26 @@ class _ProcessRunner:
         if self._env_old[POLARS_THREADS_ENV] is None:
             cpus = os.cpu_count() or 1
             os.environ[POLARS_THREADS_ENV] = str(max(1, cpus // self.workers))
-        # The driver builds the workers' catalogue and question lexicon once: the catalogue
-        # and every inflect answer they need travel with the initializer (no worker builds
-        # the catalogue again or imports inflect).
-        catalog = shipped_catalog(kg, cfg.overrides)
         self.pool = ProcessPoolExecutor(
             self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=init_worker,
-            initargs=(os.getpid(), lexicon.inflections(), catalog),
+            initargs=(os.getpid(),),
         )
+        self.closed = False
+        self.source: str | None = None
+        self.context: bytes | None = None
         if start_now:
             self._start_workers()
+        if kg is not None:
+            self.bind(kg)
+
+    def bind(self, kg: Any) -> _ProcessRunner:
+        """The run's KG: the snapshot the workers open, and the driver's catalogue and inflect
+        answers that every task carries (no worker builds the catalogue or imports inflect)."""
+        self.source = _kg_source_for_workers(self.cfg, kg)
+        self.context = shipped_context(kg, self.cfg.overrides)
+        return self
 
     def _start_workers(self) -> None:
         """Start every worker now, without re-running the caller's ``__main__`` in them.
@@ -122,8 +132,11 @@ class _ProcessRunner:
             sys.modules["__main__"] = main
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
+        if self.source is None:
+            raise RuntimeError("_ProcessRunner.run before bind(kg)")
         pending = []
         for task in tasks:
+            task.context = self.context
             pending.append(self.pool.submit(shard_in_worker, self.source, self.cfg.to_dict(), task))
             while len(pending) >= 2 * self.workers:  # bounded: a few shards in flight
                 yield pending.pop(0).result()
@@ -131,6 +144,9 @@ class _ProcessRunner:
             yield fut.result()
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
         self.pool.shutdown(cancel_futures=True)
         for key, value in self._env_old.items():
             if value is None:
@@ -228,10 +244,19 @@ def driver_threads(cfg: GenerateConfig) -> int:
     return cfg.threads
 
 
-def make_runner(cfg: GenerateConfig, kg: Any) -> Any:
+def start_pool(cfg: GenerateConfig) -> _ProcessRunner | None:
+    """The run's process pool, started now (before the KG is open) when the run will use one;
+    None otherwise. Give it to :func:`make_runner`; close it if the run fails before."""
+    if resolve_engine(cfg) != "process":
+        return None
+    return _ProcessRunner(cfg, start_now=cfg.engine == "auto")
+
+
+def make_runner(cfg: GenerateConfig, kg: Any, pool: _ProcessRunner | None = None) -> Any:
+    """The runner of a run's shards (``pool``: the one :func:`start_pool` started)."""
     engine = resolve_engine(cfg)
     if engine == "ray":
         return _RayRunner(cfg, kg)
     if engine == "process":
-        return _ProcessRunner(cfg, kg, start_now=cfg.engine == "auto")
+        return (pool or _ProcessRunner(cfg, start_now=cfg.engine == "auto")).bind(kg)
     return _LocalRunner(cfg, kg)

@@ -32,6 +32,9 @@ class ShardTask:
     direct_records: bool = False
     # per pattern name: hashes of stream queries (of other shards) this shard must not redraw
     avoid: dict[str, np.ndarray] | None = None
+    # the driver's catalogue and inflect answers (:func:`shipped_context`), for a worker
+    # process that has not built its context yet
+    context: bytes | None = None
 
 
 _WORKER_KG: dict[str, Any] = {}
@@ -75,7 +78,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             [(g["name"], b) for g, b in zip(task.groundings, batches, strict=True)],
             seed=cfg.seed,
             format=cfg.format,
-            context=worker_context(kg, cfg.overrides),
+            context=worker_context(kg, cfg.overrides, shipped=task.context),
             paraphraser=para,
             redraw={  # dropped samples are replaced by queries the shard draws itself
                 "shard": task.shard_id,
@@ -127,31 +130,45 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
 
 
 _WORKER_CONTEXT: dict[tuple[int, str | None], Any] = {}
-# The driver's API catalogue, handed to process-pool workers at start (building it is most of
-# a context's cost): (KG shape, overrides) -> catalogue; used only for a KG of that shape.
-_SHIPPED_CATALOG: dict[tuple[tuple[int, int, int], str | None], Any] = {}
 
 
 def _kg_shape(kg: Any) -> tuple[int, int, int]:
     return (int(kg.num_entities), int(kg.num_relations), int(kg.triples.height))
 
 
-def worker_context(kg: Any, overrides: str | None = None) -> Any:
-    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process
-    (from the driver's catalogue when it sent one)."""
+def worker_context(kg: Any, overrides: str | None = None, shipped: bytes | None = None) -> Any:
+    """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process;
+    from the driver's catalogue and inflect answers when it ``shipped`` them
+    (:func:`shipped_context`) for a KG of this shape (building the catalogue is most of a
+    context's cost)."""
     from kg2tool import dataset
 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
         _WORKER_CONTEXT.clear()
-        catalog = _SHIPPED_CATALOG.get((_kg_shape(kg), overrides))
+        catalog = None
+        if shipped is not None:
+            import pickle
+            import zlib
+
+            shape, their_overrides, cat, inflections = pickle.loads(zlib.decompress(shipped))
+            lexicon.seed_inflections(inflections)
+            if shape == _kg_shape(kg) and their_overrides == overrides:
+                catalog = cat
         _WORKER_CONTEXT[key] = dataset.SampleContext(kg, catalog=catalog, overrides=overrides)
     return _WORKER_CONTEXT[key]
 
 
-def shipped_catalog(kg: Any, overrides: str | None = None) -> tuple[Any, ...]:
-    """What :func:`init_worker` takes to skip building the catalogue: this process's."""
-    return (_kg_shape(kg), overrides, worker_context(kg, overrides).catalog)
+def shipped_context(kg: Any, overrides: str | None = None) -> bytes:
+    """This process's catalogue of ``kg`` and its inflect answers, pickled and compressed,
+    for the tasks sent to other processes (:func:`worker_context`): they then neither build
+    the catalogue again nor import inflect."""
+    import pickle
+    import zlib
+
+    catalog = worker_context(kg, overrides).catalog
+    payload = (_kg_shape(kg), overrides, catalog, lexicon.inflections())
+    return zlib.compress(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
 def shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dict[str, Any]:
@@ -161,19 +178,12 @@ def shard_in_worker(source: str, config: dict[str, Any], task: ShardTask) -> dic
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def init_worker(
-    parent: int,
-    inflections: dict[tuple[str, str], Any],
-    catalog: tuple[Any, ...] | None = None,
-) -> None:
-    """Process-pool worker initializer: die with the driver; take its inflect answers and
-    its catalogue (:func:`shipped_catalog`)."""
+def init_worker(parent: int, inflections: dict[tuple[str, str], Any] | None = None) -> None:
+    """Process-pool worker initializer: die with the driver; take inflect answers if given
+    (the driver's come with each task, :attr:`ShardTask.context`)."""
     _die_with_parent(parent)
-    lexicon.seed_inflections(inflections)
-    if catalog is not None:
-        shape, overrides, cat = catalog
-        _SHIPPED_CATALOG.clear()
-        _SHIPPED_CATALOG[(shape, overrides)] = cat
+    if inflections:
+        lexicon.seed_inflections(inflections)
 
 
 def _die_with_parent(parent: int) -> None:
