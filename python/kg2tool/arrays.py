@@ -66,12 +66,23 @@ def row_counts(row: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(row, minlength=n).astype(np.int64) if len(row) else np.zeros(n, np.int64)
 
 
+def _order_in_groups(seg: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The stable order by (group, key) for ascending groups ``seg``: one argsort of a
+    combined key (several times faster than ``np.lexsort`` of the two), the lexsort where
+    the combined key could overflow."""
+    lo, hi = int(key.min()), int(key.max())
+    span = hi - lo + 1
+    if (int(seg[-1]) + 1) * span < 1 << 62:
+        return np.argsort(seg.astype(np.int64) * span + (key.astype(np.int64) - lo), kind="stable")
+    return np.lexsort((key, seg))
+
+
 def by_rank(counts: np.ndarray, ids: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """Ids reordered by rank inside each consecutive group of ``counts``."""
     if len(ids) == 0:
         return ids
     seg = np.repeat(np.arange(len(counts)), counts)
-    return ids[np.lexsort((rank[ids], seg))]
+    return ids[_order_in_groups(seg, rank[ids])]
 
 
 def sorted_lists(offsets: np.ndarray, values: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -79,7 +90,7 @@ def sorted_lists(offsets: np.ndarray, values: np.ndarray, rank: np.ndarray) -> n
     if len(values) == 0:
         return values
     seg = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    return values[np.lexsort((rank[values], seg))]
+    return values[_order_in_groups(seg, rank[values])]
 
 
 def list_series(offsets: np.ndarray, values: pa.Array | np.ndarray, name: str) -> pl.Series:
