@@ -171,6 +171,7 @@ class Generator:
         self._lock: outdir.OutputLock | None = None
         self._created = False  # whether this run made the output directory
         self._was_empty = False  # or found it empty
+        self._pool: Any = None  # the run's process pool, started in _open_inputs
 
     # ----- layout -------------------------------------------------------------------
     def marker(self, shard: int) -> Path:
@@ -307,18 +308,16 @@ class Generator:
 
     def _run(self) -> GenerateReport:
         t0 = time.perf_counter()
-        # a process pool's workers start first: their imports run while the KG is opened
-        pool = start_pool(self.config)
         try:
             run = self._open_inputs()
             self._prepare_out()
             self._take_stock(run)
             # the card's plotting library loads while the shards are built, not after them
             threading.Thread(target=card.warm_up, name="kg2tool-card-warm-up", daemon=True).start()
-            self._build_shards(run, pool)
+            self._build_shards(run, self._pool)
         finally:
-            if pool is not None:
-                pool.close()
+            if self._pool is not None:
+                self._pool.close()
         self._check_written(run.report)
         merged = run.parts.finish() if run.parts is not None else None
         report = run.report
@@ -331,6 +330,7 @@ class Generator:
         """Patterns, KG and sampling streams; bad patterns or constraints (an unknown relation,
         ...) fail here, before the output directory is touched."""
         from kg2tool.engine import QueryStream
+        from kg2tool.kg.bundled import bundled_names
         from kg2tool.kg.graph import KnowledgeGraph
         from kg2tool.patterns import parse_patterns
 
@@ -338,6 +338,9 @@ class Generator:
         specs = parse_patterns(cfg.patterns)
         not_expressible = self._expressible_only(specs)
         specs = [s for s in specs if (s[0].name or s[0].formula) not in not_expressible]
+        if Path(cfg.kg).exists() or cfg.kg in bundled_names():
+            # a process pool's workers start now: their imports run while the KG is opened
+            self._pool = start_pool(cfg)
         kg = KnowledgeGraph.load(cfg.kg, threads=cfg.threads)
         sample_opts = {
             **cfg.sampler_options(threads=driver_threads(cfg)),
