@@ -1,5 +1,5 @@
 """The local process pool: it starts before the KG is open, its workers take the driver's
-catalogue with their tasks (not building their own) and run Polars on their share of the
+catalogue and lexicon with their tasks (not building their own) and run Polars on their share of the
 CPUs; the driver's environment is left as it was."""
 
 from __future__ import annotations
@@ -26,18 +26,22 @@ def _worker_state(source: str, context: bytes) -> dict[str, Any]:
     """In a pool worker: its context from the shipped catalogue (building one fails here)."""
     import polars as pl
 
+    from kg2tool.dataset import assemble
+
     ApiCatalog.from_graph = classmethod(_refuse)  # type: ignore[method-assign,assignment]
+    assemble.build_lexicon = _refuse  # type: ignore[assignment]
     kg = worker._worker_kg(source)
     ctx = worker.worker_context(kg, None, shipped=context)
     return {
         "names": ctx.catalog.names,
+        "lexicon": ctx.lexicon.frame,
         "inflect": "inflect" in sys.modules,
         "polars_threads": pl.thread_pool_size(),
         "env": os.environ.get(runners.POLARS_THREADS_ENV),
     }
 
 
-def _run_in_pool(tmp_path: Any, workers: int) -> tuple[dict[str, Any], list[str]]:
+def _run_in_pool(tmp_path: Any, workers: int) -> tuple[dict[str, Any], Any]:
     cfg = GenerateConfig(out=str(tmp_path / "out"), engine="process", workers=workers)
     pool = runners.start_pool(cfg)
     assert pool is not None and pool.source is None  # started before any KG is open
@@ -49,7 +53,7 @@ def _run_in_pool(tmp_path: Any, workers: int) -> tuple[dict[str, Any], list[str]
     finally:
         pool.close()
         pool.close()  # closing twice is harmless
-    return state, worker.worker_context(kg, None).catalog.names
+    return state, worker.worker_context(kg, None)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -57,8 +61,9 @@ def test_workers_use_the_drivers_catalogue_and_their_share_of_cpus(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
     monkeypatch.delenv(runners.POLARS_THREADS_ENV, raising=False)
-    state, names = _run_in_pool(tmp_path, workers)
-    assert state["names"] == names
+    state, ctx = _run_in_pool(tmp_path, workers)
+    assert state["names"] == ctx.catalog.names
+    assert state["lexicon"].equals(ctx.lexicon.frame)
     assert not state["inflect"]  # the driver's inflect answers came with the task
     share = max(1, (os.cpu_count() or 1) // workers)
     assert state["env"] == str(share)

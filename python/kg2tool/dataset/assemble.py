@@ -88,12 +88,21 @@ class SampleContext:
     catalogue, the tool runtime, the relation lexicon, the tool fragments of the formats and
     the entity masks (namable anchors, unlabelled entities)."""
 
-    def __init__(self, kg: Any, catalog: ApiCatalog | None = None, overrides: Any = None) -> None:
-        """Build everything the per-batch work needs."""
+    def __init__(
+        self,
+        kg: Any,
+        catalog: ApiCatalog | None = None,
+        overrides: Any = None,
+        lexicon: RelationLexicon | None = None,
+    ) -> None:
+        """Build everything the per-batch work needs (``catalog`` and ``lexicon``: built
+        already for this KG and overrides, e.g. by the driver of a process pool)."""
         self.kg = kg
         self.catalog = catalog or ApiCatalog.from_graph(kg, overrides=overrides)
         self.runtime = ToolRuntime(kg, self.catalog)
-        self.lexicon: RelationLexicon = build_lexicon(kg, self.catalog, overrides)
+        self.lexicon: RelationLexicon = (
+            lexicon if lexicon is not None else build_lexicon(kg, self.catalog, overrides)
+        )
         self.fragments = ToolFragments(self.catalog)
         self.namable = namable_entities(self.runtime)
         self.unlabelled = unlabelled_entities(kg)

@@ -119,15 +119,16 @@ def drops_likely(
     return any(JOIN in {int(x) for x in resolve_pattern(spec).op_kind} for spec, _ in specs)
 
 
-def owned_stream_queries(draws: ShardDraws, num_shards: int) -> dict[int, dict[str, np.ndarray]]:
-    """Per shard: per pattern name, the hashes of the stream queries (of any shard) whose
-    grounding the shard owns (see :func:`kg2tool.dataset.assemble.grounding_hashes`); its redraws skip
-    them."""
+def owned_stream_queries(
+    shards: list[tuple[int, dict[int, list[Any]], int]], names: list[str], num_shards: int
+) -> dict[int, dict[str, np.ndarray]]:
+    """Per shard: per pattern name, the hashes of the stream queries (of any shard, as
+    :class:`ShardDraws` gave them) whose grounding the shard owns (see
+    :func:`kg2tool.dataset.assemble.grounding_hashes`); its redraws skip them."""
     from kg2tool.dataset.assemble import grounding_hashes
 
     owned: dict[int, dict[str, list[np.ndarray]]] = {}
-    names = draws.names
-    for _, parts, _ in draws:
+    for _, parts, _ in shards:
         for p, batches in parts.items():
             for b in batches:
                 h = grounding_hashes(b.relation_ids, b.anchor_ids)

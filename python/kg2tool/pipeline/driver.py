@@ -33,7 +33,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -394,11 +394,17 @@ class Generator:
         # likely (entities without names, exclusions, cyclic patterns), a first pass over the
         # streams tells each shard the groundings it owns that the streams gave to shards, so
         # its redraws repeat none of them either; the samples written are then all distinct.
-        avoid = None
-        if drops_likely(kg, cfg, specs, excluded):
-            avoid = owned_stream_queries(ShardDraws(*draw_args, {}), run.num_shards)
         draws = ShardDraws(*draw_args, report.rejected)
         draws.streams = run.streams  # the ones checked in _open_inputs
+        shards: Iterable[tuple[int, dict[int, list[Any]], int]] = draws
+        avoid = None
+        if drops_likely(kg, cfg, specs, excluded):  # every shard drawn first, and kept
+            # nothing else runs meanwhile: the draws take every CPU asked for (the queries
+            # are the same at any thread count)
+            for stream in draws.streams:
+                stream.options = {**stream.options, "threads": cfg.threads}
+            shards = list(draws)
+            avoid = owned_stream_queries(shards, draws.names, run.num_shards)
         bar = ProgressBar(
             "generate",
             cfg.num_samples,
@@ -407,7 +413,7 @@ class Generator:
             unit="samples",
         )
         try:
-            for result in runner.run(self._tasks(run, draws, avoid)):
+            for result in runner.run(self._tasks(run, shards, avoid)):
                 report.written += result["written"]
                 run.shard_done(result)
                 add_counts(report.paraphrase, result.get("paraphrase", {}))
@@ -424,11 +430,14 @@ class Generator:
         ]
 
     def _tasks(
-        self, run: _Run, draws: ShardDraws, avoid: dict[int, dict[str, np.ndarray]] | None
+        self,
+        run: _Run,
+        shards: Iterable[tuple[int, dict[int, list[Any]], int]],
+        avoid: dict[int, dict[str, np.ndarray]] | None,
     ) -> Iterator[ShardTask]:
         """The tasks of the shards not done yet, in shard order (every shard is drawn, so the
         streams give each shard the same queries as in an uninterrupted run)."""
-        for s, parts, deficit in draws:
+        for s, parts, deficit in shards:
             run.report.shortfall += deficit
             if s in run.done:
                 continue

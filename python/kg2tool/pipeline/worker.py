@@ -138,7 +138,7 @@ def _kg_shape(kg: Any) -> tuple[int, int, int]:
 
 def worker_context(kg: Any, overrides: str | None = None, shipped: bytes | None = None) -> Any:
     """Catalogue, runtime and lexicon of a KG (and a user lexicon), built once per process;
-    from the driver's catalogue and inflect answers when it ``shipped`` them
+    from the driver's catalogue, lexicon and inflect answers when it ``shipped`` them
     (:func:`shipped_context`) for a KG of this shape (building the catalogue is most of a
     context's cost)."""
     from kg2tool import dataset
@@ -146,28 +146,28 @@ def worker_context(kg: Any, overrides: str | None = None, shipped: bytes | None 
     key = (id(kg), overrides)
     if key not in _WORKER_CONTEXT:
         _WORKER_CONTEXT.clear()
-        catalog = None
+        built: dict[str, Any] = {}
         if shipped is not None:
             import pickle
             import zlib
 
-            shape, their_overrides, cat, inflections = pickle.loads(zlib.decompress(shipped))
+            shape, their_overrides, cat, lex, inflections = pickle.loads(zlib.decompress(shipped))
             lexicon.seed_inflections(inflections)
             if shape == _kg_shape(kg) and their_overrides == overrides:
-                catalog = cat
-        _WORKER_CONTEXT[key] = dataset.SampleContext(kg, catalog=catalog, overrides=overrides)
+                built = {"catalog": cat, "lexicon": lex}
+        _WORKER_CONTEXT[key] = dataset.SampleContext(kg, overrides=overrides, **built)
     return _WORKER_CONTEXT[key]
 
 
 def shipped_context(kg: Any, overrides: str | None = None) -> bytes:
-    """This process's catalogue of ``kg`` and its inflect answers, pickled and compressed,
-    for the tasks sent to other processes (:func:`worker_context`): they then neither build
-    the catalogue again nor import inflect."""
+    """This process's catalogue and question lexicon of ``kg`` and its inflect answers,
+    pickled and compressed, for the tasks sent to other processes (:func:`worker_context`):
+    they then build neither again, nor import inflect or load lemminflect's tables."""
     import pickle
     import zlib
 
-    catalog = worker_context(kg, overrides).catalog
-    payload = (_kg_shape(kg), overrides, catalog, lexicon.inflections())
+    ctx = worker_context(kg, overrides)
+    payload = (_kg_shape(kg), overrides, ctx.catalog, ctx.lexicon, lexicon.inflections())
     return zlib.compress(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 

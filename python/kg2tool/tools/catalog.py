@@ -88,7 +88,7 @@ from kg2tool.tools.naming import (
     type_word,
 )
 from kg2tool.tools.raw_ids import RAW_ID_RE, clean_description
-from kg2tool.tools.typewords import TYPE_COVERAGE, infer_domain_range
+from kg2tool.tools.typewords import TYPE_COVERAGE, infer_domain_range, infer_domain_ranges
 
 __all__ = [
     "GENERIC_TYPE",
@@ -255,8 +255,8 @@ class ApiCatalog:
         source = ovr.pop("__source__", None)
         rel_keys = kg.relations["key"].to_list()
         _check_override_keys(ovr, rel_keys, source)
-        dr = infer_domain_range(kg)
-        strict = infer_domain_range(kg, coverage=1.0)  # a type every argument has
+        # the default coverage's words, and the types every argument has
+        dr, strict = infer_domain_ranges(kg, (TYPE_COVERAGE, 1.0))
         rels = kg.relations.sort("key")
         by_key = dict(zip(kg.relations["key"], kg.relations["id"], strict=True))
         given = select_shipped(rel_keys)  # which sides a lexicon types

@@ -105,15 +105,75 @@ def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tu
     word covering as many; "entity" when none does. An API side's word is the default's;
     ``coverage=1`` tells whether every entity of the side has it (else the API declares "an
     entity, usually a <type>")."""
-    out: dict[int, list[str]] = {
-        int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()
-    }
+    return infer_domain_ranges(kg, (coverage,))[0]
+
+
+def infer_domain_ranges(kg: Any, coverages: tuple[float, ...]) -> list[dict[int, tuple[str, str]]]:
+    """:func:`infer_domain_range` at several coverages, counting the KG's types once."""
+    outs: list[dict[int, list[str]]] = [
+        {int(r): [GENERIC_TYPE, GENERIC_TYPE] for r in kg.relations["id"].to_list()}
+        for _ in coverages
+    ]
     typed = _typed_entities(kg)
     if typed is None:
-        return {r: (d, g) for r, (d, g) in out.items()}
+        return [{r: (d, g) for r, (d, g) in out.items()} for out in outs]
     size = typed.group_by("type_label").agg(pl.len().alias("size"))
     path_types = getattr(kg, "entity_types", None) is None or kg.entity_types.height == 0
-    general_of = pl.col("type_label").map_elements(general_word, return_dtype=pl.String)
+    # the general word of each distinct type label (not of each entity's row)
+    labels = typed.get_column("type_label").unique().drop_nulls()
+    typed_general = typed.join(
+        pl.DataFrame(
+            {"type_label": labels, "general": [general_word(x) for x in labels.to_list()]},
+            schema={"type_label": typed.schema["type_label"], "general": pl.String},
+        ),
+        on="type_label",
+    )
+    for side, col in ((0, "head"), (1, "tail")):
+        ents = kg.triples.select("relation", pl.col(col).alias("id")).unique()
+        total = dict(ents.group_by("relation").agg(pl.len()).iter_rows())
+        counts = (
+            ents.join(typed, on="id")
+            .group_by("relation", "type_label")
+            .agg(pl.len().alias("n"))
+            .join(size, on="type_label")
+            .sort("relation", "n", "type_label", descending=[False, True, False])
+        )
+        for (rel_id,), grp in counts.group_by("relation", maintain_order=True):
+            rows = list(zip(grp["type_label"], grp["n"], grp["size"], strict=True))
+            for out, coverage in zip(outs, coverages, strict=True):
+                out[int(rel_id)][side] = _pick_type(rows, total.get(rel_id, 0), coverage)
+        # a side no specific type covers may still be people, places, organizations, works
+        general = (
+            ents.join(typed_general, on="id")
+            .drop_nulls("general")
+            .unique(["relation", "id", "general"])
+            .group_by("relation", "general")
+            .agg(pl.len().alias("n"))
+            .sort("relation", "n", "general", descending=[False, True, False])
+            .rows()
+        )
+        for out, coverage in zip(outs, coverages, strict=True):
+            seen: set[int] = set()
+            for rel_id, word, n in general:
+                if rel_id in seen or n < coverage * total[rel_id]:
+                    continue
+                seen.add(rel_id)
+                # Freebase path types ("award nominee") read worse than the general word
+                have = out[int(rel_id)][side]
+                if have == GENERIC_TYPE or (path_types and " " in have):
+                    out[int(rel_id)][side] = word
+    return [{r: (d, g) for r, (d, g) in out.items()} for out in outs]
+    size = typed.group_by("type_label").agg(pl.len().alias("size"))
+    path_types = getattr(kg, "entity_types", None) is None or kg.entity_types.height == 0
+    # the general word of each distinct type label (not of each entity's row)
+    labels = typed.get_column("type_label").unique().drop_nulls()
+    typed_general = typed.join(
+        pl.DataFrame(
+            {"type_label": labels, "general": [general_word(x) for x in labels.to_list()]},
+            schema={"type_label": typed.schema["type_label"], "general": pl.String},
+        ),
+        on="type_label",
+    )
     for side, col in ((0, "head"), (1, "tail")):
         ents = kg.triples.select("relation", pl.col(col).alias("id")).unique()
         total = dict(ents.group_by("relation").agg(pl.len()).iter_rows())
@@ -129,7 +189,7 @@ def infer_domain_range(kg: Any, coverage: float = TYPE_COVERAGE) -> dict[int, tu
             out[int(rel_id)][side] = _pick_type(rows, total.get(rel_id, 0), coverage)
         # a side no specific type covers may still be people, places, organizations, works
         general = (
-            ents.join(typed.with_columns(general=general_of), on="id")
+            ents.join(typed_general, on="id")
             .drop_nulls("general")
             .unique(["relation", "id", "general"])
             .group_by("relation", "general")
