@@ -246,6 +246,9 @@ def build_lexicon(
                 pron_words.pop()
             pron_head = " ".join(pron_words)
             pre_m, post_m = _plural_arg(pre_many, post_many)
+            # the side names its answers as words ("the words derived from ...", "the more
+            # general terms for ..."): a relation between things takes them as what they name
+            words = bool(re.search(r"\b(?:words|terms|senses|adjectives)\b", head_pl))
             if post_m == post_many and post == post_many:
                 post_m = _plural_verb_after(post_m)
             rows.append(
@@ -253,6 +256,7 @@ def build_lexicon(
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
                     post_m, head, head_pl, side.verb, side.question, tword, pron_head,
                     functional.get((rid, d), True), entry.the_before_common_nouns,
+                    side.name_prefix, words,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -276,6 +280,8 @@ def build_lexicon(
             "pron_head": pl.String,
             "functional": pl.Boolean,
             "the_before_common_nouns": pl.Boolean,
+            "name_prefix": pl.String,
+            "words": pl.Boolean,
         },
         orient="row",
     )
@@ -311,7 +317,9 @@ class Phrase:
     ``person``: the answers are people; ``head``: the demonstrative ("that spouse", "those
     people"), empty when the phrase has no simple head noun; ``arg``: the phrase as the
     argument of a relation ("the spouse of X", "those that are both A and B"); ``pron``: the
-    set named again in a later sentence of a staged question ("these awards", "these")."""
+    set named again in a later sentence of a staged question ("these awards", "these");
+    ``name``: the phrase is an entity's name (not a phrase around one); ``words``: the set is
+    named as words ("the words derived from ...", "these more general terms")."""
 
     text: pl.Series
     many: pl.Series
@@ -320,6 +328,8 @@ class Phrase:
     head: pl.Series
     arg: pl.Series
     pron: pl.Series
+    name: pl.Series | bool = False
+    words: pl.Series | bool = False
 
 
 def materialise(n: int, **cols: pl.Expr) -> Phrase:
@@ -330,7 +340,8 @@ def materialise(n: int, **cols: pl.Expr) -> Phrase:
     if "pron" not in cols:
         frame = frame.with_columns(pl.lit("these", pl.String).alias("pron"))
     return Phrase(
-        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron"))
+        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron")),
+        words=frame.get_column("words") if "words" in cols else False,
     )
 
 
@@ -345,6 +356,7 @@ def name_phrase(names: pl.Series | str, n: int) -> Phrase:
         pl.Series([""] * n, dtype=pl.String),
         text,
         text,
+        name=True,
     )
 
 
@@ -361,6 +373,7 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
         pl.Series([""] * n, dtype=pl.String),
         pron,
         pron,
+        words=inner.words,
     )
 
 
@@ -369,13 +382,20 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
 _DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any) "
 
 
-def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Expr:
-    """A name (or phrase) as it stands in a relation's ``{x}``: a common-noun name takes
-    "the" where the relation speaks of things ("a part of the male body")."""
+def slot_name(
+    lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr, is_name: pl.Series | bool = True
+) -> pl.Expr:
+    """A name (or phrase) as it stands in a relation's ``{x}``: a name takes the side's
+    ``name_prefix`` ("the subject field of the term caramelize"); a common-noun name takes
+    "the" where the relation speaks of things ("a part of the male body"). ``is_name``: the
+    argument is an entity's name, not a phrase around one."""
     article = pl.lit(lex_column(lexicon, rd, "the_before_common_nouns"))
+    prefix = pl.lit(lex_column(lexicon, rd, "name_prefix"))
     slot = name.str.contains(PLACEHOLDER_RE)  # a probe's placeholder: mark the slot
     return (
-        pl.when(article & slot)
+        pl.when(pl.lit(is_name) & (prefix != ""))
+        .then(pl.concat_str(prefix, pl.lit(" "), name))
+        .when(article & slot)
         .then(name.str.replace(PLACEHOLDER, SLOT_PLACEHOLDER, literal=True))
         .when(article & common_noun(name))
         .then(pl.concat_str(pl.lit("the "), name))
@@ -384,8 +404,12 @@ def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Exp
 
 
 def common_noun(name: pl.Expr) -> pl.Expr:
-    """A name that is a common noun: lower case, not a phrase with its own determiner."""
-    return name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+    """A name that is a common noun: lower case, not a phrase with its own determiner; or
+    a lower-case noun after capitalised words ("Beaufort scale", "African bee"), not after a
+    possessive ("Fanconi's anemia")."""
+    lower = name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+    proper_modifier = name.str.contains(r"^[A-Z][\w.-]*(?: [A-Z][\w.-]*)* [a-z][\w-]*$")
+    return lower | (proper_modifier & ~name.str.contains("'s "))
 
 
 # Questions are first written with placeholder anchor names (linted once per relation row,
@@ -402,7 +426,16 @@ def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> P
     not functional is read in the plural ("the children of X", not "a child of X", which one
     of them would satisfy)."""
     g = lexicon.frame[rd]
-    arg = slot_name(lexicon, rd, pl.lit(inner.arg))
+    arg = slot_name(lexicon, rd, pl.lit(inner.arg), inner.name)
+    if not isinstance(inner.words, bool) or inner.words:
+        # a relation between things over a set named as words: the things they name ("the
+        # parts of the things named by the words derived from ...")
+        named = pl.when(pl.lit(inner.many)).then(pl.lit("the things named by "))
+        arg = (
+            pl.when(pl.lit(g["the_before_common_nouns"]) & pl.lit(inner.words))
+            .then(pl.concat_str(named.otherwise(pl.lit("the thing named by ")), arg))
+            .otherwise(arg)
+        )
     many_in = pl.lit(inner.many)
     single = pl.lit(g["functional"])
     suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))
@@ -427,6 +460,7 @@ def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> P
         pron=pl.when(pl.lit(g["head_pl"]) == "")
         .then(pl.lit("these"))
         .otherwise(pl.concat_str(pl.lit("these "), pl.lit(g["pron_head"]))),
+        words=pl.lit(g["words"]),
     )
 
 

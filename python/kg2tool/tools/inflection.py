@@ -201,10 +201,14 @@ _NEEDS_THE = (
 
 # ... but never a name with its own article, nor a film, band or show named like a team or a
 # war ("This Means War", "They Might Be Giants", "Three Kings", "Hill Street Blues", "Bloc
-# Party")
+# Party"), a title with a subtitle ("Hellboy II: The Golden Army"), nor a title named like a
+# state or a war whose "of" names no place ("Kingdom of Heaven", "Empire of the Sun", "State
+# of Play", "War of the Worlds")
 _NO_THE = (
     r"^(?:(?:The|A|An|This|That|They|We|When|One|Two|Three|Four|Seven|Nine|Evil|Space|Power|"
-    r"Wonder|Hill Street|Kill Rock|Step Up|Howard) |Bloc Party$)"
+    r"Wonder|Hill Street|Kill Rock|Step Up|Howard|Mighty Morphin) |Bloc Party$|[^:]+: |"
+    r"(?:Kingdom|Empire|State|War|Battle|Planet) of (?:the )?(?:Heaven|Sun|Moon|Play|Worlds|"
+    r"Apes|Dreams|Fear|Fire|Ice|Gods|Shadows|Light|Darkness|Dead|Damned|Dragons?|Spiders)$)"
 )
 
 
