@@ -206,7 +206,8 @@ _NEEDS_THE = (
 # of Play", "War of the Worlds")
 _NO_THE = (
     r"^(?:(?:The|A|An|This|That|They|We|When|One|Two|Three|Four|Seven|Nine|Evil|Space|Power|"
-    r"Wonder|Hill Street|Kill Rock|Step Up|Howard|Mighty Morphin) |Bloc Party$|[^:]+: |"
+    r"Wonder|Hill Street|Kill Rock|Step Up|Howard|Mighty Morphin) |Bloc Party$|Justice League$|"
+    r"[^:]+: |"
     r"(?:Kingdom|Empire|State|War|Battle|Planet) of (?:the )?(?:Heaven|Sun|Moon|Play|Worlds|"
     r"Apes|Dreams|Fear|Fire|Ice|Gods|Shadows|Light|Darkness|Dead|Damned|Dragons?|Spiders)$)"
 )
