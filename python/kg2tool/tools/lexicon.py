@@ -255,8 +255,7 @@ def read_lexicon(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
                 if f == "name_prefix":
                     if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]+ ?)*", value):
                         raise InputError(
-                            f"relation {key!r}: {d}.name_prefix {value!r} must be lower-case "
-                            "words",
+                            f"relation {key!r}: {d}.name_prefix {value!r} must be lower-case words",
                             path=where,
                         )
                     continue
