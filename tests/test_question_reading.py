@@ -195,3 +195,32 @@ def test_film_titles_take_no_article() -> None:
     changed = titles.filter(with_article(titles) != titles).to_list()
     assert sorted(changed) == ["Battle of Britain", "Mystic River"], changed
     assert "Kingdom of Heaven" in titles.to_list()
+
+
+def test_anaphors_are_plain_nouns() -> None:
+    """A staged question's second sentence names the set by "these" and a plain plural noun:
+    never "the these", "these programs broadcast" or "these titles Netflix lists"."""
+    from kg2tool.samples.phrases import build_lexicon
+
+    for name in ("fb15k-237", "wn18rr"):
+        heads = set(build_lexicon(_kg(name)).frame["pron_head"].to_list())
+        for bad in ("programs broadcast", "titles Netflix lists", "players currently"):
+            assert bad not in heads
+    qs = [q for p in ("3p", "pin") for q in _questions("wn18rr", p, 60)]
+    assert any(re.search(r"\bthese\b", q) for q in qs)
+    for q in qs:
+        assert not re.search(r"\bthe (?:these|those)\b", q), q
+
+
+def test_named_movements_and_prizes_take_the() -> None:
+    import polars as pl
+
+    from kg2tool.tools.inflection import with_article
+
+    names = ["New Wave of British Heavy Metal", "Mongol conquests", "Golden Lion", "Star Wars"]
+    assert with_article(pl.Series(names)).to_list() == [
+        "the New Wave of British Heavy Metal",
+        "the Mongol conquests",
+        "the Golden Lion",
+        "Star Wars",
+    ]

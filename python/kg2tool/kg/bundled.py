@@ -336,6 +336,9 @@ def _wordnet_case(
             return spelling[word]
         if re.fullmatch(r"(?:[a-z]\.)+|[ivx]{2,}", word):  # "u.s." -> "U.S.", "xiv" -> "XIV"
             return word.upper()
+        if re.fullmatch(r"[a-z]+'[a-z]{2,}", word):  # "o'brien" -> "O'Brien", "de'Medici"
+            pre, post = word.split("'")
+            return f"{pre if pre in SMALL_WORDS else pre.capitalize()}'{post.capitalize()}"
         return "-".join(p[:1].upper() + p[1:] for p in word.split("-"))
 
     out = []

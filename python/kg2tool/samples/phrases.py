@@ -20,7 +20,13 @@ import polars as pl
 from kg2tool.errors import InputError
 from kg2tool.patterns import DIFFERENCE, INTERSECT, UNION
 from kg2tool.tools.catalog import ApiCatalog
-from kg2tool.tools.inflection import PEOPLE_TYPES, is_plural_noun, plural_type, verb_lemma
+from kg2tool.tools.inflection import (
+    PEOPLE_TYPES,
+    is_participle,
+    is_plural_noun,
+    plural_type,
+    verb_lemma,
+)
 from kg2tool.tools.lexicon import resolve_lexicon
 from kg2tool.tools.raw_ids import RAW_ID_PATTERN
 
@@ -68,6 +74,29 @@ def _head_span(pre: str) -> tuple[int, int]:
     if words[j : j + 1] == ["of"] and j + 2 < len(words) and words[j + 2] == "of" and words[j + 1]:
         return j + 2, j - 1  # "head of state", "country of citizenship"
     return j, j - 1
+
+
+def _pron_head(head: str) -> str:
+    """A plural head as an anaphor's noun ("these programs"): without the words after its
+    noun ("the programs broadcast", "the people belonging", "the players currently", "the
+    titles Netflix lists")."""
+    from lemminflect import getAllLemmas
+
+    words = head.split(" ")
+    for i in range(1, len(words)):
+        if words[i][:1].isupper() and words[i - 1][:1].islower():
+            words = words[:i]
+            break
+
+    def after_noun(word: str) -> bool:  # a participle, adverb or adjective (a known word)
+        if word.endswith("ing") or word == "broadcast" or is_participle(word):
+            return True
+        lemmas = getAllLemmas(word)
+        return bool({"ADV", "ADJ"} & lemmas.keys()) and "NOUN" not in lemmas
+
+    while len(words) > 1 and after_noun(words[-1]):
+        words.pop()
+    return " ".join(words)
 
 
 def _plural_head_verbs(pre: str) -> str:
@@ -240,11 +269,7 @@ def build_lexicon(
             plural_ = bool(head) and is_plural_noun(pre.split(" ")[noun])
             jp, _ = _head_span(pre_many)
             head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
-            # the head as an anaphor's noun, without a participle ("these people belonging")
-            pron_words = head_pl.split(" ")
-            while len(pron_words) > 1 and pron_words[-1].endswith("ing"):
-                pron_words.pop()
-            pron_head = " ".join(pron_words)
+            pron_head = _pron_head(head_pl)
             pre_m, post_m = _plural_arg(pre_many, post_many)
             # the side names its answers as words ("the words derived from ...", "the more
             # general terms for ..."): a relation between things takes them as what they name
@@ -378,8 +403,9 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
 
 
 # A name that is a common noun starts lower case and not with a determiner of its own
-# (nested phrases do: "the parts of ...", "those that ...", "both ...").
-_DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any) "
+# (nested phrases do: "the parts of ...", "those that ...", "both ...", a staged question's
+# "these").
+_DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any)(?: |$)"
 
 
 def slot_name(
@@ -404,12 +430,14 @@ def slot_name(
 
 
 def common_noun(name: pl.Expr) -> pl.Expr:
-    """A name that is a common noun: lower case, not a phrase with its own determiner; or
-    a lower-case noun after capitalised words ("Beaufort scale", "African bee"), not after a
-    possessive ("Fanconi's anemia")."""
+    """A name that is a common noun: lower case, not a phrase with its own determiner; a
+    lower-case noun after capitalised words ("Beaufort scale", "African bee"), not after a
+    possessive ("Fanconi's anemia"); or a plural head named of something ("Pillars of
+    Hercules")."""
     lower = name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
     proper_modifier = name.str.contains(r"^[A-Z][\w.-]*(?: [A-Z][\w.-]*)* [a-z][\w-]*$")
-    return lower | (proper_modifier & ~name.str.contains("'s "))
+    plural_of = name.str.contains(r"^[A-Z][a-z]+s of [A-Z]")
+    return lower | (proper_modifier & ~name.str.contains("'s ")) | plural_of
 
 
 # Questions are first written with placeholder anchor names (linted once per relation row,

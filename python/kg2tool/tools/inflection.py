@@ -156,6 +156,10 @@ _NEEDS_THE = (
     r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
     r"Himalayas|River|Sea|Ocean|Desert|Archipelago|Peninsula|Strait|Channel|Canal)$|"
     r"(?:Gulf|Bay|Strait|Straits|Sea|Cape) of |"
+    # movements and campaigns named by their words: "the New Wave of British Heavy Metal",
+    # "the Mongol conquests", "the Golden Lion"
+    r"New Wave of |[A-Z][\w-]*(?: [A-Z][\w-]*)* (?:conquests|invasions|wars|campaigns)$|"
+    r"Golden (?:Lion|Bear)$|"
     # a people named by its adjective: "the Punjabi people", "the Jewish people"
     r"[A-Z][\w-]* people$|"
     # organisations, teams and events: "the Labour Party", "the Swiss national football
