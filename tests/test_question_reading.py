@@ -217,10 +217,17 @@ def test_named_movements_and_prizes_take_the() -> None:
 
     from kg2tool.tools.inflection import with_article
 
-    names = ["New Wave of British Heavy Metal", "Mongol conquests", "Golden Lion", "Star Wars"]
+    names = [
+        "New Wave of British Heavy Metal",
+        "Mongol conquests",
+        "Golden Lion",
+        "Masovian Voivodeship",
+        "Star Wars",
+    ]
     assert with_article(pl.Series(names)).to_list() == [
         "the New Wave of British Heavy Metal",
         "the Mongol conquests",
         "the Golden Lion",
+        "the Masovian Voivodeship",
         "Star Wars",
     ]

@@ -159,7 +159,7 @@ _NEEDS_THE = (
     # movements and campaigns named by their words: "the New Wave of British Heavy Metal",
     # "the Mongol conquests", "the Golden Lion"
     r"New Wave of |[A-Z][\w-]*(?: [A-Z][\w-]*)* (?:conquests|invasions|wars|campaigns)$|"
-    r"Golden (?:Lion|Bear)$|"
+    r"Golden (?:Lion|Bear)$|[A-Z][\w-]*(?: [A-Z][\w-]*)* Voivodeship$|"
     # a people named by its adjective: "the Punjabi people", "the Jewish people"
     r"[A-Z][\w-]* people$|"
     # organisations, teams and events: "the Labour Party", "the Swiss national football
