@@ -43,6 +43,8 @@ OPTIONAL = {"name", "inverse_name", "exclude", "symmetric", "label", "the_before
 # Nouns whose singular and plural are one word ("the Olympics at which ..."; "species").
 INVARIANT_NOUNS = frozenset({"olympics", "games", "series", "species"})
 PHRASES = ("one", "many", "verb", "question")
+# optional per side: words before an entity name in {x} ("the term")
+SIDE_OPTIONAL = {"name_prefix"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 PREPOSITIONS = frozenset(
     """aboard about above across after against along amid among around as at before behind
@@ -220,7 +222,13 @@ def entry_problems(key: str, entry: dict[str, Any]) -> list[str]:
         if not isinstance(table, dict):
             continue
         out += [f"{side}: missing phrase {k!r}" for k in PHRASES if k not in table]
-        out += [f"{side}: unknown phrase {k!r}" for k in sorted(set(table) - set(PHRASES))]
+        out += [
+            f"{side}: unknown phrase {k!r}"
+            for k in sorted(set(table) - set(PHRASES) - SIDE_OPTIONAL)
+        ]
+        prefix = table.get("name_prefix")
+        if prefix is not None and not re.fullmatch(r"[a-z]+(?: [a-z]+)*", str(prefix)):
+            out.append(f"{side}.name_prefix: {prefix!r} must be lower-case words")
         for kind in PHRASES:
             if kind in table:
                 out += [f"{side}.{kind}: {p}" for p in phrase_problems(kind, table[kind])]

@@ -260,7 +260,8 @@ def build_from_batches(
         frames.extend(extra)
     if len(frames) == 1:
         return frame, report
-    frame = pl.concat(frames, how="vertical_relaxed")
+    # a frame with no sample may lack columns (all its samples dropped): leave it out
+    frame = pl.concat([f for f in frames if f.height] or frames[:1], how="vertical_relaxed")
     frame = frame.unique(subset=["pattern", "bindings"], keep="first", maintain_order=True)
     frame = assign_splits(
         frame,

@@ -336,6 +336,9 @@ def _wordnet_case(
             return spelling[word]
         if re.fullmatch(r"(?:[a-z]\.)+|[ivx]{2,}", word):  # "u.s." -> "U.S.", "xiv" -> "XIV"
             return word.upper()
+        if re.fullmatch(r"[a-z]+'[a-z]{2,}", word):  # "o'brien" -> "O'Brien", "de'Medici"
+            pre, post = word.split("'")
+            return f"{pre if pre in SMALL_WORDS else pre.capitalize()}'{post.capitalize()}"
         return "-".join(p[:1].upper() + p[1:] for p in word.split("-"))
 
     out = []
@@ -357,8 +360,20 @@ def _wordnet_case(
                         break
                 else:
                     i += 1
+            words = [_possessive_name(w, capital) for w in words]
         out.append(" ".join(words))
     return pl.Series("label", out, pl.String)
+
+
+def _possessive_name(word: str, capital: Callable[[str], str]) -> str:
+    """A possessive whose stem is no English word is a person's name ("fanconi's" ->
+    "Fanconi's", "culver's"); "cat's", "shepherd's" stay."""
+    m = re.fullmatch(r"([a-z][\w-]*)'s", word)
+    if m is None:
+        return word
+    from lemminflect import getAllLemmas
+
+    return word if getAllLemmas(m.group(1)) else capital(m.group(1)) + "'s"
 
 
 # WordNet's taxonomic ranks (biology senses); their lemma words mark a rank concept.

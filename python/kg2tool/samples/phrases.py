@@ -20,7 +20,13 @@ import polars as pl
 from kg2tool.errors import InputError
 from kg2tool.patterns import DIFFERENCE, INTERSECT, UNION
 from kg2tool.tools.catalog import ApiCatalog
-from kg2tool.tools.inflection import PEOPLE_TYPES, is_plural_noun, plural_type, verb_lemma
+from kg2tool.tools.inflection import (
+    PEOPLE_TYPES,
+    is_participle,
+    is_plural_noun,
+    plural_type,
+    verb_lemma,
+)
 from kg2tool.tools.lexicon import resolve_lexicon
 from kg2tool.tools.raw_ids import RAW_ID_PATTERN
 
@@ -68,6 +74,29 @@ def _head_span(pre: str) -> tuple[int, int]:
     if words[j : j + 1] == ["of"] and j + 2 < len(words) and words[j + 2] == "of" and words[j + 1]:
         return j + 2, j - 1  # "head of state", "country of citizenship"
     return j, j - 1
+
+
+def _pron_head(head: str) -> str:
+    """A plural head as an anaphor's noun ("these programs"): without the words after its
+    noun ("the programs broadcast", "the people belonging", "the players currently", "the
+    titles Netflix lists")."""
+    from lemminflect import getAllLemmas
+
+    words = head.split(" ")
+    for i in range(1, len(words)):
+        if words[i][:1].isupper() and words[i - 1][:1].islower():
+            words = words[:i]
+            break
+
+    def after_noun(word: str) -> bool:  # a participle, adverb or adjective (a known word)
+        if word.endswith("ing") or word == "broadcast" or is_participle(word):
+            return True
+        lemmas = getAllLemmas(word)
+        return bool({"ADV", "ADJ"} & lemmas.keys()) and "NOUN" not in lemmas
+
+    while len(words) > 1 and after_noun(words[-1]):
+        words.pop()
+    return " ".join(words)
 
 
 def _plural_head_verbs(pre: str) -> str:
@@ -240,12 +269,11 @@ def build_lexicon(
             plural_ = bool(head) and is_plural_noun(pre.split(" ")[noun])
             jp, _ = _head_span(pre_many)
             head_pl = " ".join(pre_many.split(" ")[1:jp]) if jp else ""
-            # the head as an anaphor's noun, without a participle ("these people belonging")
-            pron_words = head_pl.split(" ")
-            while len(pron_words) > 1 and pron_words[-1].endswith("ing"):
-                pron_words.pop()
-            pron_head = " ".join(pron_words)
+            pron_head = _pron_head(head_pl)
             pre_m, post_m = _plural_arg(pre_many, post_many)
+            # the side names its answers as words ("the words derived from ...", "the more
+            # general terms for ..."): a relation between things takes them as what they name
+            words = bool(re.search(r"\b(?:words|terms|senses|adjectives)\b", head_pl))
             if post_m == post_many and post == post_many:
                 post_m = _plural_verb_after(post_m)
             rows.append(
@@ -253,6 +281,7 @@ def build_lexicon(
                     rid * 2 + d, pre, post, qword, person, plural_, qword_one, pre_many, pre_m,
                     post_m, head, head_pl, side.verb, side.question, tword, pron_head,
                     functional.get((rid, d), True), entry.the_before_common_nouns,
+                    side.name_prefix, words,
                 )
             )  # fmt: skip
     frame = pl.DataFrame(
@@ -276,6 +305,8 @@ def build_lexicon(
             "pron_head": pl.String,
             "functional": pl.Boolean,
             "the_before_common_nouns": pl.Boolean,
+            "name_prefix": pl.String,
+            "words": pl.Boolean,
         },
         orient="row",
     )
@@ -311,7 +342,9 @@ class Phrase:
     ``person``: the answers are people; ``head``: the demonstrative ("that spouse", "those
     people"), empty when the phrase has no simple head noun; ``arg``: the phrase as the
     argument of a relation ("the spouse of X", "those that are both A and B"); ``pron``: the
-    set named again in a later sentence of a staged question ("these awards", "these")."""
+    set named again in a later sentence of a staged question ("these awards", "these");
+    ``name``: the phrase is an entity's name (not a phrase around one); ``words``: the set is
+    named as words ("the words derived from ...", "these more general terms")."""
 
     text: pl.Series
     many: pl.Series
@@ -320,6 +353,8 @@ class Phrase:
     head: pl.Series
     arg: pl.Series
     pron: pl.Series
+    name: pl.Series | bool = False
+    words: pl.Series | bool = False
 
 
 def materialise(n: int, **cols: pl.Expr) -> Phrase:
@@ -330,7 +365,8 @@ def materialise(n: int, **cols: pl.Expr) -> Phrase:
     if "pron" not in cols:
         frame = frame.with_columns(pl.lit("these", pl.String).alias("pron"))
     return Phrase(
-        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron"))
+        *(frame.get_column(c) for c in ("text", "many", "noun", "person", "head", "arg", "pron")),
+        words=frame.get_column("words") if "words" in cols else False,
     )
 
 
@@ -345,6 +381,7 @@ def name_phrase(names: pl.Series | str, n: int) -> Phrase:
         pl.Series([""] * n, dtype=pl.String),
         text,
         text,
+        name=True,
     )
 
 
@@ -361,21 +398,30 @@ def pronoun_phrase(inner: Phrase) -> Phrase:
         pl.Series([""] * n, dtype=pl.String),
         pron,
         pron,
+        words=inner.words,
     )
 
 
 # A name that is a common noun starts lower case and not with a determiner of its own
-# (nested phrases do: "the parts of ...", "those that ...", "both ...").
-_DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any) "
+# (nested phrases do: "the parts of ...", "those that ...", "both ...", a staged question's
+# "these").
+_DETERMINERS = r"^(?:the|a|an|those|these|both|either|each|one|someone|something|any)(?: |$)"
 
 
-def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Expr:
-    """A name (or phrase) as it stands in a relation's ``{x}``: a common-noun name takes
-    "the" where the relation speaks of things ("a part of the male body")."""
+def slot_name(
+    lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr, is_name: pl.Series | bool = True
+) -> pl.Expr:
+    """A name (or phrase) as it stands in a relation's ``{x}``: a name takes the side's
+    ``name_prefix`` ("the subject field of the term caramelize"); a common-noun name takes
+    "the" where the relation speaks of things ("a part of the male body"). ``is_name``: the
+    argument is an entity's name, not a phrase around one."""
     article = pl.lit(lex_column(lexicon, rd, "the_before_common_nouns"))
+    prefix = pl.lit(lex_column(lexicon, rd, "name_prefix"))
     slot = name.str.contains(PLACEHOLDER_RE)  # a probe's placeholder: mark the slot
     return (
-        pl.when(article & slot)
+        pl.when(pl.lit(is_name) & (prefix != ""))
+        .then(pl.concat_str(prefix, pl.lit(" "), name))
+        .when(article & slot)
         .then(name.str.replace(PLACEHOLDER, SLOT_PLACEHOLDER, literal=True))
         .when(article & common_noun(name))
         .then(pl.concat_str(pl.lit("the "), name))
@@ -384,8 +430,14 @@ def slot_name(lexicon: RelationLexicon, rd: np.ndarray, name: pl.Expr) -> pl.Exp
 
 
 def common_noun(name: pl.Expr) -> pl.Expr:
-    """A name that is a common noun: lower case, not a phrase with its own determiner."""
-    return name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+    """A name that is a common noun: lower case, not a phrase with its own determiner; a
+    lower-case noun after capitalised words ("Beaufort scale", "African bee"), not after a
+    possessive ("Fanconi's anemia"); or a plural head named of something ("Pillars of
+    Hercules")."""
+    lower = name.str.contains(r"^[a-z]") & ~name.str.contains(_DETERMINERS)
+    proper_modifier = name.str.contains(r"^[A-Z][\w.-]*(?: [A-Z][\w.-]*)* [a-z][\w-]*$")
+    plural_of = name.str.contains(r"^[A-Z][a-z]+s of [A-Z]")
+    return lower | (proper_modifier & ~name.str.contains("'s ")) | plural_of
 
 
 # Questions are first written with placeholder anchor names (linted once per relation row,
@@ -402,7 +454,16 @@ def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> P
     not functional is read in the plural ("the children of X", not "a child of X", which one
     of them would satisfy)."""
     g = lexicon.frame[rd]
-    arg = slot_name(lexicon, rd, pl.lit(inner.arg))
+    arg = slot_name(lexicon, rd, pl.lit(inner.arg), inner.name)
+    if not isinstance(inner.words, bool) or inner.words:
+        # a relation between things over a set named as words: the things they name ("the
+        # parts of the things named by the words derived from ...")
+        named = pl.when(pl.lit(inner.many)).then(pl.lit("the things named by "))
+        arg = (
+            pl.when(pl.lit(g["the_before_common_nouns"]) & pl.lit(inner.words))
+            .then(pl.concat_str(named.otherwise(pl.lit("the thing named by ")), arg))
+            .otherwise(arg)
+        )
     many_in = pl.lit(inner.many)
     single = pl.lit(g["functional"])
     suffix = pl.when(many_in).then(pl.lit(g["suffix_m"])).otherwise(pl.lit(g["suffix"]))
@@ -427,6 +488,7 @@ def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> P
         pron=pl.when(pl.lit(g["head_pl"]) == "")
         .then(pl.lit("these"))
         .otherwise(pl.concat_str(pl.lit("these "), pl.lit(g["pron_head"]))),
+        words=pl.lit(g["words"]),
     )
 
 

@@ -447,6 +447,17 @@ _STAGE_OPENERS = ("take ", "consider ")
 _RELATIVE = r" (?:that|who|whom|whose|which|where) "
 
 
+# Words of a phrase before its argument from which the phrase counts as long.
+_LONG_PREFIX_WORDS = 7
+
+
+def _long_prefix(lexicon: RelationLexicon, rd: np.ndarray) -> np.ndarray:
+    """Per row, whether the relation's plural phrase has many words before its argument
+    ("the words derived from the same root as {x}")."""
+    words = lex_column(lexicon, rd, "prefix_m").str.strip_chars().str.count_matches(" ") + 1
+    return (words >= _LONG_PREFIX_WORDS).to_numpy()
+
+
 def _stage_points(
     plan: Plan, relation_ids: np.ndarray, lexicon: RelationLexicon
 ) -> list[tuple[int, int, np.ndarray]]:
@@ -476,6 +487,9 @@ def _stage_points(
         if inner_kind not in (PROJECT, INTERSECT, UNION, DIFFERENCE):
             continue
         rows = (lex_column(lexicon, rd_of(k), "suffix") != "").to_numpy()
+        # a long phrase around a set ("the words derived from the same root as those that
+        # are both ..."): the set first, then the phrase around "these"
+        wordy = _long_prefix(lexicon, rd_of(k))
         if inner_kind == PROJECT:
             deep = int(plan.op_kind[plan.inputs(i)[0]]) != ANCHOR
             long = (
@@ -485,6 +499,10 @@ def _stage_points(
             rows = rows & long
             if deep and k in spine:
                 deep_points.append((i, k, ~rows))
+            # a long phrase repeated around itself, inside a set operation
+            rows = rows | (wordy & _long_prefix(lexicon, rd_of(i)) & (k not in spine))
+        else:
+            rows = rows | wordy
         if rows.any():
             out.append((i, k, rows))
     return out + [p for p in deep_points if p[2].any()]

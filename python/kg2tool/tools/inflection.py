@@ -156,6 +156,10 @@ _NEEDS_THE = (
     r"Japanese|Persian|Mongol|Qing|Han) Empire$|[A-Z][\w-]+ (?:Islands|Mountains|Alps|Andes|"
     r"Himalayas|River|Sea|Ocean|Desert|Archipelago|Peninsula|Strait|Channel|Canal)$|"
     r"(?:Gulf|Bay|Strait|Straits|Sea|Cape) of |"
+    # movements and campaigns named by their words: "the New Wave of British Heavy Metal",
+    # "the Mongol conquests", "the Golden Lion"
+    r"New Wave of |[A-Z][\w-]*(?: [A-Z][\w-]*)* (?:conquests|invasions|wars|campaigns)$|"
+    r"Golden (?:Lion|Bear)$|[A-Z][\w-]*(?: [A-Z][\w-]*)* Voivodeship$|"
     # a people named by its adjective: "the Punjabi people", "the Jewish people"
     r"[A-Z][\w-]* people$|"
     # organisations, teams and events: "the Labour Party", "the Swiss national football
@@ -201,10 +205,15 @@ _NEEDS_THE = (
 
 # ... but never a name with its own article, nor a film, band or show named like a team or a
 # war ("This Means War", "They Might Be Giants", "Three Kings", "Hill Street Blues", "Bloc
-# Party")
+# Party"), a title with a subtitle ("Hellboy II: The Golden Army"), nor a title named like a
+# state or a war whose "of" names no place ("Kingdom of Heaven", "Empire of the Sun", "State
+# of Play", "War of the Worlds")
 _NO_THE = (
     r"^(?:(?:The|A|An|This|That|They|We|When|One|Two|Three|Four|Seven|Nine|Evil|Space|Power|"
-    r"Wonder|Hill Street|Kill Rock|Step Up|Howard) |Bloc Party$)"
+    r"Wonder|Hill Street|Kill Rock|Step Up|Howard|Mighty Morphin) |Bloc Party$|Justice League$|"
+    r"[^:]+: |"
+    r"(?:Kingdom|Empire|State|War|Battle|Planet) of (?:the )?(?:Heaven|Sun|Moon|Play|Worlds|"
+    r"Apes|Dreams|Fear|Fire|Ice|Gods|Shadows|Light|Darkness|Dead|Damned|Dragons?|Spiders)$)"
 )
 
 

@@ -59,7 +59,7 @@ __all__ = [
     "with_article",
 ]
 
-SIDE_FIELDS = frozenset({"one", "many", "verb", "question"})
+SIDE_FIELDS = frozenset({"one", "many", "verb", "question", "name_prefix"})
 FIELDS = frozenset(
     {
         "name",
@@ -97,6 +97,9 @@ class Side:
     many: str
     verb: str = ""
     question: str = ""
+    # words before an entity name standing alone in {x} ("the term" -> "the subject field of
+    # the term caramelize"), none before a nested phrase ("the subject field of the words ...")
+    name_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,13 @@ def read_lexicon(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
                     path=where,
                 )
             for f, value in side.items():
+                if f == "name_prefix":
+                    if not isinstance(value, str) or not re.fullmatch(r"(?:[a-z]+ ?)*", value):
+                        raise InputError(
+                            f"relation {key!r}: {d}.name_prefix {value!r} must be lower-case words",
+                            path=where,
+                        )
+                    continue
                 _check_phrase(str(key), f"{d}.{f}", value, where)
             entry[d] = dict(side)
         out[str(key)] = entry
@@ -369,7 +379,11 @@ def resolve_lexicon(
                 have["many"] = plural_phrase(have["one"])
             if "one" in have:  # the fallback's verb/question belong to the fallback's phrases
                 side = Side(
-                    have["one"], have["many"], have.get("verb", ""), have.get("question", "")
+                    have["one"],
+                    have["many"],
+                    have.get("verb", ""),
+                    have.get("question", ""),
+                    have.get("name_prefix", "").strip(),
                 )
             else:
                 fall = fallback()[d]
@@ -378,6 +392,7 @@ def resolve_lexicon(
                     have.get("many", fall["many"]),
                     have.get("verb", fall.get("verb", "")),
                     have.get("question", fall.get("question", "")),
+                    have.get("name_prefix", "").strip(),
                 )
             sides[d] = side
         from_lexicon = "forward" in fields or "inverse" in fields
