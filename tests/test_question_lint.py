@@ -56,6 +56,9 @@ def test_vectorised_lint_agrees_with_the_rules() -> None:
         "Find the derivationally related form of a apple.",
         "Which olympics olympic sports?",
         None,
+        "",  # an empty text among others (once broke the doubled-word check)
+        "co-occurs co-occurs with X",
+        "",
     ]
     got = lint_texts(pl.Series(texts, dtype=pl.String)).to_list()
     for text, reason in zip(texts, got, strict=True):
@@ -64,6 +67,11 @@ def test_vectorised_lint_agrees_with_the_rules() -> None:
             continue
         fired = [r for r in RULES if rule_matches(r, text)]
         assert reason == (fired[0] if fired else None), text
+
+
+def test_lint_of_empty_texts_only() -> None:
+    assert lint_texts(pl.Series(["", ""], dtype=pl.String)).to_list() == [None, None]
+    assert lint_texts(pl.Series([], dtype=pl.String)).to_list() == []
 
 
 def _masked(frame: pl.DataFrame, kg: KnowledgeGraph) -> list[str]:

@@ -45,9 +45,11 @@ def _doubled_batch(texts: pl.Series) -> pl.Series:
     with a plural "s")."""
     # punctuation marks are tokens too, so "relations. Relation" is no repetition
     words = texts.str.to_lowercase().str.extract_all(_TOKEN)
-    counts = words.list.len().fill_null(0).to_numpy()
-    flat = words.explode()  # an empty or null list gives one null
-    row = np.repeat(np.arange(len(texts)), np.maximum(counts, 1))
+    # one row per word with its text's row (empty and null texts give none, whatever an
+    # empty list explodes into)
+    exploded = pl.DataFrame({"w": words, "row": np.arange(len(texts))}).explode("w").drop_nulls("w")
+    flat = exploded.get_column("w")
+    row = exploded.get_column("row").to_numpy()
     out = np.zeros(len(texts), bool)
     if len(flat) < 2:
         return pl.Series(out)
