@@ -41,7 +41,8 @@ from kg2tool.engine import QueryStream, execute_queries, resolve_pattern, sample
 from kg2tool.patterns import ANCHOR, JOIN, MAX_JOIN_CALLS, PROJECT, join_call_counts, pattern_counts
 from kg2tool.samples.calls import CALL_STYLES, UnsupportedPlanError, check_plan
 from kg2tool.samples.formats import FORMATS, ToolFragments, build_records
-from kg2tool.samples.questions import RelationLexicon, build_lexicon, mix_hash, verbalize_linted
+from kg2tool.samples.linted import verbalize_linted
+from kg2tool.samples.questions import RelationLexicon, build_lexicon, mix_hash
 from kg2tool.samples.replay import verify_many
 from kg2tool.samples.trajectories import build_trajectories_many
 from kg2tool.tools.catalog import LIST_KIND, ApiCatalog

@@ -4,7 +4,7 @@ Each rule is a regular expression over the whole text, so one vectorised pass ch
 column of millions of questions; :func:`lint_texts` gives the first failing rule's name per
 row (null when the text passes) and :func:`lint_text` the same for one string. Anchor names
 are not linted: questions are checked with placeholder names (see
-:func:`kg2tool.samples.questions.verbalize_linted`).
+:func:`kg2tool.samples.linted.verbalize_linted`).
 """
 
 from __future__ import annotations

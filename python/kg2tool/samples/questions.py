@@ -18,7 +18,6 @@ template is chosen by a hash of (seed, query id), so the same seed gives the sam
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -29,15 +28,12 @@ import polars as pl
 from kg2tool.errors import InputError
 from kg2tool.patterns import ANCHOR, DIFFERENCE, INTERSECT, JOIN, PROJECT, UNION, Plan
 from kg2tool.samples.phrases import (
-    PLACEHOLDER,
-    SLOT_PLACEHOLDER,
     Phrase,
     RelationLexicon,
     all_of,
     bare_noun,
     be_verb,
     build_lexicon,
-    common_noun,
     expr_join,
     join_clauses,
     lex_column,
@@ -59,7 +55,6 @@ __all__ = [
     "mix_hash",
     "name_list_text",
     "verbalize",
-    "verbalize_linted",
 ]
 
 
@@ -266,155 +261,6 @@ def verbalize(
     templates = _templates(plan, relation_ids, anchor_names, lexicon)
     choice = (mix_hash(seed, query_ids) % np.uint64(len(templates))).astype(np.int64)
     return _render(templates, choice, len(query_ids))
-
-
-# Probe verdicts per lexicon, pattern and relation row (a tuple of lint reasons per
-# template, None where the template passes): the same rows recur across batches and shards.
-_PROBES: weakref.WeakKeyDictionary[RelationLexicon, dict[tuple, dict[bytes, tuple]]] = (
-    weakref.WeakKeyDictionary()
-)
-_PROBES_MAX = 1 << 20
-
-
-def _probe_verdicts(
-    plan: Plan, relation_ids: np.ndarray, num_anchors: int, lexicon: RelationLexicon
-) -> tuple[np.ndarray, np.ndarray]:
-    """(template, row) -> the lint reason of the question with placeholder anchor names
-    (None where it passes), and that question, for relation rows that are all distinct."""
-    from kg2tool.samples.lint import lint_distinct
-
-    m = len(relation_ids)
-    placeholders = [
-        pl.Series([f"{PLACEHOLDER}{j}"] * m, dtype=pl.String) for j in range(num_anchors)
-    ]
-    probe = _templates(plan, relation_ids, placeholders, lexicon)
-    k = len(probe)
-    bodies = pl.select(*(body.alias(f"t{t}") for t, (body, _) in enumerate(probe)))
-    if bodies.height != m:
-        bodies = pl.DataFrame({f"t{t}": pl.Series([None] * m, dtype=pl.String) for t in range(k)})
-    # every template's texts in one column (template-major), finished in one pass (not one
-    # per template); lint each distinct one once
-    marks = pl.Series([mark for _, mark in probe for _ in range(m)], dtype=pl.String)
-    flat = pl.select(
-        _finish_expr(pl.lit(pl.concat([bodies[f"t{t}"] for t in range(k)])), pl.lit(marks)).alias(
-            "t"
-        )
-    ).to_series()
-    uniq = flat.unique().drop_nulls()
-    verdict = pl.DataFrame({"t": uniq, "why": lint_distinct(uniq)})
-    why = (
-        flat.to_frame("t")
-        .join(verdict, on="t", how="left")
-        .select(pl.when(pl.col("t").is_null()).then(pl.lit("missing")).otherwise("why"))
-        .to_series()
-        .to_numpy()
-        .reshape(k, m)
-    )
-    return why, flat.to_numpy().reshape(k, m)
-
-
-def verbalize_linted(
-    plan: Plan,
-    relation_ids: np.ndarray,
-    anchor_names: list[pl.Series],
-    query_ids: np.ndarray,
-    lexicon: RelationLexicon,
-    *,
-    seed: int = 0,
-) -> tuple[pl.Series, pl.Series]:
-    """:func:`verbalize` whose template choice is redrawn where the question fails the lint
-    (:func:`kg2tool.samples.lint.lint_texts`, on the template with placeholder anchor names, so a
-    name such as "Duran Duran" is not taken for a doubled word): the seeded choice first,
-    then the next templates in turn. Returns (questions, lint reason per row): the reason
-    is null for a question that passes, else the first template's reason and a null
-    question."""
-    n = len(query_ids)
-    # With placeholder names a probe question depends on the row's relations only: build
-    # and lint each distinct relation row once per process, then spread the verdicts.
-    rel = np.asarray(relation_ids).reshape(n, -1)
-    if n:
-        urel, inverse = np.unique(rel, axis=0, return_inverse=True)
-    else:
-        urel, inverse = rel, np.zeros(0, np.int64)
-    inverse = np.asarray(inverse).reshape(-1)
-    memo = _PROBES.setdefault(lexicon, {}).setdefault((plan.name, plan.formula), {})
-    keys = [row.tobytes() for row in urel]
-    fresh = [i for i, key in enumerate(keys) if key not in memo]
-    if fresh:
-        if sum(len(v) for v in _PROBES[lexicon].values()) > _PROBES_MAX:
-            memo.clear()
-        shape = (len(fresh), *np.asarray(relation_ids).shape[1:])
-        why, texts = _probe_verdicts(plan, urel[fresh].reshape(shape), len(anchor_names), lexicon)
-        memo.update((keys[i], (tuple(why[:, j]), tuple(texts[:, j]))) for j, i in enumerate(fresh))
-    k = len(memo[keys[0]][0]) if keys else 1  # no rows: any template count will do
-    why_u = np.array([memo[key][0] for key in keys], dtype=object).reshape(len(keys), k).T
-    why_rows = why_u[:, inverse] if len(keys) else np.full((k, n), None, object)
-    ok = np.equal(why_rows, None)
-    first = (mix_hash(seed, query_ids) % np.uint64(k)).astype(np.int64)
-    choice = np.full(n, -1, np.int64)
-    for step in range(k - 1, -1, -1):  # the earliest passing template in cyclic order wins
-        t = (first + step) % k
-        choice = np.where(ok[t, np.arange(n)], t, choice)
-    if n and len(anchor_names) <= 9:  # the chosen probe question, filled with the names
-        # one Series of the distinct rows' texts (row-major), gathered per sample: no Python
-        # string per sample
-        text_u = pl.Series([t for key in keys for t in memo[key][1]], dtype=pl.String)
-        chosen = text_u.gather(inverse.astype(np.int64) * k + np.maximum(choice, 0))
-        out = _fill_names(chosen, anchor_names)
-    else:
-        out = _render(
-            _templates(plan, relation_ids, anchor_names, lexicon), np.maximum(choice, 0), n
-        )
-    failed = choice < 0
-    reason = pl.Series("reason", [None] * n, dtype=pl.String)
-    if failed.any():
-        rows = np.flatnonzero(failed)
-        why_first = pl.Series(why_rows[first[rows], rows].tolist(), dtype=pl.String)
-        reason = reason.scatter(rows, why_first)
-        out = out.scatter(rows, pl.Series([None] * len(rows), dtype=pl.String))
-    return out, reason
-
-
-def _fill_names(questions: pl.Series, anchor_names: list[pl.Series]) -> pl.Series:
-    """Probe questions with each row's anchor names in place of the placeholders, exactly as
-    :func:`_templates` writes them with the names: "the" where a name takes it, a capital
-    at the start of a sentence, no second period after a name that ends with one. (Rows
-    whose name is missing are dropped by the caller; they get an empty name here.)"""
-    frame = pl.DataFrame({"q": questions, **{f"n{j}": s for j, s in enumerate(anchor_names)}})
-    names: list[pl.Expr] = []
-    for j in range(len(anchor_names)):
-        name = with_article(pl.col(f"n{j}").fill_null(""))
-        names.append(name.alias(f"a{j}"))
-    frame = frame.with_columns(names)
-    values: list[pl.Expr] = []
-    for j in range(len(anchor_names)):
-        name = pl.col(f"a{j}")
-        slot = pl.when(common_noun(name)).then(pl.concat_str(pl.lit("the "), name))
-        values.append(slot.otherwise(name).alias(f"s{j}"))
-    frame = frame.with_columns(values)
-
-    def capital(col: str) -> pl.Expr:  # ". Name": a sentence that starts with the name
-        value = pl.col(col)
-        return pl.concat_str(
-            pl.lit(". "), value.str.slice(0, 1).str.to_uppercase(), value.str.slice(1)
-        )
-
-    frame = frame.with_columns(
-        *(capital(f"s{j}").alias(f"cs{j}") for j in range(len(anchor_names))),
-        *(capital(f"a{j}").alias(f"ca{j}") for j in range(len(anchor_names))),
-        pl.concat_str(pl.lit(". "), pl.col("q")).alias("q"),  # the first sentence too
-    )
-    q = pl.col("q")
-    for j in range(len(anchor_names)):
-        for ph, col in ((f"{SLOT_PLACEHOLDER}{j}", f"s{j}"), (f"{PLACEHOLDER}{j}", f"a{j}")):
-            q = q.str.replace_all(f". {ph}", pl.col(f"c{col}"), literal=True)
-            q = q.str.replace_all(ph, pl.col(col), literal=True)
-    # a name that ends with its own period: no second one ("Jr.." -> "Jr.")
-    # and the names' own white space read as the templates' (one plain space)
-    q = q.str.slice(2).str.replace_all(_SPACES, " ").str.strip_chars()
-    return frame.select(
-        q.str.replace_all(r"\.\. ", ". ").str.replace(r"\.\.$", ".").alias("question")
-    ).to_series()
 
 
 def _render(templates: list[tuple[pl.Expr, str]], choice: np.ndarray, n: int) -> pl.Series:
