@@ -210,35 +210,42 @@ def verbalize_linted(
     return out, reason
 
 
+def _name_forms(names: pl.Series) -> pl.DataFrame:
+    """Per distinct name ``n``: ``a`` with "the" where the name takes it, ``s`` as it stands
+    in a slot that gives a common noun "the", and ``ca``/``cs`` those two starting a sentence
+    (". Name")."""
+
+    def capital(col: str) -> pl.Expr:
+        value = pl.col(col)
+        return pl.concat_str(
+            pl.lit(". "), value.str.slice(0, 1).str.to_uppercase(), value.str.slice(1)
+        )
+
+    forms = pl.DataFrame({"n": names.unique()}).with_columns(with_article(pl.col("n")).alias("a"))
+    slot = pl.when(common_noun(pl.col("a"))).then(pl.concat_str(pl.lit("the "), pl.col("a")))
+    forms = forms.with_columns(slot.otherwise(pl.col("a")).alias("s"))
+    return forms.with_columns(capital("s").alias("cs"), capital("a").alias("ca"))
+
+
 def _fill_names(questions: pl.Series, anchor_names: list[pl.Series]) -> pl.Series:
     """Probe questions with each row's anchor names in place of the placeholders, exactly as
     :func:`_templates` writes them with the names: "the" where a name takes it, a capital
     at the start of a sentence, no second period after a name that ends with one. (Rows
     whose name is missing are dropped by the caller; they get an empty name here.)"""
     frame = pl.DataFrame({"q": questions, **{f"n{j}": s for j, s in enumerate(anchor_names)}})
-    names: list[pl.Expr] = []
-    for j in range(len(anchor_names)):
-        name = with_article(pl.col(f"n{j}").fill_null(""))
-        names.append(name.alias(f"a{j}"))
-    frame = frame.with_columns(names)
-    values: list[pl.Expr] = []
-    for j in range(len(anchor_names)):
-        name = pl.col(f"a{j}")
-        slot = pl.when(common_noun(name)).then(pl.concat_str(pl.lit("the "), name))
-        values.append(slot.otherwise(name).alias(f"s{j}"))
-    frame = frame.with_columns(values)
-
-    def capital(col: str) -> pl.Expr:  # ". Name": a sentence that starts with the name
-        value = pl.col(col)
-        return pl.concat_str(
-            pl.lit(". "), value.str.slice(0, 1).str.to_uppercase(), value.str.slice(1)
-        )
-
     frame = frame.with_columns(
-        *(capital(f"s{j}").alias(f"cs{j}") for j in range(len(anchor_names))),
-        *(capital(f"a{j}").alias(f"ca{j}") for j in range(len(anchor_names))),
+        *(pl.col(f"n{j}").fill_null("") for j in range(len(anchor_names))),
         pl.concat_str(pl.lit(". "), pl.col("q")).alias("q"),  # the first sentence too
     )
+    # the forms of each distinct name, computed once and joined to its rows
+    forms = _name_forms(pl.concat([frame[f"n{j}"] for j in range(len(anchor_names))]))
+    for j in range(len(anchor_names)):
+        frame = frame.join(
+            forms.rename(lambda c, j=j: f"{c}{j}"),
+            on=f"n{j}",
+            how="left",
+            maintain_order="left",
+        )
     q = pl.col("q")
     for j in range(len(anchor_names)):
         for ph, col in ((f"{SLOT_PLACEHOLDER}{j}", f"s{j}"), (f"{PLACEHOLDER}{j}", f"a{j}")):
