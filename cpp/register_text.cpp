@@ -24,6 +24,25 @@ bool bool_of(const py::handle& h, const std::string& what) {
   return h.cast<bool>();
 }
 
+// A string column: (offsets int64, data uint8) or, with offsets None, (views, [buffers]).
+text::StrCol parse_col(const py::handle& offsets, const py::handle& data, const std::string& what) {
+  text::StrCol col;
+  if (offsets.is_none()) {  // string views: data is (views uint8, [buffers uint8])
+    if (!py::isinstance<py::tuple>(data) || py::len(data) != 2)
+      throw py::type_error(what + ": expected (views, buffers) with offsets None");
+    auto vb = py::reinterpret_borrow<py::tuple>(data);
+    col.is_view = true;
+    col.views = as_span<uint8_t>(vb[0], what + " views");
+    if (!py::isinstance<py::list>(vb[1])) throw py::type_error(what + ": buffers must be a list");
+    for (const auto& b : py::reinterpret_borrow<py::list>(vb[1]))
+      col.bufs.push_back(as_span<uint8_t>(b, what + " buffer"));
+  } else {
+    col.off = as_span<int64_t>(offsets, what + " offsets");
+    col.data = as_span<uint8_t>(data, what + " data");
+  }
+  return col;
+}
+
 text::Part parse_part(const py::handle& h, size_t k) {
   std::string what = "part " + std::to_string(k);
   if (!py::isinstance<py::tuple>(h)) throw py::type_error(what + ": expected a tuple");
@@ -43,19 +62,7 @@ text::Part parse_part(const py::handle& h, size_t k) {
   } else if (kind == 2) {
     p.ints = as_span<int64_t>(t[1], what + " integers");
   } else {
-    if (t[1].is_none()) {  // string views: data is (views uint8, [buffers uint8])
-      if (!py::isinstance<py::tuple>(t[2]) || py::len(t[2]) != 2)
-        throw py::type_error(what + ": expected (views, buffers) with offsets None");
-      auto vb = py::reinterpret_borrow<py::tuple>(t[2]);
-      p.col.is_view = true;
-      p.col.views = as_span<uint8_t>(vb[0], what + " views");
-      if (!py::isinstance<py::list>(vb[1])) throw py::type_error(what + ": buffers must be a list");
-      for (const auto& b : py::reinterpret_borrow<py::list>(vb[1]))
-        p.col.bufs.push_back(as_span<uint8_t>(b, what + " buffer"));
-    } else {
-      p.col.off = as_span<int64_t>(t[1], what + " offsets");
-      p.col.data = as_span<uint8_t>(t[2], what + " data");
-    }
+    p.col = parse_col(t[1], t[2], what);
     if (!t[3].is_none()) {
       p.index = as_span<int64_t>(t[3], what + " index");
       p.has_index = true;
@@ -113,6 +120,17 @@ int64_t write_text(int fd, int64_t n, const py::list& parts, const py::bytes& en
   return int64_t(written);
 }
 
+py::array_t<uint8_t> doubled_words(const py::object& offsets, const py::object& data) {
+  text::StrCol col = parse_col(offsets, data, "column");
+  text::check_column(col, "column");
+  std::vector<uint8_t> out;
+  {
+    py::gil_scoped_release nogil;  // the spans point into arrays the caller keeps alive
+    out = text::doubled_words(col);
+  }
+  return to_numpy(std::move(out));
+}
+
 }  // namespace
 
 void register_text(py::module_& m) {
@@ -122,6 +140,10 @@ void register_text(py::module_& m) {
         "(views uint8[16 m], [buffers uint8]), Arrow string views); (2, int64[n]) integers; "
         "(3, offsets, data, index|None, escape, groups int64[n+1], sep bytes, trailing) grouped "
         "join. Returns (offsets int64[n+1], data uint8): Arrow large-string buffers.");
+  m.def("doubled_words", &doubled_words, py::arg("offsets"), py::arg("data"),
+        "Per value of a string column (as concat_text takes one): 1 when two adjacent words "
+        "repeat (the question lint's doubled_word rule), 0 when not, 2 when the value has "
+        "non-ASCII bytes (left to the caller). Returns uint8[m]; the GIL is released.");
   m.def("write_text", &write_text, py::arg("fd"), py::arg("n"), py::arg("parts"), py::arg("end"),
         "The rows concat_text would build, each followed by `end`, written to the file "
         "descriptor fd from its current offset through a small reused buffer; returns the "

@@ -153,12 +153,10 @@ struct Write {
   }
 };
 
-template <class Sink>
-inline void put_value(Sink& s, const StrCol& c, int64_t j, bool escape) {
-  const uint8_t* p;
-  size_t len;
+// The bytes of value j of a checked column.
+inline void value_bytes(const StrCol& c, size_t j, const uint8_t*& p, size_t& len) {
   if (c.is_view) {
-    const uint8_t* v = c.views.ptr + 16 * size_t(j);
+    const uint8_t* v = c.views.ptr + 16 * j;
     uint32_t n;
     std::memcpy(&n, v, 4);
     len = n;
@@ -171,9 +169,16 @@ inline void put_value(Sink& s, const StrCol& c, int64_t j, bool escape) {
       p = c.bufs[b].ptr + o;
     }
   } else {
-    p = c.data.ptr + c.off[size_t(j)];
-    len = size_t(c.off[size_t(j) + 1] - c.off[size_t(j)]);
+    p = c.data.ptr + c.off[j];
+    len = size_t(c.off[j + 1] - c.off[j]);
   }
+}
+
+template <class Sink>
+inline void put_value(Sink& s, const StrCol& c, int64_t j, bool escape) {
+  const uint8_t* p;
+  size_t len;
+  value_bytes(c, size_t(j), p, len);
   if (escape)
     s.json(p, len);
   else
@@ -375,6 +380,84 @@ size_t write_rows(int fd, size_t n, const std::vector<Part>& parts, const std::s
   }
   flush();
   return total;
+}
+
+void check_column(const StrCol& col, const std::string& what) { check_col(col, what); }
+
+namespace {
+
+inline uint8_t lower(uint8_t b) { return (b >= 'A' && b <= 'Z') ? uint8_t(b + 32) : b; }
+inline bool is_word(uint8_t b) {
+  return (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || b == '\'';
+}
+// ASCII white space as Unicode's White_Space has it (the regex's \s): \t \n \v \f \r and space
+inline bool is_space(uint8_t b) { return b == ' ' || (b >= 0x09 && b <= 0x0d); }
+
+struct Tok {
+  size_t start, len;
+};
+
+inline bool same(const uint8_t* s, const Tok& a, const Tok& b, size_t cut_a = 0, size_t cut_b = 0) {
+  size_t la = a.len - cut_a, lb = b.len - cut_b;
+  if (la != lb) return false;
+  for (size_t k = 0; k < la; ++k)
+    if (lower(s[a.start + k]) != lower(s[b.start + k])) return false;
+  return true;
+}
+
+inline size_t plural_cut(const uint8_t* s, const Tok& t) {
+  return t.len && lower(s[t.start + t.len - 1]) == 's' ? 1 : 0;
+}
+
+uint8_t doubled_in(const uint8_t* s, size_t len, std::vector<Tok>& toks) {
+  for (size_t k = 0; k < len; ++k)
+    if (s[k] >= 0x80) return 2;
+  toks.clear();
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = lower(s[i]);
+    if (is_space(c)) {
+      ++i;
+      continue;
+    }
+    if (!is_word(c)) {  // one other character
+      toks.push_back({i, 1});
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < len && is_word(lower(s[j]))) ++j;
+    while (j + 1 < len && s[j] == '-' && is_word(lower(s[j + 1]))) {
+      ++j;
+      while (j < len && is_word(lower(s[j]))) ++j;
+    }
+    toks.push_back({i, j - i});
+    i = j;
+  }
+  for (size_t k = 0; k + 1 < toks.size(); ++k) {
+    const Tok &a = toks[k], &b = toks[k + 1];
+    if (same(s, a, b)) return 1;
+    size_t ca = plural_cut(s, a), cb = plural_cut(s, b);
+    if (a.len - ca >= 4 && same(s, a, b, ca, cb)) return 1;
+  }
+  for (size_t k = 0; k + 3 < toks.size(); ++k)
+    if (same(s, toks[k], toks[k + 2]) && same(s, toks[k + 1], toks[k + 3])) return 1;
+  return 0;
+}
+
+}  // namespace
+
+std::vector<uint8_t> doubled_words(const StrCol& col) {
+  size_t m = col.size();
+  std::vector<uint8_t> out(m, 0);
+  std::vector<Tok> toks;
+  for (size_t j = 0; j < m; ++j) {
+    const uint8_t* p;
+    size_t len;
+    value_bytes(col, j, p, len);
+    out[j] = doubled_in(p, len, toks);
+  }
+  return out;
 }
 
 Built concat(size_t n, const std::vector<Part>& parts) {

@@ -87,6 +87,16 @@ Built concat(size_t n, const std::vector<Part>& parts);
 // the whole text; returns the bytes written. Throws std::system_error when a write fails.
 size_t write_rows(int fd, size_t n, const std::vector<Part>& parts, const std::string& end);
 
+// Per value of `col`: whether two adjacent words repeat (kg2tool.samples.lint's doubled_word
+// rule: tokens of the lower-cased text are words [a-z0-9']+ joined by single hyphens, or one
+// other non-space character; a token equal to the next one, or equal to it but for one
+// trailing "s" with at least 4 characters left, or two tokens repeated right after
+// themselves): 1 yes, 0 no, 2 for a value with non-ASCII bytes (Unicode lower-casing and
+// white space are left to the caller). Call check_column first.
+std::vector<uint8_t> doubled_words(const StrCol& col);
+
+// Throws like validate() when `col` is malformed (offsets out of range, views past buffers).
+void check_column(const StrCol& col, const std::string& what);
 
 }  // namespace text
 }  // namespace kg2tool

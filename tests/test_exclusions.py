@@ -127,3 +127,69 @@ def test_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "Traceback" not in err
     assert str(bad) in lines[0] and "'P19'" in lines[0] and "inverse.one" in lines[0]
+
+
+def _namable_by_set(kg: KnowledgeGraph) -> list[bool]:
+    """Plain Python: a label that is set, that no other entity shows (its label, or its key
+    where it has none), and that is no raw id."""
+    import re
+
+    from kg2tool.tools.raw_ids import RAW_ID_PATTERN
+
+    keys = kg.entities.sort("id")["key"].to_list()
+    labels = kg.entities.sort("id")["label"].to_list()
+    shown = [lab if lab is not None else key for lab, key in zip(labels, keys, strict=True)]
+    count: dict[str, int] = {}
+    for s in shown:
+        count[s] = count.get(s, 0) + 1
+    raw = re.compile(RAW_ID_PATTERN)
+    return [lab is not None and count[lab] == 1 and raw.search(lab) is None for lab in labels]
+
+
+@pytest.mark.parametrize("name", ["codex-s", "fb15k-237", "wn18rr"])
+def test_namable_from_the_kg_alone_is_the_runtimes(name: str) -> None:
+    import numpy as np
+
+    from kg2tool.dataset.exclusions import namable_in_kg
+    from kg2tool.kg.bundled import load_dataset, shared_data_dir
+
+    if name == "codex-s":
+        kg = KnowledgeGraph.load(name)
+    elif (shared_data_dir() / name).exists():
+        kg = KnowledgeGraph.from_tables(load_dataset(name)[0])
+    else:
+        pytest.skip(f"{name} not in the shared data")
+    got = namable_in_kg(kg)
+    assert got.tolist() == _namable_by_set(kg)
+    assert np.array_equal(got, SampleContext(kg).namable)
+    assert 0 < got.sum() <= len(got)
+
+
+def test_namable_from_the_kg_alone_on_missing_shared_and_raw_labels() -> None:
+    import numpy as np
+    import polars as pl
+
+    from kg2tool.dataset.exclusions import namable_in_kg
+    from kg2tool.kg.tables import KGTables
+
+    triples = pl.DataFrame(
+        {
+            "head": ["a", "b", "c", "d", "e"],
+            "relation": ["r"] * 5,
+            "tail": ["b", "c", "d", "e", "f"],
+        }
+    )
+    entities = pl.DataFrame(
+        {
+            "key": ["a", "b", "c", "d", "e", "f"],
+            # shared label; a label that is another entity's key (f has none); a raw id
+            "label": ["Paris", "Paris", "f", "Lyon", "Q42", None],
+            "description": [None] * 6,
+        }
+    )
+    kg = KnowledgeGraph.from_tables(KGTables(triples, entities))
+    got = namable_in_kg(kg)
+    ids = dict(zip(kg.entities["key"].to_list(), kg.entities["id"].to_list(), strict=True))
+    assert [k for k in "abcdef" if got[ids[k]]] == ["d"]  # only Lyon
+    assert got.tolist() == _namable_by_set(kg)
+    assert np.array_equal(got, SampleContext(kg).namable)

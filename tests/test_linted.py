@@ -15,6 +15,7 @@ from kg2tool.engine import sample_queries
 from kg2tool.kg.graph import KnowledgeGraph
 from kg2tool.samples import linted
 from kg2tool.samples.lint import lint_texts
+from kg2tool.samples.phrases import PLACEHOLDER, SLOT_PLACEHOLDER
 from kg2tool.samples.questions import build_lexicon, mix_hash
 
 
@@ -56,7 +57,7 @@ def _expected(b, names, qids, lexicon, seed: int) -> list[str | None]:
 def test_choice_is_the_first_passing_template_whatever_came_before(name: str, pattern: str) -> None:
     lexicon = build_lexicon(_kg(name))
     b, names, qids = _batch(name, pattern, 60, seed=1)
-    placeholders = [pl.Series([f"{linted.PLACEHOLDER}{j}"] * len(b)) for j in range(len(names))]
+    placeholders = [pl.Series([f"{PLACEHOLDER}{j}"] * len(b)) for j in range(len(names))]
     want = _expected(b, placeholders, qids, lexicon, seed=5)
     linted._PROBES.pop(lexicon, None)
     got_cold, _ = linted.verbalize_linted(
@@ -76,7 +77,7 @@ def test_choice_is_the_first_passing_template_whatever_came_before(name: str, pa
     assert sum(q is not None for q in want) > len(want) // 2
     # placeholder names fill in as themselves ("XanchorT0" slots too: no article)
     assert got_cold.to_list() == [
-        None if w is None else w.replace(linted.SLOT_PLACEHOLDER, linted.PLACEHOLDER) for w in want
+        None if w is None else w.replace(SLOT_PLACEHOLDER, PLACEHOLDER) for w in want
     ]
 
 

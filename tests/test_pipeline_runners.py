@@ -47,9 +47,11 @@ def _run_in_pool(tmp_path: Any, workers: int) -> tuple[dict[str, Any], Any]:
     assert pool is not None and pool.source is None  # started before any KG is open
     try:
         kg = KnowledgeGraph.load(cfg.kg)
-        runner = runners.make_runner(cfg, kg, pool)
-        assert runner is pool and pool.source is not None and pool.context
-        state = pool.pool.submit(_worker_state, pool.source, pool.context).result()
+        runner = runners.make_runner(cfg, kg, pool, worker.start_context(kg))
+        assert runner is pool and pool.source is not None
+        context = pool.shipped()  # the driver's, built on a thread meanwhile
+        assert context and pool.shipped() is context
+        state = pool.pool.submit(_worker_state, pool.source, context).result()
     finally:
         pool.close()
         pool.close()  # closing twice is harmless
@@ -101,5 +103,30 @@ def test_a_shipped_catalogue_is_used_only_for_a_kg_of_its_shape(
         worker._WORKER_CONTEXT.clear()
         monkeypatch.setattr(ApiCatalog, "from_graph", classmethod(_refuse))
         assert worker.worker_context(kg, shipped=shipped).catalog.names == names
+    finally:
+        worker._WORKER_CONTEXT.clear()
+
+
+def test_a_context_that_fails_on_its_thread_fails_the_run(tmp_path: Any) -> None:
+    from concurrent.futures import Future
+
+    from kg2tool.errors import InputError
+
+    kg = KnowledgeGraph.load("codex-s")
+    failed: Future[Any] = Future()
+    failed.set_exception(InputError("lexicon file: bad entry"))
+    cfg = GenerateConfig(out=str(tmp_path / "out"), engine="local")
+    runner = runners.make_runner(cfg, kg, None, failed)
+    task = worker.ShardTask(0, 1, [])
+    with pytest.raises(InputError, match="bad entry"):
+        next(iter(runner.run(iter([task]))))
+
+
+def test_background_context_is_the_one_built_in_place() -> None:
+    kg = KnowledgeGraph.load("codex-s")
+    worker._WORKER_CONTEXT.clear()
+    try:
+        ctx = worker.start_context(kg).result(timeout=120)
+        assert worker.worker_context(kg) is ctx  # cached for the shards of this process
     finally:
         worker._WORKER_CONTEXT.clear()

@@ -160,6 +160,12 @@ def concat_text(
     ``sep``. Returns Arrow large-string buffers ``(offsets int64[n+1], data uint8)``. Offsets
     and indices are checked (ValueError / IndexError); the GIL is released while building."""
 
+def doubled_words(offsets: Any, data: Any) -> npt.NDArray[np.uint8]:
+    """Per value of a string column (``(offsets, data)`` as :func:`concat_text` takes one):
+    1 when two adjacent words repeat (the question lint's ``doubled_word`` rule), 0 when not,
+    2 when the value has non-ASCII bytes (left to the caller). Malformed buffers raise
+    ValueError / IndexError; the GIL is released."""
+
 def write_text(fd: int, n: int, parts: list[tuple[Any, ...]], end: bytes) -> int:
     """The rows :func:`concat_text` would build, each followed by ``end``, written to the
     file descriptor ``fd`` from its current offset through a reused ~1 MB buffer; returns the

@@ -3,10 +3,9 @@
 ``build_dataset(kg, ["2p", ("2i", 2.0)], 1000, seed=0, format="openai")`` returns one row per
 verified sample with the columns ``id, pattern, formula, bindings, question, answers,
 answer_labels, tools, messages, num_calls, split`` plus provenance (``trace``, ``grounding``),
-``record`` (the line written for the format; left out with ``with_record=False`` where the
-line is a concatenation of other columns, see :func:`kg2tool.samples.formats.record_parts`), ``empty``
-and ``recovery`` flags.
-``frame.attrs``-like counters are returned by :func:`build_shard` as a ``report`` dict.
+``record`` (the format's line; left out with ``with_record=False`` where it concatenates other
+columns, see :func:`kg2tool.samples.formats.record_parts`), ``empty`` and ``recovery`` flags;
+:func:`build_shard` also returns a ``report`` dict of counters.
 
 A shard is a pure function of (kg, specs, shard id, sizes, seed, format, options): the
 pipeline can redo any shard and get the same frame. De-duplication is on the canonical grounding
@@ -39,6 +38,7 @@ from kg2tool.dataset.exclusions import (
 from kg2tool.dataset.paraphrase import attach_templates
 from kg2tool.engine import QueryStream, execute_queries, resolve_pattern, sample_queries
 from kg2tool.patterns import ANCHOR, JOIN, MAX_JOIN_CALLS, PROJECT, join_call_counts, pattern_counts
+from kg2tool.samples.anchor_names import NameForms
 from kg2tool.samples.calls import CALL_STYLES, UnsupportedPlanError, check_plan
 from kg2tool.samples.formats import FORMATS, ToolFragments, build_records
 from kg2tool.samples.linted import verbalize_linted
@@ -107,6 +107,7 @@ class SampleContext:
         self.fragments = ToolFragments(self.catalog)
         self.namable = namable_entities(self.runtime)
         self.unlabelled = unlabelled_entities(kg)
+        self.name_forms = NameForms(kg.entities["label"])
 
     def exclusions(
         self, relations: tuple[str, ...], entities: tuple[str, ...]
@@ -547,8 +548,9 @@ def _questions(
     dropped = report["dropped"]
     if (~ok_anchor).any():
         dropped["unnamable_anchor"] = dropped.get("unnamable_anchor", 0) + int((~ok_anchor).sum())
+    qids, forms = q["qid"].to_numpy(), ctx.name_forms
     question, lint = verbalize_linted(
-        plan, rel, anchor_names, q["qid"].to_numpy(), ctx.lexicon, seed=seed
+        plan, rel, anchor_names, qids, ctx.lexicon, seed=seed, anchor_ids=anc, name_forms=forms
     )
     # no template of the pattern reads well for these relations: dropped and counted
     bad_text = lint.is_not_null().to_numpy() & ok_anchor

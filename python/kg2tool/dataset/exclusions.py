@@ -18,7 +18,28 @@ from kg2tool.kg.names import RAW_KEY_PATTERN
 from kg2tool.samples.questions import RAW_ID_PATTERN
 from kg2tool.tools.runtime import ToolRuntime
 
-__all__ = ["excluded", "exclusion_masks", "namable_entities", "touches", "unlabelled_entities"]
+__all__ = [
+    "excluded",
+    "exclusion_masks",
+    "namable_entities",
+    "namable_in_kg",
+    "touches",
+    "unlabelled_entities",
+]
+
+
+def namable_in_kg(kg: Any) -> np.ndarray:
+    """:func:`namable_entities` from the KG alone, without a tool runtime: a label that is no
+    raw id and that no other entity's label (or key, where it has no label) repeats. The
+    ``generate`` driver draws with it while the catalogue is still being built."""
+    ents = kg.entities.sort("id")
+    shown = pl.coalesce(pl.col("label"), pl.col("key")).cast(pl.String)
+    ok = ents.select(
+        pl.col("label").is_not_null()
+        & (pl.len().over(shown) == 1)
+        & ~pl.col("label").cast(pl.String).str.contains(RAW_ID_PATTERN).fill_null(True)
+    ).to_series()
+    return ok.to_numpy().astype(bool)
 
 
 def namable_entities(runtime: ToolRuntime) -> np.ndarray:

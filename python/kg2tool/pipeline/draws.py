@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
-from kg2tool.pipeline.worker import worker_context
 
 
 class ShardDraws:
@@ -149,11 +148,14 @@ class Drawn:
     query_index: np.ndarray
 
 
-def namable_anchors(kg: Any, overrides: str | None = None) -> np.ndarray | None:
+def namable_anchors(kg: Any) -> np.ndarray | None:
     """Per entity: whether a question can name it; None when every entity can, or none can (a KG
-    without names: the samples are dropped and the run says why). From the driver's one
-    :func:`worker_context`, which local shards and the process pool's warm-up reuse."""
-    ok = worker_context(kg, overrides).namable
+    without names: the samples are dropped and the run says why). From the KG alone
+    (:func:`~kg2tool.dataset.exclusions.namable_in_kg`), so the draws need not wait for the
+    catalogue."""
+    from kg2tool.dataset.exclusions import namable_in_kg
+
+    ok = namable_in_kg(kg)
     return None if ok.all() or not ok.any() else ok
 
 

@@ -61,7 +61,7 @@ from kg2tool.pipeline.draws import (
     owned_stream_queries,
 )
 from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine, start_pool
-from kg2tool.pipeline.worker import ShardTask
+from kg2tool.pipeline.worker import ShardTask, start_context
 from kg2tool.progress import ProgressBar
 
 
@@ -382,9 +382,11 @@ class Generator:
     def _build_shards(self, run: _Run, pool: Any = None) -> None:
         """Draw every shard's groundings and have the runner build the shards not done yet."""
         cfg, kg, specs, report = self.config, run.kg, run.specs, run.report
-        # the driver's catalogue first: its inflect answers go to the workers (lexicon memo)
-        namable = namable_anchors(kg, cfg.overrides)
-        runner = make_runner(cfg, kg, pool)
+        # the catalogue and lexicon are built on a thread while the first shards are drawn;
+        # the tasks carry them to process-pool workers (see ShardTask.context)
+        context = start_context(kg, cfg.overrides) if resolve_engine(cfg) != "ray" else None
+        namable = namable_anchors(kg)
+        runner = make_runner(cfg, kg, pool, context)
         excluded = excluded_masks(kg, cfg)
         per_pattern = pattern_counts([w for _, w in specs], cfg.num_samples)
         per_shard = [shard_counts(c, run.num_shards) for c in per_pattern]

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,13 @@ POLARS_THREADS_ENV = "POLARS_MAX_THREADS"
 class _LocalRunner:
     """Shards one after another in this process (the C++ parts use the threads asked for)."""
 
-    def __init__(self, cfg: GenerateConfig, kg: Any) -> None:
-        self.cfg, self.kg = cfg, kg
+    def __init__(self, cfg: GenerateConfig, kg: Any, context: Future[Any] | None = None) -> None:
+        self.cfg, self.kg, self.context = cfg, kg, context
 
     def run(self, tasks: Iterator[ShardTask]) -> Iterator[dict[str, Any]]:
         for task in tasks:
+            if self.context is not None:  # the driver's, being built on a thread
+                self.context.result()
             yield build_and_write_shard(self.kg, self.cfg.to_dict(), task)
 
     def close(self) -> None:
@@ -99,18 +102,30 @@ class _ProcessRunner:
         )
         self.closed = False
         self.source: str | None = None
+        self.kg: Any = None
         self.context: bytes | None = None
+        self._building: Future[Any] | None = None
         if start_now:
             self._start_workers()
         if kg is not None:
             self.bind(kg)
 
-    def bind(self, kg: Any) -> _ProcessRunner:
+    def bind(self, kg: Any, context: Future[Any] | None = None) -> _ProcessRunner:
         """The run's KG: the snapshot the workers open, and the driver's catalogue and inflect
-        answers that every task carries (no worker builds the catalogue or imports inflect)."""
+        answers that every task carries (no worker builds the catalogue or imports inflect);
+        ``context``: the driver's, still being built (:func:`~kg2tool.pipeline.worker.start_context`),
+        shipped once it is ready, at the first task."""
         self.source = _kg_source_for_workers(self.cfg, kg)
-        self.context = shipped_context(kg, self.cfg.overrides)
+        self.kg, self._building = kg, context
         return self
+
+    def shipped(self) -> bytes:
+        """The context every task carries (waiting for the driver's, when it is being built)."""
+        if self.context is None:
+            if self._building is not None:
+                self._building.result()
+            self.context = shipped_context(self.kg, self.cfg.overrides)
+        return self.context
 
     def _start_workers(self) -> None:
         """Start every worker now, without re-running the caller's ``__main__`` in them.
@@ -136,7 +151,7 @@ class _ProcessRunner:
             raise RuntimeError("_ProcessRunner.run before bind(kg)")
         pending = []
         for task in tasks:
-            task.context = self.context
+            task.context = self.shipped()
             pending.append(self.pool.submit(shard_in_worker, self.source, self.cfg.to_dict(), task))
             while len(pending) >= 2 * self.workers:  # bounded: a few shards in flight
                 yield pending.pop(0).result()
@@ -252,11 +267,17 @@ def start_pool(cfg: GenerateConfig) -> _ProcessRunner | None:
     return _ProcessRunner(cfg, start_now=cfg.engine == "auto")
 
 
-def make_runner(cfg: GenerateConfig, kg: Any, pool: _ProcessRunner | None = None) -> Any:
-    """The runner of a run's shards (``pool``: the one :func:`start_pool` started)."""
+def make_runner(
+    cfg: GenerateConfig,
+    kg: Any,
+    pool: _ProcessRunner | None = None,
+    context: Future[Any] | None = None,
+) -> Any:
+    """The runner of a run's shards (``pool``: the one :func:`start_pool` started; ``context``:
+    the driver's sample context being built, :func:`~kg2tool.pipeline.worker.start_context`)."""
     engine = resolve_engine(cfg)
     if engine == "ray":
         return _RayRunner(cfg, kg)
     if engine == "process":
-        return (pool or _ProcessRunner(cfg, start_now=cfg.engine == "auto")).bind(kg)
-    return _LocalRunner(cfg, kg)
+        return (pool or _ProcessRunner(cfg, start_now=cfg.engine == "auto")).bind(kg, context)
+    return _LocalRunner(cfg, kg, context)

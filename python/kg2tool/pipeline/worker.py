@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +159,22 @@ def worker_context(kg: Any, overrides: str | None = None, shipped: bytes | None 
                 built = {"catalog": cat, "lexicon": lex}
         _WORKER_CONTEXT[key] = dataset.SampleContext(kg, overrides=overrides, **built)
     return _WORKER_CONTEXT[key]
+
+
+def start_context(kg: Any, overrides: str | None = None) -> Future[Any]:
+    """:func:`worker_context` built on a thread of this process, so that the driver draws the
+    first shards (native code, without the GIL) while the catalogue is built; its errors
+    come out of ``.result()``. Nothing else may build this context meanwhile."""
+    got: Future[Any] = Future()
+
+    def build() -> None:
+        try:
+            got.set_result(worker_context(kg, overrides))
+        except BaseException as exc:  # handed to whoever waits for the context
+            got.set_exception(exc)
+
+    threading.Thread(target=build, name="kg2tool-context", daemon=True).start()
+    return got
 
 
 def shipped_context(kg: Any, overrides: str | None = None) -> bytes:

@@ -42,7 +42,21 @@ def _doubled(texts: pl.Expr) -> pl.Expr:
 
 def _doubled_batch(texts: pl.Series) -> pl.Series:
     """Per text: whether two adjacent words are the same (or the same stem of 4+ letters
-    with a plural "s")."""
+    with a plural "s"). Natively (``_core.doubled_words``) for ASCII texts, by
+    :func:`_doubled_polars` for the others (Unicode lower case and white space)."""
+    from kg2tool import _core
+    from kg2tool.textops import Strings
+
+    got = _core.doubled_words(*Strings(texts.cast(pl.String).fill_null("")).native())
+    out = got == 1
+    rest = np.flatnonzero(got == 2)
+    if len(rest):
+        out[rest] = _doubled_polars(texts.gather(rest)).to_numpy()
+    return pl.Series(out)
+
+
+def _doubled_polars(texts: pl.Series) -> pl.Series:
+    """:func:`_doubled_batch` by Polars string functions (any text)."""
     # punctuation marks are tokens too, so "relations. Relation" is no repetition
     words = texts.str.to_lowercase().str.extract_all(_TOKEN)
     # one row per word with its text's row (empty and null texts give none, whatever an
@@ -74,19 +88,29 @@ PROSE_RULES: dict[str, str] = {**RULES, "dangling_preposition": rf"\b{_PREP}\s+{
 
 def lint_texts(texts: pl.Series, *, prose: bool = False) -> pl.Series:
     """Name of the first rule each text fails, null when it passes (null texts fail).
-    ``prose``: the rules for descriptions (:data:`PROSE_RULES`), not for questions."""
+    ``prose``: the rules for descriptions (:data:`PROSE_RULES`), not for questions.
+
+    Most texts pass: one pass of all the expressions at once finds those that fail one, and
+    only they go through the rules in turn for the first one's name."""
+    rules = PROSE_RULES if prose else RULES
+    frame = pl.DataFrame({"t": texts.cast(pl.String)})
     col = pl.col("t")
+    any_rule = "|".join(f"(?:{p})" for p in rules.values() if p)
+    fails = frame.select(
+        (col.is_null() | col.str.contains(any_rule) | _doubled(col)).fill_null(True)
+    ).to_series()
+    out = pl.Series("lint", [None] * len(frame), dtype=pl.String)
+    if not fails.any():
+        return out
     expr = pl.when(col.is_null()).then(pl.lit("missing"))
-    for name, pattern in (PROSE_RULES if prose else RULES).items():
+    for name, pattern in rules.items():
         if name == "doubled_word":
             expr = expr.when(_doubled(col)).then(pl.lit(name))
         else:
             expr = expr.when(col.str.contains(pattern)).then(pl.lit(name))
-    return (
-        pl.DataFrame({"t": texts.cast(pl.String)})
-        .select(expr.otherwise(pl.lit(None, pl.String)).alias("lint"))
-        .to_series()
-    )
+    rows = np.flatnonzero(fails.to_numpy())
+    named = frame[rows].select(expr.otherwise(pl.lit(None, pl.String)).alias("lint")).to_series()
+    return out.scatter(rows, named)
 
 
 # Verdicts on question texts already linted in this process: generated questions repeat

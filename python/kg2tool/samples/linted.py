@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 
 from kg2tool.patterns import Plan
-from kg2tool.samples.phrases import PLACEHOLDER, SLOT_PLACEHOLDER, RelationLexicon, common_noun
-from kg2tool.samples.questions import _SPACES, _finish_expr, _render, _templates, mix_hash
-from kg2tool.tools.inflection import with_article
+from kg2tool.samples.anchor_names import NameForms, fill_names
+from kg2tool.samples.phrases import MAX_PLACEHOLDERS, PLACEHOLDER, RelationLexicon
+from kg2tool.samples.questions import _finish_expr, _render, _templates, mix_hash
 
 __all__ = ["verbalize_linted"]
 
@@ -40,7 +40,7 @@ def _probe_bodies(
     placeholders = [
         pl.Series([f"{PLACEHOLDER}{j}"] * m, dtype=pl.String) for j in range(num_anchors)
     ]
-    probe = _templates(plan, relation_ids, placeholders, lexicon)
+    probe = _templates(plan, relation_ids, placeholders, lexicon, probe=True)
     k = len(probe)
     bodies = pl.select(*(body.alias(f"t{t}") for t, (body, _) in enumerate(probe)))
     if bodies.height != m:
@@ -160,13 +160,16 @@ def verbalize_linted(
     lexicon: RelationLexicon,
     *,
     seed: int = 0,
+    anchor_ids: np.ndarray | None = None,
+    name_forms: NameForms | None = None,
 ) -> tuple[pl.Series, pl.Series]:
     """:func:`verbalize` whose template choice is redrawn where the question fails the lint
     (:func:`kg2tool.samples.lint.lint_texts`, on the template with placeholder anchor names, so a
     name such as "Duran Duran" is not taken for a doubled word): the seeded choice first,
     then the next templates in turn. Returns (questions, lint reason per row): the reason
     is null for a question that passes, else the first template's reason and a null
-    question."""
+    question. ``anchor_ids`` (rows x anchors) and ``name_forms`` (the KG's, whose labels are
+    the anchor names): the names' forms are computed once per entity and process."""
     n = len(query_ids)
     if not n:
         empty = _render(_templates(plan, relation_ids, anchor_names, lexicon), np.zeros(0), 0)
@@ -191,13 +194,16 @@ def verbalize_linted(
         idx = idx[~ok]
         if not len(idx):
             break
-    if len(anchor_names) <= 9:  # the chosen probe question, filled with the names
+    if len(anchor_names) <= MAX_PLACEHOLDERS:  # the chosen probe question, filled with the names
         # the distinct (row, template) texts, gathered per sample: no Python string per sample
         ucode, back = np.unique(inverse * k + np.maximum(choice, 0), return_inverse=True)
-        text_u = pl.Series(
-            [probes.entry(int(c) // k, int(c) % k)[1] for c in ucode.tolist()], dtype=pl.String
-        )
-        out = _fill_names(text_u.gather(np.asarray(back).reshape(-1)), anchor_names)
+        texts = [probes.entry(int(c) // k, int(c) % k)[1] for c in ucode.tolist()]
+        if anchor_ids is not None and name_forms is not None:
+            rows = [name_forms.rows(anchor_ids[:, j]) for j in range(len(anchor_names))]
+        else:
+            name_forms, ids = NameForms.of_names(anchor_names)
+            rows = [name_forms.rows(i) for i in ids]
+        out = fill_names(texts, np.asarray(back).reshape(-1), rows, name_forms)
     else:
         out = _render(
             _templates(plan, relation_ids, anchor_names, lexicon), np.maximum(choice, 0), n
@@ -208,52 +214,3 @@ def verbalize_linted(
         reason = reason.scatter(idx, pl.Series(why_first, dtype=pl.String))
         out = out.scatter(idx, pl.Series([None] * len(idx), dtype=pl.String))
     return out, reason
-
-
-def _name_forms(names: pl.Series) -> pl.DataFrame:
-    """Per distinct name ``n``: ``a`` with "the" where the name takes it, ``s`` as it stands
-    in a slot that gives a common noun "the", and ``ca``/``cs`` those two starting a sentence
-    (". Name")."""
-
-    def capital(col: str) -> pl.Expr:
-        value = pl.col(col)
-        return pl.concat_str(
-            pl.lit(". "), value.str.slice(0, 1).str.to_uppercase(), value.str.slice(1)
-        )
-
-    forms = pl.DataFrame({"n": names.unique()}).with_columns(with_article(pl.col("n")).alias("a"))
-    slot = pl.when(common_noun(pl.col("a"))).then(pl.concat_str(pl.lit("the "), pl.col("a")))
-    forms = forms.with_columns(slot.otherwise(pl.col("a")).alias("s"))
-    return forms.with_columns(capital("s").alias("cs"), capital("a").alias("ca"))
-
-
-def _fill_names(questions: pl.Series, anchor_names: list[pl.Series]) -> pl.Series:
-    """Probe questions with each row's anchor names in place of the placeholders, exactly as
-    :func:`_templates` writes them with the names: "the" where a name takes it, a capital
-    at the start of a sentence, no second period after a name that ends with one. (Rows
-    whose name is missing are dropped by the caller; they get an empty name here.)"""
-    frame = pl.DataFrame({"q": questions, **{f"n{j}": s for j, s in enumerate(anchor_names)}})
-    frame = frame.with_columns(
-        *(pl.col(f"n{j}").fill_null("") for j in range(len(anchor_names))),
-        pl.concat_str(pl.lit(". "), pl.col("q")).alias("q"),  # the first sentence too
-    )
-    # the forms of each distinct name, computed once and joined to its rows
-    forms = _name_forms(pl.concat([frame[f"n{j}"] for j in range(len(anchor_names))]))
-    for j in range(len(anchor_names)):
-        frame = frame.join(
-            forms.rename(lambda c, j=j: f"{c}{j}"),
-            on=f"n{j}",
-            how="left",
-            maintain_order="left",
-        )
-    q = pl.col("q")
-    for j in range(len(anchor_names)):
-        for ph, col in ((f"{SLOT_PLACEHOLDER}{j}", f"s{j}"), (f"{PLACEHOLDER}{j}", f"a{j}")):
-            q = q.str.replace_all(f". {ph}", pl.col(f"c{col}"), literal=True)
-            q = q.str.replace_all(ph, pl.col(col), literal=True)
-    # a name that ends with its own period: no second one ("Jr.." -> "Jr.")
-    # and the names' own white space read as the templates' (one plain space)
-    q = q.str.slice(2).str.replace_all(_SPACES, " ").str.strip_chars()
-    return frame.select(
-        q.str.replace_all(r"\.\. ", ". ").str.replace(r"\.\.$", ".").alias("question")
-    ).to_series()

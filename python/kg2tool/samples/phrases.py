@@ -8,8 +8,10 @@ in {x}"), from the resolved relation lexicon (:mod:`kg2tool.tools.lexicon`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from kg2tool.patterns import DIFFERENCE, INTERSECT, UNION
 from kg2tool.tools.catalog import ApiCatalog
 from kg2tool.tools.inflection import (
     PEOPLE_TYPES,
+    all_lemmas,
     is_participle,
     is_plural_noun,
     plural_type,
@@ -80,8 +83,6 @@ def _pron_head(head: str) -> str:
     """A plural head as an anaphor's noun ("these programs"): without the words after its
     noun ("the programs broadcast", "the people belonging", "the players currently", "the
     titles Netflix lists")."""
-    from lemminflect import getAllLemmas
-
     words = head.split(" ")
     for i in range(1, len(words)):
         if words[i][:1].isupper() and words[i - 1][:1].islower():
@@ -91,7 +92,7 @@ def _pron_head(head: str) -> str:
     def after_noun(word: str) -> bool:  # a participle, adverb or adjective (a known word)
         if word.endswith("ing") or word == "broadcast" or is_participle(word):
             return True
-        lemmas = getAllLemmas(word)
+        lemmas = all_lemmas(word)
         return bool({"ADV", "ADJ"} & lemmas.keys()) and "NOUN" not in lemmas
 
     while len(words) > 1 and after_noun(words[-1]):
@@ -490,6 +491,34 @@ def project_phrase(lexicon: RelationLexicon, rd: np.ndarray, inner: Phrase) -> P
         .otherwise(pl.concat_str(pl.lit("these "), pl.lit(g["pron_head"]))),
         words=pl.lit(g["words"]),
     )
+
+
+# Placeholders a probe question can hold (``Xanchor0`` .. ``Xanchor8``).
+MAX_PLACEHOLDERS = 9
+# Per lexicon: the phrase of every relation direction applied to every placeholder, made once
+# (:func:`anchor_projection`); most projections of a pattern start from an anchor.
+_ANCHOR_PHRASES: weakref.WeakKeyDictionary[RelationLexicon, Phrase] = weakref.WeakKeyDictionary()
+
+
+def anchor_projection(lexicon: RelationLexicon, rd: np.ndarray, j: int) -> Phrase:
+    """``project_phrase(lexicon, rd, name_phrase(placeholder j))``, gathered from a table of
+    every relation direction and placeholder built once per lexicon: the same phrases, without
+    evaluating the phrase expressions again for every batch of probe rows."""
+    if not 0 <= j < MAX_PLACEHOLDERS:
+        raise ValueError(f"placeholder {j} out of range")
+    m = lexicon.frame.height
+    table = _ANCHOR_PHRASES.get(lexicon)
+    if table is None:
+        rds = np.tile(np.arange(m, dtype=np.int64), MAX_PLACEHOLDERS)
+        names = pl.Series([f"{PLACEHOLDER}{k}" for k in range(MAX_PLACEHOLDERS) for _ in range(m)])
+        table = project_phrase(lexicon, rds, name_phrase(names, len(rds)))
+        _ANCHOR_PHRASES[lexicon] = table
+    idx = pl.Series(np.asarray(rd, np.int64) + j * m)
+
+    def pick(field: pl.Series | bool) -> pl.Series | bool:
+        return field if isinstance(field, bool) else field.gather(idx)
+
+    return Phrase(*(pick(getattr(table, f.name)) for f in dataclasses.fields(Phrase)))
 
 
 def set_phrase(kind: int, parts: list[Phrase]) -> Phrase:

@@ -31,6 +31,7 @@ from kg2tool.samples.phrases import (
     Phrase,
     RelationLexicon,
     all_of,
+    anchor_projection,
     bare_noun,
     be_verb,
     build_lexicon,
@@ -77,9 +78,11 @@ def _phrases(
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
     replace: Mapping[int, Phrase] | None = None,
+    probe: bool = False,
 ) -> list[Phrase | None]:
     """Phrase per op, composed bottom-up; ``replace``: ops whose phrase is given (a staged
-    question's anaphor)."""
+    question's anaphor); ``probe``: the anchor names are the placeholders (a relation applied
+    to one comes from :func:`anchor_projection`'s table)."""
     n = relation_ids.shape[0]
     out: list[Phrase | None] = []
     for k in range(plan.num_ops):
@@ -92,7 +95,11 @@ def _phrases(
         elif kind == PROJECT:
             inner = out[ins[0]]
             rd = relation_ids[:, arg].astype(np.int64) * 2 + int(plan.op_dir[k])
-            out.append(None if inner is None else project_phrase(lexicon, rd, inner))
+            on_anchor = int(plan.op_kind[ins[0]]) == ANCHOR and not (replace and ins[0] in replace)
+            if inner is not None and probe and on_anchor:
+                out.append(anchor_projection(lexicon, rd, int(plan.op_arg[ins[0]])))
+            else:
+                out.append(None if inner is None else project_phrase(lexicon, rd, inner))
         elif kind in (INTERSECT, UNION, DIFFERENCE):
             parts = [out[i] for i in ins]
             out.append(None if any(p is None for p in parts) else set_phrase(kind, parts))  # type: ignore[arg-type]
@@ -359,14 +366,18 @@ def _templates(
     relation_ids: np.ndarray,
     anchor_names: list[pl.Series],
     lexicon: RelationLexicon,
+    *,
+    probe: bool = False,
 ) -> list[tuple[pl.Expr, str]]:
     """The question templates of a pattern over its rows (body expression, final mark). Where
     a nested set would be center-embedded or a phrase repeated (:func:`_stage_points`), the
     question comes in two sentences: the set first, then the question about it by its
     anaphor ("Take the awards for which X was nominated. Name the ceremonies at which these
-    awards were presented.")."""
-    anchor_names = [with_article(names) for names in anchor_names]  # "the United States"
-    phrases = _phrases(plan, relation_ids, anchor_names, lexicon)
+    awards were presented."). ``probe``: the anchor names are the placeholders (which take no
+    article)."""
+    if not probe:
+        anchor_names = [with_article(names) for names in anchor_names]  # "the United States"
+    phrases = _phrases(plan, relation_ids, anchor_names, lexicon, probe=probe)
     plain = _templates_of(plan, relation_ids, anchor_names, lexicon, phrases)
     staged: list[tuple[pl.Expr, pl.Expr, list[tuple[pl.Expr, str]]]] = []
     for i, k, rows in _stage_points(plan, relation_ids, lexicon):
@@ -388,6 +399,7 @@ def _templates(
             anchor_names,
             lexicon,
             replace={i: pronoun_phrase(replace(inner, pron=pron))},
+            probe=probe,
         )
         first = pl.lit(inner.noun)
         stop = pl.when(first.str.ends_with(".")).then(pl.lit(" ")).otherwise(pl.lit(". "))

@@ -2,19 +2,24 @@
 
 Wraps ``inflect`` (plurals, singulars, a/an; answers memoised per process and handed to
 worker processes, since importing inflect is slow) and ``lemminflect`` (verb lemmas and
-participles), and says which names read with "the" in running text.
+participles; loading its tables takes ~0.4 s, so its answers for the words of the shipped
+lexicons ship in :data:`WORD_TABLE`), and says which names read with "the" in running text.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from importlib import resources
 from typing import Any
 
 __all__ = [
     "PEOPLE_TYPES",
     "PREPOSITIONS",
     "a_an",
+    "all_lemmas",
     "inflected",
+    "inflection",
     "inflections",
     "is_adjective",
     "is_participle",
@@ -234,6 +239,61 @@ def a_an(phrase: str) -> str:
     return inflected("a", phrase)
 
 
+# lemminflect's answers (``getAllLemmas(word)``, ``getInflection(lemma, tag)``) for every word the
+# lexicons of the shipped KGs ask about, so that a run on them never loads lemminflect's
+# tables; other words are asked of lemminflect (and memoised). Written by
+# ``tools/make_word_table.py``; tests/test_word_table.py checks every answer against lemminflect.
+WORD_TABLE = "data/lexicons/lemminflect.json"
+_LEMMAS: dict[str, dict[str, tuple[str, ...]]] = {}
+_INFLECTIONS: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _load_word_table() -> None:
+    text = resources.files("kg2tool").joinpath(WORD_TABLE).read_text(encoding="utf-8")
+    table = json.loads(text)
+    for word, lemmas in table["lemmas"].items():
+        _LEMMAS.setdefault(word, {pos: tuple(v) for pos, v in lemmas.items()})
+    for key, forms in table["inflections"].items():
+        lemma, _, tag = key.rpartition(" ")
+        _INFLECTIONS.setdefault((lemma, tag), tuple(forms))
+
+
+def all_lemmas(word: str) -> dict[str, tuple[str, ...]]:
+    """``lemminflect.getAllLemmas(word)``: the word's lemmas by part of speech."""
+    _load_word_table()
+    got = _LEMMAS.get(word)
+    if got is None:
+        from lemminflect import getAllLemmas
+
+        got = _LEMMAS[word] = {pos: tuple(v) for pos, v in getAllLemmas(word).items()}
+    return got
+
+
+def inflection(lemma: str, tag: str) -> tuple[str, ...]:
+    """``lemminflect.getInflection(lemma, tag)``: the lemma's forms for a Penn tag ("VBN")."""
+    _load_word_table()
+    got = _INFLECTIONS.get((lemma, tag))
+    if got is None:
+        from lemminflect import getInflection
+
+        got = _INFLECTIONS[(lemma, tag)] = tuple(getInflection(lemma, tag))
+    return got
+
+
+def word_answers() -> dict[str, Any]:
+    """Every lemminflect answer this process has (the shipped table's and any asked since),
+    in :data:`WORD_TABLE`'s layout."""
+    return {
+        "lemmas": {
+            w: {p: list(v) for p, v in sorted(d.items())} for w, d in sorted(_LEMMAS.items())
+        },
+        "inflections": {
+            f"{lemma} {tag}": list(v) for (lemma, tag), v in sorted(_INFLECTIONS.items())
+        },
+    }
+
+
 # Words ending in "s" that are no verb form; lemminflect agrees, but loading its tables is slow.
 _NOT_VERBS = frozenset(
     "as his its this thus us plus across whereas less always sometimes perhaps".split()
@@ -248,9 +308,7 @@ def verb_lemma(word: str) -> str | None:
         return None
     if last in _NOT_VERBS:  # answered without loading lemminflect's tables
         return None
-    from lemminflect import getAllLemmas
-
-    lemmas = getAllLemmas(last).get("VERB")
+    lemmas = all_lemmas(last).get("VERB")
     if not lemmas or lemmas[0] == last:
         return None
     return f"{pre}-{lemmas[0]}" if pre else lemmas[0]
@@ -258,29 +316,23 @@ def verb_lemma(word: str) -> str | None:
 
 def participle(lemma: str) -> str:
     """Past participle of a verb ("affect" -> "affected", "co-occur" -> "co-occurred")."""
-    from lemminflect import getInflection
-
     pre, _, last = lemma.rpartition("-")
-    got = getInflection(last, "VBN")
+    got = inflection(last, "VBN")
     form = got[0] if got else last + "ed"
     return f"{pre}-{form}" if pre else form
 
 
 def is_participle(word: str) -> bool:
     """Whether a word is a verb's past participle ("located", "born", "spoken")."""
-    from lemminflect import getAllLemmas, getInflection
-
     if word in ("born", "made", "known", "written", "held", "found", "built", "led", "set"):
         return True
-    lemmas = getAllLemmas(word).get("VERB")
-    return bool(lemmas) and word in getInflection(lemmas[0], "VBN") and word != lemmas[0]
+    lemmas = all_lemmas(word).get("VERB")
+    return bool(lemmas) and word in inflection(lemmas[0], "VBN") and word != lemmas[0]
 
 
 def is_adjective(word: str) -> bool:
     """Whether a word reads as an adjective only ("adjacent", "similar"), not a noun."""
-    from lemminflect import getAllLemmas
-
-    lemmas = getAllLemmas(word)
+    lemmas = all_lemmas(word)
     return "ADJ" in lemmas and "NOUN" not in lemmas
 
 
