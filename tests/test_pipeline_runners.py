@@ -130,3 +130,75 @@ def test_background_context_is_the_one_built_in_place() -> None:
         assert worker.worker_context(kg) is ctx  # cached for the shards of this process
     finally:
         worker._WORKER_CONTEXT.clear()
+
+
+def test_an_avoid_file_is_read_when_first_needed_and_waits_for_it(tmp_path: Any) -> None:
+    import pickle
+    import threading
+
+    from kg2tool.pipeline.draws import avoid_path
+
+    path = avoid_path(tmp_path, 3)
+    path.parent.mkdir(parents=True)
+    avoid = worker.AvoidFile(str(path))  # nothing read yet: the task starts without it
+    want = {"2p": np.array([5, 9], np.uint64)}
+    timer = threading.Timer(0.2, lambda: path.write_bytes(pickle.dumps(want)))
+    timer.start()
+    try:
+        assert list(avoid.get("2p", ())) == [5, 9]  # waited for the driver's file
+        assert avoid.get("3p", ()) == () and len(avoid) == 1
+    finally:
+        timer.join()
+
+
+def test_an_avoid_file_stops_waiting_when_the_run_is_abandoned(tmp_path: Any) -> None:
+    from kg2tool.pipeline.draws import ABANDONED, avoid_path
+
+    path = avoid_path(tmp_path, 0)
+    path.parent.mkdir(parents=True)
+    (path.parent / ABANDONED).write_bytes(b"")
+    with pytest.raises(RuntimeError, match="run stopped"):
+        worker.AvoidFile(str(path)).get("1p")
+
+
+def test_drawing_ahead_gives_the_shards_in_order_and_writes_every_avoid_set(
+    tmp_path: Any,
+) -> None:
+    import pickle
+
+    from kg2tool.pipeline.draws import DrawAhead, avoid_path
+
+    class Draws:  # three shards of one pattern, one query each
+        names = ("1p",)
+
+        def __iter__(self) -> Any:
+            from kg2tool.pipeline.draws import Drawn
+
+            for s in range(3):
+                rel, anc = np.array([[s]]), np.array([[s + 10]])
+                yield s, {0: [Drawn(rel, anc, np.array([s]))]}, 0
+
+    ahead = DrawAhead(Draws(), tmp_path, 3)  # type: ignore[arg-type]
+    assert [s for s, _, _ in ahead] == [0, 1, 2]
+    written = [pickle.loads(avoid_path(tmp_path, s).read_bytes()) for s in range(3)]
+    assert sum(len(w.get("1p", ())) for w in written) == 3  # each query owned by one shard
+    ahead.close()
+    assert not avoid_path(tmp_path, 0).parent.exists()
+
+
+def test_drawing_ahead_hands_an_error_to_the_driver_and_abandons(tmp_path: Any) -> None:
+    from kg2tool.errors import InputError
+    from kg2tool.pipeline.draws import ABANDONED, DrawAhead, avoid_path
+
+    class Draws:
+        names = ("1p",)
+
+        def __iter__(self) -> Any:
+            raise InputError("pattern 1p: no relation r9")
+            yield  # a generator
+
+    ahead = DrawAhead(Draws(), tmp_path, 2)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="no relation r9"):
+        list(ahead)
+    assert (avoid_path(tmp_path, 0).parent / ABANDONED).exists()
+    ahead.close()

@@ -42,6 +42,11 @@ def _forms_frame(names: pl.Series) -> pl.DataFrame:
     return frame.with_columns(capital("a").alias("ca"), capital("s").alias("cs"))
 
 
+# A KG with at most this many entities has the forms of every name computed at once, when the
+# first question needs one (~3 ms per 1,000 names); larger ones, name by name as needed.
+EVERY_NAME_AT_ONCE = 300_000
+
+
 class NameForms:
     """The forms of the names of a KG's entities (``labels``, by entity id), each computed
     the first time a question names the entity and kept for the rest of the process."""
@@ -67,7 +72,10 @@ class NameForms:
         ids = np.asarray(ids, np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.row)):
             raise IndexError(f"entity id out of range [0, {len(self.row)})")
-        fresh = np.unique(ids[self.row[ids] < 0])
+        if not self.count and ids.size and len(self.row) <= EVERY_NAME_AT_ONCE:
+            fresh = np.arange(len(self.row), dtype=np.int64)  # one pass is cheaper
+        else:
+            fresh = np.unique(ids[self.row[ids] < 0])
         if len(fresh):
             self.parts.append(_forms_frame(self.labels.gather(fresh)))
             self.row[fresh] = np.arange(self.count, self.count + len(fresh))

@@ -79,17 +79,24 @@ def _phrases(
     lexicon: RelationLexicon,
     replace: Mapping[int, Phrase] | None = None,
     probe: bool = False,
+    base: list[Phrase | None] | None = None,
 ) -> list[Phrase | None]:
     """Phrase per op, composed bottom-up; ``replace``: ops whose phrase is given (a staged
-    question's anaphor); ``probe``: the anchor names are the placeholders (a relation applied
-    to one comes from :func:`anchor_projection`'s table)."""
+    question's anaphor), with ``base`` the phrases without it (an op none of whose inputs
+    changed keeps its phrase); ``probe``: the anchor names are the placeholders (a relation
+    applied to one comes from :func:`anchor_projection`'s table)."""
     n = relation_ids.shape[0]
     out: list[Phrase | None] = []
+    changed: set[int] = set(replace or ())
     for k in range(plan.num_ops):
         kind, arg = int(plan.op_kind[k]), int(plan.op_arg[k])
         ins = plan.inputs(k)
+        if changed.intersection(ins):
+            changed.add(k)  # and so are the ops above it
         if replace and k in replace:
             out.append(replace[k])
+        elif base is not None and k not in changed:
+            out.append(base[k])
         elif kind == ANCHOR:
             out.append(name_phrase(anchor_names[arg], n))
         elif kind == PROJECT:
@@ -400,6 +407,7 @@ def _templates(
             lexicon,
             replace={i: pronoun_phrase(replace(inner, pron=pron))},
             probe=probe,
+            base=phrases,
         )
         first = pl.lit(inner.noun)
         stop = pl.when(first.str.ends_with(".")).then(pl.lit(" ")).otherwise(pl.lit(". "))
