@@ -183,6 +183,8 @@ def test_drawing_ahead_gives_the_shards_in_order_and_writes_every_avoid_set(
     written = [pickle.loads(avoid_path(tmp_path, s).read_bytes()) for s in range(3)]
     assert sum(len(w.get("1p", ())) for w in written) == 3  # each query owned by one shard
     ahead.close()
+    assert avoid_path(tmp_path, 2).exists()  # still there for workers
+    ahead.remove()
     assert not avoid_path(tmp_path, 0).parent.exists()
 
 

@@ -182,9 +182,13 @@ class DrawAhead:
             yield item
 
     def close(self) -> None:
-        """Stop drawing (at the next shard) and wait for the thread; the avoid files go."""
+        """Stop drawing (at the next shard) and wait for the thread: every avoid file is then
+        written, or the abandoned mark (workers stop waiting)."""
         self.stop.set()
         self.thread.join()
+
+    def remove(self) -> None:
+        """Remove the avoid files (once no worker can read them any more)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

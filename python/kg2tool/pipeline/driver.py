@@ -406,6 +406,9 @@ class Generator:
         if not drops_likely(kg, cfg, specs, excluded):
             pass
         elif resolve_engine(cfg) == "process":  # workers start while later shards are drawn
+            # with every CPU asked for: workers wait for the avoid sets at their first redraw
+            for stream in draws.streams:
+                stream.options = {**stream.options, "threads": cfg.threads}
             ahead = DrawAhead(draws, self.out, run.num_shards)
             shards = ahead
             avoid = {s: AvoidFile(str(avoid_path(self.out, s))) for s in range(run.num_shards)}
@@ -436,6 +439,8 @@ class Generator:
             if ahead is not None:  # first: workers waiting for an avoid set stop waiting
                 ahead.close()
             runner.close()
+            if ahead is not None:
+                ahead.remove()
         report.exhausted = [
             spec.name or spec.formula
             for (spec, _), ex in zip(specs, draws.exhausted, strict=True)
