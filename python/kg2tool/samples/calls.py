@@ -173,6 +173,15 @@ class NameTables:
     rank: np.ndarray
     keys_encoded: pl.Series
     runtime: ToolRuntime
+    _articled: pl.Series | None = None
+
+    def articled(self) -> pl.Series:
+        """Every display name as it reads in running text ("the United States"), made once."""
+        if self._articled is None:
+            from kg2tool.tools.inflection import with_article
+
+            self._articled = with_article(self.names)
+        return self._articled
 
 
 _NAME_CACHE: dict[int, NameTables] = {}

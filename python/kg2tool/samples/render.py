@@ -29,7 +29,6 @@ from kg2tool.samples.calls import (
     set_op_names,
 )
 from kg2tool.samples.questions import RelationLexicon, name_list_text
-from kg2tool.tools.lexicon import with_article
 from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = ["ANSWER_PREFIX", "final_answers", "one_period", "parse_final_answer", "render_steps"]
@@ -235,13 +234,12 @@ def _explanation_prefixes(t: CallTables, nm: NameTables) -> tuple[pl.Series, pl.
 def _lookup(phrase: pl.Expr, first_of: pl.Expr, position: str) -> pl.Expr:
     """A lookup's thought: "I need to find" from an anchor, "Now I look up" at the first
     call (column ``position`` 0), else "Next,"."""
-    return (
-        pl.when(pl.col("from_anchor"))
-        .then(pl.concat_str(pl.lit("I need to find "), phrase, pl.lit(".")))
-        .when(pl.col(position) == 0)
-        .then(pl.concat_str(pl.lit("Now I look up "), phrase, first_of))
-        .otherwise(pl.concat_str(pl.lit("Next, "), phrase, pl.lit(".")))
+    anchor, first = pl.col("from_anchor"), pl.col(position) == 0
+    lead = (
+        pl.when(anchor).then(pl.lit("I need to find ")).when(first).then(pl.lit("Now I look up "))
     )
+    end = pl.when(anchor).then(pl.lit(".")).when(first).then(first_of).otherwise(pl.lit("."))
+    return pl.concat_str(lead.otherwise(pl.lit("Next, ")), phrase, end)
 
 
 def _prefix(lex: pl.DataFrame, rd: np.ndarray) -> pl.Expr:
@@ -256,14 +254,16 @@ def _prefix(lex: pl.DataFrame, rd: np.ndarray) -> pl.Expr:
 
 def _call_thought(
     c: Calls, rd: np.ndarray, ent: np.ndarray, nm: NameTables, lex: pl.DataFrame
-) -> pl.Expr:
+) -> tuple[pl.Expr, pl.Expr]:
     """Thought of a relation call (one entity; a JOIN sub-step's tree or check call): what it
-    looks up, named as in the question."""
-    phrase = pl.concat_str(  # "the capital of the Netherlands": names read as in the question
+    looks up, named as in the question; it reads column ``phrase``, the second expression
+    (made once: the thought says it in several ways)."""
+    made = pl.concat_str(  # "the capital of the Netherlands": names read as in the question
         _prefix(lex, rd),
-        pl.lit(with_article(nm.names.gather(ent))),
+        pl.lit(nm.articled().gather(ent)),
         pl.lit(lex["suffix"].gather(rd)),
     )
+    phrase = pl.col("phrase")
     first_of = (
         pl.when(pl.col("m") > 1)
         .then(pl.format(", the first of the {} entities found so far.", pl.col("m")))
@@ -282,7 +282,7 @@ def _call_thought(
             .then(
                 pl.concat_str(
                     pl.lit("To see which candidates are also linked to "),
-                    pl.lit(with_article(nm.names.gather(ent))),
+                    pl.lit(nm.articled().gather(ent)),
                     pl.lit(", I look up "),
                     phrase,
                     pl.lit("."),
@@ -292,7 +292,7 @@ def _call_thought(
             .then(
                 pl.concat_str(
                     pl.lit("To rule out the candidates linked to "),
-                    pl.lit(with_article(nm.names.gather(ent))),
+                    pl.lit(nm.articled().gather(ent)),
                     pl.lit(", I look up "),
                     phrase,
                     pl.lit("."),
@@ -317,7 +317,7 @@ def _call_thought(
             .then(check)
             .otherwise(thought)
         )
-    return thought
+    return thought, made
 
 
 def _set_call_texts(
@@ -401,7 +401,7 @@ def render_steps(
     uid_all = ex.uid.copy()
     uid_all[is_list] = len(ex.rd) + c.lx[is_list]  # grounding index: after the single calls
     pre, final_pre = _explanation_prefixes(t, nm)
-    thought = _call_thought(c, rd, ent, nm, lex)
+    thought, phrase = _call_thought(c, rd, ent, nm, lex)  # then set and list calls
     api_name_s, api_param_s = api_tables(runtime)
     param = pl.lit(api_param_s.gather(rd))
     arguments = pl.concat_str(
@@ -441,10 +441,11 @@ def render_steps(
         observation = pl.when(listc).then(pl.lit(ex.list_obs.gather(lxg))).otherwise(observation)
         param = pl.when(listc).then(pl.lit(lparam)).otherwise(param)
         argument = pl.when(listc).then(pl.lit(None, pl.String)).otherwise(argument)
+    said_expr, said = thought, pl.col("said")  # the thought, made once (read twice below)
     thought = (
         pl.when(pl.col("pre").is_not_null())
-        .then(pl.concat_str(pl.col("pre"), pl.lit(" "), thought))
-        .otherwise(thought)
+        .then(pl.concat_str(pl.col("pre"), pl.lit(" "), said))
+        .otherwise(said)
     )
     steps = pl.DataFrame(
         {
@@ -459,7 +460,10 @@ def render_steps(
             "lx": c.lx,
             "pre": pre,
         }
-    ).select(
+    )
+    steps = steps.with_columns(phrase.alias("phrase"))
+    steps = steps.with_columns(said_expr.alias("said"))
+    steps = steps.with_columns(thought.alias("thought")).select(
         "sid",
         "op",
         "pos",
@@ -469,7 +473,7 @@ def render_steps(
         argument.alias("argument"),
         arguments.alias("arguments"),
         observation.alias("observation"),
-        one_period(thought).alias("thought"),
+        one_period(pl.col("thought")).alias("thought"),
         _null_if_set(rd, "rd"),
         _null_if_set(ent, "ent", lists=True),
         _null_if_set(uid_all, "uid"),
