@@ -4,20 +4,12 @@ and what shards will own when they redraw the samples they drop."""
 
 from __future__ import annotations
 
-import os
-import pickle
-import queue
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kg2tool import atomic
-from kg2tool.dataset.merge import MARKERS
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
 
 
@@ -124,75 +116,6 @@ def drops_likely(
     if not cfg.allow_raw_keys and unlabelled_entities(kg).any():
         return True
     return any(JOIN in {int(x) for x in resolve_pattern(spec).op_kind} for spec, _ in specs)
-
-
-# Under the run's markers: per shard, the stream queries its redraws skip (:class:`DrawAhead`),
-# and the mark that the driver stopped before writing them all.
-AVOID_DIR = "avoid"
-ABANDONED = "abandoned"
-
-
-def avoid_path(out: str | os.PathLike[str], shard: int) -> Path:
-    """Where :class:`DrawAhead` writes the avoid set of ``shard`` (a pickled dict)."""
-    return Path(out) / MARKERS / AVOID_DIR / f"shard-{shard:05d}.pickle"
-
-
-class DrawAhead:
-    """The shards of ``draws`` drawn on a thread, ahead of the tasks that take them, so that a
-    process pool builds the first shards while the later ones are drawn. Once every shard is
-    drawn, each one's avoid set (:func:`owned_stream_queries`) is written to
-    :func:`avoid_path`, where its worker waits for it at its first redraw
-    (:class:`kg2tool.pipeline.worker.AvoidFile`); if drawing fails or the run stops first,
-    :data:`ABANDONED` is written so that no worker waits on."""
-
-    def __init__(self, draws: ShardDraws, out: str | os.PathLike[str], num_shards: int) -> None:
-        self.draws, self.num_shards = draws, num_shards
-        self.dir = Path(out) / MARKERS / AVOID_DIR
-        shutil.rmtree(self.dir, ignore_errors=True)  # a stopped run's: written again below
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.items: queue.Queue[Any] = queue.Queue()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._draw, name="kg2tool-draws", daemon=True)
-        self.thread.start()
-
-    def _draw(self) -> None:
-        drawn = []
-        try:
-            for item in self.draws:
-                if self.stop.is_set():
-                    raise RuntimeError("the run stopped")
-                drawn.append(item)
-                self.items.put(item)
-            avoid = owned_stream_queries(drawn, self.draws.names, self.num_shards)
-            for s in range(self.num_shards):
-                data = pickle.dumps(avoid.get(s, {}), protocol=pickle.HIGHEST_PROTOCOL)
-                atomic.write_bytes(self.dir / f"shard-{s:05d}.pickle", data)
-            self.items.put(_END)
-        except BaseException as exc:  # handed to the driver; the workers stop waiting
-            atomic.write_bytes(self.dir / ABANDONED, b"")
-            self.items.put(exc)
-
-    def __iter__(self) -> Iterator[tuple[int, dict[int, list[Any]], int]]:
-        while True:
-            item = self.items.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        """Stop drawing (at the next shard) and wait for the thread: every avoid file is then
-        written, or the abandoned mark (workers stop waiting)."""
-        self.stop.set()
-        self.thread.join()
-
-    def remove(self) -> None:
-        """Remove the avoid files (once no worker can read them any more)."""
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-_END = object()
 
 
 def owned_stream_queries(

@@ -53,17 +53,15 @@ from kg2tool.errors import InputError, Kg2ToolError
 from kg2tool.patterns import pattern_counts
 from kg2tool.pipeline.config import GenerateConfig, shard_counts
 from kg2tool.pipeline.draws import (
-    DrawAhead,
     ShardDraws,
     add_counts,
-    avoid_path,
     drops_likely,
     excluded_masks,
     namable_anchors,
     owned_stream_queries,
 )
 from kg2tool.pipeline.runners import driver_threads, make_runner, resolve_engine, start_pool
-from kg2tool.pipeline.worker import AvoidFile, ShardTask, start_context
+from kg2tool.pipeline.worker import ShardTask, start_context
 from kg2tool.progress import ProgressBar
 
 
@@ -401,18 +399,8 @@ class Generator:
         draws = ShardDraws(*draw_args, report.rejected)
         draws.streams = run.streams  # the ones checked in _open_inputs
         shards: Iterable[tuple[int, dict[int, list[Any]], int]] = draws
-        avoid: dict[int, Any] | None = None
-        ahead: DrawAhead | None = None
-        if not drops_likely(kg, cfg, specs, excluded):
-            pass
-        elif resolve_engine(cfg) == "process":  # workers start while later shards are drawn
-            # with every CPU asked for: workers wait for the avoid sets at their first redraw
-            for stream in draws.streams:
-                stream.options = {**stream.options, "threads": cfg.threads}
-            ahead = DrawAhead(draws, self.out, run.num_shards)
-            shards = ahead
-            avoid = {s: AvoidFile(str(avoid_path(self.out, s))) for s in range(run.num_shards)}
-        else:  # every shard drawn first, and kept
+        avoid = None
+        if drops_likely(kg, cfg, specs, excluded):  # every shard drawn first, and kept
             # nothing else runs meanwhile: the draws take every CPU asked for (the queries
             # are the same at any thread count)
             for stream in draws.streams:
@@ -436,11 +424,7 @@ class Generator:
                     run.parts.drain()
         finally:
             bar.close()
-            if ahead is not None:  # first: workers waiting for an avoid set stop waiting
-                ahead.close()
             runner.close()
-            if ahead is not None:
-                ahead.remove()
         report.exhausted = [
             spec.name or spec.formula
             for (spec, _), ex in zip(specs, draws.exhausted, strict=True)
@@ -451,7 +435,7 @@ class Generator:
         self,
         run: _Run,
         shards: Iterable[tuple[int, dict[int, list[Any]], int]],
-        avoid: dict[int, Any] | None,
+        avoid: dict[int, dict[str, np.ndarray]] | None,
     ) -> Iterator[ShardTask]:
         """The tasks of the shards not done yet, in shard order (every shard is drawn, so the
         streams give each shard the same queries as in an uninterrupted run)."""

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,45 +18,6 @@ from kg2tool.dataset import paraphrase
 from kg2tool.dataset.merge import SplitParts, appends_records, write_marker
 from kg2tool.pipeline.config import GenerateConfig
 from kg2tool.tools import lexicon
-
-# How long a worker waits for its shard's avoid set (pipeline.draws.DrawAhead) at most.
-AVOID_WAIT_SECONDS = 3600.0
-
-
-class AvoidFile(Mapping[str, np.ndarray]):
-    """A shard's avoid set (per pattern name, the hashes its redraws skip) that the driver
-    writes once it has drawn every shard (:class:`kg2tool.pipeline.draws.DrawAhead`): read at
-    the first look-up, waiting for the file until then."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._data: dict[str, np.ndarray] | None = None
-
-    def _load(self) -> dict[str, np.ndarray]:
-        if self._data is None:
-            import pickle
-
-            from kg2tool.pipeline.draws import ABANDONED
-
-            path = Path(self.path)
-            deadline = time.monotonic() + AVOID_WAIT_SECONDS
-            while not path.exists():
-                if (path.parent / ABANDONED).exists():
-                    raise RuntimeError("the run stopped before this shard's avoid set was drawn")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no avoid set at {path} after {AVOID_WAIT_SECONDS:.0f} s")
-                time.sleep(0.005)
-            self._data = pickle.loads(path.read_bytes())
-        return self._data
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self._load()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
 
 
 @dataclass
@@ -73,8 +33,7 @@ class ShardTask:
     # when the shard is next in line (see kg2tool.dataset.merge.SplitParts); else into records/ files to merge.
     direct_records: bool = False
     # per pattern name: hashes of stream queries (of other shards) this shard must not redraw
-    # (an AvoidFile when the driver is still drawing other shards)
-    avoid: Mapping[str, np.ndarray] | None = None
+    avoid: dict[str, np.ndarray] | None = None
     # the driver's catalogue and inflect answers (:func:`shipped_context`), for a worker
     # process that has not built its context yet
     context: bytes | None = None
@@ -126,7 +85,7 @@ def build_and_write_shard(kg: Any, config: dict[str, Any], task: ShardTask) -> d
             redraw={  # dropped samples are replaced by queries the shard draws itself
                 "shard": task.shard_id,
                 "num_shards": task.num_shards,
-                "avoid": task.avoid if task.avoid is not None else {},  # read when needed
+                "avoid": task.avoid or {},
                 "sample": cfg.sampler_options(threads=1),
             },
             **cfg.builder_options(),
