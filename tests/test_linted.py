@@ -97,3 +97,26 @@ def test_only_the_templates_asked_for_are_probed(seed: int) -> None:
     passing = [s for s in range(k) if cyclic[s] is not None and cyclic[s][0] is None]
     last = passing[0] if passing else k - 1
     assert [e is not None for e in cyclic] == [True] * (last + 1) + [False] * (k - last - 1)
+
+
+@pytest.mark.parametrize("pattern", ["2i", "pin", "3in"])
+def test_names_fill_in_the_same_whatever_table_holds_their_forms(
+    pattern: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kg2tool.samples import anchor_names
+
+    kg = _kg("codex-s")
+    lexicon = build_lexicon(kg)
+    b, names, qids = _batch("codex-s", pattern, 80, seed=4)
+    by_names, _ = linted.verbalize_linted(b.plan, b.relation_ids, names, qids, lexicon, seed=2)
+    got = {}
+    for every in (anchor_names.EVERY_NAME_AT_ONCE, 0):  # every entity's forms, or the batch's
+        monkeypatch.setattr(anchor_names, "EVERY_NAME_AT_ONCE", every)
+        forms = anchor_names.NameForms(kg.entities["label"])
+        got[every], _ = linted.verbalize_linted(
+            b.plan, b.relation_ids, names, qids, lexicon, seed=2,
+            anchor_ids=b.anchor_ids, name_forms=forms,
+        )  # fmt: skip
+    assert got[0].to_list() == got[anchor_names.EVERY_NAME_AT_ONCE].to_list()
+    assert got[0].to_list() == by_names.to_list()
+    assert sum(q is not None for q in by_names.to_list()) > 40

@@ -12,15 +12,17 @@ placeholders.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
-from kg2tool.samples.phrases import common_noun
+from kg2tool.samples.phrases import PLACEHOLDER, SLOT_PLACEHOLDER, common_noun
 from kg2tool.samples.questions import _SPACES
 from kg2tool.textops import Str, Strings, concat
 from kg2tool.tools.inflection import with_article
 
-__all__ = ["FORMS", "NameForms", "fill_names"]
+__all__ = ["FORMS", "FormTable", "NameForms", "fill_names"]
 
 # A name's forms, in this order: as it reads in running text ("a": "the United States"), in a
 # slot ("s": "the male body"), and those two starting a sentence ("ca", "cs").
@@ -42,58 +44,64 @@ def _forms_frame(names: pl.Series) -> pl.DataFrame:
     return frame.with_columns(capital("a").alias("ca"), capital("s").alias("cs"))
 
 
-# A KG with at most this many entities has the forms of every name computed at once, when the
-# first question needs one (~3 ms per 1,000 names); larger ones, name by name as needed.
+# A KG with at most this many entities has the forms of every name computed once, when the
+# first question needs one (~3 ms per 1,000 names); a larger one, those of each batch's names.
 EVERY_NAME_AT_ONCE = 300_000
 
 
+@dataclass
+class FormTable:
+    """Forms of ``count`` names: form ``f`` of name ``r`` at ``f * count + r`` of ``pool`` (an
+    empty string last); ``period``: per name, whether it ends with a period."""
+
+    pool: Strings
+    period: np.ndarray
+    count: int
+
+    @classmethod
+    def of(cls, names: pl.Series) -> FormTable:
+        table = _forms_frame(names)
+        pool = pl.concat([*(table[f] for f in FORMS), pl.Series([""], dtype=pl.String)])
+        period = table["a"].str.ends_with(".").to_numpy()
+        return cls(Strings(pool.rechunk()), period, table.height)
+
+
 class NameForms:
-    """The forms of the names of a KG's entities (``labels``, by entity id), each computed
-    the first time a question names the entity and kept for the rest of the process."""
+    """The forms of the names of a KG's entities (``labels``, by entity id): of every entity
+    at once, made at the first question and kept, or for a KG larger than
+    :data:`EVERY_NAME_AT_ONCE`, of the entities a batch names."""
 
     def __init__(self, labels: pl.Series) -> None:
         self.labels = labels
-        self.row = np.full(len(labels), -1, np.int64)  # entity id -> row of the forms
-        self.parts: list[pl.DataFrame] = []
-        self.count = 0
-        self._pool: tuple[Strings, np.ndarray] | None = None
+        self._all: FormTable | None = None
 
-    @classmethod
-    def of_names(cls, names: list[pl.Series]) -> tuple[NameForms, list[np.ndarray]]:
-        """Forms of the distinct names among ``names`` (no KG at hand), and each column's ids."""
+    def table(self, ids: list[np.ndarray]) -> tuple[FormTable, list[np.ndarray]]:
+        """The forms of the entities of ``ids`` (one array per anchor), and per anchor their
+        rows in the table."""
+        ids = [np.asarray(i, np.int64) for i in ids]
+        m = len(self.labels)
+        if any(i.size and (i.min() < 0 or i.max() >= m) for i in ids):
+            raise IndexError(f"entity id out of range [0, {m})")
+        if m <= EVERY_NAME_AT_ONCE:
+            if self._all is None:
+                self._all = FormTable.of(self.labels)
+            return self._all, ids
+        every = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+        named, rows = np.unique(every, return_inverse=True)
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        n = len(ids[0]) if ids else 0
+        table = FormTable.of(self.labels.gather(named))
+        return table, [rows[j * n : (j + 1) * n] for j in range(len(ids))]
+
+    @staticmethod
+    def of_names(names: list[pl.Series]) -> tuple[FormTable, list[np.ndarray]]:
+        """The forms of the distinct names among ``names`` (no KG at hand), and per column
+        their rows in the table."""
         every = pl.concat([s.cast(pl.String).fill_null("") for s in names])
         distinct = every.unique().sort()
-        ids = (every.rank("dense") - 1).cast(pl.Int64).to_numpy()
+        rows = (every.rank("dense") - 1).cast(pl.Int64).to_numpy()
         n = len(names[0]) if names else 0
-        return cls(distinct), [ids[j * n : (j + 1) * n] for j in range(len(names))]
-
-    def rows(self, ids: np.ndarray) -> np.ndarray:
-        """The form rows of entities ``ids`` (computing those not seen yet)."""
-        ids = np.asarray(ids, np.int64)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self.row)):
-            raise IndexError(f"entity id out of range [0, {len(self.row)})")
-        if not self.count and ids.size and len(self.row) <= EVERY_NAME_AT_ONCE:
-            fresh = np.arange(len(self.row), dtype=np.int64)  # one pass is cheaper
-        else:
-            fresh = np.unique(ids[self.row[ids] < 0])
-        if len(fresh):
-            self.parts.append(_forms_frame(self.labels.gather(fresh)))
-            self.row[fresh] = np.arange(self.count, self.count + len(fresh))
-            self.count += len(fresh)
-            self._pool = None
-        return self.row[ids]
-
-    def pool(self) -> tuple[Strings, np.ndarray]:
-        """Every form of every row computed so far (form ``f`` of row ``r`` at ``f * count +
-        r``, and an empty string last), and per row whether its name ends with a period."""
-        if self._pool is None:
-            table = pl.concat(self.parts, rechunk=True) if self.parts else None
-            self.parts = [table] if table is not None else []
-            cols = [table[f] for f in FORMS] if table is not None else []
-            pool = pl.concat([*cols, pl.Series([""], dtype=pl.String)], rechunk=True)
-            period = pool.head(self.count).str.ends_with(".").to_numpy()
-            self._pool = (Strings(pool), period)
-        return self._pool
+        return FormTable.of(distinct), [rows[j * n : (j + 1) * n] for j in range(len(names))]
 
 
 def _cut(texts: list[str]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
@@ -103,7 +111,8 @@ def _cut(texts: list[str]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     col = pl.Series("t", texts, dtype=pl.String)
     if col.str.contains("\x00", literal=True).any():
         raise ValueError("a probe question holds a NUL character")
-    pieces = col.str.replace_all(r"(XanchorT?\d)", "\x00${1}\x00").str.split("\x00")
+    any_placeholder = rf"({PLACEHOLDER}T?\d)"  # Xanchor<j> or XanchorT<j>
+    pieces = col.str.replace_all(any_placeholder, "\x00${1}\x00").str.split("\x00")
     counts = pieces.list.len().to_numpy().astype(np.int64)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     flat = pl.concat([pieces.explode(), pl.Series([""], dtype=pl.String)])
@@ -111,10 +120,10 @@ def _cut(texts: list[str]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
 
 
 def fill_names(
-    texts: list[str], back: np.ndarray, rows: list[np.ndarray], forms: NameForms
+    texts: list[str], back: np.ndarray, rows: list[np.ndarray], forms: FormTable
 ) -> pl.Series:
     """Question ``i``: probe text ``texts[back[i]]`` with placeholder ``j`` replaced by the
-    form its place asks for of the name at form row ``rows[j][i]`` of ``forms``. A name that
+    form its place asks for of the name at row ``rows[j][i]`` of ``forms``. A name that
     ends with a period takes no second one ("Jr.." -> "Jr."), and a name's own white space
     reads as the templates' (one plain space)."""
     n = len(back)
@@ -124,15 +133,12 @@ def fill_names(
     # per piece: as a placeholder, its anchor and whether it is a slot's ("XanchorT<j>"); as a
     # literal, whether it ends a sentence (". ") or is a lone space
     digit = flat.str.slice(-1).str.to_integer(strict=False).fill_null(-1).to_numpy()
-    is_slot = (flat.str.len_bytes() == 9).to_numpy()
+    is_slot = (flat.str.len_bytes() == len(SLOT_PLACEHOLDER) + 1).to_numpy()
     stop = flat.str.ends_with(". ").to_numpy()
     space = (flat == " ").to_numpy()
     blank = (flat == "").to_numpy()
-    pool, period = forms.pool()
-    count = forms.count
+    pool, period, count = forms.pool, forms.period, forms.count
     by_row = np.stack(rows) if rows else np.zeros((0, n), np.int64)
-    if width and len(rows) == 0:
-        raise ValueError("a probe question names an anchor the sample has not")
     start, h = first[back], holes[back]
     pieces = Strings(flat)
     parts: list[object] = []
@@ -148,7 +154,7 @@ def fill_names(
         j = np.where(has, digit[at], -1)
         if has.any() and int(j.max()) >= len(rows):
             raise ValueError(f"a probe question names anchor {int(j.max())} of {len(rows)}")
-        row = np.where(has, by_row[np.maximum(j, 0), np.arange(n)], -1) if len(rows) else j
+        row = np.where(has, by_row[np.maximum(j, 0), np.arange(n)], -1)
         # capital after ". " or at the very start; and after a lone space that follows an
         # earlier anchor's name ending with a period (the placeholders were replaced one
         # anchor after the other, so that one read as starting a sentence: ". X")

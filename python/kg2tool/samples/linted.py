@@ -199,11 +199,10 @@ def verbalize_linted(
         ucode, back = np.unique(inverse * k + np.maximum(choice, 0), return_inverse=True)
         texts = [probes.entry(int(c) // k, int(c) % k)[1] for c in ucode.tolist()]
         if anchor_ids is not None and name_forms is not None:
-            rows = [name_forms.rows(anchor_ids[:, j]) for j in range(len(anchor_names))]
+            forms, rows = name_forms.table([anchor_ids[:, j] for j in range(len(anchor_names))])
         else:
-            name_forms, ids = NameForms.of_names(anchor_names)
-            rows = [name_forms.rows(i) for i in ids]
-        out = fill_names(texts, np.asarray(back).reshape(-1), rows, name_forms)
+            forms, rows = NameForms.of_names(anchor_names)
+        out = fill_names(texts, np.asarray(back).reshape(-1), rows, forms)
     else:
         out = _render(
             _templates(plan, relation_ids, anchor_names, lexicon), np.maximum(choice, 0), n
