@@ -129,6 +129,24 @@ def test_cli_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert str(bad) in lines[0] and "'P19'" in lines[0] and "inverse.one" in lines[0]
 
 
+def _display_name_is_label(kg: KnowledgeGraph) -> list[bool]:
+    """The runtime's view: the display name is the label itself (not qualified), and the
+    label is no raw id."""
+    import re
+
+    from kg2tool.tools.catalog import ApiCatalog
+    from kg2tool.tools.raw_ids import RAW_ID_PATTERN
+    from kg2tool.tools.runtime import ToolRuntime
+
+    runtime = ToolRuntime(kg, ApiCatalog.from_graph(kg))
+    labels = kg.entities.sort("id")["label"].to_list()
+    raw = re.compile(RAW_ID_PATTERN)
+    return [
+        lab is not None and name == lab and raw.search(lab) is None
+        for name, lab in zip(runtime.names, labels, strict=True)
+    ]
+
+
 def _namable_by_set(kg: KnowledgeGraph) -> list[bool]:
     """Plain Python: a label that is set, that no other entity shows (its label, or its key
     where it has none), and that is no raw id."""
@@ -147,10 +165,9 @@ def _namable_by_set(kg: KnowledgeGraph) -> list[bool]:
 
 
 @pytest.mark.parametrize("name", ["codex-s", "fb15k-237", "wn18rr"])
-def test_namable_from_the_kg_alone_is_the_runtimes(name: str) -> None:
-    import numpy as np
+def test_namable_entities_are_those_the_runtime_shows_by_their_label(name: str) -> None:
 
-    from kg2tool.dataset.exclusions import namable_in_kg
+    from kg2tool.dataset.exclusions import namable_entities
     from kg2tool.kg.bundled import load_dataset, shared_data_dir
 
     if name == "codex-s":
@@ -159,17 +176,16 @@ def test_namable_from_the_kg_alone_is_the_runtimes(name: str) -> None:
         kg = KnowledgeGraph.from_tables(load_dataset(name)[0])
     else:
         pytest.skip(f"{name} not in the shared data")
-    got = namable_in_kg(kg)
+    got = namable_entities(kg)
     assert got.tolist() == _namable_by_set(kg)
-    assert np.array_equal(got, SampleContext(kg).namable)
+    assert got.tolist() == _display_name_is_label(kg)
     assert 0 < got.sum() <= len(got)
 
 
-def test_namable_from_the_kg_alone_on_missing_shared_and_raw_labels() -> None:
-    import numpy as np
+def test_namable_entities_on_missing_shared_and_raw_labels() -> None:
     import polars as pl
 
-    from kg2tool.dataset.exclusions import namable_in_kg
+    from kg2tool.dataset.exclusions import namable_entities
     from kg2tool.kg.tables import KGTables
 
     triples = pl.DataFrame(
@@ -188,8 +204,8 @@ def test_namable_from_the_kg_alone_on_missing_shared_and_raw_labels() -> None:
         }
     )
     kg = KnowledgeGraph.from_tables(KGTables(triples, entities))
-    got = namable_in_kg(kg)
+    got = namable_entities(kg)
     ids = dict(zip(kg.entities["key"].to_list(), kg.entities["id"].to_list(), strict=True))
     assert [k for k in "abcdef" if got[ids[k]]] == ["d"]  # only Lyon
     assert got.tolist() == _namable_by_set(kg)
-    assert np.array_equal(got, SampleContext(kg).namable)
+    assert got.tolist() == _display_name_is_label(kg)

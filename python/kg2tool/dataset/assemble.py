@@ -105,7 +105,7 @@ class SampleContext:
             lexicon if lexicon is not None else build_lexicon(kg, self.catalog, overrides)
         )
         self.fragments = ToolFragments(self.catalog)
-        self.namable = namable_entities(self.runtime)
+        self.namable = namable_entities(kg)
         self.unlabelled = unlabelled_entities(kg)
         self.name_forms = NameForms(kg.entities["label"])
 

@@ -16,22 +16,23 @@ import polars as pl
 
 from kg2tool.kg.names import RAW_KEY_PATTERN
 from kg2tool.samples.questions import RAW_ID_PATTERN
-from kg2tool.tools.runtime import ToolRuntime
 
 __all__ = [
     "excluded",
     "exclusion_masks",
     "namable_entities",
-    "namable_in_kg",
     "touches",
     "unlabelled_entities",
 ]
 
 
-def namable_in_kg(kg: Any) -> np.ndarray:
-    """:func:`namable_entities` from the KG alone, without a tool runtime: a label that is no
-    raw id and that no other entity's label (or key, where it has no label) repeats. The
-    ``generate`` driver draws with it while the catalogue is still being built."""
+def namable_entities(kg: Any) -> np.ndarray:
+    """Per entity id: whether a question can name it as an anchor: its label is set, is no raw
+    KG id (``Q42``, ``/m/..``) and no other entity shows it (its label, or its key where it has
+    none), so it is the entity's display name (see :class:`~kg2tool.tools.runtime.ToolRuntime`).
+    Queries with another anchor are dropped by the sample builder; the ``generate`` driver skips
+    them when it draws queries (from the KG alone, while the catalogue is still being built),
+    so a run writes the samples it asks for."""
     ents = kg.entities.sort("id")
     shown = pl.coalesce(pl.col("label"), pl.col("key")).cast(pl.String)
     ok = ents.select(
@@ -39,17 +40,6 @@ def namable_in_kg(kg: Any) -> np.ndarray:
         & (pl.len().over(shown) == 1)
         & ~pl.col("label").cast(pl.String).str.contains(RAW_ID_PATTERN).fill_null(True)
     ).to_series()
-    return ok.to_numpy().astype(bool)
-
-
-def namable_entities(runtime: ToolRuntime) -> np.ndarray:
-    """Per entity id: whether a question can name it as an anchor, i.e. its display name is its
-    label (no other entity shares the label) and the label is not a raw KG id (``Q42``, ``/m/..``).
-    Queries with another anchor are dropped by the sample builder; the ``generate`` driver skips
-    them when it draws queries, so a run writes the samples it asks for."""
-    labels = runtime.kg.entities["label"]
-    names = pl.Series(runtime.names, dtype=pl.String)
-    ok = (names == labels).fill_null(False) & ~labels.str.contains(RAW_ID_PATTERN).fill_null(False)
     return ok.to_numpy().astype(bool)
 
 

@@ -43,7 +43,7 @@ class ShardDraws:
     def take(self, p: int, n: int, parts: dict[int, list[Any]]) -> int:
         """Draw n more usable queries of pattern p; a stream that runs short is marked
         exhausted. Queries with an anchor a question cannot name (a shared label or a raw
-        id, see :func:`kg2tool.dataset.assemble.namable_entities`) are skipped and drawn again, so
+        id, see :func:`kg2tool.dataset.exclusions.namable_entities`) are skipped and drawn again, so
         shards hold the samples asked for; which ones depends only on the streams."""
         namable, excluded, exhausted = self.namable, self.excluded, self.exhausted
         got = rounds = 0
@@ -151,11 +151,11 @@ class Drawn:
 def namable_anchors(kg: Any) -> np.ndarray | None:
     """Per entity: whether a question can name it; None when every entity can, or none can (a KG
     without names: the samples are dropped and the run says why). From the KG alone
-    (:func:`~kg2tool.dataset.exclusions.namable_in_kg`), so the draws need not wait for the
+    (:func:`~kg2tool.dataset.exclusions.namable_entities`), so the draws need not wait for the
     catalogue."""
-    from kg2tool.dataset.exclusions import namable_in_kg
+    from kg2tool.dataset.exclusions import namable_entities
 
-    ok = namable_in_kg(kg)
+    ok = namable_entities(kg)
     return None if ok.all() or not ok.any() else ok
 
 
